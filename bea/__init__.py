@@ -1,0 +1,49 @@
+"""bea: symbolic backward error analysis of optimisers.
+
+Write an update rule as an ordinary Python function, get its modified equation to
+any order in the learning rate, exactly:
+
+    >>> import bea
+    >>> def gd(theta, h, grad):
+    ...     return theta - h * grad("E", theta)
+    >>> bea.modified_equation(gd, order=1).coefficient("E[E]")
+    -1/2
+"""
+
+from . import rules as rules
+from ._errors import BeaError as BeaError
+from ._errors import BeaTypeError as BeaTypeError
+from ._errors import BeaValueError as BeaValueError
+from ._errors import TraceError as TraceError
+from ._modified import MAX_TREES as MAX_TREES
+from ._modified import ModifiedEquation as ModifiedEquation
+from ._modified import Oracle as Oracle
+from ._modified import modified_equation as modified_equation
+from ._rule import Rule as Rule
+from ._rule import rule as rule
+from ._scalars import H as H
+from ._trees import Tree as Tree
+from ._trees import count_trees as count_trees
+from ._trees import parse_tree as parse_tree
+from ._trees import symmetry as symmetry
+from ._trees import trees_up_to as trees_up_to
+
+__all__ = [
+    "MAX_TREES",
+    "BeaError",
+    "BeaTypeError",
+    "BeaValueError",
+    "H",
+    "ModifiedEquation",
+    "Oracle",
+    "Rule",
+    "TraceError",
+    "Tree",
+    "count_trees",
+    "modified_equation",
+    "parse_tree",
+    "rule",
+    "rules",
+    "symmetry",
+    "trees_up_to",
+]

@@ -1,0 +1,289 @@
+"""`modified_equation`: the modified vector field of an update rule, to any order.
+
+Convention. For a rule y -> Phi_h(y) whose one call covers time T (h unless the rule
+says otherwise, n*h for n SGD steps), the modified equation of order N is
+
+    dy/dt = f~(y) = sum_{tau, |tau| <= N+1} coefficient(tau) h^(|tau|-1) F(tau)(y)
+
+such that the exact flow of f~ over time T differs from Phi_h by O(h^(N+2)). F(tau)
+is the elementary differential of the coloured tree tau, written once per multiset of
+children; the vertex is the oracle the rule calls, so for `grad("E", .)` the leaf `E`
+is grad E itself (not -grad E). Gradient descent gives E: -1, E[E]: -1/2,
+E[E,E]: -1/12, E[E[E]]: -1/3, i.e. dtheta/dt = -grad(E + h/4 |grad E|^2) + O(h^2).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.polys.domains import EX
+
+from ._errors import BeaTypeError, BeaValueError, TraceError
+from ._rule import Rule, as_rule, call_rule
+from ._scalars import H, choose_domain, scalar_terms
+from ._series import log_series
+from ._trace import Tracer
+from ._trees import Tree, count_trees, parse_tree, trees_up_to
+
+__all__ = ["MAX_TREES", "ModifiedEquation", "Oracle", "modified_equation", "trace_map"]
+
+MAX_TREES = 200_000
+"""Refuse derivations over more trees than this unless `force=True` (memory budget)."""
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The meaning of a tree colour.
+
+    Arguments:
+        colour: the vertex label in trees (`E`, `L1_phi`, `f`).
+        kind: "grad" (a gradient, or partial gradient, of a loss) or "field".
+        name: the loss or field name the rule used.
+        block: the block (player) the oracle's value lives in.
+    """
+
+    colour: str
+    kind: str
+    name: str
+    block: str
+
+    def describe(self, blocks: tuple[str, ...]) -> str:
+        if self.kind == "grad":
+            return f"grad {self.name}" if len(blocks) == 1 else f"grad_{self.block} {self.name}"
+        return f"field {self.name}" if len(blocks) == 1 else f"field {self.name} on {self.block}"
+
+
+@dataclass(frozen=True)
+class ModifiedEquation:
+    """The modified vector field of a rule, truncated at order `order` in h.
+
+    Arguments:
+        rule: the rule's name.
+        order: N, the highest power of h in the field.
+        time: the time T that one call of the rule covers (`h`, `3*h`, ...).
+        blocks: the state's blocks (players).
+        oracles: what each tree colour means.
+        terms: `(tree, h_power, coefficient)` with exact coefficients in `domain`,
+            sorted by power and tree; the field is the sum of
+            coefficient * h**h_power * F(tree).
+        domain: SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).
+        params: the parameters the rule was built with.
+    """
+
+    rule: str
+    order: int
+    time: sp.Expr
+    blocks: tuple[str, ...]
+    oracles: tuple[Oracle, ...]
+    terms: tuple[tuple[Tree, int, object], ...]
+    domain: object = field(repr=False)
+    params: tuple[tuple[str, object], ...] = ()
+
+    # -- access ----------------------------------------------------------------
+    @property
+    def colours(self) -> dict[str, Oracle]:
+        return {o.colour: o for o in self.oracles}
+
+    @property
+    def is_gradient_rule(self) -> bool:
+        """True when every oracle is a gradient (so gradient notation applies)."""
+        return all(o.kind == "grad" for o in self.oracles)
+
+    def _tree(self, tree) -> Tree:
+        t = parse_tree(tree)
+        unknown = sorted(set(t.colours) - set(self.colours))
+        if unknown:
+            raise BeaValueError(
+                f"tree {str(t)!r} uses {unknown[0]!r}, which rule {self.rule!r} never calls; "
+                f"its oracles are {', '.join(sorted(self.colours))}"
+            )
+        if t.order > self.order + 1:
+            raise BeaValueError(
+                f"tree {str(t)!r} has {t.order} vertices but the derivation stops at order "
+                f"{self.order}; derive to order >= {t.order - 1}"
+            )
+        return t
+
+    def coefficient(self, tree) -> sp.Expr:
+        """The coefficient of F(tree) divided by h^(|tree|-1), as a SymPy expression.
+
+        `tree` is a `Tree` or bracket notation (`"E[E]"`). For the usual rules this is
+        free of h; in a rule that scales an oracle value by h^2 it is a polynomial in h.
+        """
+        t = self._tree(tree)
+        out = sp.Integer(0)
+        for tt, k, c in self.terms:
+            if tt == t:
+                out += self.domain.to_sympy(c) * H ** (k - t.order + 1)
+        return sp.expand(out)
+
+    def field_at(self, power: int) -> dict[Tree, sp.Expr]:
+        """f_power: the trees and coefficients multiplying h**power."""
+        return {t: self.domain.to_sympy(c) for t, k, c in self.terms if k == power}
+
+    @property
+    def series(self) -> dict[tuple[Tree, int], object]:
+        """`{(tree, h_power): exact coefficient in self.domain}`."""
+        return {(t, k): c for t, k, c in self.terms}
+
+    # -- output ----------------------------------------------------------------
+    def text(self, notation: str = "auto") -> str:
+        """Unicode text in `gradient` or `elementary` notation (`auto`: gradient when
+        every oracle is a gradient)."""
+        from ._render import render_text
+
+        return render_text(self, _notation(self, notation))
+
+    def latex(self, notation: str = "auto") -> str:
+        """A LaTeX `aligned` block of the modified equation."""
+        from ._render import render_latex
+
+        return render_latex(self, _notation(self, notation))
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_latex_(self) -> str:
+        return f"$$\n{self.latex()}\n$$"
+
+    def to_dict(self) -> dict:
+        """The JSON-ready description used by the CLI (`bea derive --format json`)."""
+        return {
+            "rule": self.rule,
+            "order": self.order,
+            "time": str(self.time),
+            "blocks": list(self.blocks),
+            "params": {k: str(v) for k, v in self.params},
+            "fields": {o.colour: o.describe(self.blocks) for o in self.oracles},
+            "terms": [
+                {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
+                for t, k, c in self.terms
+            ],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def _notation(meq: ModifiedEquation, notation: str) -> str:
+    if notation == "auto":
+        return "gradient" if meq.is_gradient_rule else "elementary"
+    if notation not in ("gradient", "elementary"):
+        raise BeaValueError(
+            f"notation={notation!r} is unknown; use 'gradient', 'elementary' or 'auto'"
+        )
+    if notation == "gradient" and not meq.is_gradient_rule:
+        raise BeaValueError(
+            f"rule {meq.rule!r} calls generic fields, which have no gradient notation; "
+            "use notation='elementary'"
+        )
+    return notation
+
+
+def trace_map(rule: Rule, max_power: int, domain) -> tuple[dict, Tracer]:
+    """Trace `rule` once: its map as `{(tree, k): a}` (minus the identity)."""
+    tracer = Tracer(domain, max_power, rule.blocks)
+    out = call_rule(rule.update, tracer.state(), H, tracer.grad, tracer.field)
+    return tracer.result(out), tracer
+
+
+def modified_equation(
+    rule: Rule | Callable,
+    order: int,
+    *,
+    blocks: tuple[str, ...] | None = None,
+    time=None,
+    force: bool = False,
+) -> ModifiedEquation:
+    """Derive the modified equation of an explicit update rule to order `order` in h.
+
+    Arguments:
+        rule: a `bea.Rule` or a function `rule(state, h, grad)` (see `bea.Rule`).
+        order: N >= 0; the field is exact up to h^N and the flow over the rule's time
+            matches the map up to O(h^(N+2)).
+        blocks: names of the state's blocks for a rule over several players.
+        time: the time one call covers (default: the rule's, else h).
+        force: derive even when the tree count exceeds `MAX_TREES`.
+
+    Returns:
+        A `ModifiedEquation`.
+
+    Example:
+        >>> import sympy as sp, bea
+        >>> rho = sp.Symbol("rho")
+        >>> def sam(theta, h, grad):
+        ...     ascent = theta + rho * h * grad("E", theta)
+        ...     return theta - h * grad("E", ascent)
+        >>> bea.modified_equation(sam, order=1).coefficient("E[E]")
+        -rho - 1/2
+    """
+    r = as_rule(rule, blocks=blocks, time=time)
+    if isinstance(order, bool) or not isinstance(order, int):
+        raise BeaTypeError(f"order={order!r} must be an integer >= 0")
+    if order < 0:
+        raise BeaValueError(f"order={order} is negative; use an order >= 0")
+
+    # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
+    _, probe = trace_map(r, 1, EX)
+    domain = choose_domain(probe.record.get("symbols", set()), probe.record.get("fractions", False))
+    n_trees = count_trees(order + 1, len(probe.oracles))
+    if n_trees > MAX_TREES and not force:
+        raise BeaValueError(
+            f"order={order} with {len(probe.oracles)} oracle colours needs {n_trees} trees, "
+            f"over the memory budget of {MAX_TREES}; lower the order or pass force=True "
+            "(--force on the command line)"
+        )
+
+    # pass 2: the map to h^(N+1) in the exact domain
+    series, tracer = trace_map(r, order + 1, domain)
+    c_terms = scalar_terms(r.time, domain)
+    if set(c_terms) != {1}:
+        raise TraceError(
+            f"the rule's time {r.time} must be a nonzero constant times h (h, n*h, ...)"
+        )
+    c = c_terms[1]
+
+    colours = sorted(tracer.oracles)
+    trees = trees_up_to(order + 1, colours)
+    terms = _solve(series, c, order, domain, trees)
+    oracles = tuple(
+        Oracle(col, info.kind, info.name, r.blocks[info.block])
+        for col, info in sorted(tracer.oracles.items())
+    )
+    return ModifiedEquation(
+        rule=r.name,
+        order=order,
+        time=sp.sympify(r.time),
+        blocks=r.blocks,
+        oracles=oracles,
+        terms=terms,
+        domain=domain,
+        params=r.params,
+    )
+
+
+def _solve(series: dict, c, order: int, domain, trees) -> tuple:
+    """Modified-field terms `(tree, k, coefficient)` with k <= order, from the map."""
+    homogeneous = all(k == t.order for (t, k) in series)
+    if homogeneous:
+        a = {t: v for (t, _), v in series.items()}
+        b = log_series(a, c, trees, domain)
+        out = [(t, t.order - 1, v) for t, v in b.items()]
+    else:
+        # rare: a rule that scales an oracle value by a higher power of h; solve in
+        # domain[h] and split the powers afterwards
+        gens = getattr(domain, "symbols", ())
+        dh = choose_domain({*gens, H}, domain.is_Field and bool(gens))
+        a: dict = {}
+        for (t, k), v in series.items():
+            a[t] = a.get(t, dh.zero) + dh.from_sympy(domain.to_sympy(v) * H ** (k - t.order))
+        b = log_series(a, dh.from_sympy(domain.to_sympy(c)), trees, dh)
+        out = []
+        for t, v in b.items():
+            for (j,), coeff in sp.Poly(dh.to_sympy(v), H).terms():
+                if t.order - 1 + j <= order and coeff != 0:
+                    out.append((t, t.order - 1 + j, domain.from_sympy(coeff)))
+    return tuple(sorted(out, key=lambda x: (x[1], x[0]._key)))

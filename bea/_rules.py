@@ -1,0 +1,187 @@
+"""Built-in update rules, each a short function in the same form users write.
+
+Every rule here is a `Rule` built by a factory from its parameters, so the CLI can
+rebuild it (`bea derive alternating --param m=2`) and Python can too
+(`rules.alternating.with_params(m=2)`). Coefficients left symbolic stay symbolic.
+
+Conventions:
+* `gd`: theta' = theta - h grad E.
+* `sgd(n)`: n ordered mini-batch losses E1..En, one step each; the flow covers n*h.
+* `simultaneous`: phi' = phi + alpha h f(phi, theta), theta' = theta + lambda h g(phi, theta)
+  (Rosca et al., ICML 2021), generic fields f, g.
+* `alternating`: phi takes m steps of size alpha h/m, then theta takes k steps of size
+  lambda h/k, each seeing the other player's newest value; m = k = 1 is the seed's rule.
+* `extragradient`: theta' = theta - h grad E(theta - h grad E(theta)).
+* `sam`: theta' = theta - h grad E(theta + rho h grad E(theta)) (unnormalised SAM).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ._errors import BeaTypeError, BeaValueError
+from ._rule import Rule
+from ._runge_kutta import euler, heun, midpoint, rk4, runge_kutta
+from ._scalars import H
+
+__all__ = [
+    "RULES",
+    "alternating",
+    "euler",
+    "extragradient",
+    "gd",
+    "get_rule",
+    "heun",
+    "midpoint",
+    "rk4",
+    "runge_kutta",
+    "sam",
+    "sgd",
+    "simultaneous",
+]
+
+ALPHA, LAMBDA, RHO = sp.symbols("alpha lambda rho")
+
+
+def _coefficient(name: str, value):
+    if isinstance(value, bool) or isinstance(value, float):
+        raise BeaTypeError(
+            f"parameter {name}={value!r} must be exact: an int, a sympy.Rational or a Symbol"
+        )
+    if isinstance(value, int):
+        return sp.Integer(value)
+    if isinstance(value, sp.Expr) and not value.has(sp.Float):
+        return value
+    raise BeaTypeError(
+        f"parameter {name}={value!r} must be exact: an int, a sympy.Rational or a Symbol"
+    )
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, sp.Integer):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BeaValueError(f"parameter {name}={value!r} must be a positive integer")
+    return value
+
+
+def _gd() -> Rule:
+    def gd(theta, h, grad):
+        return theta - h * grad("E", theta)
+
+    return Rule(gd, name="gd", factory=_gd, description="gradient descent on E")
+
+
+def sgd(n: int = 2) -> Rule:
+    """n steps of SGD over the ordered mini-batch losses E1, ..., En; flow over n*h."""
+    n = _count("n", n)
+
+    def sgd_epoch(theta, h, grad):
+        for i in range(1, n + 1):
+            theta = theta - h * grad(f"E{i}", theta)
+        return theta
+
+    return Rule(
+        sgd_epoch,
+        name="sgd",
+        time=n * H,
+        params=(("n", n),),
+        factory=lambda n=n: sgd(n),
+        description="n ordered SGD steps on mini-batch losses E1..En, flow over n*h",
+    )
+
+
+def _simultaneous(alpha=ALPHA, lam=LAMBDA) -> Rule:
+    alpha, lam = _coefficient("alpha", alpha), _coefficient("lambda", lam)
+
+    def simultaneous(state, h, field):
+        phi, theta = state
+        return (phi + alpha * h * field("f", state), theta + lam * h * field("g", state))
+
+    return Rule(
+        simultaneous,
+        name="simultaneous",
+        blocks=("phi", "theta"),
+        params=(("alpha", alpha), ("lambda", lam)),
+        factory=lambda **p: _simultaneous(p.get("alpha", alpha), p.get("lambda", lam)),
+        description="two players, simultaneous Euler steps alpha*h*f and lambda*h*g",
+    )
+
+
+def _alternating(alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
+    alpha, lam = _coefficient("alpha", alpha), _coefficient("lambda", lam)
+    m, k = _count("m", m), _count("k", k)
+
+    def alternating(state, h, field):
+        phi, theta = state
+        for _ in range(m):
+            phi = phi + alpha / m * h * field("f", (phi, theta))
+        for _ in range(k):
+            theta = theta + lam / k * h * field("g", (phi, theta))
+        return phi, theta
+
+    def rebuild(**p):
+        return _alternating(
+            p.get("alpha", alpha), p.get("lambda", lam), p.get("m", m), p.get("k", k)
+        )
+
+    return Rule(
+        alternating,
+        name="alternating",
+        blocks=("phi", "theta"),
+        params=(("alpha", alpha), ("lambda", lam), ("m", m), ("k", k)),
+        factory=rebuild,
+        description="two players, alternating: m phi-steps of alpha*h/m, then k theta-steps",
+    )
+
+
+def _extragradient() -> Rule:
+    def extragradient(theta, h, grad):
+        lookahead = theta - h * grad("E", theta)
+        return theta - h * grad("E", lookahead)
+
+    return Rule(
+        extragradient,
+        name="extragradient",
+        factory=_extragradient,
+        description="extragradient on E: a gradient step from the look-ahead point",
+    )
+
+
+def _sam(rho=RHO) -> Rule:
+    rho = _coefficient("rho", rho)
+
+    def sam(theta, h, grad):
+        ascent = theta + rho * h * grad("E", theta)
+        return theta - h * grad("E", ascent)
+
+    return Rule(
+        sam,
+        name="sam",
+        params=(("rho", rho),),
+        factory=lambda **p: _sam(p.get("rho", rho)),
+        description="sharpness-aware minimisation, unnormalised ascent step rho*h",
+    )
+
+
+gd = _gd()
+simultaneous = _simultaneous()
+alternating = _alternating()
+extragradient = _extragradient()
+sam = _sam()
+
+RULES: dict[str, Rule] = {
+    r.name: r
+    for r in (gd, sgd(), simultaneous, alternating, extragradient, sam, euler, midpoint, heun, rk4)
+}
+"""The built-in rules by name, with default parameters."""
+
+
+def get_rule(name: str) -> Rule:
+    """The built-in rule called `name`; raises `BeaValueError` listing the valid names."""
+    try:
+        return RULES[name]
+    except (KeyError, TypeError):
+        raise BeaValueError(
+            f"unknown rule {name!r}; the built-in rules are {', '.join(RULES)}"
+        ) from None

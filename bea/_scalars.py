@@ -1,0 +1,98 @@
+"""Exact scalars: the learning rate `h`, rule parameters and their coefficient domain.
+
+Derivations never use floats. A scalar in an update rule (`rho * h`, `alpha / 2`,
+`sympy.Rational(1, 6)`) is read as a polynomial in `h` whose coefficients are
+rational functions of the rule's symbols, and stored as `{power of h: element of K}`
+where K is SymPy's `QQ`, the polynomial ring `QQ[params]`, or its fraction field
+`QQ(params)` when a parameter divides.
+"""
+
+from __future__ import annotations
+
+import numbers
+from fractions import Fraction
+
+import sympy as sp
+from sympy.polys.domains import QQ
+
+from ._errors import BeaTypeError, TraceError, user_line
+
+__all__ = ["H", "choose_domain", "to_expr"]
+
+H = sp.Symbol("h")
+"""The learning rate: the symbol every rule receives as its `h` argument."""
+
+
+def choose_domain(symbols: set[sp.Symbol], fractions: bool):
+    """The smallest exact domain holding the rule's coefficients.
+
+    `QQ` without symbols, `QQ[symbols]` when they only multiply, `QQ(symbols)` when a
+    symbol divides.
+    """
+    if not symbols:
+        return QQ
+    gens = sorted(symbols, key=lambda s: s.name)
+    return QQ.frac_field(*gens) if fractions else QQ.poly_ring(*gens)
+
+
+def to_expr(domain, element) -> sp.Expr:
+    """A domain element as a SymPy expression, for display."""
+    return domain.to_sympy(element)
+
+
+def scalar_terms(value, domain, record: dict | None = None) -> dict[int, object]:
+    """Read a user scalar as `{k: c_k}` meaning sum_k c_k h^k with c_k in `domain`.
+
+    `record`, when given, collects the free symbols (`record["symbols"]`) and whether
+    one of them divides (`record["fractions"]`), for choosing the domain.
+    Raises `TraceError` for floats, non-polynomial dependence on `h` and
+    non-rational functions of the parameters.
+    """
+    if isinstance(value, bool):
+        raise BeaTypeError(
+            f"a boolean {value!r} multiplies a traced value at {user_line()}; use a number"
+        )
+    if isinstance(value, numbers.Integral):
+        return {0: domain.convert(int(value))} if value else {}
+    if isinstance(value, Fraction):
+        return {0: domain.convert(sp.Rational(value.numerator, value.denominator))} if value else {}
+    if isinstance(value, float | complex) or (isinstance(value, sp.Basic) and value.has(sp.Float)):
+        raise BeaTypeError(
+            f"the float {value!r} at {user_line()} would make the derivation inexact; "
+            "write it as sympy.Rational(p, q) or a sympy.Symbol"
+        )
+    if not isinstance(value, sp.Expr):
+        raise BeaTypeError(
+            f"{type(value).__name__} {value!r} at {user_line()} is not a scalar a traced "
+            "value can be multiplied by; use an int, fractions.Fraction or a SymPy expression"
+        )
+    try:
+        poly = sp.Poly(value, H)
+    except sp.PolynomialError:
+        raise TraceError(
+            f"the scalar {value} at {user_line()} is not a polynomial in the learning rate h; "
+            "a modified equation is a power series in h, so h may only be multiplied"
+        ) from None
+    out: dict[int, object] = {}
+    for (k,), coeff in poly.terms():
+        coeff = sp.together(coeff)
+        syms = coeff.free_symbols
+        if any(s.name == "h" for s in syms):
+            raise TraceError(
+                f"the scalar {value} at {user_line()} uses a second symbol named h; "
+                "use the h the rule receives"
+            )
+        if not coeff.is_rational_function(*syms) if syms else not coeff.is_Rational:
+            raise TraceError(
+                f"the coefficient {coeff} at {user_line()} is not a rational function of "
+                f"{sorted(s.name for s in syms) or 'numbers'}; use exact rationals and symbols"
+            )
+        if record is not None:
+            record.setdefault("symbols", set()).update(syms)
+            _, den = sp.fraction(coeff)
+            if den.free_symbols:
+                record["fractions"] = True
+        c = domain.from_sympy(coeff)
+        if c:
+            out[k] = c
+    return out
