@@ -11,6 +11,8 @@ any order in the learning rate, exactly:
 """
 
 from . import rules as rules
+from ._concrete import concrete_field as concrete_field
+from ._concrete import concrete_map as concrete_map
 from ._errors import BeaError as BeaError
 from ._errors import BeaTypeError as BeaTypeError
 from ._errors import BeaValueError as BeaValueError
@@ -39,6 +41,8 @@ __all__ = [
     "Rule",
     "TraceError",
     "Tree",
+    "concrete_field",
+    "concrete_map",
     "count_trees",
     "modified_equation",
     "parse_tree",
