@@ -28,6 +28,7 @@ linearised game, and its stability conditions.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -162,7 +163,7 @@ def recognise_generating_function(coeffs, c=1) -> tuple[str, sp.Expr] | None:
     ld = _rational_guess(deriv)
     if ld is None:
         return ("rational", rat) if rat is not None else None
-    num, den = sp.fraction(sp.cancel(ld))
+    _num, den = sp.fraction(sp.cancel(ld))
     _, factors = sp.factor_list(den, Z)
     factors = [f for f, _ in factors if f.has(Z)]
     ms = sp.symbols(f"_m0:{len(factors)}")
@@ -228,7 +229,7 @@ def _real_regions(R: sp.Expr) -> tuple[sp.Set | None, sp.Set | None, tuple]:
         roots = sorted(set(sp.Poly(poly_expr, Z).real_roots()), key=lambda v: float(v))
         cuts = [-sp.oo, *roots, sp.oo]
         out = sp.S.EmptySet
-        for a, b in zip(cuts, cuts[1:], strict=False):
+        for a, b in itertools.pairwise(cuts):
             if a == -sp.oo and b == sp.oo:
                 mid = sp.Integer(0)
             elif a == -sp.oo:
