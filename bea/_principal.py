@@ -506,10 +506,8 @@ def game_principal_flow(rule: Rule | Callable, order: int = 4) -> GamePrincipalF
     Example:
         >>> import bea
         >>> g = game_principal_flow(bea.rules.simultaneous, order=2)
-        >>> g.series_matches, g.R
-        (True, Matrix([
-        [alpha*f_phi*h + 1,    alpha*f_theta*h],
-        [  g_phi*h*lambda, g_theta*h*lambda + 1]]))
+        >>> g.series_matches, g.R.tolist()
+        (True, [[alpha*f_phi*h + 1, alpha*f_theta*h], [g_phi*h*lambda, g_theta*h*lambda + 1]])
     """
     r = as_rule(rule)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
