@@ -126,9 +126,7 @@ def concrete_field(
     if params:
         total = total.subs(params)
     total = total.applyfunc(sp.expand)
-    parts = tuple(
-        total[orc.offsets[i] : orc.offsets[i] + len(b), :] for i, b in enumerate(blocks)
-    )
+    parts = tuple(total[orc.offsets[i] : orc.offsets[i] + len(b), :] for i, b in enumerate(blocks))
     return parts[0] if len(parts) == 1 else parts
 
 
@@ -158,9 +156,7 @@ def concrete_map(
         if name not in (losses or {}):
             raise BeaValueError(f"losses has no entry {name!r}; pass losses={{{name!r}: expr}}")
         sub = at(point)
-        outs = [
-            sp.Matrix([sp.diff(losses[name], v).xreplace(sub) for v in b]) for b in vblocks
-        ]
+        outs = [sp.Matrix([sp.diff(losses[name], v).xreplace(sub) for v in b]) for b in vblocks]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def field(name, point):

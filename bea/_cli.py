@@ -1,0 +1,169 @@
+"""The `bea` command line.
+
+    bea rules
+    bea derive RULE --order N [--param NAME=VALUE]... [--format text|latex|json]
+                    [--notation auto|gradient|elementary] [--force]
+    bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--plot out.png]
+    bea demo
+
+A user mistake prints one sentence and exits with status 2, never a traceback.
+Values given with --param are parsed by a restricted parser (integers, p/q,
+decimals read exactly, or a symbol name); nothing from the command line reaches
+`eval` or `sympify`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import sympy as sp
+
+from ._errors import BeaError, BeaValueError
+
+__all__ = ["main", "parse_param"]
+
+_INT = re.compile(r"[+-]?\d+")
+_RATIONAL = re.compile(r"[+-]?\d+/\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+[eE][+-]?\d+")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_value(text: str):
+    """An exact value from a string: int, p/q, an exactly-read decimal, or a Symbol."""
+    text = text.strip()
+    if _INT.fullmatch(text):
+        return int(text)
+    if _RATIONAL.fullmatch(text):
+        num, den = text.split("/")
+        if int(den) == 0:
+            raise BeaValueError(f"value {text!r} divides by zero; use a nonzero denominator")
+        return sp.Rational(int(num), int(den))
+    if _DECIMAL.fullmatch(text):
+        f = Fraction(text)  # exact: Fraction reads the decimal string, not a float
+        return sp.Rational(f.numerator, f.denominator)
+    if _IDENT.fullmatch(text):
+        return sp.Symbol(text)
+    raise BeaValueError(
+        f"value {text!r} is not an integer, a fraction p/q, a decimal or a symbol name"
+    )
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """`NAME=VALUE` -> (name, exact value); raises `BeaValueError` when malformed."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not _IDENT.fullmatch(name) or not value.strip():
+        raise BeaValueError(f"--param {text!r} is malformed; write NAME=VALUE, e.g. alpha=1/2")
+    return name, parse_value(value)
+
+
+def _build_rule(name: str, params: Sequence[str]):
+    from ._rules import get_rule
+
+    rule = get_rule(name)
+    values = dict(parse_param(p) for p in params)
+    return rule.with_params(**values) if values else rule, values
+
+
+def _cmd_rules(args, out: Callable[[str], None]) -> int:
+    from ._rules import RULES
+
+    width = max(len(n) for n in RULES)
+    for name, r in RULES.items():
+        params = ", ".join(f"{k}={v}" for k, v in r.params if k not in ("A", "b"))
+        extra = f"  [{params}]" if params else ""
+        out(f"{name.ljust(width)}  {r.description}{extra}")
+    return 0
+
+
+def _cmd_derive(args, out: Callable[[str], None]) -> int:
+    from ._modified import modified_equation
+
+    rule, _ = _build_rule(args.rule, args.param)
+    meq = modified_equation(rule, args.order, force=args.force)
+    if args.format == "json":
+        out(meq.to_json())
+    elif args.format == "latex":
+        out(meq.latex(args.notation))
+    else:
+        out(meq.text(args.notation))
+    return 0
+
+
+def _cmd_verify(args, out: Callable[[str], None]) -> int:
+    from ._rules import get_rule
+
+    get_rule(args.rule)  # unknown names fail here, before JAX is imported
+    params = dict(parse_param(p) for p in args.param)
+    try:
+        import numeric
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise BeaValueError(
+            f"bea verify needs the numeric extra ({e.name} is missing); "
+            "install with pip install -e '.[numeric]'"
+        ) from None
+    return numeric.verify_command(args.rule, args.order, params, args.problem, args.plot, out)
+
+
+def _cmd_demo(args, out: Callable[[str], None]) -> int:
+    from ._demo import run_demo
+
+    return run_demo(out, verify=not args.no_verify)
+
+
+def _order(text: str) -> int:
+    if not _INT.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"order {text!r} is not an integer")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bea", description="Symbolic backward error analysis of optimisers."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("rules", help="list the built-in update rules")
+
+    d = sub.add_parser("derive", help="derive the modified equation of a rule")
+    d.add_argument("rule", help="a built-in rule name (see `bea rules`)")
+    d.add_argument("--order", type=_order, required=True, help="highest power of h")
+    d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    d.add_argument("--format", choices=("text", "latex", "json"), default="text")
+    d.add_argument("--notation", choices=("auto", "gradient", "elementary"), default="auto")
+    d.add_argument("--force", action="store_true", help="ignore the tree-count budget")
+
+    v = sub.add_parser("verify", help="check a derivation numerically against the rule")
+    v.add_argument("rule")
+    v.add_argument("--order", type=_order, required=True)
+    v.add_argument("--problem", default=None, help="a built-in test problem")
+    v.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    v.add_argument("--plot", default=None, metavar="PATH.png")
+
+    m = sub.add_parser("demo", help="derive and verify gd and alternating to order 3")
+    m.add_argument("--no-verify", action="store_true", help="skip the numerical check")
+    return p
+
+
+_COMMANDS = {"rules": _cmd_rules, "derive": _cmd_derive, "verify": _cmd_verify, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bea` script; returns the exit status."""
+    args = _parser().parse_args(argv)
+
+    def out(s: str) -> None:
+        print(s, flush=True)
+
+    try:
+        return _COMMANDS[args.command](args, out)
+    except BeaError as e:
+        print(f"bea: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Coloured rooted trees: canonical form, symmetry, counting, grafting."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bea import BeaValueError, Tree, count_trees, parse_tree, symmetry, trees_up_to
+from bea._trees import edge_cuts, graft
+
+trees = st.recursive(
+    st.sampled_from("fg").map(lambda c: Tree(c)),
+    lambda kids: st.builds(Tree, st.sampled_from("fg"), st.lists(kids, max_size=3).map(tuple)),
+    max_leaves=7,
+)
+
+
+def test_bracket_notation_round_trip_and_canonical_order():
+    t = parse_tree("f[f[f],f]")
+    assert str(t) == "f[f,f[f]]"
+    assert t == parse_tree(" f [ f , f[f] ] ")
+    assert t.order == 4
+    assert parse_tree("E") == Tree("E")
+
+
+@given(trees)
+def test_printing_then_parsing_is_the_identity(t):
+    assert parse_tree(str(t)) == t
+    assert hash(parse_tree(str(t))) == hash(t)
+
+
+@given(trees, st.randoms())
+def test_canonical_form_ignores_child_order(t, rnd):
+    def shuffled(x):
+        kids = [shuffled(c) for c in x.children]
+        rnd.shuffle(kids)
+        return Tree(x.root, tuple(kids))
+
+    assert shuffled(t) == t and str(shuffled(t)) == str(t)
+
+
+@pytest.mark.parametrize(
+    "text, sigma",
+    # Hairer, Lubich, Wanner, Geometric Numerical Integration, Table III.1.1 (sigma column)
+    [("f", 1), ("f[f]", 1), ("f[f,f]", 2), ("f[f[f]]", 1), ("f[f,f,f]", 6), ("f[f,f[f]]", 1),
+     ("f[f[f,f]]", 2), ("f[f[f[f]]]", 1), ("f[f[f],f[f]]", 2), ("f[g,g]", 2), ("f[f,g]", 1)],
+)  # fmt: skip
+def test_symmetry_factors(text, sigma):
+    assert symmetry(parse_tree(text)) == sigma
+
+
+def test_tree_counts_match_oeis():
+    # OEIS A000081 (rooted trees) and A000151 (2-coloured rooted trees), n = 1..10
+    a81 = [1, 1, 2, 4, 9, 20, 48, 115, 286, 719]
+    a151 = [2, 4, 14, 52, 214, 916, 4116, 18996, 89894, 433196]
+    for n in range(1, 11):
+        assert count_trees(n, 1) == sum(a81[:n])
+        assert count_trees(n, 2) == sum(a151[:n])
+    by_size = trees_up_to(7, ["f"])
+    assert [len(x) for x in by_size[1:]] == a81[:7]
+    by_size = trees_up_to(5, ["f", "g"])
+    assert [len(x) for x in by_size[1:]] == a151[:5]
+    assert len(set(by_size[5])) == len(by_size[5])
+
+
+def test_sum_of_inverse_symmetries_is_n_to_the_n_minus_1_over_factorial():
+    # Cayley: the labelled rooted trees on n vertices number n^(n-1) = sum n!/sigma(t)
+    for n, ts in enumerate(trees_up_to(8, ["f"])[1:], start=1):
+        assert sum(math.factorial(n) // symmetry(t) for t in ts) == n ** (n - 1)
+
+
+@settings(max_examples=60)
+@given(trees)
+def test_edge_cut_counts_equal_direct_grafting(t):
+    # N(theta, u; t) = number of vertices of theta where grafting u gives t
+    cuts = edge_cuts(t)
+    assert sum(1 for _ in cuts) >= (1 if t.order > 1 else 0)
+    for theta, u, n in cuts:
+        assert graft(theta, u)[t] == n
+        assert theta.order + u.order == t.order
+
+
+def test_graft_is_the_leibniz_rule():
+    # F(f[f])' F(f) = f''(f'f, f) + f'f'f  (one new child at each of the two vertices)
+    g = graft(parse_tree("f[f]"), parse_tree("f"))
+    assert g == {parse_tree("f[f,f]"): 1, parse_tree("f[f[f]]"): 1}
+
+
+@pytest.mark.parametrize("bad", ["", "E[", "E[]", "E[E,]", "E]E", "E[E]x", "1E", "E[E;E]"])
+def test_malformed_bracket_notation_is_a_clear_error(bad):
+    with pytest.raises(BeaValueError, match="write trees as"):
+        parse_tree(bad)
