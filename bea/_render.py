@@ -13,11 +13,20 @@ Each term prints as `sign coefficient h^k differential`.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from ._trees import Tree
 
-__all__ = ["block_symbol", "render_latex", "render_text", "tree_latex", "tree_text"]
+__all__ = [
+    "block_symbol",
+    "coefficient_text",
+    "render_latex",
+    "render_text",
+    "tree_latex",
+    "tree_text",
+]
 
 _GREEK = {
     "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "zeta": "ζ",
@@ -92,7 +101,7 @@ def _grad_text(t: Tree, oracles: dict, single_block: bool) -> str:
     else:
         subs = [o.block] + [oracles[c.root].block for c in t.children]
         op = "∇" + ("" if m == 0 else _sup(m + 1)) + "_" + "".join(block_symbol(b) for b in subs)
-        op += " " if m else ""
+        op += " "
     head = f"{op}{o.name}"
     kids = [_grad_text(c, oracles, single_block) for c in t.children]
     if m == 0:
@@ -122,6 +131,13 @@ def _grad_latex(t: Tree, oracles: dict, single_block: bool) -> str:
 
 
 # -- whole equations ---------------------------------------------------------------
+def coefficient_text(c: sp.Expr) -> str:
+    """A coefficient in Unicode: Greek parameter names as letters, powers as superscripts."""
+    greek = {s: sp.Symbol(_GREEK[s.name]) for s in c.free_symbols if s.name in _GREEK}
+    text = str(c.xreplace(greek)) if greek else str(c)
+    return re.sub(r"\*\*(\d+)", lambda m: _sup(int(m.group(1))), text)
+
+
 def _split_sign(c: sp.Expr) -> tuple[str, sp.Expr]:
     if c.is_number:
         return ("-", -c) if c < 0 else ("+", c)
@@ -159,7 +175,8 @@ def render_text(meq, notation: str) -> str:
             continue
         for i, (t, k, c) in enumerate(terms):
             sign, mag = _split_sign(c)
-            coeff = "" if mag == 1 else (f"({mag})" if mag.is_Add else str(mag))
+            coeff = "" if mag == 1 else coefficient_text(mag)
+            coeff = f"({coeff})" if mag.is_Add else coeff
             hpow = "" if k == 0 else ("h" if k == 1 else f"h{_sup(k)}")
             body = " ".join(x for x in (coeff, hpow, tree_text(t, notation, oracles, single)) if x)
             lead = lhs if i == 0 else pad

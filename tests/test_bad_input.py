@@ -1,0 +1,190 @@
+"""User mistakes raise the package's own errors, with one sentence naming the fix."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import bea
+from bea import BeaError, BeaTypeError, BeaValueError, TraceError, rules
+
+
+def derive(fn, order=1, **kw):
+    return bea.modified_equation(fn, order, **kw)
+
+
+def test_errors_are_value_or_type_errors():
+    assert issubclass(BeaValueError, ValueError) and issubclass(BeaValueError, BeaError)
+    assert issubclass(BeaTypeError, TypeError) and issubclass(TraceError, BeaValueError)
+
+
+@pytest.mark.parametrize("order", [-1, -5])
+def test_negative_order(order):
+    with pytest.raises(BeaValueError, match="order >= 0"):
+        derive(rules.gd, order)
+
+
+def test_non_integer_order():
+    with pytest.raises(BeaTypeError, match="integer"):
+        derive(rules.gd, 1.5)
+
+
+def test_tree_budget_is_enforced_unless_forced():
+    with pytest.raises(BeaValueError, match=r"needs \d+ trees.*force=True"):
+        derive(rules.sgd(4), 9)
+
+
+def test_float_coefficient_is_refused():
+    def rule(theta, h, grad):
+        return theta - 0.1 * h * grad("E", theta)
+
+    with pytest.raises(BeaTypeError, match=r"float 0\.1.*sympy\.Rational"):
+        derive(rule)
+
+
+def test_normalised_step_names_the_operation_and_line():
+    def normalised_sam(theta, h, grad):
+        g = grad("E", theta)
+        return theta - h * grad("E", theta + h * g / np.linalg.norm(g))
+
+    with pytest.raises(TraceError, match=r"numpy.norm.*test_bad_input\.py:\d+"):
+        derive(normalised_sam)
+
+
+def test_sqrt_is_refused():
+    def rule(theta, h, grad):
+        return theta - h * np.sqrt(grad("E", theta))
+
+    with pytest.raises(TraceError, match="numpy.sqrt"):
+        derive(rule)
+
+
+def test_products_of_traced_values_are_refused():
+    def rule(theta, h, grad):
+        g = grad("E", theta)
+        return theta - h * g * g
+
+    with pytest.raises(TraceError, match="product of two traced values"):
+        derive(rule)
+
+
+def test_branching_on_the_state_is_not_explicit():
+    def implicit(theta, h, grad):
+        new = theta
+        while new - theta:  # fixed-point iteration: not an explicit rule
+            new = theta - h * grad("E", new)
+        return new
+
+    with pytest.raises(TraceError, match="explicit"):
+        derive(implicit)
+
+
+def test_oracle_value_must_be_scaled_by_h():
+    def rule(theta, h, grad):
+        return theta - h * grad("E", theta + grad("E", theta))
+
+    with pytest.raises(TraceError, match="not scaled by the learning rate h"):
+        derive(rule)
+
+
+def test_oracle_at_a_scaled_state():
+    def rule(theta, h, grad):
+        return theta - h * grad("E", 2 * theta)
+
+    with pytest.raises(TraceError, match="state plus learning-rate-sized steps"):
+        derive(rule)
+
+
+def test_result_must_be_the_state_plus_steps():
+    def rule(theta, h, grad):
+        return -h * grad("E", theta)
+
+    with pytest.raises(TraceError, match="returns 0 times theta"):
+        derive(rule)
+
+
+def test_weight_decay_scaling_the_state_by_h():
+    def rule(theta, h, grad):
+        return theta - h * (grad("E", theta) + sp.Rational(1, 10) * theta)
+
+    with pytest.raises(TraceError, match="gradient of a loss"):
+        derive(rule)
+
+
+def test_division_by_h_is_refused():
+    def rule(theta, h, grad):
+        return theta - h * grad("E", theta) / h * h
+
+    with pytest.raises(TraceError, match="divides by h"):
+        derive(rule)
+
+
+def test_division_by_a_parameter_uses_the_fraction_field():
+    beta = sp.Symbol("beta")
+
+    def rule(theta, h, grad):
+        return theta - h / beta * grad("E", theta)
+
+    meq = derive(rule)
+    assert sp.simplify(meq.coefficient("E[E]") + 1 / (2 * beta**2)) == 0
+
+
+def test_unknown_oracle_name_in_a_tree():
+    meq = derive(rules.gd, 2)
+    with pytest.raises(BeaValueError, match="never calls; its oracles are E"):
+        meq.coefficient("F[E]")
+    with pytest.raises(BeaValueError, match="derive to order >= 3"):
+        meq.coefficient("E[E[E[E]]]")
+
+
+def test_two_player_blocks_must_match():
+    @bea.rule(blocks=("phi", "theta"))
+    def swapped(state, h, field):
+        phi, theta = state
+        return theta + h * field("g", state), phi + h * field("f", state)
+
+    with pytest.raises(TraceError, match="order"):
+        derive(swapped)
+
+
+def test_single_block_rule_cannot_unpack_the_state():
+    def rule(state, h, field):
+        phi, theta = state
+        return phi
+
+    with pytest.raises(TraceError, match="declare"):
+        derive(rule)
+
+
+def test_oracle_name_must_be_an_identifier():
+    def rule(theta, h, grad):
+        return theta - h * grad("E + 1", theta)
+
+    with pytest.raises(BeaTypeError, match="identifier"):
+        derive(rule)
+
+
+def test_not_a_rule():
+    with pytest.raises(BeaTypeError, match="not an update function"):
+        derive(42)
+
+
+def test_unknown_rule_parameter_lists_valid_ones():
+    with pytest.raises(BeaValueError, match="alpha, lambda, m, k"):
+        rules.alternating.with_params(beta=1)
+    with pytest.raises(BeaValueError, match="positive integer"):
+        rules.sgd(0)
+    with pytest.raises(BeaTypeError, match="exact"):
+        rules.simultaneous.with_params(alpha=0.5)
+
+
+def test_non_explicit_tableau():
+    with pytest.raises(BeaValueError, match="explicit"):
+        rules.runge_kutta([[1, 0], [0, 0]], [1, 0])
+
+
+def test_unknown_notation():
+    meq = derive(rules.euler)
+    with pytest.raises(BeaValueError, match="elementary"):
+        meq.text("gradient")
+    with pytest.raises(BeaValueError, match="notation"):
+        meq.text("fancy")
