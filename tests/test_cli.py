@@ -63,7 +63,7 @@ def test_derive_text_and_latex(capsys):
     ],
 )
 def test_user_mistakes_exit_2_with_one_sentence(capsys, argv, message):
-    code, out, err = run(capsys, *argv)
+    code, _out, err = run(capsys, *argv)
     assert code == 2
     assert message in err
     assert "Traceback" not in err and err.count("\n") == 1
