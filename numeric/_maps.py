@@ -1,0 +1,124 @@
+"""`discrete_map`: the update rule itself, run numerically on JAX arrays.
+
+The function written for the derivation is the one executed: `bea._rule.call_rule`
+calls it with `h` wrapped in a `Step` (see `numeric._params`), `grad` as `jax.grad`
+of the user's losses and `field` as the user's fields. A `Rule`'s structural
+parameters (`n` of `sgd`, `m` of `alternating`) are fixed when it is built
+(`rule.with_params(...)`); its symbols (`alpha`, `lambda`, `rho`) are bound through
+`params`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from bea._errors import BeaValueError
+from bea._rule import as_rule, call_rule
+
+from ._oracles import Oracles
+from ._params import Step, split_h, unwrap
+from ._state import Layout
+
+__all__ = ["DiscreteMap", "discrete_map"]
+
+
+class DiscreteMap:
+    """One call of an update rule as a jit-compiled JAX function `step(state, h)`.
+
+    `step(state, h)` returns the next state, structured like `state`;
+    `step.iterate(state, h, k)` applies it `k` times. `h` is traced: new values reuse
+    the compiled code.
+
+    Arguments:
+        rule: a `bea.Rule` or an update function.
+        losses, fields: the oracles (see `numeric.vector_field`).
+        params: values of `h` (optional) and of the rule's symbols.
+    """
+
+    def __init__(self, rule, losses=None, fields=None, params=None, blocks=None):
+        self.rule = as_rule(rule, blocks=blocks)
+        self.h, self.bound = split_h(params)
+        self.losses = dict(losses or {})
+        self.fields = dict(fields or {})
+        self._jit = jax.jit(self._apply_flat_state, static_argnums=(2,))
+
+    def flat(self, layout: Layout, z, h):
+        """One step on the flat vector `z` of a state with `layout`."""
+        orc = Oracles(layout, self.losses, self.fields)
+        step = Step(h, self.bound, f"rule {self.rule.name!r}")
+        try:
+            out = call_rule(self.rule.update, layout.view(z), step, orc.rule_grad, orc.rule_field)
+        except TypeError as err:
+            if "sympy" in str(err).lower() or "Symbol" in str(err) or "Rational" in str(err):
+                raise BeaValueError(
+                    f"rule {self.rule.name!r} multiplies an array by a SymPy number without h "
+                    f"in between ({err}); write coefficients next to h (`alpha * h * g`) or "
+                    "rebuild the rule with numbers"
+                ) from err
+            raise
+        out = jax.tree_util.tree_map(unwrap, out, is_leaf=lambda x: isinstance(x, Step))
+        return layout.unview(out, f"rule {self.rule.name!r}")
+
+    def flat_iterate(self, layout: Layout, z, h, k: int):
+        """`k` steps on the flat vector (a `lax.fori_loop`)."""
+        if k == 1:
+            return self.flat(layout, z, h)
+        return jax.lax.fori_loop(0, k, lambda _, y: self.flat(layout, y, h), z)
+
+    def _apply_flat_state(self, state, h, k):
+        layout = Layout.of(state, self.rule.blocks)
+        z = layout.flatten(state)
+        return layout.unflatten(self.flat_iterate(layout, z, h, k))
+
+    def _h(self, h):
+        if h is None:
+            if self.h is None:
+                raise BeaValueError(
+                    "the learning rate h is unbound; call step(state, h) or pass params={'h': ...}"
+                )
+            return self.h
+        return h
+
+    def apply(self, state, h=None):
+        """One step, not jit-compiled (for use inside your own transformations)."""
+        layout = Layout.of(state, self.rule.blocks)
+        z = layout.flatten(state)
+        return layout.unflatten(self.flat(layout, z, self._h(h)))
+
+    def __call__(self, state, h=None):
+        return self._jit(state, jnp.asarray(self._h(h), dtype=float), 1)
+
+    def iterate(self, state, h=None, k: int = 1):
+        """`k` steps of the rule from `state`."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise BeaValueError(f"k={k!r} must be a positive integer number of steps")
+        return self._jit(state, jnp.asarray(self._h(h), dtype=float), k)
+
+    def __repr__(self) -> str:
+        return f"DiscreteMap(rule={self.rule.name!r})"
+
+
+def discrete_map(rule, losses=None, fields=None, params=None, *, blocks=None) -> DiscreteMap:
+    """The update rule as a numerical map `step(state, h)`, running the rule's own code.
+
+    Arguments:
+        rule: a `bea.Rule` or an update function `rule(state, h, grad)` (the one
+            given to `bea.modified_equation`).
+        losses: loss name -> scalar JAX function of the state, for `grad`.
+        fields: field name -> JAX function of the state returning its block's
+            velocity, for `field`.
+        params: `{"h": ..., "alpha": ...}`: numbers for `h` (optional, may be passed
+            per call) and for the SymPy symbols in the rule's body.
+        blocks: block names of a plain function over several players.
+
+    Returns:
+        A `DiscreteMap`.
+
+    Example:
+        >>> import bea, jax.numpy as jnp
+        >>> step = discrete_map(bea.rules.gd, losses={"E": lambda x: jnp.sum(x**2) / 2})
+        >>> step(jnp.array([1.0, 2.0]), 0.5)
+        Array([0.5, 1. ], dtype=float64)
+    """
+    return DiscreteMap(rule, losses, fields, params, blocks)
