@@ -17,6 +17,11 @@ from ._errors import BeaError as BeaError
 from ._errors import BeaTypeError as BeaTypeError
 from ._errors import BeaValueError as BeaValueError
 from ._errors import TraceError as TraceError
+from ._losses import FreeTree as FreeTree
+from ._losses import LossTerm as LossTerm
+from ._losses import ModifiedLoss as ModifiedLoss
+from ._losses import NotAGradientError as NotAGradientError
+from ._losses import modified_loss as modified_loss
 from ._modified import MAX_TREES as MAX_TREES
 from ._modified import ModifiedEquation as ModifiedEquation
 from ._modified import Oracle as Oracle
@@ -35,8 +40,12 @@ __all__ = [
     "BeaError",
     "BeaTypeError",
     "BeaValueError",
+    "FreeTree",
     "H",
+    "LossTerm",
     "ModifiedEquation",
+    "ModifiedLoss",
+    "NotAGradientError",
     "Oracle",
     "Rule",
     "TraceError",
@@ -45,6 +54,7 @@ __all__ = [
     "concrete_map",
     "count_trees",
     "modified_equation",
+    "modified_loss",
     "parse_tree",
     "rule",
     "rules",

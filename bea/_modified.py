@@ -71,6 +71,9 @@ class ModifiedEquation:
             coefficient * h**h_power * F(tree).
         domain: SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).
         params: the parameters the rule was built with.
+        convention: "flow" (the whole state flows over `time`) or "per_player" (each
+            block of the flow is read at its player's own time, `player_times`).
+        player_times: the players' own times, c_b h.
     """
 
     rule: str
@@ -81,6 +84,8 @@ class ModifiedEquation:
     terms: tuple[tuple[Tree, int, object], ...]
     domain: object = field(repr=False)
     params: tuple[tuple[str, object], ...] = ()
+    convention: str = "flow"
+    player_times: tuple[sp.Expr, ...] | None = None
 
     # -- access ----------------------------------------------------------------
     @property
@@ -155,6 +160,8 @@ class ModifiedEquation:
             "rule": self.rule,
             "order": self.order,
             "time": str(self.time),
+            "convention": self.convention,
+            "player_times": [str(t) for t in self.player_times] if self.player_times else None,
             "blocks": list(self.blocks),
             "params": {k: str(v) for k, v in self.params},
             "fields": {o.colour: o.describe(self.blocks) for o in self.oracles},
@@ -197,6 +204,8 @@ def modified_equation(
     blocks: tuple[str, ...] | None = None,
     time=None,
     force: bool = False,
+    convention: str = "flow",
+    player_times=None,
 ) -> ModifiedEquation:
     """Derive the modified equation of an explicit update rule to order `order` in h.
 
@@ -207,6 +216,13 @@ def modified_equation(
         blocks: names of the state's blocks for a rule over several players.
         time: the time one call covers (default: the rule's, else h).
         force: derive even when the tree count exceeds `MAX_TREES`.
+        convention: "flow" (default): the exact flow of the field over the rule's time
+            matches the whole new state; this field can be iterated. "per_player": the
+            convention of Rosca et al. (ICML 2021) and its released code: each
+            player's block of the flow is read at that player's own time (alpha*h for
+            phi, lambda*h for theta), so the field is per unit learning rate. The two
+            agree, up to the factor alpha, when all players' times are equal.
+        player_times: the players' times for "per_player" (default: the rule's).
 
     Returns:
         A `ModifiedEquation`.
@@ -226,9 +242,26 @@ def modified_equation(
     if order < 0:
         raise BeaValueError(f"order={order} is negative; use an order >= 0")
 
+    if convention not in ("flow", "per_player"):
+        raise BeaValueError(f"convention={convention!r} is unknown; use 'flow' or 'per_player'")
+    times = None
+    if convention == "per_player":
+        times = tuple(player_times) if player_times is not None else r.player_times
+        if times is None or len(times) != len(r.blocks):
+            raise BeaValueError(
+                f"the per_player convention needs one time per block {r.blocks}; pass "
+                "player_times=(alpha*h, lambda*h)"
+            )
+        times = tuple(sp.sympify(t) for t in times)
+
     # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
     _, probe = trace_map(r, 1, EX)
-    domain = choose_domain(probe.record.get("symbols", set()), probe.record.get("fractions", False))
+    symbols = set(probe.record.get("symbols", set()))
+    fractions = probe.record.get("fractions", False)
+    if times is not None:
+        symbols |= {s for t in times for s in t.free_symbols if s != H}
+        fractions = fractions or any(t.free_symbols - {H} for t in times)
+    domain = choose_domain(symbols, fractions)
     n_trees = count_trees(order + 1, len(probe.oracles))
     if n_trees > MAX_TREES and not force:
         raise BeaValueError(
@@ -245,6 +278,16 @@ def modified_equation(
             f"the rule's time {r.time} must be a nonzero constant times h (h, n*h, ...)"
         )
     c = c_terms[1]
+    if times is not None:
+        per_block = []
+        for b, t in zip(r.blocks, times, strict=True):
+            tt = scalar_terms(t, domain)
+            if set(tt) != {1}:
+                raise BeaValueError(
+                    f"player time {t} of block {b!r} must be a nonzero constant times h"
+                )
+            per_block.append(tt[1])
+        c = {col: per_block[info.block] for col, info in tracer.oracles.items()}
 
     colours = sorted(tracer.oracles)
     trees = trees_up_to(order + 1, colours)
@@ -262,6 +305,8 @@ def modified_equation(
         terms=terms,
         domain=domain,
         params=r.params,
+        convention=convention,
+        player_times=times if times is not None else r.player_times,
     )
 
 
@@ -280,7 +325,12 @@ def _solve(series: dict, c, order: int, domain, trees) -> tuple:
         a: dict = {}
         for (t, k), v in series.items():
             a[t] = a.get(t, dh.zero) + dh.from_sympy(domain.to_sympy(v) * H ** (k - t.order))
-        b = log_series(a, dh.from_sympy(domain.to_sympy(c)), trees, dh)
+        ch = (
+            {k: dh.from_sympy(domain.to_sympy(v)) for k, v in c.items()}
+            if type(c) is dict
+            else dh.from_sympy(domain.to_sympy(c))
+        )
+        b = log_series(a, ch, trees, dh)
         out = []
         for t, v in b.items():
             for (j,), coeff in sp.Poly(dh.to_sympy(v), H).terms():

@@ -157,6 +157,15 @@ def _by_block(meq) -> dict[str, list]:
 def _header(meq) -> str:
     params = ", ".join(f"{k}={v}" for k, v in meq.params)
     params = f" ({params})" if params else ""
+    if meq.convention == "per_player":
+        reads = ", ".join(
+            f"{block_symbol(b)} at {coefficient_text(t)}"
+            for b, t in zip(meq.blocks, meq.player_times, strict=True)
+        )
+        return (
+            f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
+            f"per-player convention (each block read at its own time: {reads})"
+        )
     return (
         f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
         f"flow over time {meq.time}"
@@ -176,7 +185,7 @@ def render_text(meq, notation: str) -> str:
         for i, (t, k, c) in enumerate(terms):
             sign, mag = _split_sign(c)
             coeff = "" if mag == 1 else coefficient_text(mag)
-            coeff = f"({coeff})" if mag.is_Add else coeff
+            coeff = f"({coeff})" if (" + " in coeff or " - " in coeff) else coeff
             hpow = "" if k == 0 else ("h" if k == 1 else f"h{_sup(k)}")
             body = " ".join(x for x in (coeff, hpow, tree_text(t, notation, oracles, single)) if x)
             lead = lhs if i == 0 else pad
@@ -203,7 +212,7 @@ def render_latex(meq, notation: str) -> str:
             for j, (t, c) in enumerate(group):
                 sign, mag = _split_sign(c)
                 coeff = "" if mag == 1 else sp.latex(mag)
-                if mag.is_Add:
+                if " + " in coeff or " - " in coeff:
                     coeff = f"\\left({coeff}\\right)"
                 hpow = "" if k == 0 else ("h" if k == 1 else f"h^{{{k}}}")
                 body = " ".join(

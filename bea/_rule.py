@@ -45,6 +45,8 @@ class Rule:
         params: the parameters the rule was built with, for display and rebuilding.
         factory: `factory(**params) -> Rule`, used by `with_params`.
         description: one line for `bea rules`.
+        player_times: for several players, the time each player's own step covers
+            (alpha*h, lambda*h), used by the per-player convention.
 
     A `Rule` is itself callable like its update function.
     """
@@ -56,6 +58,7 @@ class Rule:
     params: tuple[tuple[str, Any], ...] = ()
     factory: Callable[..., Rule] | None = field(default=None, repr=False, compare=False)
     description: str = ""
+    player_times: tuple[sp.Expr, ...] | None = None
 
     def __call__(self, state, h, *args, **kwargs):
         return self.update(state, h, *args, **kwargs)

@@ -105,6 +105,7 @@ def _simultaneous(alpha=ALPHA, lam=LAMBDA) -> Rule:
         params=(("alpha", alpha), ("lambda", lam)),
         factory=lambda **p: _simultaneous(p.get("alpha", alpha), p.get("lambda", lam)),
         description="two players, simultaneous Euler steps alpha*h*f and lambda*h*g",
+        player_times=(alpha * H, lam * H),
     )
 
 
@@ -132,6 +133,7 @@ def _alternating(alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
         params=(("alpha", alpha), ("lambda", lam), ("m", m), ("k", k)),
         factory=rebuild,
         description="two players, alternating: m phi-steps of alpha*h/m, then k theta-steps",
+        player_times=(alpha * H, lam * H),
     )
 
 

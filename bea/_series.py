@@ -50,6 +50,15 @@ def _powers_over_factorials(c, n: int, domain) -> list:
     return out
 
 
+def _time_factors(c, top: int, domain):
+    """Per-root-colour tables [c^k/k!]: `c` is one element or a dict colour -> element."""
+    if type(c) is dict:  # exactly a dict: polynomial elements subclass dict
+        tables = {col: _powers_over_factorials(v, top, domain) for col, v in c.items()}
+        return lambda t: tables[t.root]
+    table = _powers_over_factorials(c, top, domain)
+    return lambda t: table
+
+
 def log_series(
     a: Mapping[Tree, object], c, trees_by_size: Sequence[Sequence[Tree]], domain
 ) -> dict[Tree, object]:
@@ -57,7 +66,9 @@ def log_series(
 
     Arguments:
         a: scaled map coefficients a~(tau) (missing trees are zero).
-        c: the rule's time divided by h (nonzero, in `domain`).
+        c: the rule's time divided by h (nonzero, in `domain`); or a dict mapping each
+            root colour to its own time factor, for the per-player convention where
+            each block of the flow is read at its player's own time.
         trees_by_size: all trees to solve for, grouped by size (`trees_up_to`).
         domain: the exact coefficient domain.
 
@@ -66,8 +77,7 @@ def log_series(
     """
     zero = domain.zero
     top = len(trees_by_size) - 1
-    cf = _powers_over_factorials(c, top, domain)
-    inv_c = domain.quo(domain.one, c)
+    cf_of = _time_factors(c, top, domain)
     b: dict[Tree, object] = {}
     # D[tau] = [D_1(tau), ..., D_{|tau|-1}(tau)], D_j = L^j f~ in scaled form
     D: dict[Tree, list] = {}
@@ -77,12 +87,13 @@ def log_series(
             # vertices, so the right-hand sides below only read final values
             d = _lie_terms(tau, size, b, D, zero)
             D[tau] = d
+            cf = cf_of(tau)
             rhs = a.get(tau, zero)
             for j, v in enumerate(d, start=1):
                 if v:
                     rhs -= cf[j + 1] * v
             if rhs:
-                b[tau] = rhs * inv_c
+                b[tau] = domain.quo(rhs, cf[1])
     return b
 
 
@@ -91,11 +102,12 @@ def exp_series(
 ) -> dict[Tree, object]:
     """The scaled map a~ of the exact flow over time c*h of the scaled field b~.
 
-    The inverse of `log_series`: `exp_series(log_series(a)) == a` on the given trees.
+    The inverse of `log_series` (same arguments): `exp_series(log_series(a)) == a` on
+    the given trees.
     """
     zero = domain.zero
     top = len(trees_by_size) - 1
-    cf = _powers_over_factorials(c, top, domain)
+    cf_of = _time_factors(c, top, domain)
     bb = {t: v for t, v in b.items() if v}
     a: dict[Tree, object] = {}
     D: dict[Tree, list] = {}
@@ -103,6 +115,7 @@ def exp_series(
         for tau in trees_by_size[size]:
             d = _lie_terms(tau, size, bb, D, zero)
             D[tau] = d
+            cf = cf_of(tau)
             total = cf[1] * bb.get(tau, zero)
             for j, v in enumerate(d, start=1):
                 if v:
