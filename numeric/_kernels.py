@@ -161,14 +161,14 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
         powers = powers * weights
     vals: list = [colour_fns[t.root](z) for t in plan.trees[: plan.n_leaves]]
     vals.extend([None] * (len(plan.trees) - plan.n_leaves))
-    for root, m, rows, child_rows in plan.levels:
+    for root, _m, rows, child_rows in plan.levels:
         dirs = [jnp.stack([vals[i] for i in cr]) for cr in child_rows]
         out = _batched(colour_fns[root], z, dirs)
         for b, i in enumerate(rows):
             vals[i] = out[b]
     M = jnp.stack(vals)
     total = powers @ (jnp.asarray(plan.direct, dtype=M.dtype) @ M)
-    for root, m, prefix_rows, C in plan.top:
+    for root, _m, prefix_rows, C in plan.top:
         dirs = [M[jnp.asarray(pr)] for pr in prefix_rows]
         tangents = jnp.einsum("k,kgi,id->gd", powers, jnp.asarray(C, dtype=M.dtype), M)
         dirs.append(tangents)
