@@ -17,6 +17,8 @@ from ._errors import BeaError as BeaError
 from ._errors import BeaTypeError as BeaTypeError
 from ._errors import BeaValueError as BeaValueError
 from ._errors import TraceError as TraceError
+from ._games import comparison_table as comparison_table
+from ._games import modified_jacobian as modified_jacobian
 from ._losses import FreeTree as FreeTree
 from ._losses import LossTerm as LossTerm
 from ._losses import ModifiedLoss as ModifiedLoss
@@ -29,6 +31,9 @@ from ._modified import modified_equation as modified_equation
 from ._rule import Rule as Rule
 from ._rule import rule as rule
 from ._scalars import H as H
+from ._sgd import closed_form_in as closed_form_in
+from ._sgd import sgd_closed_forms as sgd_closed_forms
+from ._sgd import sgd_expected as sgd_expected
 from ._trees import Tree as Tree
 from ._trees import count_trees as count_trees
 from ._trees import parse_tree as parse_tree
@@ -50,14 +55,19 @@ __all__ = [
     "Rule",
     "TraceError",
     "Tree",
+    "closed_form_in",
+    "comparison_table",
     "concrete_field",
     "concrete_map",
     "count_trees",
     "modified_equation",
+    "modified_jacobian",
     "modified_loss",
     "parse_tree",
     "rule",
     "rules",
+    "sgd_closed_forms",
+    "sgd_expected",
     "symmetry",
     "trees_up_to",
 ]

@@ -3,6 +3,8 @@
     bea rules
     bea derive RULE --order N [--param NAME=VALUE]... [--format text|latex|json]
                     [--notation auto|gradient|elementary] [--force]
+    bea loss RULE --order N [--block B] [--convention flow|per_player] [--held-fixed]
+                  [--split symmetric|first|all_fixed] [--expected] [--format ...]
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--plot out.png]
     bea demo
 
@@ -94,6 +96,31 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
     return 0
 
 
+def _cmd_loss(args, out: Callable[[str], None]) -> int:
+    from ._losses import modified_loss
+    from ._modified import modified_equation
+    from ._sgd import sgd_expected
+
+    rule, values = _build_rule(args.rule, args.param)
+    if args.expected:
+        if rule.name != "sgd":
+            raise BeaValueError("--expected averages over batch orderings; use it with sgd")
+        meq = sgd_expected(int(values.get("n", 2)), args.order)
+    else:
+        meq = modified_equation(rule, args.order, convention=args.convention, force=args.force)
+    blocks = [args.block] if args.block else list(meq.blocks)
+    losses = [modified_loss(meq, b, held_fixed=args.held_fixed, split=args.split) for b in blocks]
+    if args.format == "json":
+        import json
+
+        out(json.dumps([loss.to_dict() for loss in losses], indent=2))
+    elif args.format == "latex":
+        out("\\\\\n".join(loss.latex() for loss in losses))
+    else:
+        out("\n\n".join(loss.text() for loss in losses))
+    return 0
+
+
 def _cmd_verify(args, out: Callable[[str], None]) -> int:
     from ._rules import get_rule
 
@@ -136,6 +163,20 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--notation", choices=("auto", "gradient", "elementary"), default="auto")
     d.add_argument("--force", action="store_true", help="ignore the tree-count budget")
 
+    lo = sub.add_parser("loss", help="the modified loss of a gradient rule (per player)")
+    lo.add_argument("rule")
+    lo.add_argument("--order", type=_order, required=True)
+    lo.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    lo.add_argument("--block", default=None, help="the player (default: every block)")
+    lo.add_argument("--convention", choices=("flow", "per_player"), default="flow")
+    lo.add_argument(
+        "--held-fixed", action="store_true", help="allow stop-gradient terms when not exact"
+    )
+    lo.add_argument("--split", choices=("symmetric", "first", "all_fixed"), default="symmetric")
+    lo.add_argument("--expected", action="store_true", help="sgd: average over orderings")
+    lo.add_argument("--format", choices=("text", "latex", "json"), default="text")
+    lo.add_argument("--force", action="store_true")
+
     v = sub.add_parser("verify", help="check a derivation numerically against the rule")
     v.add_argument("rule")
     v.add_argument("--order", type=_order, required=True)
@@ -148,7 +189,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-_COMMANDS = {"rules": _cmd_rules, "derive": _cmd_derive, "verify": _cmd_verify, "demo": _cmd_demo}
+_COMMANDS = {
+    "rules": _cmd_rules,
+    "derive": _cmd_derive,
+    "loss": _cmd_loss,
+    "verify": _cmd_verify,
+    "demo": _cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

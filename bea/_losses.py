@@ -362,7 +362,9 @@ def modified_loss(
             vertices (the remainder then has zero vertex-sum); "first" takes the
             rooting at the vertex whose loss sorts first (for `sgd(n)` this is
             Rosca and Deisenroth's form: full-batch norm plus alignment with
-            earlier batches).
+            earlier batches); "all_fixed" takes no gradient part from such a tree
+            and holds the children of every rooting fixed (the form of Rosca et al.
+            2021's released code for general-sum games).
 
     Returns:
         A `ModifiedLoss`; `.exact` tells whether it is a true gradient.
@@ -387,8 +389,8 @@ def modified_loss(
         raise BeaValueError(
             f"block={block!r} does not exist; rule {meq.rule!r} has blocks {meq.blocks}"
         )
-    if split not in ("symmetric", "first"):
-        raise BeaValueError(f"split={split!r} is unknown; use 'symmetric' or 'first'")
+    if split not in ("symmetric", "first", "all_fixed"):
+        raise BeaValueError(f"split={split!r} is unknown; use 'symmetric', 'first' or 'all_fixed'")
     info = {o.colour: (o.name, o.block) for o in meq.oracles}
 
     # the player's rate: its own step size over h in the whole-state flow (alpha, lambda);
@@ -415,7 +417,9 @@ def modified_loss(
             ref = values[0]
         else:
             obstructions.append((k, ft, dict(roots)))
-            if split == "first":
+            if split == "all_fixed":
+                ref = sp.Integer(0)
+            elif split == "first":
                 names = _grad_info(meq.blocks)
                 first = min(roots, key=lambda r: (names[r.root].name, r._key))
                 ref = roots[first]

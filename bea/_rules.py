@@ -30,6 +30,8 @@ __all__ = [
     "euler",
     "extragradient",
     "gd",
+    "general_sum_alternating",
+    "general_sum_simultaneous",
     "get_rule",
     "heun",
     "midpoint",
@@ -38,6 +40,8 @@ __all__ = [
     "sam",
     "sgd",
     "simultaneous",
+    "zero_sum_alternating",
+    "zero_sum_simultaneous",
 ]
 
 ALPHA, LAMBDA, RHO = sp.symbols("alpha lambda rho")
@@ -137,6 +141,58 @@ def _alternating(alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
     )
 
 
+def _game(kind: str, update: str, alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
+    """Two-player games through gradient oracles.
+
+    zero_sum: phi ascends E, theta descends E (L_phi = -E, L_theta = E, the seed's
+    f = grad_phi E, g = -grad_theta E). general_sum: both descend their own losses
+    L1 (phi) and L2 (theta). `update` is "simultaneous" or "alternating" (m phi-steps
+    of alpha h/m, then k theta-steps of lambda h/k seeing the new phi).
+    """
+    alpha, lam = _coefficient("alpha", alpha), _coefficient("lambda", lam)
+    m, k = _count("m", m), _count("k", k)
+    if update == "simultaneous" and (m, k) != (1, 1):
+        raise BeaValueError("m and k steps apply to alternating updates; use m=k=1")
+
+    def velocity(grad, state, player: int):
+        if kind == "zero_sum":
+            g = grad("E", state)[player]
+            return g if player == 0 else -g
+        return -grad("L1" if player == 0 else "L2", state)[player]
+
+    def simultaneous(state, h, grad):
+        phi, theta = state
+        return (phi + alpha * h * velocity(grad, state, 0),
+                theta + lam * h * velocity(grad, state, 1))  # fmt: skip
+
+    def alternating(state, h, grad):
+        phi, theta = state
+        for _ in range(m):
+            phi = phi + alpha / m * h * velocity(grad, (phi, theta), 0)
+        for _ in range(k):
+            theta = theta + lam / k * h * velocity(grad, (phi, theta), 1)
+        return phi, theta
+
+    fn = simultaneous if update == "simultaneous" else alternating
+    name = f"{kind}_{update}"
+    fn.__name__ = name
+    params = (("alpha", alpha), ("lambda", lam))
+    if update == "alternating":
+        params += (("m", m), ("k", k))
+    losses = "E (phi ascends, theta descends)" if kind == "zero_sum" else "L1 (phi), L2 (theta)"
+    return Rule(
+        fn,
+        name=name,
+        blocks=("phi", "theta"),
+        params=params,
+        factory=lambda **p: _game(
+            kind, update, p.get("alpha", alpha), p.get("lambda", lam), p.get("m", m), p.get("k", k)
+        ),
+        description=f"{kind.replace('_', '-')} game, {update} gradient steps on {losses}",
+        player_times=(alpha * H, lam * H),
+    )
+
+
 def _extragradient() -> Rule:
     def extragradient(theta, h, grad):
         lookahead = theta - h * grad("E", theta)
@@ -171,10 +227,29 @@ simultaneous = _simultaneous()
 alternating = _alternating()
 extragradient = _extragradient()
 sam = _sam()
+zero_sum_simultaneous = _game("zero_sum", "simultaneous")
+zero_sum_alternating = _game("zero_sum", "alternating")
+general_sum_simultaneous = _game("general_sum", "simultaneous")
+general_sum_alternating = _game("general_sum", "alternating")
 
 RULES: dict[str, Rule] = {
     r.name: r
-    for r in (gd, sgd(), simultaneous, alternating, extragradient, sam, euler, midpoint, heun, rk4)
+    for r in (
+        gd,
+        sgd(),
+        simultaneous,
+        alternating,
+        zero_sum_simultaneous,
+        zero_sum_alternating,
+        general_sum_simultaneous,
+        general_sum_alternating,
+        extragradient,
+        sam,
+        euler,
+        midpoint,
+        heun,
+        rk4,
+    )
 }
 """The built-in rules by name, with default parameters."""
 
