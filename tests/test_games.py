@@ -31,8 +31,9 @@ def test_dirac_gan_fixed_point():
     E = -sp.log(1 + sp.exp(-y * x))
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")
     J = bea.modified_jacobian(sim, [[x], [y]], {x: 0, y: 0}, losses={"E": E})
-    assert sp.simplify(J - sp.Matrix([[alpha * h / 8, sp.Rational(1, 2)],
-                                      [-sp.Rational(1, 2), lam * h / 8]])) == sp.zeros(2, 2)  # fmt: skip
+    half = sp.Rational(1, 2)
+    expected = sp.Matrix([[alpha * h / 8, half], [-half, lam * h / 8]])
+    assert sp.simplify(J - expected) == sp.zeros(2, 2)
 
 
 def test_comparison_table_reproduces_the_seed_table():
