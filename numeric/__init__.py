@@ -6,6 +6,7 @@ Everything JAX lives here; `bea` itself is pure SymPy.
 # --- kernels and verification (issue 3) ---
 from ._commands import demo_verification as demo_verification
 from ._commands import verify_command as verify_command
+from ._concrete_jax import concrete_jax as concrete_jax
 from ._flow import NumericWarning as NumericWarning
 from ._formula import FormulaCheck as FormulaCheck
 from ._formula import check_formula as check_formula
@@ -33,6 +34,7 @@ _ISSUE3 = [
     "check_formula",
     "check_order",
     "check_orders",
+    "concrete_jax",
     "default_hs",
     "demo_verification",
     "derivative",

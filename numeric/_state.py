@@ -20,17 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from bea._errors import BeaValueError
 
-__all__ = ["Layout", "require_x64"]
-
-
-def require_x64(what: str) -> None:
-    """Raise when float64 is off; checks need it."""
-    if not jax.config.jax_enable_x64:
-        raise BeaValueError(
-            f"{what} needs float64 but JAX runs in float32; call "
-            "jax.config.update('jax_enable_x64', True) before creating arrays "
-            "(or set JAX_ENABLE_X64=1)"
-        )
+__all__ = ["Layout"]
 
 
 def _signature(tree) -> tuple:
