@@ -10,6 +10,8 @@ parameters (`n` of `sgd`, `m` of `alternating`) are fixed when it is built
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 
@@ -21,6 +23,16 @@ from ._params import Step, split_h, unwrap
 from ._state import Layout
 
 __all__ = ["DiscreteMap", "discrete_map"]
+
+
+def _from_sympy(err: BaseException) -> bool:
+    """Whether an exception was raised inside SymPy (a symbol met an array)."""
+    tb = err.__traceback__
+    while tb is not None:
+        if f"{os.sep}sympy{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return "Symbol" in str(err) or "Rational" in str(err)
 
 
 class DiscreteMap:
@@ -50,7 +62,7 @@ class DiscreteMap:
         try:
             out = call_rule(self.rule.update, layout.view(z), step, orc.rule_grad, orc.rule_field)
         except TypeError as err:
-            if "sympy" in str(err).lower() or "Symbol" in str(err) or "Rational" in str(err):
+            if _from_sympy(err):
                 raise BeaValueError(
                     f"rule {self.rule.name!r} multiplies an array by a SymPy number without h "
                     f"in between ({err}); write coefficients next to h (`alpha * h * g`) or "

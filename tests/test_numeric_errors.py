@@ -1,0 +1,139 @@
+"""Bad input to numeric: clear errors naming the thing, and runs that go wrong."""
+
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import pytest
+import sympy as sp
+
+import bea
+import numeric
+from bea._errors import BeaTypeError, BeaValueError
+
+
+def E(x):
+    return jnp.sum(x**2) / 2 + jnp.sin(x[0])
+
+
+X0 = jnp.array([0.4, -0.2])
+GD1 = bea.modified_equation(bea.rules.gd, 1)
+
+
+def test_loss_missing_from_losses_is_named():
+    with pytest.raises(BeaValueError, match="losses has no entry 'E'"):
+        numeric.vector_field(GD1, losses={"F": E})
+    step = numeric.discrete_map(bea.rules.gd, losses={"F": E})
+    with pytest.raises(BeaValueError, match="losses has no entry 'E'"):
+        step(X0, 0.1)
+
+
+def test_field_missing_from_fields_is_named():
+    meq = bea.modified_equation(bea.rules.simultaneous, 0)
+    with pytest.raises(BeaValueError, match="fields has no entry 'g'"):
+        numeric.vector_field(meq, fields={"f": lambda s: s[0]}, params={"alpha": 1, "lambda": 1})
+
+
+def test_unbound_parameter_is_named():
+    meq = bea.modified_equation(bea.rules.sam, 1)
+    with pytest.raises(BeaValueError, match=r"parameter 'rho'.*unbound"):
+        numeric.vector_field(meq, losses={"E": E})
+    step = numeric.discrete_map(bea.rules.sam, losses={"E": E})
+    with pytest.raises(BeaValueError, match=r"parameter 'rho'.*unbound"):
+        step(X0, 0.1)
+
+
+def test_unbound_h_is_named():
+    field = numeric.vector_field(GD1, losses={"E": E})
+    with pytest.raises(BeaValueError, match="learning rate h is unbound"):
+        field(X0)
+    assert field(X0, 0.1).shape == (2,)
+
+
+def test_state_structure_mismatch_is_reported():
+    meq = bea.modified_equation(bea.rules.simultaneous, 0)
+    field = numeric.vector_field(
+        meq, fields={"f": lambda s: -s[1], "g": lambda s: s[0]}, params={"alpha": 1, "lambda": 1}
+    )
+    with pytest.raises(BeaValueError, match="tuple of 2 blocks"):
+        field(X0, 0.1)
+    bad = numeric.vector_field(
+        meq,
+        fields={"f": lambda s: -s[1], "g": lambda s: jnp.ones(3)},
+        params={"alpha": 1, "lambda": 1},
+    )
+    with pytest.raises(BeaValueError, match="field 'g' returned structure"):
+        bad((jnp.ones(2), jnp.ones(2)), 0.1)
+
+
+def test_loss_that_does_not_fit_the_state_is_reported():
+    field = numeric.vector_field(GD1, losses={"E": lambda s: s["w"] ** 2})
+    with pytest.raises(BeaValueError, match="loss 'E' failed on the state"):
+        field(X0, 0.1)
+    field = numeric.vector_field(GD1, losses={"E": lambda s: s**2})
+    with pytest.raises(BeaValueError, match="loss 'E' returned shape"):
+        field(X0, 0.1)
+
+
+def test_bad_params_and_hs_are_reported():
+    with pytest.raises(BeaTypeError, match="params"):
+        numeric.vector_field(GD1, losses={"E": E}, params={"h": "big"})
+    with pytest.raises(BeaValueError, match="hs="):
+        numeric.check_order(bea.rules.gd, 1, losses={"E": E}, state0=X0, hs=[0.1])
+    with pytest.raises(BeaValueError, match="sweeps over h"):
+        numeric.check_order(bea.rules.gd, 1, losses={"E": E}, state0=X0, params={"h": 0.1})
+    with pytest.raises(BeaTypeError, match="not a modified equation"):
+        numeric.vector_field(bea.rules.gd, losses={"E": E})
+
+
+def test_nan_run_is_dropped_and_named_and_large_h_warned():
+    # grad of x^1.5 is NaN for x < 0: the extragradient look-ahead leaves the domain at h = 2
+    def E15(x):
+        return jnp.sum(x**1.5)
+
+    with pytest.warns(numeric.NumericWarning, match="T\\*L > 1"):
+        res = numeric.check_order(
+            bea.rules.extragradient,
+            0,
+            losses={"E": E15},
+            state0=jnp.array([1.0]),
+            hs=[0.002, 0.003, 0.0045, 2.0],
+        )
+    assert any("h=2" in n and "NaN" in n for n in res.notes), res.notes
+    assert jnp.isnan(res.errors[-1]) and abs(res.slope - 2) < 0.25
+
+
+def test_unknown_problem_and_mismatched_problem_are_named():
+    with pytest.raises(BeaValueError, match="unknown problem 'nope'"):
+        numeric.verify_command("gd", 1, {}, "nope", None, print_fn=lambda *a: None)
+    with pytest.raises(BeaValueError, match="problem 'zero_sum'"):
+        numeric.verify_command("gd", 1, {}, "zero_sum", None, print_fn=lambda *a: None)
+
+
+def test_float64_off_is_enabled_within_the_check():
+    code = (
+        "import jax, jax.numpy as jnp, bea, numeric\n"
+        "assert not jax.config.jax_enable_x64\n"
+        "res = numeric.check_order(bea.rules.gd, 0, losses={'E': lambda x: jnp.sum(jnp.cos(x))},"
+        " state0=jnp.array([0.3, 0.9]))\n"
+        "assert any('float64 was off' in n for n in res.notes), res.notes\n"
+        "assert res.passed(), res\n"
+        "assert not jax.config.jax_enable_x64\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "JAX_ENABLE_X64": "0", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_symbol_not_next_to_h_is_reported():
+    a = sp.Symbol("alpha")
+
+    def odd(theta, h, grad):
+        return theta - h * (a * grad("E", theta))
+
+    with pytest.raises(BeaValueError, match="SymPy number without h"):
+        numeric.discrete_map(odd, losses={"E": E}, params={"alpha": 0.5})(X0, 0.1)
