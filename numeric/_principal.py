@@ -1,0 +1,511 @@
+"""The principal flow in JAX: dense for small problems, Hessian-free for large ones.
+
+For gradient descent on a loss E with Hessian eigenpairs (lambda_i, u_i), the principal
+flow (Rosca et al., TMLR 2023; `bea.principal_flow` derives it for any rule) is
+
+    theta_dot = sum_i s(h lambda_i) (grad E . u_i) u_i,    s(z) = log(R(z)) / (c z),
+
+with R(z) the rule's one-step polynomial on a quadratic (gd: R = 1 - z, c = 1). The
+stability coefficient s is real and negative for 0 < z < 1, complex with negative real
+part for 1 < z < 2 (the iterates oscillate and shrink) and complex with positive real
+part for z > 2 (they oscillate and grow). At z = 0, s(0) = R'(0)/c (-1 for gd: gradient
+flow); at a root of R (z = 1 for gd) the log is singular and no flow exists.
+
+Complex flows. Where some s is complex the field is complex and the flow leaves the
+real space; `PrincipalFlowField.integrate` integrates it as real and imaginary parts,
+continuing the loss holomorphically (the Hessian at a complex point is complex
+symmetric and is diagonalised with `eig`). For a quadratic loss the flow at t = K h is
+real and equals the K-th iterate; between multiples of h the imaginary part carries
+the period-two oscillation. The real part is the quantity to compare with iterates.
+
+Large models. `method="lanczos"` finds the top-k eigenpairs with Lanczos iterations on
+Hessian-vector products (`jax.jvp` of `jax.grad`, no dense Hessian) and treats the rest
+of the gradient as following s(0): gradient flow for gd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from bea._errors import BeaTypeError, BeaValueError
+from bea._principal import Z
+from bea._rule import as_rule, call_rule
+from bea._scalars import H
+
+__all__ = [
+    "PrincipalDecomposition",
+    "PrincipalFlowField",
+    "hvp",
+    "igr_field",
+    "integrate_flow",
+    "lanczos",
+    "ngf_field",
+    "principal_flow",
+    "rule_polynomial",
+    "stability_coefficients",
+]
+
+
+# -- the rule on a quadratic, numerically ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RulePolynomial:
+    """R(z) = 1 + sum_k a_k z^k of a one-block rule, with its time factor and kind.
+
+    Arguments:
+        name: the rule's name.
+        coeffs: (a_1, a_2, ...) as floats.
+        c: the time one call covers, in units of h.
+        sign: +1 for gradient oracles (z = h lambda), -1 for field rules read as
+            gradient descent with f = -grad E (z = -h lambda, oracle value -g).
+    """
+
+    name: str
+    coeffs: tuple[float, ...]
+    c: float
+    sign: int
+
+    def R(self, z):
+        return 1 + sum(a * z ** (k + 1) for k, a in enumerate(self.coeffs))
+
+    def q(self, z):
+        """(R(z) - 1)/z, a polynomial."""
+        return sum(a * z**k for k, a in enumerate(self.coeffs))
+
+
+def rule_polynomial(rule="gd") -> RulePolynomial:
+    """R(z) of a one-block rule with numeric parameters, read from its update function.
+
+    Arguments:
+        rule: "gd", a built-in rule's name, a `bea.Rule` or an update function. A field
+            rule (`rk4`, `heun`) is read as integrating f = -grad E.
+
+    Returns:
+        A `RulePolynomial`.
+    """
+    from bea import rules
+
+    r = rules.get_rule(rule) if isinstance(rule, str) else as_rule(rule)
+    if len(r.blocks) != 1:
+        raise BeaValueError(
+            f"rule {r.name!r} has blocks {r.blocks}; the numerical principal flow takes "
+            "one-block rules (use bea.game_principal_flow for games)"
+        )
+    x, lam = sp.Symbol("_x"), sp.Symbol("_lambda")
+    kinds: set[str] = set()
+
+    def grad(name, point):
+        kinds.add("grad")
+        return lam * point
+
+    def fld(name, point):
+        kinds.add("field")
+        return lam * point
+
+    out = call_rule(r.update, x, H, grad, fld)
+    R = sp.expand(sp.cancel(sp.sympify(out) / x).subs(lam, Z / H))
+    if R.free_symbols - {Z}:
+        names = sorted(s.name for s in R.free_symbols - {Z})
+        raise BeaValueError(
+            f"rule {r.name!r} leaves {names} symbolic on a quadratic; build it with numbers, "
+            "e.g. rules.sam.with_params(rho=sympy.Rational(1, 2))"
+        )
+    if len(kinds) != 1:
+        raise BeaValueError(
+            f"rule {r.name!r} calls {sorted(kinds) or 'no oracle'}; use a rule that calls "
+            "grad only or field only"
+        )
+    poly = sp.Poly(R, Z)
+    if poly.eval(0) != 1:
+        raise BeaValueError(f"rule {r.name!r} has R(0) = {poly.eval(0)}; a rule must fix h = 0")
+    coeffs = tuple(float(poly.coeff_monomial(Z**k)) for k in range(1, poly.degree() + 1))
+    c = sp.simplify(sp.sympify(r.time) / H)
+    return RulePolynomial(r.name, coeffs, float(c), 1 if "grad" in kinds else -1)
+
+
+def _log1p_over(w):
+    """log(1 + w)/w with the value 1 at w = 0 (complex-safe)."""
+    small = jnp.abs(w) < 1e-8
+    safe = jnp.where(small, 1.0, w)
+    return jnp.where(small, 1 - w / 2 + w * w / 3, jnp.log1p(safe) / safe)
+
+
+def _coefficients(poly: RulePolynomial, z):
+    """s(z) = log(R(z))/(c z), complex.
+
+    Near R = 1 it is q(z) log(1 + z q(z)) / (z q(z)) / c (exact at z = 0). Where
+    Re R < 0 the log is log(-R) + i pi: the principal branch on the negative real axis
+    (R < 0 for real z), with the branch cut moved to the negative imaginary axis, so
+    that a complex path whose R wanders across the negative real axis (complex
+    parameters of a non-quadratic loss) sees a continuous field.
+    """
+    z = jnp.asarray(z, dtype=jnp.result_type(z, jnp.complex64))
+    q = poly.q(z)
+    w = z * q
+    R = 1 + w
+    neg = jnp.real(R) < 0
+    zsafe = jnp.where(neg, z, 1.0)
+    flipped = (jnp.log(jnp.where(neg, -R, 1.0)) + 1j * jnp.pi) / (poly.c * zsafe)
+    return jnp.where(neg, flipped, q * _log1p_over(jnp.where(neg, 0.0, w)) / poly.c)
+
+
+def stability_coefficients(eigenvalues, h: float, rule="gd"):
+    """The principal flow's stability coefficients s(h lambda_i), complex.
+
+    Arguments:
+        eigenvalues: Hessian eigenvalues lambda_i of the loss.
+        h: the learning rate.
+        rule: as in `rule_polynomial` (default gradient descent).
+
+    Returns:
+        For gd, log(1 - h lambda)/(h lambda) (principal branch, -1 at lambda = 0);
+        the flow along u_i is s_i (grad E . u_i). Raises `BeaValueError` where
+        R(h lambda) = 0 (h lambda = 1 for gd) or for non-finite input.
+
+    Example:
+        >>> import numpy as np
+        >>> s = stability_coefficients(np.array([0.0, 0.5, 1.5, 3.0]), h=1.0)
+        >>> [f"{v:.4f}" for v in s]
+        ['-1.0000+0.0000j', '-1.3863+0.0000j', '-0.4621+2.0944j', '0.2310+1.0472j']
+    """
+    poly = rule_polynomial(rule)
+    lam = np.asarray(eigenvalues)
+    _check_finite(lam, "eigenvalues")
+    z = poly.sign * float(h) * lam
+    _check_singular(poly, z, h)
+    return np.asarray(_coefficients(poly, jnp.asarray(z)))
+
+
+def _check_finite(x, what: str) -> None:
+    if not np.all(np.isfinite(np.asarray(x))):
+        raise BeaValueError(
+            f"{what} contains NaN or infinity; check the loss and the parameters it is evaluated at"
+        )
+
+
+def _check_singular(poly: RulePolynomial, z, h) -> None:
+    R = np.abs(np.asarray(poly.R(np.asarray(z, dtype=complex))))
+    bad = R < 1e-12
+    if np.any(bad):
+        zb = np.asarray(z).ravel()[np.argmax(np.asarray(bad).ravel())]
+        raise BeaValueError(
+            f"h={h} puts an eigenvalue at z = {complex(zb).real:g}, a root of R(z) for rule "
+            f"{poly.name!r} (h*lambda = 1 for gd), where the step maps that direction to 0 "
+            "and log R is singular: no flow exists; change h slightly"
+        )
+
+
+# -- Hessian-vector products and Lanczos ------------------------------------------------
+
+
+def hvp(loss: Callable, theta, v):
+    """H(theta) v through `jax.jvp` of `jax.grad` (no dense Hessian)."""
+    return jax.jvp(jax.grad(loss), (theta,), (v,))[1]
+
+
+def lanczos(matvec: Callable, n: int, iters: int, key, dtype=jnp.float64):
+    """Lanczos with full reorthogonalisation: Ritz values and vectors of a symmetric map.
+
+    Arguments:
+        matvec: v -> A v for a symmetric A of size n.
+        n: the dimension.
+        iters: the number of Lanczos vectors m (<= n).
+        key: a `jax.random` key for the starting vector.
+
+    Returns:
+        (values, vectors) ascending, vectors as the columns of an (n, m) array. The
+        extreme Ritz pairs converge first; with m >= 2k + 20 the top k are accurate to
+        many digits for a spread-out spectrum.
+    """
+    m = int(min(iters, n))
+    v0 = jax.random.normal(key, (n,), dtype=dtype)
+    v0 = v0 / jnp.linalg.norm(v0)
+    V = jnp.zeros((m + 1, n), dtype).at[0].set(v0)
+
+    def body(j, carry):
+        V, alpha, beta = carry
+        w = matvec(V[j])
+        a = jnp.vdot(V[j], w)
+        w = w - V.T @ (V @ w)  # full reorthogonalisation, twice
+        w = w - V.T @ (V @ w)
+        b = jnp.linalg.norm(w)
+        ok = b > 1e-10 * jnp.maximum(1.0, jnp.abs(a))
+        V = V.at[j + 1].set(jnp.where(ok, w / jnp.where(ok, b, 1.0), 0.0))
+        return V, alpha.at[j].set(a), beta.at[j].set(jnp.where(ok, b, 0.0))
+
+    V, alpha, beta = jax.lax.fori_loop(0, m, body, (V, jnp.zeros(m, dtype), jnp.zeros(m, dtype)))
+    T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+    vals, Y = jnp.linalg.eigh(T)
+    return vals, V[:m].T @ Y
+
+
+# -- the field -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrincipalDecomposition:
+    """The principal flow at one point, eigendirection by eigendirection.
+
+    Arguments:
+        eigenvalues: lambda_i (all of them, or the top k for Lanczos).
+        vectors: u_i as columns.
+        coefficients: s(h lambda_i), complex.
+        projections: grad E . u_i.
+        rest: s(0) times the part of grad E outside span(u_i) (zero for dense).
+        field: the principal-flow vector, complex.
+    """
+
+    eigenvalues: np.ndarray
+    vectors: np.ndarray
+    coefficients: np.ndarray
+    projections: np.ndarray
+    rest: np.ndarray
+    field: np.ndarray
+
+    @property
+    def regimes(self) -> list[str]:
+        """Per direction: "stable" (s real < 0), "oscillating" (Re s < 0, complex),
+        "diverging" (Re s >= 0 with lambda > 0, or s real > 0)."""
+        out = []
+        for s in self.coefficients:
+            if abs(s.imag) < 1e-14:
+                out.append("stable" if s.real < 0 else "diverging")
+            else:
+                out.append("oscillating" if s.real < 0 else "diverging")
+        return out
+
+
+@dataclass(frozen=True)
+class PrincipalFlowField:
+    """The principal-flow vector field of a rule on a loss over flat parameter vectors.
+
+    Call it on a parameter vector (real or complex) to get the complex field; it is
+    pure JAX and can be jitted (no checks inside). `decompose` and `integrate` check
+    their input and raise `BeaValueError` with a clear message.
+
+    Arguments:
+        loss: a scalar JAX function of a 1-D parameter vector; for complex points it
+            must be holomorphic (polynomials, tanh, exp: not abs or relu).
+        h: the learning rate.
+        poly: the rule's `RulePolynomial`.
+        method: "eigh" (dense Hessian) or "lanczos" (top-k, Hessian-free).
+        k: eigenpairs kept by Lanczos.
+        iters: Lanczos vectors (default max(2k + 20, 40), at most n).
+        key: the Lanczos starting vector's key.
+    """
+
+    loss: Callable
+    h: float
+    poly: RulePolynomial
+    method: str = "eigh"
+    k: int = 20
+    iters: int | None = None
+    key: object = field(default=None, repr=False)
+
+    # the pieces, as pure JAX
+    def _parts(self, theta):
+        sign = self.poly.sign
+        cplx = jnp.iscomplexobj(theta)
+        if self.method == "eigh":
+            if cplx:
+                g = jax.grad(self.loss, holomorphic=True)(theta)
+                Hm = jax.hessian(self.loss, holomorphic=True)(theta)
+                lam, V = jnp.linalg.eig(Hm)
+                proj = jnp.linalg.solve(V, g)
+            else:
+                g = jax.grad(self.loss)(theta)
+                lam, V = jnp.linalg.eigh(jax.hessian(self.loss)(theta))
+                proj = V.T @ g
+            s = _coefficients(self.poly, sign * self.h * lam)
+            return g, lam, V, s, proj, jnp.zeros_like(g)
+        if cplx:
+            raise BeaValueError(
+                "method='lanczos' takes real parameters; integrate complex flows with "
+                "method='eigh', or pass theta.real"
+            )
+        n = theta.shape[0]
+        g = jax.grad(self.loss)(theta)
+        iters = self.iters or min(n, max(2 * self.k + 20, 40))
+        key = self.key if self.key is not None else jax.random.PRNGKey(0)
+        vals, vecs = lanczos(lambda v: hvp(self.loss, theta, v), n, iters, key, theta.dtype)
+        lam, V = vals[-self.k :], vecs[:, -self.k :]
+        proj = V.T @ g
+        rest = g - V @ proj
+        s = _coefficients(self.poly, sign * self.h * lam)
+        return g, lam, V, s, proj, rest
+
+    def __call__(self, theta):
+        _, _, V, s, proj, rest = self._parts(theta)
+        s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
+        return self.poly.sign * (V @ (s * proj) + s0 * rest)
+
+    def decompose(self, theta) -> PrincipalDecomposition:
+        """The eigenvalues, stability coefficients and projections at `theta` (checked)."""
+        theta = _as_vector(theta)
+        g, lam, V, s, proj, rest = self._parts(theta)
+        _check_finite(g, "grad E at theta")
+        _check_finite(lam, "the Hessian's eigenvalues at theta")
+        _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)
+        s0 = sum(self.poly.coeffs[:1]) / self.poly.c
+        f = self.poly.sign * (V @ (s * proj) + s0 * rest)
+        return PrincipalDecomposition(*(np.asarray(a) for a in (lam, V, s, proj, s0 * rest, f)))
+
+    def integrate(self, theta0, ts, *, complex_flow: bool | None = None, rtol=1e-12, atol=1e-12):
+        """Integrate the flow from `theta0` (complex flows as real and imaginary parts).
+
+        Arguments:
+            theta0: the start (real or complex 1-D array).
+            ts: increasing times > 0 at which to return the state (e.g. K h).
+            complex_flow: None decides at theta0: complex when theta0 is complex or some
+                stability coefficient there is complex (h lambda > 1 for gd), else the
+                cheaper real flow (it stays real while every h lambda < 1).
+            rtol, atol: diffrax tolerances (Dopri8, adaptive).
+
+        Returns:
+            An array (len(ts), n), complex for a complex flow: compare its real part with
+            the iterates; for quadratics the imaginary part vanishes at multiples of h.
+        """
+        theta0 = _as_vector(theta0)
+        d = self.decompose(theta0)
+        if complex_flow is None:
+            complex_flow = bool(jnp.iscomplexobj(theta0) or np.any(np.abs(d.coefficients.imag) > 0))
+        return integrate_flow(self, theta0, ts, complex_flow=complex_flow, rtol=rtol, atol=atol)
+
+
+def _as_vector(theta):
+    theta = jnp.asarray(theta)
+    if theta.ndim != 1:
+        raise BeaValueError(
+            f"theta has shape {theta.shape}; pass a flat parameter vector "
+            "(jax.flatten_util.ravel_pytree flattens a pytree)"
+        )
+    _check_finite(theta, "theta")
+    return theta
+
+
+def integrate_flow(
+    fieldfn: Callable, theta0, ts, *, complex_flow: bool = True, rtol=1e-12, atol=1e-12
+):
+    """Integrate theta_dot = F(theta) with diffrax (Dopri8, adaptive) from t = 0.
+
+    Arguments:
+        fieldfn: the vector field of a flat vector.
+        theta0: the start.
+        ts: increasing times > 0 at which to return the state.
+        complex_flow: integrate z_dot = F(z) for a holomorphic F as the real system
+            (Re z, Im z) and return complex states; False: a real flow.
+        rtol, atol: the solver's tolerances.
+
+    Returns:
+        An array (len(ts), n), complex when `complex_flow`. Raises `BeaValueError` if the
+        solver fails or the state leaves the finite range.
+    """
+    import diffrax
+
+    theta0 = jnp.asarray(theta0)
+    _check_finite(theta0, "theta0")
+    n = theta0.shape[0]
+    ts = jnp.asarray(ts, dtype=jnp.float64)
+    if complex_flow:
+        y0 = jnp.concatenate([jnp.real(theta0), jnp.imag(theta0)]).astype(jnp.float64)
+
+        def rhs(t, y, args):
+            f = fieldfn(y[:n] + 1j * y[n:])
+            return jnp.concatenate([jnp.real(f), jnp.imag(f)])
+
+    else:
+        y0 = jnp.real(theta0).astype(jnp.float64)
+
+        def rhs(t, y, args):
+            return jnp.real(fieldfn(y))
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(rhs),
+        diffrax.Dopri8(),
+        t0=0.0,
+        t1=float(ts[-1]),
+        dt0=None,
+        y0=y0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=100_000,
+        throw=False,
+    )
+    if sol.result != diffrax.RESULTS.successful:
+        raise BeaValueError(
+            f"the flow could not be integrated to t={float(ts[-1])} ({sol.result}); "
+            "shorten the horizon or lower h"
+        )
+    ys = sol.ys[:, :n] + 1j * sol.ys[:, n:] if complex_flow else sol.ys
+    _check_finite(ys, "the integrated flow")
+    return ys
+
+
+def principal_flow(
+    loss: Callable,
+    h: float,
+    rule="gd",
+    *,
+    method: str = "eigh",
+    k: int = 20,
+    iters: int | None = None,
+    key=None,
+) -> PrincipalFlowField:
+    """The principal-flow vector field of `rule` on `loss` at learning rate `h`.
+
+    Arguments:
+        loss: scalar JAX function of a flat parameter vector.
+        h: the learning rate (> 0, finite).
+        rule: "gd" (default), a built-in rule's name, a `bea.Rule` or an update
+            function with numeric parameters; field rules are read with f = -grad E.
+        method: "eigh" (dense Hessian, small problems) or "lanczos" (top-k
+            eigenpairs by Hessian-vector products; the rest follows s(0), i.e.
+            gradient flow for gd).
+        k: eigenpairs kept with "lanczos".
+        iters: Lanczos vectors (default max(2k + 20, 40)).
+        key: `jax.random` key of the Lanczos start (default PRNGKey(0)).
+
+    Returns:
+        A `PrincipalFlowField`: `pf(theta)` is the complex field
+        sum_i s(h lambda_i) (grad E . u_i) u_i; `pf.decompose(theta)` the pieces;
+        `pf.integrate(theta0, ts)` the flow.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> pf = principal_flow(lambda x: 0.5 * x @ x, h=0.5)
+        >>> complex(pf(jnp.array([1.0]))[0])  # log(1 - 0.5)/0.5 * 1
+        (-1.3862943611198906+0j)
+    """
+    if isinstance(h, bool) or not isinstance(h, int | float) or not np.isfinite(h) or h <= 0:
+        raise BeaValueError(f"h={h!r} must be a finite positive learning rate")
+    if not callable(loss):
+        raise BeaTypeError(f"loss={loss!r} must be a function of a flat parameter vector")
+    if method not in ("eigh", "lanczos"):
+        raise BeaValueError(f"method={method!r} is unknown; use 'eigh' or 'lanczos'")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise BeaValueError(f"k={k!r} must be a positive number of eigenpairs")
+    return PrincipalFlowField(loss, float(h), rule_polynomial(rule), method, k, iters, key)
+
+
+def ngf_field(loss: Callable) -> Callable:
+    """Negative gradient flow, theta_dot = -grad E."""
+    g = jax.grad(loss)
+    return lambda theta: -g(theta)
+
+
+def igr_field(loss: Callable, h: float) -> Callable:
+    """The order-1 modified flow of gd (IGR), theta_dot = -g - h/2 H g."""
+    g = jax.grad(loss)
+
+    def f(theta):
+        gt = g(theta)
+        return -gt - 0.5 * h * hvp(loss, theta, gt)
+
+    return f
