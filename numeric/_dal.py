@@ -105,8 +105,8 @@ def dal_p(
         >>> opt = dal_p(loss, scale=1.0, p=1.0)
         >>> x = jnp.array([1.0, -2.0]); st = opt.init(x)
         >>> u, st = opt.update(jax.grad(loss)(x), st, x)
-        >>> [round(float(v), 12) for v in optax.apply_updates(x, u)], round(float(st.rate), 12)
-        ([0.0, 0.0], 0.25)
+        >>> float(jnp.max(jnp.abs(optax.apply_updates(x, u)))) < 1e-12, round(float(st.rate), 12)
+        (True, 0.25)
     """
     _check(scale, p, max_rate)
 
