@@ -35,6 +35,7 @@ the conservative part of each free tree as S(T) and writes the rest this way.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -130,12 +131,24 @@ def _colour_maker(blocks: tuple[str, ...]):
     return lambda loss, block: f"{loss}_{block}"
 
 
-def free_tree(tree: Tree, info: dict[str, tuple[str, str]], blocks: tuple[str, ...]):
+def free_tree(
+    tree: Tree,
+    info: dict[str, tuple[str, str]],
+    blocks: tuple[str, ...],
+    only: str | None = None,
+):
     """The free tree of a rooted gradient tree, and all its rootings by vertex.
 
-    Returns (FreeTree, rootings) where rootings maps each root block B to the
-    list of rooted trees (one per vertex) with root block B.
+    Returns (FreeTree, rootings) where rootings maps each root block B (each of
+    `blocks`, or just `only`) to the list of rooted trees (one per vertex) with root
+    block B.
     """
+    return _free_tree(tree, tuple(sorted(info.items())), blocks, only)
+
+
+@functools.lru_cache(maxsize=65536)
+def _free_tree(tree: Tree, info_items: tuple, blocks: tuple[str, ...], only: str | None):
+    info = dict(info_items)
     g = _Graph(tree, info)
     keys = [g.key(v) for v in range(len(g.loss))]
     best = min(range(len(keys)), key=lambda v: keys[v])
@@ -153,7 +166,10 @@ def free_tree(tree: Tree, info: dict[str, tuple[str, str]], blocks: tuple[str, .
         representative=g.rooted(leaf, lab, colour),
         edge_blocks=tuple(sorted((b, n // 2) for b, n in edges.items())),
     )
-    rootings = {b: [g.rooted(v, b, colour) for v in range(len(g.loss))] for b in blocks}
+    rootings = {
+        b: [g.rooted(v, b, colour) for v in range(len(g.loss))]
+        for b in (blocks if only is None else (only,))
+    }
     return ft, rootings
 
 
@@ -399,42 +415,64 @@ def modified_loss(
     if meq.convention == "flow" and meq.player_times is not None:
         rate = sp.expand(meq.player_times[meq.blocks.index(block)] / sp.Symbol("h"))
 
-    coeffs = {(t, k): meq.domain.to_sympy(c) for t, k, c in meq.terms if info[t.root][1] == block}
-    classes: dict[tuple, dict] = {}
-    for (t, k), _ in coeffs.items():
-        ft, roots = free_tree(t, info, meq.blocks)
-        entry = classes.setdefault((k, ft.key), {"ft": ft, "roots": {}})
-        for r in roots[block]:
-            entry["roots"].setdefault(r, sp.expand(coeffs.get((r, k), 0) * symmetry(r)))
+    dom = meq.domain
+    coeffs = {(t, k): c for t, k, c in meq.terms if info[t.root][1] == block}
+    classes: list[tuple[int, FreeTree, dict]] = []
+    seen: set = set()
+    for t, k in coeffs:
+        if (t, k) in seen:
+            continue
+        ft, roots = free_tree(t, info, meq.blocks, only=block)
+        # b(tau) = c(tau) sigma(tau) on every rooting, zero where the field has none
+        bs = {r: coeffs.get((r, k), dom.zero) * symmetry(r) for r in roots[block]}
+        seen.update((r, k) for r in bs)
+        classes.append((k, ft, bs))
+
+    def expr(x) -> sp.Expr:
+        return dom.to_sympy(x)
+
+    try:
+        rate_dom = dom.from_sympy(rate)
+    except (sp.CoercionFailed, sp.PolynomialError, ValueError):  # pragma: no cover
+        rate_dom = None
+
+    def loss_coefficient(x, sigma: int) -> sp.Expr:
+        """-x / (sigma * rate), exactly in the domain when rate divides x."""
+        if rate_dom is not None:
+            try:
+                return expr(dom.exquo(-x, rate_dom * dom.convert(sigma)))
+            except (sp.ExactQuotientFailed, ZeroDivisionError):
+                pass
+        return sp.factor(-expr(x) / sigma / rate)
 
     terms: list[LossTerm] = []
     obstructions = []
-    for (k, _), entry in sorted(classes.items(), key=lambda kv: (kv[0][0], kv[1]["ft"].order)):
-        ft, roots = entry["ft"], entry["roots"]
+    names = _grad_info(meq.blocks)
+    for k, ft, roots in sorted(classes, key=lambda e: (e[0], e[1].order, e[1].key)):
         values = list(roots.values())
         kind = "self" if all(b == block for b, _ in ft.edge_blocks) else "interaction"
-        if all(sp.expand(v - values[0]) == 0 for v in values):
+        if all(v == values[0] for v in values):
             ref = values[0]
         else:
-            obstructions.append((k, ft, dict(roots)))
+            obstructions.append((k, ft, {r: expr(v) for r, v in roots.items()}))
             if split == "all_fixed":
-                ref = sp.Integer(0)
+                ref = dom.zero
             elif split == "first":
-                names = _grad_info(meq.blocks)
                 first = min(roots, key=lambda r: (names[r.root].name, r._key))
                 ref = roots[first]
             else:
                 # mean over vertices: rooting r stands for sigma(T)/sigma(r) vertices
-                ref = sp.expand(
-                    sum(v * sp.Rational(ft.sigma, symmetry(r)) for r, v in roots.items()) / ft.order
-                )
+                total = dom.zero
+                for r, v in roots.items():
+                    total += v * (ft.sigma // symmetry(r))
+                ref = dom.quo(total, dom.convert(ft.order))
             for r, v in sorted(roots.items(), key=lambda kv: kv[0]._key):
-                rest = sp.expand((v - ref) / symmetry(r))
-                if rest != 0:
-                    # rest * F(r) = grad_B (rest * held-fixed scalar)  =>  loss -rest/rate
-                    terms.append(LossTerm(k, sp.factor(-rest / rate), None, r, kind))
-        if ref != 0:
-            terms.append(LossTerm(k, sp.factor(-ref / ft.sigma / rate), ft, None, kind))
+                rest = v - ref
+                if rest:
+                    # rest/sigma(r) F(r) = grad_B of rest/sigma(r) times the held-fixed scalar
+                    terms.append(LossTerm(k, loss_coefficient(rest, symmetry(r)), None, r, kind))
+        if ref:
+            terms.append(LossTerm(k, loss_coefficient(ref, ft.sigma), ft, None, kind))
     terms.sort(key=lambda t: (t.h_power, t.free_tree is None, _term_order(t)))
     result = ModifiedLoss(
         rule=meq.rule,

@@ -27,6 +27,34 @@ CASES = {
 }
 
 
+LOSS_CASES = {
+    "gd, order 6": (lambda: bea.rules.gd, 6),
+    "sgd(3), order 3": (lambda: bea.rules.sgd(3), 3),
+    "zero_sum_alternating, symbolic, order 3": (lambda: bea.rules.zero_sum_alternating, 3),
+    "zero_sum_alternating, symbolic, order 5": (lambda: bea.rules.zero_sum_alternating, 5),
+}
+
+
+def loss_overhead() -> None:
+    """Loss recognition time relative to the derivation (goal: at most 2x); best of 3."""
+    print()
+    print(f"{'loss recognition (best of 3)':<50} {'derive s':>8} {'loss s':>8} {'ratio':>7}")
+    for name, (make, order) in LOSS_CASES.items():
+        rule = make()
+        derive, loss = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            meq = bea.modified_equation(rule, order)
+            t1 = time.perf_counter()
+            for block in meq.blocks:
+                bea.modified_loss(meq, block, held_fixed=True)
+            t2 = time.perf_counter()
+            derive.append(t1 - t0)
+            loss.append(t2 - t1)
+        d, lo = min(derive), min(loss)
+        print(f"{name:<50} {d:>8.3f} {lo:>8.3f} {lo / d:>7.2f}")
+
+
 def run_case(name: str) -> None:
     t0 = time.perf_counter()
     meq = CASES[name]()
@@ -46,6 +74,7 @@ def main() -> None:
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{name:<50} {r['seconds']:>8.2f} {r['peak_mb']:>8.0f} {r['terms']:>7}")
+    loss_overhead()
 
 
 if __name__ == "__main__":

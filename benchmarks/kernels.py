@@ -1,0 +1,124 @@
+"""Cost of the modified-field kernels on an MLP with > 1e5 parameters.
+
+Prints, relative to one `jax.grad` call of the loss (all jit-compiled, float32,
+median of several runs):
+
+* the order-1 gd field (`numeric.vector_field`) against a hand-written implicit
+  gradient regularisation gradient, grad(E + h/4 |grad E|^2) by double backprop
+  (goal: ratio <= 1.2);
+* the gd fields of orders 2-4, against the goal of at most
+  3 x (distinct non-leaf subtrees + 1) gradient evaluations;
+* compile times.
+
+    .venv/bin/python benchmarks/kernels.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+import bea
+import numeric
+
+WIDTHS = (64, 320, 320, 10)
+BATCH = 128
+H = 0.01
+
+
+def make_problem(seed: int = 0):
+    key = jax.random.PRNGKey(seed)
+    params = {}
+    for i, (a, b) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:], strict=True)):
+        key, kw = jax.random.split(key)
+        params[f"W{i}"] = jax.random.normal(kw, (a, b)) / jnp.sqrt(a)
+        params[f"b{i}"] = jnp.zeros(b)
+    key, kx, ky = jax.random.split(key, 3)
+    x = jax.random.normal(kx, (BATCH, WIDTHS[0]))
+    y = jax.random.normal(ky, (BATCH, WIDTHS[-1]))
+
+    def loss(p):
+        a = x
+        n = len(WIDTHS) - 1
+        for i in range(n):
+            a = a @ p[f"W{i}"] + p[f"b{i}"]
+            if i < n - 1:
+                a = jnp.tanh(a)
+        return 0.5 * jnp.mean(jnp.sum((a - y) ** 2, axis=1))
+
+    return params, loss
+
+
+def timed(fn, *args, repeats: int = 7):
+    """(compile seconds, median run seconds) of a jitted function."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        runs.append(time.perf_counter() - start)
+    return compile_s, statistics.median(runs)
+
+
+def non_leaf_subtrees(meq) -> int:
+    seen = set()
+    stack = [t for t, _, c in meq.terms if c]
+    while stack:
+        t = stack.pop()
+        if t not in seen:
+            seen.add(t)
+            stack.extend(t.children)
+    return sum(1 for t in seen if t.children)
+
+
+def main() -> None:
+    params, loss = make_problem()
+    n_params = sum(x.size for x in jax.tree_util.tree_leaves(params))
+    print(f"MLP {WIDTHS}, batch {BATCH}: {n_params} parameters; device {jax.devices()[0]}")
+
+    grad = jax.jit(jax.grad(loss))
+    c_grad, t_grad = timed(grad, params)
+    print(f"jax.grad: {t_grad * 1e3:.2f} ms (compile {c_grad:.2f} s)")
+
+    def igr(p, h):
+        g = jax.grad(loss)
+        return jax.grad(
+            lambda q: (
+                -(loss(q) + h / 4 * sum(jnp.sum(v**2) for v in jax.tree_util.tree_leaves(g(q))))
+            )
+        )(p)
+
+    igr_jit = jax.jit(igr)
+    c_igr, t_igr = timed(igr_jit, params, H)
+    print(
+        f"hand-written IGR gradient (double backprop): {t_igr / t_grad:.2f} x grad "
+        f"(compile {c_igr:.2f} s)"
+    )
+
+    print(f"{'field':<22}{'x grad':>8}{'goal':>8}{'compile s':>11}{'non-leaf':>10}")
+    ratio1 = None
+    for order in (1, 2, 3, 4):
+        meq = bea.modified_equation(bea.rules.gd, order)
+        field = numeric.vector_field(meq, losses={"E": loss})
+        c_f, t_f = timed(field, params, H)
+        k = non_leaf_subtrees(meq)
+        goal = 3 * (k + 1)
+        print(f"{'gd order ' + str(order):<22}{t_f / t_grad:8.2f}{goal:8d}{c_f:11.2f}{k:10d}")
+        if order == 1:
+            ratio1 = t_f / t_igr
+            # agreement with the hand-written IGR gradient (both are -grad(E + h/4 |g|^2))
+            diff = jax.tree_util.tree_map(
+                lambda a, b: jnp.max(jnp.abs(a - b)), field(params, H), igr_jit(params, H)
+            )
+            err = max(float(v) for v in jax.tree_util.tree_leaves(diff))
+            print(f"  (order-1 field vs IGR gradient: max abs difference {err:.1e})")
+    print(f"order-1 field / hand-written IGR gradient: {ratio1:.2f} (goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
