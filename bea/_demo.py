@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._losses import modified_loss
 from ._modified import modified_equation
-from ._rules import alternating, gd
+from ._rules import alternating, gd, zero_sum_alternating
+from ._sgd import sgd_expected
 
 __all__ = ["run_demo"]
 
@@ -26,6 +28,14 @@ def run_demo(out: Callable[[str], None] = print, verify: bool = True) -> int:
     out("== Alternating two-player updates (Rosca et al. 2021), symbolic alpha, lambda ==")
     out("   phi' = phi + alpha h f(phi, theta),  theta' = theta + lambda h g(phi', theta)")
     out(modified_equation(alternating, order=3).text("elementary"))
+    out("")
+    out("== Modified losses ==")
+    out(modified_loss(modified_equation(gd, order=1)).text())
+    out("")
+    out(modified_loss(sgd_expected(3, 1)).text())
+    out("")
+    meq = modified_equation(zero_sum_alternating, order=1, convention="per_player")
+    out(modified_loss(meq, "theta").text())
     if verify:
         try:
             import numeric
