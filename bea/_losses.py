@@ -206,6 +206,7 @@ class ModifiedLoss:
         exact: True when no term is held fixed (the field is a true gradient).
         oracles: colour meanings used for rendering.
         blocks: all blocks of the rule.
+        non_conservative_orders: the powers of h at which the field is not a gradient.
     """
 
     rule: str
@@ -217,6 +218,7 @@ class ModifiedLoss:
     exact: bool
     oracles: tuple[Oracle, ...]
     blocks: tuple[str, ...]
+    non_conservative_orders: tuple[int, ...] = ()
 
     def scalar_text(self, term: LossTerm, latex: bool = False) -> str:
         return _scalar(term, self.blocks, latex)
@@ -365,6 +367,7 @@ def modified_loss(
     *,
     held_fixed: bool = False,
     split: str = "symmetric",
+    order: int | None = None,
 ) -> ModifiedLoss:
     """The modified loss of one block of a gradient rule's modified field.
 
@@ -381,6 +384,7 @@ def modified_loss(
             earlier batches); "all_fixed" takes no gradient part from such a tree
             and holds the children of every rooting fixed (the form of Rosca et al.
             2021's released code for general-sum games).
+        order: keep the terms up to h^order only (default: the derivation's order).
 
     Returns:
         A `ModifiedLoss`; `.exact` tells whether it is a true gradient.
@@ -405,6 +409,15 @@ def modified_loss(
         raise BeaValueError(
             f"block={block!r} does not exist; rule {meq.rule!r} has blocks {meq.blocks}"
         )
+    if order is None:
+        order = meq.order
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise BeaValueError(f"order={order!r} must be an integer >= 0")
+    if order > meq.order:
+        raise BeaValueError(
+            f"order={order} is beyond the derivation, which stops at order {meq.order}; "
+            f"derive with bea.modified_equation(rule, {order}) first"
+        )
     if split not in ("symmetric", "first", "all_fixed"):
         raise BeaValueError(f"split={split!r} is unknown; use 'symmetric', 'first' or 'all_fixed'")
     info = {o.colour: (o.name, o.block) for o in meq.oracles}
@@ -416,7 +429,7 @@ def modified_loss(
         rate = sp.expand(meq.player_times[meq.blocks.index(block)] / sp.Symbol("h"))
 
     dom = meq.domain
-    coeffs = {(t, k): c for t, k, c in meq.terms if info[t.root][1] == block}
+    coeffs = {(t, k): c for t, k, c in meq.terms if info[t.root][1] == block and k <= order}
     classes: list[tuple[int, FreeTree, dict]] = []
     seen: set = set()
     for t, k in coeffs:
@@ -476,7 +489,7 @@ def modified_loss(
     terms.sort(key=lambda t: (t.h_power, t.free_tree is None, _term_order(t)))
     result = ModifiedLoss(
         rule=meq.rule,
-        order=meq.order,
+        order=order,
         convention=meq.convention,
         block=block,
         rate=rate,
@@ -484,6 +497,7 @@ def modified_loss(
         exact=not obstructions,
         oracles=meq.oracles,
         blocks=meq.blocks,
+        non_conservative_orders=tuple(sorted({k for k, _, _ in obstructions})),
     )
     if obstructions and not held_fixed:
         k, ft, roots = obstructions[0]

@@ -137,7 +137,17 @@ def test_general_sum_interaction_terms_are_held_fixed():
     assert kinds["∇_θ L1ᵀ sg(∇_θ L2)"] == "interaction" and kinds["‖∇_φ L1‖²"] == "self"
 
 
+def test_order_by_order_decision():
+    # gd's field is a gradient at orders 0 and 1 only (known-results.md)
+    meq = bea.modified_equation(rules.gd, 4)
+    assert modified_loss(meq, order=1).exact
+    loss = modified_loss(meq, held_fixed=True)
+    assert loss.non_conservative_orders == (2, 3, 4)
+
+
 def test_bad_requests():
+    with pytest.raises(bea.BeaValueError, match="beyond the derivation"):
+        modified_loss(bea.modified_equation(rules.gd, 1), order=3)
     with pytest.raises(bea.BeaValueError, match="generic field 'f'"):
         modified_loss(bea.modified_equation(rules.euler, 1))
     meq = bea.modified_equation(rules.zero_sum_simultaneous, 1)
