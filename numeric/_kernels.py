@@ -141,39 +141,76 @@ def _plan(meq, bound: Mapping[str, object]) -> _Plan:
     return _Plan(trees, len(leaves), levels, direct, tuple(top), n_pow - 1)
 
 
-def _batched(fn: Callable, z, directions: Sequence):
-    """`derivative` for a batch: `directions[j]` has shape (B, n); returns (B, n)."""
-    if directions[0].shape[0] == 1:
-        return derivative(fn, z, [d[0] for d in directions])[None]
+def _tmap(fn, *trees):
+    return jax.tree_util.tree_map(fn, *trees)
+
+
+def _stack(trees):
+    return _tmap(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _unstack(tree, n: int):
+    return [_tmap(lambda x, b=b: x[b], tree) for b in range(n)]
+
+
+def _batched(fn: Callable, z, directions: Sequence, linear: Callable | None = None):
+    """`derivative` for a batch: each `directions[j]` is stacked along a leading axis.
+
+    `linear`, when given, is `fn` linearised at `z` (used for first derivatives, so
+    that the primal computation is shared).
+    """
+    size = jax.tree_util.tree_leaves(directions[0])[0].shape[0]
+    if len(directions) == 1 and linear is not None:
+        if size == 1:
+            return _stack([linear(_unstack(directions[0], 1)[0])])
+        return jax.vmap(linear)(directions[0])
+    if size == 1:
+        return _stack([derivative(fn, z, [_unstack(d, 1)[0] for d in directions])])
     return jax.vmap(lambda *vs: derivative(fn, z, list(vs)))(*directions)
 
 
 def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights=None):
-    """The flat modified field at `z`; `weights[k]` (optional) scales the h^k terms.
+    """The modified field at the state `z` (any pytree); `weights[k]` scales h^k terms.
 
     Each needed subtree is evaluated once; subtrees of one size, root colour and
     number of children are evaluated together under `jax.vmap`, so the traced
-    program holds one nested jvp per batch, not per tree. Linear combinations of
-    the evaluated differentials are matrix products.
+    program holds one nested jvp per batch, not per tree. Each colour is
+    `jax.linearize`d once at `z`: its value is the leaf, and its linear map gives all
+    first derivatives (X'(z)[v], Hessian-vector products) without recomputing the
+    primal. Linear combinations of the evaluated differentials are contractions
+    over a stacked leading axis, leaf by leaf (the state is never flattened).
     """
-    powers = h ** jnp.arange(plan.max_power + 1, dtype=jnp.result_type(float))
+    dtype = jnp.result_type(*jax.tree_util.tree_leaves(z))
+    powers = h ** jnp.arange(plan.max_power + 1, dtype=dtype)
     if weights is not None:
-        powers = powers * weights
-    vals: list = [colour_fns[t.root](z) for t in plan.trees[: plan.n_leaves]]
+        powers = powers * weights.astype(dtype)
+    linear_roots = {r for r, m, *_ in (*plan.levels, *plan.top) if m == 1}
+    leaf_roots = {t.root for t in plan.trees[: plan.n_leaves]}
+    lins, leaf = {}, {}
+    for col in sorted(linear_roots | leaf_roots):
+        leaf[col], lins[col] = jax.linearize(colour_fns[col], z)
+    vals: list = [leaf[t.root] for t in plan.trees[: plan.n_leaves]]
     vals.extend([None] * (len(plan.trees) - plan.n_leaves))
     for root, _m, rows, child_rows in plan.levels:
-        dirs = [jnp.stack([vals[i] for i in cr]) for cr in child_rows]
-        out = _batched(colour_fns[root], z, dirs)
+        dirs = [_stack([vals[i] for i in cr]) for cr in child_rows]
+        out = _unstack(_batched(colour_fns[root], z, dirs, lins.get(root)), len(rows))
         for b, i in enumerate(rows):
             vals[i] = out[b]
-    M = jnp.stack(vals)
-    total = powers @ (jnp.asarray(plan.direct, dtype=M.dtype) @ M)
+    M = _stack(vals)
+    coeffs = powers @ jnp.asarray(plan.direct, dtype=dtype)
+    total = _tmap(lambda m: jnp.tensordot(coeffs, m, axes=1), M)
     for root, _m, prefix_rows, C in plan.top:
-        dirs = [M[jnp.asarray(pr)] for pr in prefix_rows]
-        tangents = jnp.einsum("k,kgi,id->gd", powers, jnp.asarray(C, dtype=M.dtype), M)
-        dirs.append(tangents)
-        total = total + jnp.sum(_batched(colour_fns[root], z, dirs), axis=0)
+        dirs = [_tmap(lambda m, pr=pr: m[jnp.asarray(pr)], M) for pr in prefix_rows]
+        mix = jnp.einsum("k,kgi->gi", powers, jnp.asarray(C, dtype=dtype))
+        dirs.append(_tmap(lambda m, mix=mix: jnp.tensordot(mix, m, axes=1), M))
+        out = _batched(colour_fns[root], z, dirs, lins.get(root))
+        total = _tmap(lambda t, o: t + jnp.sum(o, axis=0), total, out)
     return total
+
+
+def _inexact(x):
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(float)
 
 
 class ModifiedField:
@@ -213,16 +250,28 @@ class ModifiedField:
         self.plan = _plan(meq, self.bound)
         self._jit = jax.jit(self._apply_weighted)
 
+    def tree(self, state, h, weights=None):
+        """The field at `state` (the user's structure), not jit-compiled."""
+        blocks = self.meq.blocks
+        if len(blocks) > 1 and (not isinstance(state, tuple | list) or len(state) != len(blocks)):
+            raise BeaValueError(
+                f"the state must be a tuple of {len(blocks)} blocks {blocks} for rule "
+                f"{self.meq.rule!r}; got {type(state).__name__}"
+            )
+        if len(blocks) > 1:
+            state = tuple(state)
+        state = jax.tree_util.tree_map(_inexact, state)
+        orc = Oracles(None, self.losses, self.fields)
+        fns = {o.colour: orc.tree_function(o, blocks) for o in self.meq.oracles}
+        return evaluate_plan(self.plan, fns, state, h, weights)
+
     def flat(self, layout: Layout, z, h, weights=None):
         """The field on the flat vector `z` of a state with `layout`."""
-        orc = Oracles(layout, self.losses, self.fields)
-        fns = {o.colour: orc.colour_function(o) for o in self.meq.oracles}
-        return evaluate_plan(self.plan, fns, z, h, weights)
+        out = self.tree(layout.unflatten(z), h, weights)
+        return layout.flatten(out, "the modified field")
 
     def _apply_weighted(self, state, h, weights=None):
-        layout = Layout.of(state, self.meq.blocks)
-        z = layout.flatten(state)
-        return layout.unflatten(self.flat(layout, z, h, weights))
+        return self.tree(state, h, weights)
 
     def _h(self, h):
         if h is None:

@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from bea._errors import BeaTypeError, BeaValueError
 
-from ._state import Layout
+from ._state import Layout, _signature
 
 __all__ = ["Oracles"]
 
@@ -126,6 +126,58 @@ class Oracles:
 
             def fn(z):
                 return lay.embed(i, self._field_flat(oracle.name, z, i))
+
+        return fn
+
+    def tree_function(self, oracle, blocks: tuple[str, ...]) -> Callable:
+        """`state -> state-shaped pytree` for a `bea.Oracle`, without flattening.
+
+        The state is the user's own structure (a tuple of blocks for several
+        players); the value is zero outside the oracle's block. Works for any state
+        structure; `blocks` are the rule's block names.
+        """
+        if oracle.block not in blocks:
+            raise BeaValueError(
+                f"oracle {oracle.colour!r} lives in block {oracle.block!r}, which the state "
+                f"lacks; the state's blocks are {blocks}"
+            )
+        i, multi = blocks.index(oracle.block), len(blocks) > 1
+
+        def full(state, value):
+            if not multi:
+                return value
+            return tuple(
+                value if j == i else jax.tree_util.tree_map(jnp.zeros_like, part)
+                for j, part in enumerate(state)
+            )
+
+        if oracle.kind == "grad":
+            self.loss(oracle.name)
+
+            def fn(state):
+                g = jax.grad(lambda s: self._value(oracle.name, s))(state)
+                return full(state, g[i] if multi else g)
+        else:
+            self.field(oracle.name)
+
+            def fn(state):
+                try:
+                    out = self.field(oracle.name)(state)
+                except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+                    raise BeaValueError(
+                        f"field {oracle.name!r} failed on the state ({type(err).__name__}: "
+                        f"{err}); make it accept the state's structure (a tuple of blocks for "
+                        "several players)"
+                    ) from err
+                block = state[i] if multi else state
+                want, got = _signature(block), _signature(out)
+                if want != got:
+                    raise BeaValueError(
+                        f"field {oracle.name!r} returned structure {got[0]} with shapes "
+                        f"{got[1]}, but block {oracle.block!r} has {want[0]} with shapes "
+                        f"{want[1]}; return the velocity of that block"
+                    )
+                return full(state, out)
 
         return fn
 
