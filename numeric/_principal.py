@@ -357,7 +357,9 @@ class PrincipalFlowField:
         f = self.poly.sign * (V @ (s * proj) + s0 * rest)
         return PrincipalDecomposition(*(np.asarray(a) for a in (lam, V, s, proj, s0 * rest, f)))
 
-    def integrate(self, theta0, ts, *, complex_flow: bool | None = None, rtol=1e-12, atol=1e-12):
+    def integrate(
+        self, theta0, ts, *, complex_flow: bool | None = None, rtol=1e-12, atol=1e-12, solver=None
+    ):
         """Integrate the flow from `theta0` (complex flows as real and imaginary parts).
 
         Arguments:
@@ -366,7 +368,8 @@ class PrincipalFlowField:
             complex_flow: None decides at theta0: complex when theta0 is complex or some
                 stability coefficient there is complex (h lambda > 1 for gd), else the
                 cheaper real flow (it stays real while every h lambda < 1).
-            rtol, atol: diffrax tolerances (Dopri8, adaptive).
+            rtol, atol: diffrax tolerances (adaptive steps).
+            solver: a diffrax solver (default Dopri8).
 
         Returns:
             An array (len(ts), n), complex for a complex flow: compare its real part with
@@ -376,7 +379,9 @@ class PrincipalFlowField:
         d = self.decompose(theta0)
         if complex_flow is None:
             complex_flow = bool(jnp.iscomplexobj(theta0) or np.any(np.abs(d.coefficients.imag) > 0))
-        return integrate_flow(self, theta0, ts, complex_flow=complex_flow, rtol=rtol, atol=atol)
+        return integrate_flow(
+            self, theta0, ts, complex_flow=complex_flow, rtol=rtol, atol=atol, solver=solver
+        )
 
 
 def _as_vector(theta):
@@ -391,7 +396,14 @@ def _as_vector(theta):
 
 
 def integrate_flow(
-    fieldfn: Callable, theta0, ts, *, complex_flow: bool = True, rtol=1e-12, atol=1e-12
+    fieldfn: Callable,
+    theta0,
+    ts,
+    *,
+    complex_flow: bool = True,
+    rtol=1e-12,
+    atol=1e-12,
+    solver=None,
 ):
     """Integrate theta_dot = F(theta) with diffrax (Dopri8, adaptive) from t = 0.
 
@@ -402,6 +414,8 @@ def integrate_flow(
         complex_flow: integrate z_dot = F(z) for a holomorphic F as the real system
             (Re z, Im z) and return complex states; False: a real flow.
         rtol, atol: the solver's tolerances.
+        solver: a diffrax solver (default `diffrax.Dopri8()`; `diffrax.Tsit5()`
+            compiles faster and suits tolerances above 1e-10).
 
     Returns:
         An array (len(ts), n), complex when `complex_flow`. Raises `BeaValueError` if the
@@ -428,7 +442,7 @@ def integrate_flow(
 
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(rhs),
-        diffrax.Dopri8(),
+        solver if solver is not None else diffrax.Dopri8(),
         t0=0.0,
         t1=float(ts[-1]),
         dt0=None,
