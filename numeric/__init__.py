@@ -26,6 +26,47 @@ from ._verify import default_hs as default_hs
 # isort: split
 
 # --- principal flow and drift-adjusted learning rates (issue 5) ---
+from ._dal import DALState as DALState
+from ._dal import dal as dal
+from ._dal import dal_p as dal_p
+from ._dal import dal_rate as dal_rate
+from ._dal import drift_estimate as drift_estimate
+from ._principal import PrincipalDecomposition as PrincipalDecomposition
+from ._principal import PrincipalFlowField as PrincipalFlowField
+from ._principal import hvp as hvp
+from ._principal import igr_field as igr_field
+from ._principal import integrate_flow as integrate_flow
+from ._principal import lanczos as lanczos
+from ._principal import ngf_field as ngf_field
+from ._principal import principal_flow as principal_flow
+from ._principal import rule_polynomial as rule_polynomial
+from ._principal import stability_coefficients as stability_coefficients
+from ._principal_eos import EdgeOfStability as EdgeOfStability
+from ._principal_eos import edge_of_stability as edge_of_stability
+from ._principal_eos import plot_edge_of_stability as plot_edge_of_stability
+from ._principal_eos import toy_mlp as toy_mlp
+
+_ISSUE5 = [
+    "DALState",
+    "EdgeOfStability",
+    "PrincipalDecomposition",
+    "PrincipalFlowField",
+    "dal",
+    "dal_p",
+    "dal_rate",
+    "drift_estimate",
+    "edge_of_stability",
+    "hvp",
+    "igr_field",
+    "integrate_flow",
+    "lanczos",
+    "ngf_field",
+    "plot_edge_of_stability",
+    "principal_flow",
+    "rule_polynomial",
+    "stability_coefficients",
+    "toy_mlp",
+]
 
 __all__: list[str] = []
 __all__ += [
@@ -48,3 +89,4 @@ __all__ += [
     "vector_field",
     "verify_command",
 ]  # issue 3
+__all__ += _ISSUE5  # issue 5
