@@ -1,7 +1,7 @@
 """Cost of the modified-field kernels on an MLP with > 1e5 parameters.
 
 Prints, relative to one `jax.grad` call of the loss (all jit-compiled, float32,
-median of several runs):
+fastest of 15 runs):
 
 * the order-1 gd field (`numeric.vector_field`) against a hand-written implicit
   gradient regularisation gradient, grad(E + h/4 |grad E|^2) by double backprop
@@ -15,7 +15,7 @@ median of several runs):
 
 from __future__ import annotations
 
-import statistics
+import itertools
 import time
 
 import jax
@@ -32,7 +32,7 @@ H = 0.01
 def make_problem(seed: int = 0):
     key = jax.random.PRNGKey(seed)
     params = {}
-    for i, (a, b) in enumerate(zip(WIDTHS[:-1], WIDTHS[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(WIDTHS)):
         key, kw = jax.random.split(key)
         params[f"W{i}"] = jax.random.normal(kw, (a, b)) / jnp.sqrt(a)
         params[f"b{i}"] = jnp.zeros(b)
@@ -52,8 +52,9 @@ def make_problem(seed: int = 0):
     return params, loss
 
 
-def timed(fn, *args, repeats: int = 7):
-    """(compile seconds, median run seconds) of a jitted function."""
+def timed(fn, *args, repeats: int = 15):
+    """(compile seconds, fastest run seconds) of a jitted function (the minimum is the
+    figure least disturbed by other load on a shared machine)."""
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
     compile_s = time.perf_counter() - start
@@ -62,7 +63,7 @@ def timed(fn, *args, repeats: int = 7):
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
         runs.append(time.perf_counter() - start)
-    return compile_s, statistics.median(runs)
+    return compile_s, min(runs)
 
 
 def non_leaf_subtrees(meq) -> int:

@@ -141,6 +141,10 @@ def _plan(meq, bound: Mapping[str, object]) -> _Plan:
     return _Plan(trees, len(leaves), levels, direct, tuple(top), n_pow - 1)
 
 
+_SMALL = 24
+"""Up to this many evaluated differentials, combine them term by term (no stacking)."""
+
+
 def _tmap(fn, *trees):
     return jax.tree_util.tree_map(fn, *trees)
 
@@ -196,13 +200,30 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
         out = _unstack(_batched(colour_fns[root], z, dirs, lins.get(root)), len(rows))
         for b, i in enumerate(rows):
             vals[i] = out[b]
-    M = _stack(vals)
+    small = len(vals) <= _SMALL
+    M = None if small else _stack(vals)
+
+    def combine(weights, used):
+        """sum_i weights[..., i] vals[i] over the rows `used` (weights: (n,) or (G, n))."""
+        if not small:
+            return _tmap(lambda m: jnp.tensordot(weights, m, axes=1), M)
+        if weights.ndim == 2:  # one combination per group, stacked
+            return _stack([combine(weights[g], used[g]) for g in range(weights.shape[0])])
+        terms = [_tmap(lambda v, i=i: weights[i] * v, vals[i]) for i in used]
+        if not terms:
+            return _tmap(jnp.zeros_like, vals[0])
+        return _tmap(lambda *xs: sum(xs[1:], xs[0]), *terms)
+
     coeffs = powers @ jnp.asarray(plan.direct, dtype=dtype)
-    total = _tmap(lambda m: jnp.tensordot(coeffs, m, axes=1), M)
+    total = combine(coeffs, np.flatnonzero(plan.direct.any(axis=0)))
     for root, _m, prefix_rows, C in plan.top:
-        dirs = [_tmap(lambda m, pr=pr: m[jnp.asarray(pr)], M) for pr in prefix_rows]
+        if small:
+            dirs = [_stack([vals[i] for i in pr]) for pr in prefix_rows]
+        else:
+            dirs = [_tmap(lambda m, pr=pr: m[jnp.asarray(pr)], M) for pr in prefix_rows]
         mix = jnp.einsum("k,kgi->gi", powers, jnp.asarray(C, dtype=dtype))
-        dirs.append(_tmap(lambda m, mix=mix: jnp.tensordot(mix, m, axes=1), M))
+        used = [np.flatnonzero(C[:, g, :].any(axis=0)) for g in range(C.shape[1])]
+        dirs.append(combine(mix, used))
         out = _batched(colour_fns[root], z, dirs, lins.get(root))
         total = _tmap(lambda t, o: t + jnp.sum(o, axis=0), total, out)
     return total
