@@ -1,9 +1,11 @@
 """The state of a rule as one flat vector, and back.
 
 A state is one block (any pytree of arrays: an array, a dict of layers, ...) or, for
-several players, a tuple with one pytree per block. Kernels work on the flat
-concatenation `z` of all blocks' leaves (`jax.flatten_util.ravel_pytree` per block);
-losses and fields always receive the state in the user's own structure.
+several players, a tuple with one pytree per block. The discrete maps and the
+verification (diffrax, error norms) work on the flat concatenation `z` of all blocks'
+leaves (`jax.flatten_util.ravel_pytree` per block); the field kernels themselves work
+on the user's structure. Losses and fields always receive the state in the user's
+own structure.
 
 The update function of a rule sees each block as a JAX array: the block itself when
 the block is a single array, else the block's flat vector (so that `theta - h * g`
