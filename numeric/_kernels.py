@@ -193,7 +193,7 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
     over a stacked leading axis, leaf by leaf (the state is never flattened).
     """
     dtype = jnp.result_type(*jax.tree_util.tree_leaves(z))
-    powers = h ** jnp.arange(plan.max_power + 1, dtype=dtype)
+    powers = jnp.asarray(h, dtype=dtype) ** jnp.arange(plan.max_power + 1, dtype=dtype)
     if weights is not None:
         powers = powers * weights.astype(dtype)
     linear_roots = {r for r, m, *_ in (*plan.levels, *plan.top) if m == 1}
