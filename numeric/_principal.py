@@ -358,7 +358,15 @@ class PrincipalFlowField:
         return PrincipalDecomposition(*(np.asarray(a) for a in (lam, V, s, proj, s0 * rest, f)))
 
     def integrate(
-        self, theta0, ts, *, complex_flow: bool | None = None, rtol=1e-12, atol=1e-12, solver=None
+        self,
+        theta0,
+        ts,
+        *,
+        complex_flow: bool | None = None,
+        rtol=1e-12,
+        atol=1e-12,
+        solver=None,
+        max_steps: int = 4096,
     ):
         """Integrate the flow from `theta0` (complex flows as real and imaginary parts).
 
@@ -370,6 +378,11 @@ class PrincipalFlowField:
                 cheaper real flow (it stays real while every h lambda < 1).
             rtol, atol: diffrax tolerances (adaptive steps).
             solver: a diffrax solver (default Dopri8).
+            max_steps: the solver's step budget (see `integrate_flow`).
+
+        On a non-quadratic loss the eigenvalues move along the path; where one crosses
+        h lambda = 1 the principal flow is singular (or, on the complex path, changes
+        the branch of its log) and the integration stops with a `BeaValueError`.
 
         Returns:
             An array (len(ts), n), complex for a complex flow: compare its real part with
@@ -380,7 +393,14 @@ class PrincipalFlowField:
         if complex_flow is None:
             complex_flow = bool(jnp.iscomplexobj(theta0) or np.any(np.abs(d.coefficients.imag) > 0))
         return integrate_flow(
-            self, theta0, ts, complex_flow=complex_flow, rtol=rtol, atol=atol, solver=solver
+            self,
+            theta0,
+            ts,
+            complex_flow=complex_flow,
+            rtol=rtol,
+            atol=atol,
+            solver=solver,
+            max_steps=max_steps,
         )
 
 
@@ -404,6 +424,7 @@ def integrate_flow(
     rtol=1e-12,
     atol=1e-12,
     solver=None,
+    max_steps: int = 4096,
 ):
     """Integrate theta_dot = F(theta) with diffrax (Dopri8, adaptive) from t = 0.
 
@@ -416,6 +437,7 @@ def integrate_flow(
         rtol, atol: the solver's tolerances.
         solver: a diffrax solver (default `diffrax.Dopri8()`; `diffrax.Tsit5()`
             compiles faster and suits tolerances above 1e-10).
+        max_steps: the solver's step budget; running out raises `BeaValueError`.
 
     Returns:
         An array (len(ts), n), complex when `complex_flow`. Raises `BeaValueError` if the
@@ -449,13 +471,15 @@ def integrate_flow(
         y0=y0,
         saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=100_000,
+        max_steps=max_steps,
         throw=False,
     )
     if sol.result != diffrax.RESULTS.successful:
         raise BeaValueError(
-            f"the flow could not be integrated to t={float(ts[-1])} ({sol.result}); "
-            "shorten the horizon or lower h"
+            f"the flow could not be integrated to t={float(ts[-1])}: the solver stalled "
+            f"({max_steps} steps); for a principal flow this happens when an eigenvalue "
+            "crosses h*lambda = 1 (R = 0) along the path, where log R is singular or changes "
+            "branch; shorten the horizon, change h, or raise max_steps"
         )
     ys = sol.ys[:, :n] + 1j * sol.ys[:, n:] if complex_flow else sol.ys
     _check_finite(ys, "the integrated flow")
