@@ -17,6 +17,10 @@ continuing the loss holomorphically (the Hessian at a complex point is complex
 symmetric and is diagonalised with `eig`). For a quadratic loss the flow at t = K h is
 real and equals the K-th iterate; between multiples of h the imaginary part carries
 the period-two oscillation. The real part is the quantity to compare with iterates.
+On a non-quadratic loss the eigenvalues move along the path: where one crosses
+h lambda = 1 the field is singular (or, off the real axis, its log changes branch;
+the cut is kept on the negative imaginary axis of R so that R < 0 itself is smooth),
+and the integration stops with a `BeaValueError` instead of hanging.
 
 Large models. `method="lanczos"` finds the top-k eigenpairs with Lanczos iterations on
 Hessian-vector products (`jax.jvp` of `jax.grad`, no dense Hessian) and treats the rest
