@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python -m bea.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .

@@ -28,6 +28,12 @@ from ._modified import MAX_TREES as MAX_TREES
 from ._modified import ModifiedEquation as ModifiedEquation
 from ._modified import Oracle as Oracle
 from ._modified import modified_equation as modified_equation
+from ._principal import GamePrincipalFlow as GamePrincipalFlow
+from ._principal import PrincipalFlow as PrincipalFlow
+from ._principal import chain_coefficients as chain_coefficients
+from ._principal import game_principal_flow as game_principal_flow
+from ._principal import principal_flow as principal_flow
+from ._principal import recognise_generating_function as recognise_generating_function
 from ._rule import Rule as Rule
 from ._rule import rule as rule
 from ._scalars import H as H
@@ -46,24 +52,30 @@ __all__ = [
     "BeaTypeError",
     "BeaValueError",
     "FreeTree",
+    "GamePrincipalFlow",
     "H",
     "LossTerm",
     "ModifiedEquation",
     "ModifiedLoss",
     "NotAGradientError",
     "Oracle",
+    "PrincipalFlow",
     "Rule",
     "TraceError",
     "Tree",
+    "chain_coefficients",
     "closed_form_in",
     "comparison_table",
     "concrete_field",
     "concrete_map",
     "count_trees",
+    "game_principal_flow",
     "modified_equation",
     "modified_jacobian",
     "modified_loss",
     "parse_tree",
+    "principal_flow",
+    "recognise_generating_function",
     "rule",
     "rules",
     "sgd_closed_forms",

@@ -5,6 +5,7 @@
                     [--notation auto|gradient|elementary] [--force]
     bea loss RULE --order N [--block B] [--convention flow|per_player] [--held-fixed]
                   [--split symmetric|first|all_fixed] [--expected] [--format ...]
+    bea principal RULE [--order N] [--param NAME=VALUE]...
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--plot out.png]
     bea demo
 
@@ -121,6 +122,18 @@ def _cmd_loss(args, out: Callable[[str], None]) -> int:
     return 0
 
 
+def _cmd_principal(args, out: Callable[[str], None]) -> int:
+    from ._principal import game_principal_flow, principal_flow
+
+    rule, _ = _build_rule(args.rule, args.param)
+    if len(rule.blocks) == 1:
+        result = principal_flow(rule, order=args.order if args.order is not None else 10)
+    else:
+        result = game_principal_flow(rule, order=args.order if args.order is not None else 3)
+    out(result.text())
+    return 0
+
+
 def _cmd_verify(args, out: Callable[[str], None]) -> int:
     from ._rules import get_rule
 
@@ -177,6 +190,11 @@ def _parser() -> argparse.ArgumentParser:
     lo.add_argument("--format", choices=("text", "latex", "json"), default="text")
     lo.add_argument("--force", action="store_true")
 
+    pr = sub.add_parser("principal", help="the principal flow: closed form, stability regions")
+    pr.add_argument("rule")
+    pr.add_argument("--order", type=_order, default=None, help="series order (default 10)")
+    pr.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+
     v = sub.add_parser("verify", help="check a derivation numerically against the rule")
     v.add_argument("rule")
     v.add_argument("--order", type=_order, required=True)
@@ -193,6 +211,7 @@ _COMMANDS = {
     "rules": _cmd_rules,
     "derive": _cmd_derive,
     "loss": _cmd_loss,
+    "principal": _cmd_principal,
     "verify": _cmd_verify,
     "demo": _cmd_demo,
 }

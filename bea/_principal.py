@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._errors import BeaError, BeaTypeError, BeaValueError
+from ._errors import BeaError, BeaValueError
 from ._modified import ModifiedEquation, modified_equation
 from ._rule import Rule, as_rule, call_rule
 from ._scalars import H
@@ -587,23 +587,20 @@ def game_principal_flow(rule: Rule | Callable, order: int = 4) -> GamePrincipalF
 
 
 def _parse_params(params) -> dict:
+    from ._cli import parse_param, parse_value
+
     if params is None:
         return {}
     items = params.items() if isinstance(params, Mapping) else params
     out = {}
     for item in items:
         if isinstance(item, str):
-            if "=" not in item:
-                raise BeaValueError(f"--param {item!r} is not name=value; write e.g. rho=1/2")
-            k, v = item.split("=", 1)
+            k, v = parse_param(item)  # restricted parser: no eval, no sympify
         else:
             k, v = item
-        if isinstance(v, str):
-            v = v.strip()
-            if any(ch in v for ch in ".eE") and not v.isidentifier():
-                raise BeaTypeError(f"--param {k}={v} is a float; write it as a fraction p/q")
-            v = int(v) if v.lstrip("-").isdigit() else sp.sympify(v, rational=True)
-        out[k.strip()] = v
+            if isinstance(v, str):
+                v = parse_value(v)
+        out[k] = v
     return out
 
 

@@ -85,3 +85,19 @@ def test_console_script_runs_without_traceback():
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_principal_prints_the_closed_form_and_regions(capsys):
+    # Rosca et al. (TMLR 2023): gd's principal flow is log(1 - z)/z, z = h lambda
+    code, out, _ = run(capsys, "principal", "gd")
+    assert code == 0
+    assert "log(1 - z)/z" in out and "(0, 2)" in out
+
+
+def test_loss_command(capsys):
+    code, out, _ = run(capsys, "loss", "gd", "--order", "1")
+    assert code == 0 and "‖∇E‖²" in out
+    code, _, err = run(capsys, "loss", "gd", "--order", "2")
+    assert code == 2 and "not a gradient at order 2" in err
+    code, out, _ = run(capsys, "loss", "gd", "--order", "2", "--held-fixed", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["exact"] is False
