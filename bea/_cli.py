@@ -18,50 +18,13 @@ decimals read exactly, or a symbol name); nothing from the command line reaches
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable, Sequence
-from fractions import Fraction
-
-import sympy as sp
 
 from ._errors import BeaError, BeaValueError
+from ._params import _INT, parse_param, parse_value
 
-__all__ = ["main", "parse_param"]
-
-_INT = re.compile(r"[+-]?\d+")
-_RATIONAL = re.compile(r"[+-]?\d+/\d+")
-_DECIMAL = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+[eE][+-]?\d+")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def parse_value(text: str):
-    """An exact value from a string: int, p/q, an exactly-read decimal, or a Symbol."""
-    text = text.strip()
-    if _INT.fullmatch(text):
-        return int(text)
-    if _RATIONAL.fullmatch(text):
-        num, den = text.split("/")
-        if int(den) == 0:
-            raise BeaValueError(f"value {text!r} divides by zero; use a nonzero denominator")
-        return sp.Rational(int(num), int(den))
-    if _DECIMAL.fullmatch(text):
-        f = Fraction(text)  # exact: Fraction reads the decimal string, not a float
-        return sp.Rational(f.numerator, f.denominator)
-    if _IDENT.fullmatch(text):
-        return sp.Symbol(text)
-    raise BeaValueError(
-        f"value {text!r} is not an integer, a fraction p/q, a decimal or a symbol name"
-    )
-
-
-def parse_param(text: str) -> tuple[str, object]:
-    """`NAME=VALUE` -> (name, exact value); raises `BeaValueError` when malformed."""
-    name, sep, value = text.partition("=")
-    name = name.strip()
-    if not sep or not _IDENT.fullmatch(name) or not value.strip():
-        raise BeaValueError(f"--param {text!r} is malformed; write NAME=VALUE, e.g. alpha=1/2")
-    return name, parse_value(value)
+__all__ = ["main", "parse_param", "parse_value"]
 
 
 def _build_rule(name: str, params: Sequence[str]):
@@ -127,9 +90,11 @@ def _cmd_principal(args, out: Callable[[str], None]) -> int:
 
     rule, _ = _build_rule(args.rule, args.param)
     if len(rule.blocks) == 1:
-        result = principal_flow(rule, order=args.order if args.order is not None else 10)
+        order = args.order if args.order is not None else 10
+        result = principal_flow(rule, order=order, force=args.force)
     else:
-        result = game_principal_flow(rule, order=args.order if args.order is not None else 3)
+        order = args.order if args.order is not None else 3
+        result = game_principal_flow(rule, order=order, force=args.force)
     out(result.text())
     return 0
 
@@ -194,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("rule")
     pr.add_argument("--order", type=_order, default=None, help="series order (default 10)")
     pr.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    pr.add_argument("--force", action="store_true", help="ignore the tree-count budget")
 
     v = sub.add_parser("verify", help="check a derivation numerically against the rule")
     v.add_argument("rule")

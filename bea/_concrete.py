@@ -18,14 +18,30 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 
 import sympy as sp
 
-from ._errors import BeaValueError
+from ._errors import BeaTypeError, BeaValueError
 from ._rule import as_rule, call_rule
 from ._scalars import H
 
 __all__ = ["concrete_field", "concrete_map", "elementary_differential"]
+
+
+def _expr(value, what: str) -> sp.Expr:
+    """A user expression: SymPy, int or Fraction; strings are never sympified."""
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, bool) or isinstance(value, str | float | complex):
+        raise BeaTypeError(
+            f"{what} is {value!r}; give a SymPy expression built from sympy.Symbol objects"
+        )
+    if isinstance(value, int):
+        return sp.Integer(value)
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    raise BeaTypeError(f"{what} is a {type(value).__name__}; give a SymPy expression")
 
 
 def _blocks_of(variables, n_blocks: int) -> list[list[sp.Symbol]]:
@@ -60,14 +76,15 @@ class _Oracles:
                         f"losses has no entry {o.name!r}, which the rule's gradient oracle "
                         f"uses; pass losses={{{o.name!r}: expression}}"
                     )
-                comps = [sp.diff(losses[o.name], v) for v in blocks[bi]]
+                loss = _expr(losses[o.name], f"losses[{o.name!r}]")
+                comps = [sp.diff(loss, v) for v in blocks[bi]]
             else:
                 if o.name not in (fields or {}):
                     raise BeaValueError(
                         f"fields has no entry {o.name!r}, which the rule uses; pass "
                         f"fields={{{o.name!r}: [expressions]}}"
                     )
-                comps = list(fields[o.name])
+                comps = [_expr(c, f"fields[{o.name!r}]") for c in fields[o.name]]
                 if len(comps) != len(blocks[bi]):
                     raise BeaValueError(
                         f"field {o.name!r} has {len(comps)} components but block "
@@ -75,7 +92,7 @@ class _Oracles:
                     )
             full = [sp.Integer(0)] * len(self.z)
             for i, c in enumerate(comps):
-                full[self.offsets[bi] + i] = sp.sympify(c)
+                full[self.offsets[bi] + i] = c
             self.vectors[o.colour] = sp.Matrix(full)
 
 
@@ -156,14 +173,15 @@ def concrete_map(
         if name not in (losses or {}):
             raise BeaValueError(f"losses has no entry {name!r}; pass losses={{{name!r}: expr}}")
         sub = at(point)
-        outs = [sp.Matrix([sp.diff(losses[name], v).xreplace(sub) for v in b]) for b in vblocks]
+        loss = _expr(losses[name], f"losses[{name!r}]")
+        outs = [sp.Matrix([sp.diff(loss, v).xreplace(sub) for v in b]) for b in vblocks]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def field(name, point):
         if name not in (fields or {}):
             raise BeaValueError(f"fields has no entry {name!r}; pass fields={{{name!r}: [...]}}")
         sub = at(point)
-        return sp.Matrix([sp.sympify(e).xreplace(sub) for e in fields[name]])
+        return sp.Matrix([_expr(e, f"fields[{name!r}]").xreplace(sub) for e in fields[name]])
 
     state = tuple(sp.Matrix(b) for b in vblocks)
     out = call_rule(r.update, state[0] if len(state) == 1 else state, H, grad, field)

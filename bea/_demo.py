@@ -46,5 +46,5 @@ def run_demo(out: Callable[[str], None] = print, verify: bool = True) -> int:
         if hook is not None:
             out("")
             out("== Numerical check against the discrete maps ==")
-            hook(print_fn=out)
+            return hook(print_fn=out)
     return 0

@@ -29,12 +29,13 @@ linearised game, and its stability conditions.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sympy as sp
 
-from ._errors import BeaError, BeaValueError
+from ._errors import BeaTypeError, BeaValueError
 from ._modified import ModifiedEquation, modified_equation
 from ._rule import Rule, as_rule, call_rule
 from ._scalars import H
@@ -44,7 +45,6 @@ __all__ = [
     "PrincipalFlow",
     "chain_coefficients",
     "game_principal_flow",
-    "principal_command",
     "principal_flow",
     "recognise_generating_function",
 ]
@@ -134,6 +134,23 @@ def _rational_guess(coeffs: list[sp.Expr], checks: int = 2) -> sp.Expr | None:
     return None
 
 
+def _exact_coefficient(x, what: str) -> sp.Expr:
+    """An exact SymPy number or expression; strings and floats are refused."""
+    if isinstance(x, bool) or isinstance(x, float | complex | str):
+        raise BeaTypeError(
+            f"{what} holds {x!r}; give exact values (int, fractions.Fraction, sympy.Rational)"
+        )
+    if isinstance(x, Fraction):
+        return sp.Rational(x.numerator, x.denominator)
+    if isinstance(x, int):
+        return sp.Integer(x)
+    if not isinstance(x, sp.Expr) or x.has(sp.Float):
+        raise BeaTypeError(
+            f"{what} holds {x!r}; give exact values (int, fractions.Fraction, sympy.Rational)"
+        )
+    return x
+
+
 def recognise_generating_function(coeffs, c=1) -> tuple[str, sp.Expr] | None:
     """Recognise s(z) = sum_k coeffs[k] z^k in closed form.
 
@@ -153,8 +170,8 @@ def recognise_generating_function(coeffs, c=1) -> tuple[str, sp.Expr] | None:
         >>> recognise_generating_function([-sp.Rational(1, k + 1) for k in range(8)])
         ('log', log(1 - z)/z)
     """
-    coeffs = [sp.sympify(x) for x in coeffs]
-    c = sp.sympify(c)
+    coeffs = [_exact_coefficient(x, "coeffs") for x in coeffs]
+    c = _exact_coefficient(c, "c")
     rat = _rational_guess(coeffs)
     if rat is not None and sp.denom(rat).free_symbols & {Z}:
         return "rational", rat
@@ -346,7 +363,7 @@ def _show_set(s: sp.Set) -> str:
     return " u ".join(f"({_show_num(p.start)}, {_show_num(p.end)})" for p in parts)
 
 
-def principal_flow(rule: Rule | Callable, order: int = 10) -> PrincipalFlow:
+def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = False) -> PrincipalFlow:
     """The principal flow of a one-block rule, in closed form, with its stability.
 
     Arguments:
@@ -355,6 +372,8 @@ def principal_flow(rule: Rule | Callable, order: int = 10) -> PrincipalFlow:
             loss equal).
         order: the order of the modified equation whose chain terms are summed; the
             closed form needs about twice the degree of R(z) plus two (>= 10 for rk4).
+        force: derive even when the tree count exceeds `bea.MAX_TREES` (rules with
+            several losses, such as `sgd(n)`, need many trees at high order).
 
     Returns:
         A `PrincipalFlow`: the chain coefficients S_k, their recognised generating
@@ -370,7 +389,7 @@ def principal_flow(rule: Rule | Callable, order: int = 10) -> PrincipalFlow:
     r = as_rule(rule)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
-    meq = modified_equation(r, order)
+    meq = modified_equation(r, order, force=force)
     kinds = {o.kind for o in meq.oracles}
     if len(meq.blocks) != 1:
         raise BeaValueError(
@@ -490,7 +509,9 @@ def _truncate(e: sp.Expr, order: int) -> sp.Expr:
     return sum((e.coeff(H, k) * H**k for k in range(order + 1)), sp.Integer(0))
 
 
-def game_principal_flow(rule: Rule | Callable, order: int = 4) -> GamePrincipalFlow:
+def game_principal_flow(
+    rule: Rule | Callable, order: int = 4, *, force: bool = False
+) -> GamePrincipalFlow:
     """The principal flow of a rule over several blocks, on the linearised game.
 
     Arguments:
@@ -498,6 +519,7 @@ def game_principal_flow(rule: Rule | Callable, order: int = 4) -> GamePrincipalF
             `bea.rules.alternating`, or a user rule).
         order: the order of the exact check of the engine's chain trees against
             log(R)/T (the derivation's cost grows quickly with it).
+        force: derive even when the tree count exceeds `bea.MAX_TREES`.
 
     Returns:
         A `GamePrincipalFlow` with R, log(R)/T as a series and, for two players, in
@@ -512,7 +534,7 @@ def game_principal_flow(rule: Rule | Callable, order: int = 4) -> GamePrincipalF
     r = as_rule(rule)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
-    meq = modified_equation(r, order)
+    meq = modified_equation(r, order, force=force)
     blocks = meq.blocks
     c = _time_factor(r)
     jac = {o.colour: tuple(sp.Symbol(f"{o.colour}_{b}") for b in blocks) for o in meq.oracles}
@@ -584,53 +606,3 @@ def game_principal_flow(rule: Rule | Callable, order: int = 4) -> GamePrincipalF
 
 
 # -- command line ---------------------------------------------------------------------
-
-
-def _parse_params(params) -> dict:
-    from ._cli import parse_param, parse_value
-
-    if params is None:
-        return {}
-    items = params.items() if isinstance(params, Mapping) else params
-    out = {}
-    for item in items:
-        if isinstance(item, str):
-            k, v = parse_param(item)  # restricted parser: no eval, no sympify
-        else:
-            k, v = item
-            if isinstance(v, str):
-                v = parse_value(v)
-        out[k] = v
-    return out
-
-
-def principal_command(
-    rule_name: str, params=None, print_fn: Callable[[str], object] = print, order: int | None = None
-) -> int:
-    """`bea principal RULE`: print the closed form and stability region; exit code.
-
-    Arguments:
-        rule_name: a built-in rule's name (`bea rules` lists them).
-        params: `{name: value}` or `["name=value", ...]` for the rule's parameters.
-        print_fn: where the text goes (one call per report).
-        order: the order of the series (default 10 for one block, 3 for games).
-
-    Returns:
-        0 on success, 2 for a user error (the message is printed, no traceback).
-    """
-    from . import rules
-
-    try:
-        r = rules.get_rule(rule_name)
-        p = _parse_params(params)
-        if p:
-            r = r.with_params(**p)
-        if len(r.blocks) == 1:
-            result = principal_flow(r, order=order or 10)
-        else:
-            result = game_principal_flow(r, order=order or 3)
-    except BeaError as err:
-        print_fn(f"error: {err}")
-        return 2
-    print_fn(result.text())
-    return 0

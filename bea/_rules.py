@@ -17,6 +17,8 @@ Conventions:
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import sympy as sp
 
 from ._errors import BeaTypeError, BeaValueError
@@ -54,6 +56,8 @@ def _coefficient(name: str, value):
         )
     if isinstance(value, int):
         return sp.Integer(value)
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
     if isinstance(value, sp.Expr) and not value.has(sp.Float):
         return value
     raise BeaTypeError(

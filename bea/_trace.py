@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._errors import BeaTypeError, TraceError, user_line
+from ._errors import BeaTypeError, BeaValueError, TraceError, user_line
 from ._scalars import scalar_terms
 from ._trees import _NAME, Tree
 
@@ -212,8 +212,13 @@ class Tracer:
 
 
 def _check_name(name, oracle: str) -> None:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str):
         raise BeaTypeError(
+            f"{oracle}({name!r}, ...) at {user_line()}: the oracle name must be a string "
+            "such as 'E' or 'L1'"
+        )
+    if not _NAME.fullmatch(name):
+        raise BeaValueError(
             f"{oracle}({name!r}, ...) at {user_line()}: the oracle name must be an identifier "
             "such as 'E' or 'L1'"
         )

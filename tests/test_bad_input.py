@@ -159,8 +159,29 @@ def test_oracle_name_must_be_an_identifier():
     def rule(theta, h, grad):
         return theta - h * grad("E + 1", theta)
 
-    with pytest.raises(BeaTypeError, match="identifier"):
+    with pytest.raises(BeaValueError, match="identifier"):
         derive(rule)
+
+    def rule2(theta, h, grad):
+        return theta - h * grad(3, theta)
+
+    with pytest.raises(BeaTypeError, match="must be a string"):
+        derive(rule2)
+
+
+def test_strings_are_never_sympified():
+    # a string reaching sympify would run code: times and expressions must be exact objects
+    payload = '__import__("os").system("echo pwned") or h'
+    with pytest.raises(BeaTypeError, match="exact SymPy expression"):
+        bea.rule(rules.gd.update, time=payload)
+    with pytest.raises(BeaTypeError, match="exact SymPy expression"):
+        derive(rules.zero_sum_simultaneous, convention="per_player", player_times=(payload, "h"))
+    with pytest.raises(BeaTypeError, match="SymPy expression"):
+        bea.concrete_field(derive(rules.gd), [sp.Symbol("x")], losses={"E": "x**2"})
+    with pytest.raises(BeaTypeError, match="exact"):
+        bea.recognise_generating_function(["-1", "-1/2"])
+    with pytest.raises(BeaTypeError, match="exact SymPy expression"):
+        bea.rule(rules.gd.update, time=0.5)
 
 
 def test_not_a_rule():

@@ -5,12 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea
+from bea._cli import main
 from bea._errors import BeaValueError
 from bea._principal import (
     Z,
     chain_coefficients,
     game_principal_flow,
-    principal_command,
     principal_flow,
     quadratic_map,
     recognise_generating_function,
@@ -177,21 +177,20 @@ def test_game_flow_closed_form_on_a_numeric_game_matches_the_series():
     assert not bool(g.stability.subs(vals).subs(bea.H, hv))
 
 
-def test_principal_command_prints_closed_form_and_region():
-    out: list[str] = []
-    assert principal_command("gd", None, out.append, order=6) == 0
-    text = "\n".join(out)
+def test_principal_cli_prints_closed_form_and_region(capsys):
+    # Rosca et al. (TMLR 2023): gd's principal flow log(1 - z)/z, singular at z = 1
+    assert main(["principal", "gd", "--order", "6"]) == 0
+    text = capsys.readouterr().out
     assert "log(1 - z)/z" in text and "(0, 2)" in text and "at z = 1" in text
 
 
-def test_principal_command_games_and_errors():
-    out: list[str] = []
-    assert principal_command("alternating", {"m": "1"}, out.append, order=2) == 0
-    assert "linearised game" in out[-1]
-    assert principal_command("nope", None, out.append) == 2
-    assert out[-1].startswith("error: unknown rule")
-    assert principal_command("sam", ["rho=0.5"], out.append) == 2
-    assert "fraction" in out[-1]
+def test_principal_cli_games_and_errors(capsys):
+    assert main(["principal", "alternating", "--param", "m=1", "--order", "2"]) == 0
+    assert "linearised game" in capsys.readouterr().out
+    assert main(["principal", "nope"]) == 2
+    assert "unknown rule" in capsys.readouterr().err
+    assert main(["principal", "sam", "--param", "rho=x+1"]) == 2
+    assert "not an integer" in capsys.readouterr().err
 
 
 def test_principal_flow_errors():
