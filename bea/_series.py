@@ -29,8 +29,8 @@ Example:
     >>> from bea._trees import trees_up_to, parse_tree
     >>> trees = trees_up_to(3, ["f"])
     >>> b = log_series({parse_tree("f"): QQ(1)}, QQ(1), trees, QQ)   # explicit Euler
-    >>> b[parse_tree("f[f]")], b[parse_tree("f[f[f]]")]
-    (MPQ(-1,2), MPQ(1,3))
+    >>> QQ.to_sympy(b[parse_tree("f[f]")]), QQ.to_sympy(b[parse_tree("f[f[f]]")])
+    (-1/2, 1/3)
 """
 
 from __future__ import annotations

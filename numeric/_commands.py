@@ -53,6 +53,19 @@ def run_verification(
     """
     meq = bea.modified_equation(rule, max(orders))
     numbers = {str(k): v for k, v in (params or {}).items()}
+    free = _free_symbols(meq)
+    for key, value in numbers.items():
+        if key == "h":
+            raise BeaValueError("--param h is not allowed: verification sweeps h itself")
+        if key not in free:
+            valid = ", ".join(sorted(free | {k for k, _ in rule.params})) or "none"
+            raise BeaValueError(
+                f"rule {meq.rule!r} has no parameter {key!r}; its parameters are {valid}"
+            )
+        if isinstance(value, sp.Basic) and value.free_symbols:
+            raise BeaValueError(
+                f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
+            )
     for name in sorted(_free_symbols(meq) - set(numbers)):
         if name not in DEFAULT_SYMBOLS:
             raise BeaValueError(
@@ -101,6 +114,11 @@ def verify_command(
     known = dict(rule.params)
     rule_params = {k: v for k, v in (params or {}).items() if k in known}
     numbers = {k: v for k, v in (params or {}).items() if k not in known}
+    for key, value in rule_params.items():
+        if isinstance(value, sp.Basic) and value.free_symbols:
+            raise BeaValueError(
+                f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
+            )
     if rule_params:
         rule = rule.with_params(**rule_params)
     print_fn(f"verifying {rule.name} at order {order} (map against modified flow, float64)")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import diffrax
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bea._errors import BeaValueError
@@ -47,6 +48,20 @@ def float64(notes: list[str] | None = None):
         )
     with jax.enable_x64(True):
         yield
+
+
+def as_float64(tree):
+    """The floating leaves of a pytree as float64 arrays (others unchanged).
+
+    A state made while float64 was off is float32; inside a check it must be promoted,
+    or the whole computation silently runs in single precision.
+    """
+
+    def cast(a):
+        arr = jnp.asarray(a)
+        return arr.astype(jnp.float64) if jnp.issubdtype(arr.dtype, jnp.floating) else a
+
+    return jax.tree_util.tree_map(cast, tree)
 
 
 def integrate(vf: Callable, z0, t1, args, rtol: float = RTOL, atol: float = ATOL):

@@ -26,7 +26,16 @@ import numpy as np
 from bea._errors import BeaTypeError, BeaValueError
 from bea._rule import as_rule
 
-from ._flow import RTOL, check_hs, fit_slope, float64, integrate, lipschitz, warn_large_h
+from ._flow import (
+    RTOL,
+    as_float64,
+    check_hs,
+    fit_slope,
+    float64,
+    integrate,
+    lipschitz,
+    warn_large_h,
+)
 from ._plot import loglog_plot
 from ._verify import Sweep, default_hs, format_table
 
@@ -214,6 +223,7 @@ def check_formula(
     hs = check_hs(hs if hs is not None else default_hs(order if order is not None else 1))
     notes: list[str] = []
     with float64(notes):
+        state0 = as_float64(state0)
         r = as_rule(rule)
         sweep = Sweep(r, losses, fields, params, state0)
         lay, z0 = sweep.layout, sweep.z0

@@ -346,7 +346,11 @@ class PrincipalFlowField:
         return g, lam, V, s, proj, rest
 
     def __call__(self, theta):
-        _, _, V, s, proj, rest = self._parts(theta)
+        g, lam, V, s, proj, rest = self._parts(theta)
+        if not isinstance(lam, jax.core.Tracer):  # concrete call: say why, not NaN
+            _check_finite(g, "grad E at theta")
+            _check_finite(lam, "the Hessian's eigenvalues at theta")
+            _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         return self.poly.sign * (V @ (s * proj) + s0 * rest)
 

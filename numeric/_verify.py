@@ -23,7 +23,16 @@ import bea
 from bea._errors import BeaTypeError, BeaValueError
 from bea._rule import as_rule
 
-from ._flow import RTOL, check_hs, fit_slope, float64, integrate, lipschitz, warn_large_h
+from ._flow import (
+    RTOL,
+    as_float64,
+    check_hs,
+    fit_slope,
+    float64,
+    integrate,
+    lipschitz,
+    warn_large_h,
+)
 from ._kernels import ModifiedField
 from ._maps import DiscreteMap
 from ._params import number, split_h
@@ -190,6 +199,7 @@ def check_orders(
         per_order[n] = check_hs(given if given is not None else default_hs(n))
     notes: list[str] = []
     with float64(notes):
+        state0 = as_float64(state0)
         r = as_rule(rule)
         top = max(orders)
         if meq is None:

@@ -81,10 +81,11 @@ def test_param_parser_reads_decimals_exactly_and_never_evaluates():
 
 def test_console_script_runs_without_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "bea._cli", "derive", "gd", "--order", "x"],
+        [sys.executable, "-m", "bea._cli", "derive", "nope", "--order", "1"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("bea: error: unknown rule 'nope'")
 
 
 def test_principal_prints_the_closed_form_and_regions(capsys):
@@ -101,3 +102,24 @@ def test_loss_command(capsys):
     assert code == 2 and "not a gradient at order 2" in err
     code, out, _ = run(capsys, "loss", "gd", "--order", "2", "--held-fixed", "--format", "json")
     assert code == 0 and json.loads(out)[0]["exact"] is False
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["verify", "sam", "--order", "1", "--param", "h=abc"], "sweeps h"),
+        (["verify", "sam", "--order", "1", "--param", "rho=x"], "must be a number"),
+        (["verify", "sam", "--order", "1", "--param", "foo=1"], "no parameter 'foo'"),
+        (["verify", "gd", "--order", "1", "--problem", "nope"], "nope"),
+        (["principal", "sgd", "--param", "n=3"], "--force"),
+    ],
+)
+def test_verify_and_principal_mistakes_exit_2(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_demo_derivations_run(capsys):
+    code, out, _ = run(capsys, "demo", "--no-verify")
+    assert code == 0
+    assert "- 1/2 h ∇²E ∇E" in out and "α*λ/2 h g'f" in out and "‖∇E‖²" in out

@@ -139,6 +139,8 @@ def test_singular_h_lambda_equal_one_is_reported():
     _, loss = _quadratic(eigs=(0.5, 2.0))
     with pytest.raises(BeaValueError, match="singular"):
         numeric.principal_flow(loss, 0.5).decompose(jnp.array([1.0, 1.0]))
+    with pytest.raises(BeaValueError, match="singular"):  # the field itself, not NaN
+        numeric.principal_flow(loss, 0.5)(jnp.array([1.0, 1.0]))
     with pytest.raises(BeaValueError, match="singular"):
         numeric.stability_coefficients(np.array([4.0]), h=0.25)
 

@@ -81,6 +81,19 @@ def test_edge_cut_counts_equal_direct_grafting(t):
         assert theta.order + u.order == t.order
 
 
+def test_edge_cuts_are_complete():
+    # every (theta, u) whose grafting yields t appears in edge_cuts(t), for all trees of
+    # up to 5 vertices in two colours
+    by_size = trees_up_to(5, ["f", "g"])
+    for n in range(2, 6):
+        for t in by_size[n]:
+            cuts = {(theta, u): k for theta, u, k in edge_cuts(t)}
+            for m in range(1, n):
+                for theta in by_size[m]:
+                    for u in by_size[n - m]:
+                        assert graft(theta, u).get(t, 0) == cuts.get((theta, u), 0)
+
+
 def test_graft_is_the_leibniz_rule():
     # F(f[f])' F(f) = f''(f'f, f) + f'f'f  (one new child at each of the two vertices)
     g = graft(parse_tree("f[f]"), parse_tree("f"))
