@@ -17,9 +17,11 @@ from ._errors import BeaError as BeaError
 from ._errors import BeaTypeError as BeaTypeError
 from ._errors import BeaValueError as BeaValueError
 from ._errors import TraceError as TraceError
+from ._free_trees import FreeTree as FreeTree
+from ._game_principal import GamePrincipalFlow as GamePrincipalFlow
+from ._game_principal import game_principal_flow as game_principal_flow
 from ._games import comparison_table as comparison_table
 from ._games import modified_jacobian as modified_jacobian
-from ._losses import FreeTree as FreeTree
 from ._losses import LossTerm as LossTerm
 from ._losses import ModifiedLoss as ModifiedLoss
 from ._losses import NotAGradientError as NotAGradientError
@@ -28,10 +30,8 @@ from ._modified import MAX_TREES as MAX_TREES
 from ._modified import ModifiedEquation as ModifiedEquation
 from ._modified import Oracle as Oracle
 from ._modified import modified_equation as modified_equation
-from ._principal import GamePrincipalFlow as GamePrincipalFlow
 from ._principal import PrincipalFlow as PrincipalFlow
 from ._principal import chain_coefficients as chain_coefficients
-from ._principal import game_principal_flow as game_principal_flow
 from ._principal import principal_flow as principal_flow
 from ._principal import recognise_generating_function as recognise_generating_function
 from ._rule import Rule as Rule

@@ -86,7 +86,8 @@ def _cmd_loss(args, out: Callable[[str], None]) -> int:
 
 
 def _cmd_principal(args, out: Callable[[str], None]) -> int:
-    from ._principal import game_principal_flow, principal_flow
+    from ._game_principal import game_principal_flow
+    from ._principal import principal_flow
 
     rule, _ = _build_rule(args.rule, args.param)
     if len(rule.blocks) == 1:
@@ -195,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BeaError as e:
         print(f"bea: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

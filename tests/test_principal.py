@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 import bea
 from bea._cli import main
 from bea._errors import BeaValueError
+from bea._game_principal import game_principal_flow
 from bea._principal import (
     Z,
     chain_coefficients,
-    game_principal_flow,
     principal_flow,
     quadratic_map,
     recognise_generating_function,
