@@ -22,8 +22,8 @@ import sympy as sp
 from sympy.polys.domains import EX
 
 from ._errors import BeaTypeError, BeaValueError, TraceError
-from ._rule import Rule, as_rule, call_rule, exact_time
-from ._scalars import H, choose_domain, scalar_terms
+from ._rule import Rule, as_rule, call_rule
+from ._scalars import H, choose_domain, exact_value, scalar_terms
 from ._series import log_series
 from ._trace import Tracer
 from ._trees import Tree, count_trees, parse_tree, trees_up_to
@@ -252,7 +252,7 @@ def modified_equation(
                 f"the per_player convention needs one time per block {r.blocks}; pass "
                 "player_times=(alpha*h, lambda*h)"
             )
-        times = tuple(exact_time(t, "player_times") for t in times)
+        times = tuple(exact_value(t, "player_times") for t in times)
 
     # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
     _, probe = trace_map(r, 1, EX)
@@ -299,7 +299,7 @@ def modified_equation(
     return ModifiedEquation(
         rule=r.name,
         order=order,
-        time=exact_time(r.time, "time"),
+        time=exact_value(r.time, "time"),
         blocks=r.blocks,
         oracles=oracles,
         terms=terms,

@@ -30,14 +30,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 import sympy as sp
 
-from ._errors import BeaTypeError, BeaValueError
+from ._errors import BeaValueError
 from ._modified import ModifiedEquation, modified_equation
 from ._rule import Rule, as_rule, call_rule
-from ._scalars import H
+from ._scalars import H, exact_value
 
 __all__ = [
     "PrincipalFlow",
@@ -133,23 +132,6 @@ def _rational_guess(coeffs: list[sp.Expr], checks: int = 2) -> sp.Expr | None:
     return None
 
 
-def _exact_coefficient(x, what: str) -> sp.Expr:
-    """An exact SymPy number or expression; strings and floats are refused."""
-    if isinstance(x, bool) or isinstance(x, float | complex | str):
-        raise BeaTypeError(
-            f"{what} holds {x!r}; give exact values (int, fractions.Fraction, sympy.Rational)"
-        )
-    if isinstance(x, Fraction):
-        return sp.Rational(x.numerator, x.denominator)
-    if isinstance(x, int):
-        return sp.Integer(x)
-    if not isinstance(x, sp.Expr) or x.has(sp.Float):
-        raise BeaTypeError(
-            f"{what} holds {x!r}; give exact values (int, fractions.Fraction, sympy.Rational)"
-        )
-    return x
-
-
 def recognise_generating_function(coeffs, c=1) -> tuple[str, sp.Expr] | None:
     """Recognise s(z) = sum_k coeffs[k] z^k in closed form.
 
@@ -169,8 +151,8 @@ def recognise_generating_function(coeffs, c=1) -> tuple[str, sp.Expr] | None:
         >>> recognise_generating_function([-sp.Rational(1, k + 1) for k in range(8)])
         ('log', log(1 - z)/z)
     """
-    coeffs = [_exact_coefficient(x, "coeffs") for x in coeffs]
-    c = _exact_coefficient(c, "c")
+    coeffs = [exact_value(x, "coeffs") for x in coeffs]
+    c = exact_value(c, "c")
     rat = _rational_guess(coeffs)
     if rat is not None and sp.denom(rat).free_symbols & {Z}:
         return "rational", rat

@@ -23,15 +23,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from fractions import Fraction
 from typing import Any
 
 import sympy as sp
 
 from ._errors import BeaTypeError, BeaValueError
-from ._scalars import H
+from ._scalars import H, exact_value
 
-__all__ = ["Rule", "as_rule", "call_rule", "exact_time", "rule"]
+__all__ = ["Rule", "as_rule", "call_rule", "rule"]
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def as_rule(
     if name is not None:
         changes["name"] = name
     if time is not None:
-        changes["time"] = exact_time(time, "time")
+        changes["time"] = exact_value(time, "time")
     if blocks is not None:
         if isinstance(blocks, str) or not all(isinstance(b, str) for b in blocks) or not blocks:
             raise BeaTypeError(
@@ -142,26 +141,6 @@ def as_rule(
             raise BeaValueError(f"blocks={blocks!r} repeats a name; name each block once")
         changes["blocks"] = tuple(blocks)
     return replace(r, **changes) if changes else r
-
-
-def exact_time(value, what: str) -> sp.Expr:
-    """A time such as `3*h` or `alpha*h` as an exact SymPy expression.
-
-    Strings are refused (never sympified) and so are floats.
-    """
-    if isinstance(value, bool) or isinstance(value, float | complex | str):
-        raise BeaTypeError(
-            f"{what}={value!r} must be an exact SymPy expression in h such as 3*bea.H"
-        )
-    if isinstance(value, Fraction):
-        return sp.Rational(value.numerator, value.denominator)
-    if isinstance(value, int):
-        return sp.Integer(value)
-    if not isinstance(value, sp.Expr) or value.has(sp.Float):
-        raise BeaTypeError(
-            f"{what}={value!r} must be an exact SymPy expression in h such as 3*bea.H"
-        )
-    return value
 
 
 def call_rule(update: Callable, state, h, grad: Callable, field: Callable):

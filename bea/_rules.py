@@ -17,14 +17,12 @@ Conventions:
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import sympy as sp
 
-from ._errors import BeaTypeError, BeaValueError
+from ._errors import BeaValueError
 from ._rule import Rule
 from ._runge_kutta import euler, heun, midpoint, rk4, runge_kutta
-from ._scalars import H
+from ._scalars import H, exact_value
 
 __all__ = [
     "RULES",
@@ -47,22 +45,6 @@ __all__ = [
 ]
 
 ALPHA, LAMBDA, RHO = sp.symbols("alpha lambda rho")
-
-
-def _coefficient(name: str, value):
-    if isinstance(value, bool) or isinstance(value, float):
-        raise BeaTypeError(
-            f"parameter {name}={value!r} must be exact: an int, a sympy.Rational or a Symbol"
-        )
-    if isinstance(value, int):
-        return sp.Integer(value)
-    if isinstance(value, Fraction):
-        return sp.Rational(value.numerator, value.denominator)
-    if isinstance(value, sp.Expr) and not value.has(sp.Float):
-        return value
-    raise BeaTypeError(
-        f"parameter {name}={value!r} must be exact: an int, a sympy.Rational or a Symbol"
-    )
 
 
 def _count(name: str, value) -> int:
@@ -100,7 +82,7 @@ def sgd(n: int = 2) -> Rule:
 
 
 def _simultaneous(alpha=ALPHA, lam=LAMBDA) -> Rule:
-    alpha, lam = _coefficient("alpha", alpha), _coefficient("lambda", lam)
+    alpha, lam = exact_value(alpha, "alpha"), exact_value(lam, "lambda")
 
     def simultaneous(state, h, field):
         phi, theta = state
@@ -118,7 +100,7 @@ def _simultaneous(alpha=ALPHA, lam=LAMBDA) -> Rule:
 
 
 def _alternating(alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
-    alpha, lam = _coefficient("alpha", alpha), _coefficient("lambda", lam)
+    alpha, lam = exact_value(alpha, "alpha"), exact_value(lam, "lambda")
     m, k = _count("m", m), _count("k", k)
 
     def alternating(state, h, field):
@@ -153,7 +135,7 @@ def _game(kind: str, update: str, alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
     L1 (phi) and L2 (theta). `update` is "simultaneous" or "alternating" (m phi-steps
     of alpha h/m, then k theta-steps of lambda h/k seeing the new phi).
     """
-    alpha, lam = _coefficient("alpha", alpha), _coefficient("lambda", lam)
+    alpha, lam = exact_value(alpha, "alpha"), exact_value(lam, "lambda")
     m, k = _count("m", m), _count("k", k)
     if update == "simultaneous" and (m, k) != (1, 1):
         raise BeaValueError("m and k steps apply to alternating updates; use m=k=1")
@@ -211,7 +193,7 @@ def _extragradient() -> Rule:
 
 
 def _sam(rho=RHO) -> Rule:
-    rho = _coefficient("rho", rho)
+    rho = exact_value(rho, "rho")
 
     def sam(theta, h, grad):
         ascent = theta + rho * h * grad("E", theta)

@@ -13,19 +13,11 @@ from collections.abc import Sequence
 
 import sympy as sp
 
-from ._errors import BeaTypeError, BeaValueError
+from ._errors import BeaValueError
 from ._rule import Rule
+from ._scalars import exact_value
 
 __all__ = ["euler", "heun", "midpoint", "rk4", "runge_kutta"]
-
-
-def _exact(x, where: str) -> sp.Expr:
-    if isinstance(x, bool) or isinstance(x, float):
-        raise BeaTypeError(f"{where}={x!r} must be exact: an int, a sympy.Rational or a Symbol")
-    v = sp.sympify(x) if isinstance(x, int) else x
-    if not isinstance(v, sp.Expr) or v.has(sp.Float):
-        raise BeaTypeError(f"{where}={x!r} must be exact: an int, a sympy.Rational or a Symbol")
-    return v
 
 
 def runge_kutta(A: Sequence[Sequence], b: Sequence, name: str = "runge_kutta") -> Rule:
@@ -38,8 +30,8 @@ def runge_kutta(A: Sequence[Sequence], b: Sequence, name: str = "runge_kutta") -
     s = len(b)
     if len(A) != s or any(len(row) != s for row in A):
         raise BeaValueError(f"Butcher tableau of {name!r}: A must be {s}x{s} to match b")
-    A = [[_exact(A[i][j], f"A[{i}][{j}]") for j in range(s)] for i in range(s)]
-    b = [_exact(b[i], f"b[{i}]") for i in range(s)]
+    A = [[exact_value(A[i][j], f"A[{i}][{j}]") for j in range(s)] for i in range(s)]
+    b = [exact_value(b[i], f"b[{i}]") for i in range(s)]
     for i in range(s):
         for j in range(i, s):
             if A[i][j] != 0:

@@ -17,10 +17,35 @@ from sympy.polys.domains import QQ
 
 from ._errors import BeaTypeError, TraceError, user_line
 
-__all__ = ["H", "choose_domain", "to_expr"]
+__all__ = ["H", "choose_domain", "exact_value", "to_expr"]
 
 H = sp.Symbol("h")
 """The learning rate: the symbol every rule receives as its `h` argument."""
+
+
+def exact_value(value, what: str) -> sp.Expr:
+    """A user-given exact value (int, Fraction or SymPy expression) as a SymPy expression.
+
+    Rule parameters, Butcher coefficients, times such as `3*h` and generating-function
+    coefficients all pass through here. Floats, complex numbers, booleans and strings
+    are refused with `BeaTypeError`; strings are never sympified.
+    """
+    if isinstance(value, bool) or isinstance(value, float | complex | str):
+        raise BeaTypeError(_inexact(value, what))
+    if isinstance(value, Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+    if isinstance(value, numbers.Integral):
+        return sp.Integer(int(value))
+    if not isinstance(value, sp.Expr) or value.has(sp.Float):
+        raise BeaTypeError(_inexact(value, what))
+    return value
+
+
+def _inexact(value, what: str) -> str:
+    return (
+        f"{what}={value!r} must be exact: an int, a fractions.Fraction or an exact SymPy "
+        "expression (sympy.Rational, a Symbol, 3*bea.H)"
+    )
 
 
 def choose_domain(symbols: set[sp.Symbol], fractions: bool):
