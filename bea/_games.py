@@ -62,9 +62,9 @@ def modified_jacobian(
     return field.jacobian(flat).subs(point).applyfunc(sp.expand)
 
 
-def _interaction(rule, block: str, other: str, convention: str, m=None, k=None):
-    r = rule.with_params(m=m, k=k) if m is not None else rule
-    loss = modified_loss(modified_equation(r, 1, convention=convention), block)
+def _interaction(meq: ModifiedEquation, block: str, other: str) -> dict[str, sp.Expr]:
+    """The coefficients of |grad_block E|^2 ("self") and |grad_other E|^2 in a loss."""
+    loss = modified_loss(meq, block)
     own = {"phi": "φ", "theta": "θ"}
     out = {}
     for t in loss.terms:
@@ -100,15 +100,17 @@ def comparison_table(convention: str = "per_player") -> str:
         s = " + ".join(parts)
         return "$" + s.replace("+ -", "- ") + "$"
 
-    sim = {
-        b: _interaction(zero_sum_simultaneous, b, o, convention)
-        for b, o in (("phi", "theta"), ("theta", "phi"))
-    }
+    sim_meq = modified_equation(zero_sum_simultaneous, 1, convention=convention)
+    sim = {b: _interaction(sim_meq, b, o) for b, o in (("phi", "theta"), ("theta", "phi"))}
+    alt_meqs: dict[tuple[int, int], ModifiedEquation] = {}  # each (m, k) derived once
 
     def alt(block, other, part, sym):
         def val(n):
-            kw = {"m": n, "k": 1} if sym == m else {"m": 1, "k": n}
-            return _interaction(zero_sum_alternating, block, other, convention, **kw).get(part, 0)
+            steps = (n, 1) if sym == m else (1, n)
+            if steps not in alt_meqs:
+                rule = zero_sum_alternating.with_params(m=steps[0], k=steps[1])
+                alt_meqs[steps] = modified_equation(rule, 1, convention=convention)
+            return _interaction(alt_meqs[steps], block, other).get(part, 0)
 
         return closed_form_in(val, sym, (1, 2, 3), 4)
 
