@@ -126,7 +126,6 @@ class ModifiedLoss:
             f"; field = -{coefficient_text(self.rate)} ∇_{block_symbol(self.block)} L~)"
         )
         head = head.replace("= -1 ∇", "= -∇")
-        head = head.replace("= -1 ∇", "= -∇")
         lines = [head]
         lhs = f"L~_{block_symbol(self.block)} = "
         pad = " " * len(lhs)

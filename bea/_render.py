@@ -81,7 +81,7 @@ def tree_latex(t: Tree, notation: str, oracles: dict, single_block: bool) -> str
 def _chain(t: Tree) -> tuple[int, Tree]:
     """Length r of the run of one-child vertices of t's colour from the root, and the rest."""
     r = 0
-    while len(t.children) == 1 and t.children[0].root == t.root and len(t.children) == 1:
+    while len(t.children) == 1 and t.children[0].root == t.root:
         r += 1
         t = t.children[0]
     return r, t
@@ -93,8 +93,6 @@ def _grad_text(t: Tree, oracles: dict, single_block: bool) -> str:
     if single_block:
         if m == 1:
             r, rest = _chain(t)
-            if r >= 2 and len(rest.children) == 1:
-                return f"(∇²{o.name}){_sup(r)} {_grad_text(rest, oracles, single_block)}"
             if r >= 2:
                 return f"(∇²{o.name}){_sup(r)} {_grad_text(rest, oracles, single_block)}"
         op = "∇" + ("" if m == 0 else _sup(m + 1))
