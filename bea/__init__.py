@@ -11,6 +11,7 @@ any order in the learning rate, exactly:
 """
 
 from . import rules as rules
+from ._colour import Colour as Colour
 from ._concrete import concrete_field as concrete_field
 from ._concrete import concrete_map as concrete_map
 from ._errors import BeaError as BeaError
@@ -51,6 +52,7 @@ __all__ = [
     "BeaError",
     "BeaTypeError",
     "BeaValueError",
+    "Colour",
     "FreeTree",
     "GamePrincipalFlow",
     "H",

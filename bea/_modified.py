@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.polys.domains import EX
 
+from ._colour import Colour
 from ._errors import BeaTypeError, BeaValueError, TraceError
 from ._rule import Rule, as_rule, call_rule
 from ._scalars import H, choose_domain, exact_value, scalar_terms
@@ -34,26 +35,8 @@ MAX_TREES = 200_000
 """Refuse derivations over more trees than this unless `force=True` (memory budget)."""
 
 
-@dataclass(frozen=True)
-class Oracle:
-    """The meaning of a tree colour.
-
-    Arguments:
-        colour: the vertex label in trees (`E`, `L1_phi`, `f`).
-        kind: "grad" (a gradient, or partial gradient, of a loss) or "field".
-        name: the loss or field name the rule used.
-        block: the block (player) the oracle's value lives in.
-    """
-
-    colour: str
-    kind: str
-    name: str
-    block: str
-
-    def describe(self, blocks: tuple[str, ...]) -> str:
-        if self.kind == "grad":
-            return f"grad {self.name}" if len(blocks) == 1 else f"grad_{self.block} {self.name}"
-        return f"field {self.name}" if len(blocks) == 1 else f"field {self.name} on {self.block}"
+Oracle = Colour
+"""Former name of `bea.Colour`, kept so old code keeps working."""
 
 
 @dataclass(frozen=True)
