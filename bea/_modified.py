@@ -19,17 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sympy as sp
-from sympy.polys.domains import EX
 
 from ._colour import Colour
 from ._errors import BeaTypeError, BeaValueError, TraceError
-from ._rule import Rule, as_rule, call_rule
+from ._families import family_of
+from ._rule import Rule, as_rule
 from ._scalars import H, choose_domain, exact_value, scalar_terms
 from ._series import log_series
 from ._trace import Tracer
 from ._trees import Tree, count_trees, parse_tree, trees_up_to
 
-__all__ = ["MAX_TREES", "ModifiedEquation", "Oracle", "modified_equation", "trace_map"]
+__all__ = [
+    "MAX_TREES",
+    "MemorySeries",
+    "ModifiedEquation",
+    "Oracle",
+    "modified_equation",
+    "trace_map",
+]
 
 MAX_TREES = 200_000
 """Refuse derivations over more trees than this unless `force=True` (memory budget)."""
@@ -37,6 +44,36 @@ MAX_TREES = 200_000
 
 Oracle = Colour
 """Former name of `bea.Colour`, kept so old code keeps working."""
+
+
+@dataclass(frozen=True)
+class MemorySeries:
+    """The slow manifold of one memory variable in one block: m = M_h(theta).
+
+    M_h(theta) = identity * theta + sum coefficient * h**h_power * F(tree)(theta), the
+    value the memory takes once the start-up transient has died out (see
+    `bea._memory`). Heavy ball's velocity: v = -h/(1 - beta) grad E + O(h^2).
+
+    Arguments:
+        name: the memory variable.
+        block: the block (player) it belongs to.
+        identity: the coefficient of theta itself (1 for a memory of past iterates).
+        terms: `(tree, h_power, coefficient)` in the equation's domain.
+    """
+
+    name: str
+    block: str
+    identity: object
+    terms: tuple[tuple[Tree, int, object], ...]
+
+    def coefficient(self, tree, domain) -> sp.Expr:
+        t = parse_tree(tree)
+        return sp.expand(
+            sum(
+                (domain.to_sympy(c) * H ** (k - t.order) for tt, k, c in self.terms if tt == t),
+                sp.Integer(0),
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +94,10 @@ class ModifiedEquation:
         convention: "flow" (the whole state flows over `time`) or "per_player" (each
             block of the flow is read at its player's own time, `player_times`).
         player_times: the players' own times, c_b h.
+        source: the `Rule` the equation was derived from (numerics check that an
+            equation and a rule belong together).
+        manifold: for a rule with memory, the slow manifold: one `MemorySeries` per
+            memory variable and block, m = M_h(theta).
     """
 
     rule: str
@@ -69,6 +110,8 @@ class ModifiedEquation:
     params: tuple[tuple[str, object], ...] = ()
     convention: str = "flow"
     player_times: tuple[sp.Expr, ...] | None = None
+    source: Rule | None = field(default=None, repr=False, compare=False)
+    manifold: tuple[MemorySeries, ...] = ()
 
     # -- access ----------------------------------------------------------------
     @property
@@ -107,6 +150,31 @@ class ModifiedEquation:
             if tt == t:
                 out += self.domain.to_sympy(c) * H ** (k - t.order + 1)
         return sp.expand(out)
+
+    def memory_coefficient(self, name: str, tree, block: str | None = None) -> sp.Expr:
+        """The coefficient of h^|tree| F(tree) in the slow manifold of memory `name`.
+
+        Heavy ball: `memory_coefficient("v", "E") == 1/(beta - 1)`, i.e.
+        v = -h/(1 - beta) grad E + O(h^2). `tree="theta"` gives the multiple of the
+        state itself (1 for a memory of the previous iterate).
+        """
+        names = sorted({m.name for m in self.manifold})
+        if not names:
+            raise BeaValueError(f"rule {self.rule!r} has no memory; it has no slow manifold")
+        hits = [m for m in self.manifold if m.name == name]
+        if not hits:
+            raise BeaValueError(
+                f"memory {name!r} is not a memory variable of rule {self.rule!r}; "
+                f"its memory is {', '.join(names)}"
+            )
+        if block is not None:
+            hits = [m for m in hits if m.block == block]
+            if not hits:
+                raise BeaValueError(f"block={block!r} is not a block of {self.blocks}")
+        m = hits[0]
+        if tree in self.blocks:
+            return self.domain.to_sympy(m.identity)
+        return m.coefficient(self._tree(tree), self.domain)
 
     def field_at(self, power: int) -> dict[Tree, sp.Expr]:
         """f_power: the trees and coefficients multiplying h**power."""
@@ -175,9 +243,8 @@ def _notation(meq: ModifiedEquation, notation: str) -> str:
 
 def trace_map(rule: Rule, max_power: int, domain) -> tuple[dict, Tracer]:
     """Trace `rule` once: its map as `{(tree, k): a}` (minus the identity)."""
-    tracer = Tracer(domain, max_power, rule.blocks)
-    out = call_rule(rule.update, tracer.state(), H, tracer.grad, tracer.field)
-    return tracer.result(out), tracer
+    mt = family_of(rule).trace(rule, max_power, domain)
+    return mt.series, mt.tracer
 
 
 def modified_equation(
@@ -237,14 +304,17 @@ def modified_equation(
             )
         times = tuple(exact_value(t, "player_times") for t in times)
 
+    family = family_of(r)
     # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
-    _, probe = trace_map(r, 1, EX)
+    probe = family.probe(r)
     symbols = set(probe.record.get("symbols", set()))
-    fractions = probe.record.get("fractions", False)
+    fractions = probe.record.get("fractions", False) or family.needs_field
     if times is not None:
         symbols |= {s for t in times for s in t.free_symbols if s != H}
         fractions = fractions or any(t.free_symbols - {H} for t in times)
     domain = choose_domain(symbols, fractions)
+    if family.needs_field and not domain.is_Field:  # pragma: no cover - QQ is a field
+        domain = domain.get_field()
     n_trees = count_trees(order + 1, len(probe.oracles))
     if n_trees > MAX_TREES and not force:
         raise BeaValueError(
@@ -254,7 +324,8 @@ def modified_equation(
         )
 
     # pass 2: the map to h^(N+1) in the exact domain
-    series, tracer = trace_map(r, order + 1, domain)
+    mt = family.trace(r, order + 1, domain)
+    series, tracer = mt.series, mt.tracer
     c_terms = scalar_terms(r.time, domain)
     if set(c_terms) != {1}:
         raise TraceError(
@@ -290,7 +361,25 @@ def modified_equation(
         params=r.params,
         convention=convention,
         player_times=times if times is not None else r.player_times,
+        source=r,
+        manifold=_manifold(mt.manifold, r, order),
     )
+
+
+def _manifold(manifold: dict | None, r: Rule, order: int) -> tuple[MemorySeries, ...]:
+    """The slow manifold as `MemorySeries`, truncated like the field (trees of at most
+    N+1 vertices)."""
+    if not manifold:
+        return ()
+    out = []
+    for name, per_block in manifold.items():
+        for b, (y, terms) in enumerate(per_block):
+            kept = sorted(
+                ((t, k, c) for (t, k), c in terms.items() if t.order <= order + 1 and c),
+                key=lambda x: (x[1], x[0]._key),
+            )
+            out.append(MemorySeries(name, r.blocks[b], y, tuple(kept)))
+    return tuple(out)
 
 
 def _solve(series: dict, c, order: int, domain, trees) -> tuple:

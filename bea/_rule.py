@@ -47,6 +47,10 @@ class Rule:
         description: one line for `bea rules`.
         player_times: for several players, the time each player's own step covers
             (alpha*h, lambda*h), used by the per-player convention.
+        memory: names of the rule's memory variables (velocity, previous gradient,
+            moment estimate, weight average). A rule with memory is written
+            `update(state, m1, ..., h, grad) -> (new_state, new_m1, ...)`; each memory
+            variable has the structure of the state (one block per player).
 
     A `Rule` is itself callable like its update function.
     """
@@ -59,6 +63,7 @@ class Rule:
     factory: Callable[..., Rule] | None = field(default=None, repr=False, compare=False)
     description: str = ""
     player_times: tuple[sp.Expr, ...] | None = None
+    memory: tuple[str, ...] = ()
 
     def __call__(self, state, h, *args, **kwargs):
         return self.update(state, h, *args, **kwargs)
@@ -84,9 +89,23 @@ def rule(
     name: str | None = None,
     time: sp.Expr | None = None,
     blocks: tuple[str, ...] | None = None,
+    memory: tuple[str, ...] | None = None,
     description: str = "",
 ):
     """Decorator turning an update function into a `Rule`.
+
+    A rule with memory declares the names of its memory variables; the function takes
+    the state, then each memory variable, then `h` and the oracles, and returns the
+    new state followed by the new memory (heavy ball, with velocity `v`):
+
+        >>> import sympy as sp, bea
+        >>> beta = sp.Symbol("beta")
+        >>> @bea.rule(memory=("v",))
+        ... def heavy_ball(theta, v, h, grad):
+        ...     v = beta * v - h * grad("E", theta)
+        ...     return theta + v, v
+        >>> heavy_ball.memory
+        ('v',)
 
     Example:
         >>> import bea
@@ -99,7 +118,9 @@ def rule(
     """
 
     def wrap(f: Callable) -> Rule:
-        return as_rule(f, name=name, time=time, blocks=blocks, description=description)
+        return as_rule(
+            f, name=name, time=time, blocks=blocks, memory=memory, description=description
+        )
 
     return wrap(fn) if fn is not None else wrap
 
@@ -110,6 +131,7 @@ def as_rule(
     name: str | None = None,
     time: sp.Expr | None = None,
     blocks: tuple[str, ...] | None = None,
+    memory: tuple[str, ...] | None = None,
     description: str = "",
 ) -> Rule:
     """A `Rule` from a `Rule` or a plain update function, with optional overrides."""
@@ -140,27 +162,43 @@ def as_rule(
         if len(set(blocks)) != len(blocks):
             raise BeaValueError(f"blocks={blocks!r} repeats a name; name each block once")
         changes["blocks"] = tuple(blocks)
+    if memory is not None:
+        if isinstance(memory, str):
+            memory = (memory,)
+        if not all(isinstance(m, str) and m.isidentifier() for m in memory):
+            raise BeaTypeError(
+                f"memory={memory!r} must be a tuple of names such as ('v',) or ('m', 'v')"
+            )
+        if len(set(memory)) != len(memory) or {"h", "grad", "field"} & set(memory):
+            raise BeaValueError(
+                f"memory={memory!r} repeats a name or uses h, grad or field; name each "
+                "memory variable once, differently from the rule's other arguments"
+            )
+        changes["memory"] = tuple(memory)
     return replace(r, **changes) if changes else r
 
 
-def call_rule(update: Callable, state, h, grad: Callable, field: Callable):
+def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memory=()):
     """Run `update` with the oracles its parameter names ask for.
 
     Parameters named `grad` and `field` receive those oracles (by keyword); a rule
-    with exactly three positional parameters of other names gets `grad` third.
+    with exactly three positional parameters of other names gets `grad` third. The
+    memory values, if any, come between the state and `h`.
     """
+    args = (state, *memory, h)
     try:
         sig = inspect.signature(update)
     except (TypeError, ValueError):  # builtins, partials of builtins
-        return update(state, h, grad)
+        return update(*args, grad)
     names = list(sig.parameters)
     kwargs: Mapping[str, Callable] = {}
     if "grad" in names or "field" in names:
         kwargs = {k: v for k, v in (("grad", grad), ("field", field)) if k in names}
-        return update(state, h, **kwargs)
-    if len(names) < 3:
+        return update(*args, **kwargs)
+    if len(names) < len(args) + 1:
+        mem = "".join(f"{m}, " for m in ("m",) * len(memory))
         raise BeaTypeError(
             f"update rule {getattr(update, '__name__', update)!r} takes {len(names)} "
-            "arguments; write it as rule(state, h, grad) or rule(state, h, field)"
+            f"arguments; write it as rule(state, {mem}h, grad) or rule(state, {mem}h, field)"
         )
-    return update(state, h, grad)
+    return update(*args, grad)

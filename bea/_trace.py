@@ -24,6 +24,8 @@ modified equation a power series in h.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import sympy as sp
 
 from ._errors import BeaTypeError, BeaValueError, TraceError, user_line
@@ -112,7 +114,7 @@ class Tracer:
                     "oracles at the state plus learning-rate-sized steps"
                 )
             if p._block is None:
-                p._assign(b)
+                p._learn_block(b)
             for (t, k), c in p._terms.items():
                 if k < t.order:
                     raise TraceError(
@@ -145,6 +147,57 @@ class Tracer:
 
         rec(0, self.max_power, (), self.one, 0)
         return out
+
+    def evaluate(self, terms: dict, point, block: int) -> Traced:
+        """A series `sum a(tau, k) h^k F(tau)` evaluated at a traced point `y + D`.
+
+        Each elementary differential is expanded around y: for tau = X[tau_1..tau_m],
+
+            F(tau)(y + D) = sum_n 1/n! X^(m+n)(y)[F(tau_1)(y + D), ..., D, ..., D],
+
+        the children evaluated the same way, multilinearly (one ordered choice of a
+        term per child), and D expanded as in an oracle call. Used for the memory of a
+        rule on its slow manifold, M(y') with y' the new state.
+        """
+        disp = self._displacement("a memory series", point)
+        expansion = self._expand(disp)
+        cache: dict[Tree, dict] = {}
+
+        def elementary(tau: Tree) -> dict:
+            # invariant: the result maps (tree, extra power of h) to the coefficient of
+            # F(tree) in F(tau)(y + D), truncated at max_power extra powers
+            hit = cache.get(tau)
+            if hit is not None:
+                return hit
+            kids = [elementary(c) for c in tau.children]
+            partial: dict = {((), 0): self.one}
+            for kid in kids:  # ordered choices, one term per child
+                nxt: dict = {}
+                for (ch, k), c in partial.items():
+                    for (t, j), d in kid.items():
+                        if k + j <= self.max_power:
+                            key = ((*ch, t), k + j)
+                            nxt[key] = nxt.get(key, self.domain.zero) + c * d
+                partial = nxt
+            out: dict = {}
+            for (ch, k), c in partial.items():
+                for dch, j, d in expansion:
+                    if k + j <= self.max_power:
+                        key = (Tree(tau.root, (*ch, *dch)), k + j)
+                        out[key] = out.get(key, self.domain.zero) + c * d
+            cache[tau] = out
+            return out
+
+        result: dict = {}
+        for (tau, k), a in terms.items():
+            for (t, j), c in elementary(tau).items():
+                if k + j <= self.max_power:
+                    v = result.get((t, k + j), self.domain.zero) + a * c
+                    if v:
+                        result[(t, k + j)] = v
+                    else:
+                        result.pop((t, k + j), None)
+        return Traced(self, block, self.domain.zero, result)
 
     def grad(self, name, point):
         """The gradient oracle: `grad(name, state)`; a tuple of partial gradients for blocks."""
@@ -194,7 +247,7 @@ class Tracer:
                     "learning-rate-sized steps"
                 )
             if p._block is None:
-                p._assign(b)
+                p._learn_block(b)
             for (t, k), c in p._terms.items():
                 if k < t.order:
                     raise TraceError(
@@ -209,6 +262,14 @@ class Tracer:
                     "unknown; add it (scaled by h) to the block it is the velocity of"
                 )
         return series
+
+
+def _is_exact_zero(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | Fraction):
+        return value == 0
+    return isinstance(value, sp.Expr) and value.is_zero is True and not value.has(sp.Float)
 
 
 def _check_name(name, oracle: str) -> None:
@@ -251,11 +312,13 @@ class Traced:
         parts += [f"({tr.domain.to_sympy(c)})*h^{k}*{t}" for (t, k), c in self._terms.items()]
         return "Traced(" + " + ".join(parts or ["0"]) + ")"
 
-    def _assign(self, block: int) -> None:
-        """Fix the block of a vector built from fields whose block was unknown."""
+    def _learn_block(self, block: int) -> None:
+        """Record that the fields this vector is built from are velocities of `block`."""
         tr = self._tracer
         for t, _ in self._terms:
-            info = tr.oracles[t.root]
+            info = tr.oracles.get(t.root)
+            if info is None:  # a colour of the memory family's unknowns
+                continue
             if info.block is None:
                 info.block = block
             elif info.block != block:
@@ -263,11 +326,10 @@ class Traced:
                     f"field {t.root!r} moves both {tr.blocks[info.block]} and "
                     f"{tr.blocks[block]} (at {user_line()}); use one field per block"
                 )
-        self._block = block
 
     def _combine(self, other, sign: int) -> Traced:
         tr = self._tracer
-        if isinstance(other, int) and not isinstance(other, bool) and other == 0:
+        if _is_exact_zero(other):  # v = 0 before a loop; beta * 0 is SymPy's Zero
             return self if sign > 0 else -self
         if not isinstance(other, Traced) or other._tracer is not tr:
             raise TraceError(
@@ -275,11 +337,13 @@ class Traced:
                 f"{user_line()}; only points and oracle values (scaled by h) can be added"
             )
         a, b = self._block, other._block
+        # the block of a sum of field values is learned here; the tracer records it
+        # for the fields involved, and neither operand is changed
         if a is None and b is not None:
-            self._assign(b)
+            self._learn_block(b)
             a = b
         elif b is None and a is not None:
-            other._assign(a)
+            other._learn_block(a)
         elif a is not None and a != b:
             raise TraceError(
                 f"the rule adds a {tr.blocks[b]} value to a {tr.blocks[a]} value at "
@@ -361,7 +425,13 @@ class Traced:
         "a truth test (if/while/comparison)",
         "; the rule must be explicit: straight-line code without branches on the state",
     )
-    __lt__ = __le__ = __gt__ = __ge__ = _forbidden("a comparison")
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _forbidden(
+        "a comparison", "; the rule must be explicit: straight-line code without branches"
+    )
+    __hash__ = None
+    shape = ndim = dtype = property(
+        _forbidden("an array attribute (shape, dtype, ...)", "; the derivation is shape-free")
+    )
     __array__ = _forbidden("a conversion to an array (np.asarray, np.linalg.norm, np.dot, ...)")
     __jax_array__ = _forbidden("a conversion to a JAX array (jnp functions)")
     __getitem__ = _forbidden(
