@@ -1,16 +1,19 @@
 """Free (unrooted) trees of gradient oracles and their rootings.
 
-A rooted gradient tree, with vertex colours `L` or `L_block`, is read as an undirected
-tree whose vertices carry losses and whose edges carry the block contracted along
-them (the colour block of the child end). Its free tree forgets the root; the
+A rooted gradient tree is read as an undirected tree whose vertices carry losses and
+whose edges carry the block contracted along them (the block of the child end). The
+loss and block of a vertex come from its `Colour` (the equation's colour of the
+vertex label), never from the label's spelling. Its free tree forgets the root; the
 rootings of a free tree at each vertex, with a chosen root block B, are the rooted
 trees whose elementary differentials add up to the B-gradient of the free tree's
 scalar S(T) (see `_losses`). The canonical form is the least rooted form over all
 vertices; sigma(T) = (vertices in the root's orbit) x sigma(rooted tree).
 
 Example:
+    >>> from bea._colour import Colour
     >>> from bea._trees import parse_tree
-    >>> ft, roots = free_tree(parse_tree("E[E,E]"), {"E": ("E", "theta")}, ("theta",))
+    >>> E = Colour("E", "grad", "E", "theta")
+    >>> ft, roots = free_tree(parse_tree("E[E,E]"), (E,), ("theta",))
     >>> ft.sigma, sorted(str(r) for r in roots["theta"])
     (2, ['E[E,E]', 'E[E[E]]', 'E[E[E]]'])
 """
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ._colour import Colour
+from ._errors import BeaValueError
 from ._trees import Tree, symmetry
 
 __all__ = ["FreeTree", "free_tree"]
@@ -29,17 +35,17 @@ __all__ = ["FreeTree", "free_tree"]
 class _Graph:
     """A rooted tree as an undirected labelled graph: vertex losses, edge blocks."""
 
-    def __init__(self, tree: Tree, info: dict[str, tuple[str, str]]):
+    def __init__(self, tree: Tree, colours: Mapping[str, Colour]):
         self.loss: list[str] = []
         self.adj: list[list[tuple[int, str]]] = []
 
         def add(t: Tree) -> int:
             v = len(self.loss)
-            self.loss.append(info[t.root][0])
+            self.loss.append(colours[t.root].name)
             self.adj.append([])
             for child in t.children:
                 w = add(child)
-                label = info[child.root][1]
+                label = colours[child.root].block
                 self.adj[v].append((w, label))
                 self.adj[w].append((v, label))
             return v
@@ -79,36 +85,56 @@ class FreeTree:
         return self.representative.order
 
 
-def _colour_maker(blocks: tuple[str, ...]):
-    if len(blocks) == 1:
-        return lambda loss, block: loss
-    return lambda loss, block: f"{loss}_{block}"
+def _labeller(colours: tuple[Colour, ...]):
+    """`(loss, block) -> label` of the gradient colour with that identity."""
+    known = {(c.name, c.block): c.label for c in colours if c.kind == "grad"}
+
+    def label(loss: str, block: str) -> str:
+        try:
+            return known[(loss, block)]
+        except KeyError:
+            raise BeaValueError(
+                f"no colour is the {block}-gradient of {loss!r}; pass the colours of "
+                "every (loss, block) pair, as ModifiedEquation.oracles lists them"
+            ) from None
+
+    return label
 
 
 def free_tree(
     tree: Tree,
-    info: dict[str, tuple[str, str]],
+    colours: Mapping[str, Colour] | Iterable[Colour],
     blocks: tuple[str, ...],
     only: str | None = None,
 ):
     """The free tree of a rooted gradient tree, and all its rootings by vertex.
 
-    Returns (FreeTree, rootings) where rootings maps each root block B (each of
-    `blocks`, or just `only`) to the list of rooted trees (one per vertex) with root
-    block B.
+    Arguments:
+        tree: a rooted tree of gradient colours.
+        colours: the `Colour` of every label (a mapping label -> Colour, as
+            `ModifiedEquation.colours`, or the colours themselves).
+        blocks: all blocks of the rule.
+        only: return the rootings with this root block only.
+
+    Returns:
+        `(FreeTree, rootings)` where rootings maps each root block B (each of
+        `blocks`, or just `only`) to the list of rooted trees (one per vertex) with
+        root block B, labelled by the colours with those identities.
     """
-    return _free_tree(tree, tuple(sorted(info.items())), blocks, only)
+    values = colours.values() if isinstance(colours, Mapping) else colours
+    table = tuple(sorted(set(values), key=lambda c: (c.label, c.kind, c.name, c.block)))
+    return _free_tree(tree, table, tuple(blocks), only)
 
 
 @functools.lru_cache(maxsize=65536)
-def _free_tree(tree: Tree, info_items: tuple, blocks: tuple[str, ...], only: str | None):
-    info = dict(info_items)
-    g = _Graph(tree, info)
+def _free_tree(tree: Tree, table: tuple[Colour, ...], blocks: tuple[str, ...], only: str | None):
+    colours = {c.label: c for c in table}
+    g = _Graph(tree, colours)
     keys = [g.key(v) for v in range(len(g.loss))]
     best = min(range(len(keys)), key=lambda v: keys[v])
-    colour = _colour_maker(blocks)
+    colour = _labeller(table)
     orbit = sum(1 for k in keys if k == keys[best])
-    root_block = info[tree.root][1]
+    root_block = colours[tree.root].block
     sigma = orbit * symmetry(g.rooted(best, root_block, colour))
     leaves = [v for v in range(len(g.loss)) if len(g.adj[v]) <= 1]
     leaf = min(leaves, key=lambda v: keys[v])

@@ -20,6 +20,7 @@ from ._losses import modified_loss
 from ._modified import ModifiedEquation, modified_equation
 from ._rules import zero_sum_alternating, zero_sum_simultaneous
 from ._sgd import closed_form_in
+from ._trees import Tree
 
 __all__ = ["comparison_table", "modified_jacobian"]
 
@@ -63,17 +64,16 @@ def modified_jacobian(
 
 
 def _interaction(meq: ModifiedEquation, block: str, other: str) -> dict[str, sp.Expr]:
-    """The coefficients of |grad_block E|^2 ("self") and |grad_other E|^2 in a loss."""
+    """The coefficients (over h) of ‖∇_block E‖² ("self") and ‖∇_other E‖²
+    ("interaction") in `block`'s loss, looked up by free tree: ‖∇_B E‖² is the tree
+    E - E whose edge carries B, rooted as E_B[E_B]."""
     loss = modified_loss(meq, block)
-    own = {"phi": "φ", "theta": "θ"}
-    out = {}
-    for t in loss.terms:
-        s = loss.scalar_text(t)
-        if s == f"‖∇_{own[block]} E‖²":
-            out["self"] = t.coefficient
-        elif s == f"‖∇_{own[other]} E‖²":
-            out["interaction"] = t.coefficient
-    return out
+    colour = {c.block: c.label for c in meq.oracles if c.kind == "grad" and c.name == "E"}
+
+    def norm(b: str) -> Tree:
+        return Tree(colour[b], (Tree(colour[b]),))
+
+    return {"self": loss.coefficient(norm(block)), "interaction": loss.coefficient(norm(other))}
 
 
 def comparison_table(convention: str = "per_player") -> str:
@@ -110,7 +110,7 @@ def comparison_table(convention: str = "per_player") -> str:
             if steps not in alt_meqs:
                 rule = zero_sum_alternating.with_params(m=steps[0], k=steps[1])
                 alt_meqs[steps] = modified_equation(rule, 1, convention=convention)
-            return _interaction(alt_meqs[steps], block, other).get(part, 0)
+            return _interaction(alt_meqs[steps], block, other)[part]
 
         return closed_form_in(val, sym, (1, 2, 3), 4)
 

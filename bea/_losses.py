@@ -40,11 +40,30 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ._errors import BeaValueError
+from ._colour import Colour
+from ._errors import BeaTypeError, BeaValueError
 from ._free_trees import FreeTree, free_tree
-from ._modified import ModifiedEquation, Oracle
-from ._render import _SUP, _split_sign, block_symbol, coefficient_text, tree_latex, tree_text
-from ._trees import Tree, symmetry
+from ._modified import ModifiedEquation
+from ._render import (
+    LATEX,
+    TEXT,
+    Apply,
+    Grad,
+    HeldFixed,
+    Name,
+    Node,
+    NormSquared,
+    Product,
+    Term,
+    Transpose,
+    block_symbol,
+    coefficient_text,
+    differential,
+    latex_groups,
+    make_term,
+    text_rows,
+)
+from ._trees import Tree, parse_tree, symmetry
 
 __all__ = [
     "LossTerm",
@@ -111,52 +130,53 @@ class ModifiedLoss:
     rate: sp.Expr
     terms: tuple[LossTerm, ...]
     exact: bool
-    oracles: tuple[Oracle, ...]
+    oracles: tuple[Colour, ...]
     blocks: tuple[str, ...]
     non_conservative_orders: tuple[int, ...] = ()
 
+    @property
+    def colours(self) -> dict[str, Colour]:
+        """The `Colour` of every vertex label in the terms."""
+        return {c.label: c for c in self.oracles}
+
+    def scalar_node(self, term: LossTerm) -> Node:
+        """The neutral description of a term's scalar (see `bea._render`)."""
+        return _scalar(term, self.colours, len(self.blocks) == 1)
+
     def scalar_text(self, term: LossTerm, latex: bool = False) -> str:
-        return _scalar(term, self.blocks, latex)
+        """A term's scalar alone, as text (`‖∇E‖²`) or LaTeX."""
+        return (LATEX if latex else TEXT).node(self.scalar_node(term))
+
+    def printed_terms(self) -> list[Term]:
+        """The neutral printed terms, in order (the same walk as equations use)."""
+        tagged = len(self.blocks) > 1
+        return [
+            make_term(
+                t.coefficient, t.h_power, self.scalar_node(t), f"[{t.kind}]" if tagged else ""
+            )
+            for t in self.terms
+        ]
 
     def text(self) -> str:
+        rate = "" if self.rate == 1 else coefficient_text(self.rate) + " "
+        grad = TEXT.node(Grad("L~", 1, (self.block,)))
         head = (
             f"{self.rule}: modified loss of {block_symbol(self.block)} to order {self.order} in h"
             f" ({'exact gradient' if self.exact else 'with held-fixed factors sg(.)'}"
             f"{', per-player convention' if self.convention == 'per_player' else ''}"
-            f"; field = -{coefficient_text(self.rate)} ∇_{block_symbol(self.block)} L~)"
+            f"; field = -{rate}{grad})"
         )
-        head = head.replace("= -1 ∇", "= -∇")
-        lines = [head]
-        lhs = f"L~_{block_symbol(self.block)} = "
-        pad = " " * len(lhs)
-        for i, t in enumerate(self.terms):
-            sign, mag = _split_sign(t.coefficient)
-            coeff = "" if mag == 1 else coefficient_text(mag)
-            coeff = f"({coeff})" if (" + " in coeff or " - " in coeff) else coeff
-            hpow = "" if t.h_power == 0 else ("h" if t.h_power == 1 else f"h^{t.h_power}")
-            tag = f"   [{t.kind}]" if len(self.blocks) > 1 else ""
-            body = " ".join(x for x in (coeff, hpow, _scalar(t, self.blocks, False)) if x)
-            lead = lhs if i == 0 else pad
-            sgn = ("- " if sign == "-" else "") if i == 0 else f"{sign} "
-            lines.append(f"{lead}{sgn}{body}{tag}")
-        if not self.terms:
-            lines.append(lhs + "0")
-        return "\n".join(lines)
+        return "\n".join(
+            [head, *text_rows(f"L~_{block_symbol(self.block)} = ", self.printed_terms())]
+        )
 
     __str__ = text
 
     def latex(self) -> str:
-        parts = []
-        for i, t in enumerate(self.terms):
-            sign, mag = _split_sign(t.coefficient)
-            coeff = "" if mag == 1 else sp.latex(mag)
-            if " + " in coeff or " - " in coeff:
-                coeff = f"\\left({coeff}\\right)"
-            hpow = "" if t.h_power == 0 else ("h" if t.h_power == 1 else f"h^{{{t.h_power}}}")
-            body = " ".join(x for x in (coeff, hpow, _scalar(t, self.blocks, True)) if x)
-            parts.append((("-" if sign == "-" else "") if i == 0 else sign) + " " + body)
+        """One LaTeX equation `\\tilde L_{block} = ...` (no line breaks, so that several
+        losses can be stacked)."""
         lhs = f"\\tilde L_{{{block_symbol(self.block, latex=True)}}} = "
-        return lhs + (" ".join(parts) if parts else "0")
+        return lhs + " ".join(latex_groups(self.printed_terms()))
 
     def _repr_latex_(self) -> str:
         return f"$${self.latex()}$$"
@@ -173,7 +193,7 @@ class ModifiedLoss:
                 {
                     "h_power": t.h_power,
                     "coefficient": str(t.coefficient),
-                    "scalar": _scalar(t, self.blocks, False),
+                    "scalar": self.scalar_text(t),
                     "tree": str(t.free_tree.representative) if t.free_tree else None,
                     "held_fixed": str(t.held_fixed) if t.held_fixed else None,
                     "kind": t.kind,
@@ -185,73 +205,120 @@ class ModifiedLoss:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
-    def coefficient(self, scalar: str) -> sp.Expr:
-        """Sum of the coefficients (times h^k) of the terms printed as `scalar`."""
+    def coefficient(self, tree: Tree | FreeTree | str, held_fixed: bool = False) -> sp.Expr:
+        """The coefficient of a scalar divided by h^(|T|-1), found by structure.
+
+        Arguments:
+            tree: the scalar's free tree: a `FreeTree`, or any rooting of it as a
+                `Tree` or bracket notation (`"E[E]"` for ‖∇E‖², `"E_phi[E_theta]"` and
+                `"E_theta[E_theta]"` both for ‖∇_θ E‖² in a game, since the edge carries
+                the child's block).
+            held_fixed: look up the held-fixed term L^(m)[sg F(tau_1), ...] of exactly
+                this rooted tree instead (`tree` is then a `Tree` or bracket string).
+
+        Returns:
+            The summed coefficient; free of h for the usual rules, 0 if absent.
+
+        Example:
+            >>> import bea
+            >>> loss = bea.modified_loss(bea.modified_equation(bea.rules.gd, 1))
+            >>> loss.coefficient("E[E]"), loss.coefficient("E")
+            (1/4, 1)
+        """
+        if isinstance(tree, FreeTree):
+            if held_fixed:
+                raise BeaTypeError(
+                    "held_fixed=True looks up a rooted tree; pass a bea.Tree or bracket "
+                    "string instead of a FreeTree"
+                )
+            key, order = tree.key, tree.order
+        else:
+            t = self._tree(tree)
+            order = t.order
+            key = None if held_fixed else free_tree(t, self.colours, self.blocks)[0].key
         out = sp.Integer(0)
-        for t in self.terms:
-            if _scalar(t, self.blocks, False) == scalar:
-                out += t.coefficient * sp.Symbol("h") ** t.h_power
-        return out
+        for term in self.terms:
+            if held_fixed:
+                hit = term.held_fixed is not None and term.held_fixed == t
+            else:
+                hit = term.free_tree is not None and term.free_tree.key == key
+            if hit:
+                out += term.coefficient * sp.Symbol("h") ** (term.h_power - order + 1)
+        return sp.expand(out)
 
-
-def _grad_info(blocks: tuple[str, ...]):
-    """Rendering info for any colour: loss and block from the colour name."""
-
-    class _Info(dict):
-        def __missing__(self, colour):
-            if len(blocks) == 1:
-                return Oracle(colour, "grad", colour, blocks[0])
-            for b in blocks:
-                if colour.endswith("_" + b):
-                    return Oracle(colour, "grad", colour[: -len(b) - 1], b)
-            raise KeyError(colour)  # pragma: no cover
-
-    return _Info()
-
-
-def _scalar(term: LossTerm, blocks: tuple[str, ...], latex: bool) -> str:
-    info = _grad_info(blocks)
-    single = len(blocks) == 1
-    render = tree_latex if latex else tree_text
-
-    def grad_of(o: Oracle) -> str:
-        if latex:
-            name = sp.latex(sp.Symbol(o.name))
-            return (
-                f"\\nabla {name}" if single else f"\\nabla_{{{block_symbol(o.block, True)}}} {name}"
+    def _tree(self, tree) -> Tree:
+        if not isinstance(tree, Tree | str):
+            raise BeaTypeError(
+                f"tree={tree!r} must be a bea.Tree, a FreeTree or bracket notation such as 'E[E]'"
             )
-        return f"∇{o.name}" if single else f"∇_{block_symbol(o.block)} {o.name}"
+        t = parse_tree(tree)
+        unknown = sorted(set(t.colours) - set(self.colours))
+        if unknown:
+            raise BeaValueError(
+                f"tree {str(t)!r} uses {unknown[0]!r}, which is no colour of rule "
+                f"{self.rule!r}; its colours are {', '.join(sorted(self.colours))}"
+            )
+        return t
 
-    def sg(s: str) -> str:
-        return f"\\mathrm{{sg}}({s})" if latex else f"sg({s})"
+
+def _grad_info(source) -> dict[str, Colour]:
+    """A mutable table label -> `Colour`, never read from the labels' spelling.
+
+    Arguments:
+        source: a `ModifiedLoss` or `ModifiedEquation` (the table of its colours), or
+            a tuple of block names. For blocks the table starts empty, to be filled
+            from the equation's `oracles` (`info[o.label] = o`); with one block a
+            missing label is the gradient of the loss of that name (there a label is
+            the loss name itself), with several a missing label raises.
+
+    Returns:
+        A dict subclass; looking up an unknown label raises `BeaValueError`.
+    """
+    if isinstance(source, ModifiedLoss | ModifiedEquation):
+        return _ColourTable(source.colours, blocks=source.blocks)
+    return _ColourTable(blocks=tuple(source))
+
+
+class _ColourTable(dict):
+    def __init__(self, *args, blocks: tuple[str, ...]):
+        super().__init__(*args)
+        self.blocks = blocks
+
+    def __missing__(self, label: str) -> Colour:
+        if len(self.blocks) == 1:
+            return Colour(label, "grad", label, self.blocks[0])
+        raise BeaValueError(
+            f"colour {label!r} is unknown; fill the table from the equation's oracles "
+            "(info[o.label] = o) before looking labels up"
+        )
+
+
+def _scalar(term: LossTerm, colours: dict[str, Colour], single: bool) -> Node:
+    """The scalar of a loss term as a `Node`: S(T) printed from its representative
+    rooted at a leaf L (`L`, ‖∇L‖² or ∇Lᵀ F(rest)), or L^(m)[sg F(tau_1), ...]."""
+
+    def grad(c: Colour, block: str) -> Grad:
+        return Grad(c.name, 1, None if single else (block,))
 
     if term.free_tree is not None:
         rep = term.free_tree.representative
-        o = info[rep.root]
+        c = colours[rep.root]
         if not rep.children:
-            return sp.latex(sp.Symbol(o.name)) if latex else o.name
+            return Name(c.name)
         child = rep.children[0]
-        co = info[child.root]
-        if not child.children and co.name == o.name:
-            g = grad_of(o)
-            return f"\\|{g}\\|^2" if latex else f"‖{g}‖²"
-        t = "^\\top" if latex else "ᵀ"
-        return f"{grad_of(o)}{t} {render(child, 'gradient', info, single)}"
-    # held fixed: L^(m)[sg F(children)]
+        cc = colours[child.root]
+        if not child.children and cc.name == c.name:
+            return NormSquared(grad(c, c.block))
+        return Product(
+            (Transpose(grad(c, c.block)), differential(child, "gradient", colours, single))
+        )
     rep = term.held_fixed
-    o = info[rep.root]
-    kids = [sg(render(c, "gradient", info, single)) for c in rep.children]
+    c = colours[rep.root]
+    kids = tuple(HeldFixed(differential(k, "gradient", colours, single)) for k in rep.children)
     if len(kids) == 1:
-        co = info[rep.children[0].root]
-        t = "^\\top" if latex else "ᵀ"
-        return f"{grad_of(Oracle(o.colour, 'grad', o.name, co.block))}{t} {kids[0]}"
-    subs = "".join(block_symbol(info[c.root].block, latex) for c in rep.children)
-    m = len(kids)
-    if latex:
-        op = f"\\nabla^{{{m}}}" + ("" if single else f"_{{{subs}}}")
-        return f"{op} {sp.latex(sp.Symbol(o.name))}({', '.join(kids)})"
-    op = f"∇{str(m).translate(_SUP)}" + ("" if single else f"_{subs}")
-    return f"{op} {o.name}({', '.join(kids)})"
+        return Product((Transpose(grad(c, colours[rep.children[0].root].block)), kids[0]))
+    subs = None if single else tuple(colours[k.root].block for k in rep.children)
+    return Apply(Grad(c.name, len(kids), subs), kids)
 
 
 # -- the decision ------------------------------------------------------------------
@@ -314,7 +381,7 @@ def modified_loss(
         )
     if split not in ("symmetric", "first", "all_fixed"):
         raise BeaValueError(f"split={split!r} is unknown; use 'symmetric', 'first' or 'all_fixed'")
-    info = {o.colour: (o.name, o.block) for o in meq.oracles}
+    colours = meq.colours
 
     # the player's rate: its own step size over h in the whole-state flow (alpha, lambda);
     # 1 for single-player rules (fields are per unit time) and in the per-player convention
@@ -323,13 +390,13 @@ def modified_loss(
         rate = sp.expand(meq.player_times[meq.blocks.index(block)] / sp.Symbol("h"))
 
     dom = meq.domain
-    coeffs = {(t, k): c for t, k, c in meq.terms if info[t.root][1] == block and k <= order}
+    coeffs = {(t, k): c for t, k, c in meq.terms if colours[t.root].block == block and k <= order}
     classes: list[tuple[int, FreeTree, dict]] = []
     seen: set = set()
     for t, k in coeffs:
         if (t, k) in seen:
             continue
-        ft, roots = free_tree(t, info, meq.blocks, only=block)
+        ft, roots = free_tree(t, colours, meq.blocks, only=block)
         # b(tau) = c(tau) sigma(tau) on every rooting, zero where the field has none
         bs = {r: coeffs.get((r, k), dom.zero) * symmetry(r) for r in roots[block]}
         seen.update((r, k) for r in bs)
@@ -354,7 +421,6 @@ def modified_loss(
 
     terms: list[LossTerm] = []
     obstructions = []
-    names = _grad_info(meq.blocks)
     for k, ft, roots in sorted(classes, key=lambda e: (e[0], e[1].order, e[1].key)):
         values = list(roots.values())
         kind = "self" if all(b == block for b, _ in ft.edge_blocks) else "interaction"
@@ -365,7 +431,7 @@ def modified_loss(
             if split == "all_fixed":
                 ref = dom.zero
             elif split == "first":
-                first = min(roots, key=lambda r: (names[r.root].name, r._key))
+                first = min(roots, key=lambda r: (colours[r.root].name, r._key))
                 ref = roots[first]
             else:
                 # mean over vertices: rooting r stands for sigma(T)/sigma(r) vertices

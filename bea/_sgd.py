@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 import sympy as sp
 from sympy.polys.polyfuncs import rational_interpolate
 
+from ._colour import Colour, colour_label
 from ._errors import BeaValueError
-from ._modified import ModifiedEquation, Oracle, _solve, modified_equation, trace_map
+from ._modified import ModifiedEquation, _solve, modified_equation, trace_map
 from ._rules import sgd
 from ._scalars import choose_domain
 from ._trees import Tree, trees_up_to
@@ -58,13 +59,14 @@ def sgd_expected(n: int, order: int) -> ModifiedEquation:
             mean[key] = mean.get(key, domain.zero) + a * weight
     mean = {key: v for key, v in mean.items() if v}
     c = domain.convert(n)
+    (block,) = rule.blocks
     terms = _solve(mean, c, order, domain, trees_up_to(order + 1, names))
     return ModifiedEquation(
         rule="sgd_expected",
         order=order,
         time=rule.time,
         blocks=rule.blocks,
-        oracles=tuple(Oracle(e, "grad", e, "theta") for e in names),
+        oracles=tuple(Colour(colour_label(e, "grad", block, 1), "grad", e, block) for e in names),
         terms=terms,
         domain=domain,
         params=(("n", n),),

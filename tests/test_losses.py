@@ -41,7 +41,6 @@ def test_decomposition_reproduces_the_field():
     from bea._free_trees import free_tree
 
     meq = bea.modified_equation(rules.sgd(3), 2)
-    info = {o.colour: (o.name, o.block) for o in meq.oracles}
     for split in ("symmetric", "first", "all_fixed"):
         loss = modified_loss(meq, held_fixed=True, split=split)
         rebuilt: dict = {}
@@ -50,7 +49,7 @@ def test_decomposition_reproduces_the_field():
                 key = (t.held_fixed, t.h_power)
                 rebuilt[key] = rebuilt.get(key, 0) - t.coefficient
                 continue
-            _, roots = free_tree(t.free_tree.representative, info, meq.blocks)
+            _, roots = free_tree(t.free_tree.representative, meq.colours, meq.blocks)
             for r in roots["theta"]:  # one rooting per vertex
                 key = (r, t.h_power)
                 rebuilt[key] = rebuilt.get(key, 0) - t.coefficient
