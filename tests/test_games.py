@@ -62,3 +62,14 @@ def test_expected_sgd_goes_beyond_first_order():
     assert any(k == 2 for _, k, _ in meq.terms)
     # averaging commutes with the symmetric group: relabelling E1 <-> E2 leaves it fixed
     assert meq.coefficient("E1[E1[E2]]") == meq.coefficient("E2[E2[E1]]")
+
+
+def test_comparison_table_does_not_depend_on_the_text_renderer(monkeypatch):
+    # the DD entries are looked up by free tree, not by printed text: respelling the
+    # norm in the text backend leaves the table unchanged
+    from bea._render import _TextBackend
+
+    before = bea.comparison_table()
+    monkeypatch.setattr(_TextBackend, "_NormSquared", lambda self, n: "|x|^2")
+    assert bea.comparison_table() == before
+    assert r"\frac{\alpha h}{4 m} \|\nabla_\phi E\|^2" in before

@@ -156,3 +156,42 @@ def test_bad_requests():
         modified_loss(meq, "psi")
     with pytest.raises(bea.BeaValueError, match="split="):
         modified_loss(bea.modified_equation(rules.gd, 1), split="odd")
+
+
+def test_coefficients_are_looked_up_by_structure():
+    # seed talk, Table 1 "DD (S)" per-player (as above), now by free tree: the edge of
+    # E - E carries the child's block, so E_phi[E_theta] and E_theta[E_theta] are two
+    # rootings of the same scalar ‖∇_θ E‖²
+    sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")
+    phi = modified_loss(sim, "phi")
+    assert phi.coefficient("E_phi") == -1
+    assert phi.coefficient("E_phi[E_phi]") == alpha / 4
+    assert phi.coefficient("E_theta[E_theta]") == -alpha / 4
+    assert phi.coefficient("E_phi[E_theta]") == -alpha / 4
+    ft = next(
+        t.free_tree for t in phi.terms if t.free_tree.order == 2 and t.coefficient == alpha / 4
+    )
+    assert phi.coefficient(ft) == alpha / 4
+    assert phi.coefficient(bea.Tree("E_phi", (bea.Tree("E_phi"),))) == alpha / 4
+    assert phi.coefficient("E_phi[E_phi,E_phi]") == 0  # beyond the loss: absent
+
+
+def test_held_fixed_coefficients_by_rooted_tree():
+    # Rosca and Deisenroth (2023) as in test_sgd_ordered_first_split_is_rosca_deisenroth:
+    # -h/n ∇E_jᵀ sg(∇E_i) for i < j is the held-fixed term of the rooted tree E_j[E_i]
+    n = 3
+    loss = modified_loss(bea.modified_equation(rules.sgd(n), 1), held_fixed=True, split="first")
+    assert loss.coefficient("E2[E1]", held_fixed=True) == sp.Rational(-1, n)
+    assert loss.coefficient("E1[E2]", held_fixed=True) == 0
+    assert loss.coefficient("E1[E2]") == sp.Rational(2, 4 * n)  # ∇E1ᵀ ∇E2, n h/4 2/n²
+
+
+def test_coefficient_lookup_refuses_unknown_colours_and_types():
+    loss = modified_loss(bea.modified_equation(rules.gd, 1))
+    with pytest.raises(bea.BeaValueError, match="'F'"):
+        loss.coefficient("E[F]")
+    with pytest.raises(bea.BeaTypeError, match="bracket notation"):
+        loss.coefficient(3)
+    ft = loss.terms[1].free_tree
+    with pytest.raises(bea.BeaTypeError, match="held_fixed"):
+        loss.coefficient(ft, held_fixed=True)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import sympy as sp
 
 import bea
@@ -59,3 +60,55 @@ def test_json_schema_of_the_issue():
     assert terms[("f[g]", 1)] == "-alpha*lambda/2"
     assert terms[("g", 0)] == "lambda"
     assert json.loads(bea.modified_equation(rules.sgd(3), 0).to_json())["time"] == "3*h"
+
+
+_EQUATIONS = {
+    "gd": lambda: bea.modified_equation(rules.gd, 2),
+    "sgd": lambda: bea.modified_equation(rules.sgd(2), 2),
+    "alternating": lambda: bea.modified_equation(rules.alternating, 2),
+    "zero_sum": lambda: bea.modified_equation(rules.zero_sum_alternating, 2),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(_EQUATIONS))
+def equation(request):
+    return _EQUATIONS[request.param]()
+
+
+def _outputs(meq):
+    """The equation's text and LaTeX, then each loss's (gradient rules only)."""
+    yield meq.text(), meq.latex()
+    if meq.is_gradient_rule:
+        for block in meq.blocks:
+            loss = bea.modified_loss(meq, block, held_fixed=True)
+            yield loss.text(), loss.latex()
+
+
+def test_powers_of_h_print_one_way(equation):
+    # one notation: h² in text and h^{2} in LaTeX, for equations and losses alike
+    for text, tex in _outputs(equation):
+        assert " h² " in text and "h^" not in text
+        assert " h^{2} " in tex and "²" not in tex
+        assert " h " in text and " h " in tex
+
+
+def test_text_and_latex_print_the_same_terms(equation):
+    # both backends spell the same neutral terms: one text row per term, and each
+    # term's LaTeX spelling in the aligned block
+    from bea._render import LATEX, TEXT, equation_terms
+
+    terms = [t for ts in equation_terms(equation).values() for t in ts]
+    rows = equation.text().splitlines()[1:]
+    assert len(rows) == len(terms)
+    for row, t in zip(rows, terms, strict=True):
+        assert row.endswith(TEXT.body(t))
+    tex = equation.latex()
+    assert all(LATEX.body(t) in tex for t in terms)
+
+
+def test_repr_shows_coefficients_as_numbers():
+    from bea._render import render_repr
+
+    text = render_repr(bea.modified_equation(rules.gd, 1))
+    assert "mpq" not in text
+    assert "('E[E]', 1, -1/2)" in text
