@@ -134,7 +134,6 @@ def test_numeric_loss_of_big_theta_is_the_field():
     jax = pytest.importorskip("jax")
     jnp = pytest.importorskip("jax.numpy")
     numeric = pytest.importorskip("numeric")
-    jax.config.update("jax_enable_x64", True)
     meq = bea.modified_equation(whole_state_gd(("theta", "big_theta")), 1)
 
     def L(s):
@@ -145,5 +144,5 @@ def test_numeric_loss_of_big_theta_is_the_field():
     for i, block in enumerate(meq.blocks):
         fn = numeric.loss_fn(bea.modified_loss(meq, block), {"L": L})
         g = jax.grad(fn.apply)(state, 0.1)
-        # both sides are float64 evaluations of the same polynomial expression
+        # both sides evaluate the same polynomial in float64 (the root conftest enables x64)
         assert jnp.allclose(-g[i], field[i], rtol=1e-12, atol=1e-14)
