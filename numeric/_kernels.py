@@ -42,7 +42,7 @@ from ._oracles import Oracles
 from ._params import number, split_h
 from ._state import Layout
 
-__all__ = ["ModifiedField", "derivative", "vector_field"]
+__all__ = ["ModifiedField", "derivative", "field_function", "vector_field"]
 
 
 def derivative(fn: Callable, z, directions: Sequence):
@@ -237,6 +237,62 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
     return total
 
 
+def _tree_field(meq, plan: _Plan, state, h, losses, fields, weights=None):
+    """The field of `meq` at `state` (the user's structure) with the given oracles."""
+    blocks = meq.blocks
+    if len(blocks) > 1 and (not isinstance(state, tuple | list) or len(state) != len(blocks)):
+        raise BeaValueError(
+            f"the state must be a tuple of {len(blocks)} blocks {blocks} for rule "
+            f"{meq.rule!r}; got {type(state).__name__}"
+        )
+    if len(blocks) > 1:
+        state = tuple(state)
+    state = jax.tree_util.tree_map(_inexact, state)
+    orc = Oracles(None, losses, fields)
+    fns = {o.colour: orc.tree_function(o, blocks) for o in meq.oracles}
+    return evaluate_plan(plan, fns, state, h, weights)
+
+
+def field_function(meq, params=None) -> Callable:
+    """The field of `meq` as a pure function whose oracles are passed per call.
+
+    `apply(state, h, losses, fields=None)` evaluates the same Hessian-free kernel as
+    `vector_field`, with the loss functions given at call time (for instance closed
+    over a mini-batch inside your own `jax.jit`); nothing is compiled here, so a
+    training step that calls it is traced once.
+
+    Arguments:
+        meq: a `bea.ModifiedEquation` (or anything with its `terms`, `oracles`, ...
+            such as a `bea.drift` correction).
+        params: values of the rule's symbols (`{"alpha": 0.5}`); `h` is refused here
+            (it is an argument of `apply`).
+
+    Returns:
+        `apply(state, h, losses, fields=None)` -> the field, structured like `state`.
+
+    Example:
+        >>> import bea, jax.numpy as jnp
+        >>> apply = field_function(bea.modified_equation(bea.rules.gd, 1))
+        >>> apply(jnp.array([1.0]), 0.1, {"E": lambda x: jnp.sum(x**4) / 4})
+        Array([-1.15], dtype=float64)
+    """
+    if not hasattr(meq, "terms") or not hasattr(meq, "oracles"):
+        raise BeaTypeError(
+            f"meq={meq!r} is not a modified equation; pass bea.modified_equation(rule, N)"
+        )
+    h_bound, bound = split_h(params)
+    if h_bound is not None:
+        raise BeaValueError(
+            "params binds h, which field_function takes per call; pass h to apply(state, h, ...)"
+        )
+    plan = _plan(meq, bound)
+
+    def apply(state, h, losses, fields=None):
+        return _tree_field(meq, plan, state, h, losses, fields)
+
+    return apply
+
+
 def _inexact(x):
     x = jnp.asarray(x)
     return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(float)
@@ -281,18 +337,7 @@ class ModifiedField:
 
     def tree(self, state, h, weights=None):
         """The field at `state` (the user's structure), not jit-compiled."""
-        blocks = self.meq.blocks
-        if len(blocks) > 1 and (not isinstance(state, tuple | list) or len(state) != len(blocks)):
-            raise BeaValueError(
-                f"the state must be a tuple of {len(blocks)} blocks {blocks} for rule "
-                f"{self.meq.rule!r}; got {type(state).__name__}"
-            )
-        if len(blocks) > 1:
-            state = tuple(state)
-        state = jax.tree_util.tree_map(_inexact, state)
-        orc = Oracles(None, self.losses, self.fields)
-        fns = {o.colour: orc.tree_function(o, blocks) for o in self.meq.oracles}
-        return evaluate_plan(self.plan, fns, state, h, weights)
+        return _tree_field(self.meq, self.plan, state, h, self.losses, self.fields, weights)
 
     def flat(self, layout: Layout, z, h, weights=None):
         """The field on the flat vector `z` of a state with `layout`."""
