@@ -31,6 +31,11 @@ of the scalar c L^(m)[sg F(tau_1), ..., sg F(tau_m)] whose children are held fix
 (stop-gradient; at first order the same as evaluating them at the previous iterate,
 as Rosca and Deisenroth (2023) write). `modified_loss(..., held_fixed=True)` keeps
 the conservative part of each free tree as S(T) and writes the rest this way.
+
+Identity and lookup. The loss and block of a vertex are those of its `Colour` in the
+equation (`meq.oracles`); labels are never split. Terms are found by structure:
+`ModifiedLoss.coefficient` takes a free tree, or any rooting of it (a `Tree` or a
+bracket string), and compares canonical forms, not printed text.
 """
 
 from __future__ import annotations
@@ -118,7 +123,7 @@ class ModifiedLoss:
         rate: the player's rate c_B dividing the field (alpha for phi, 1 for gd).
         terms: `LossTerm`s sorted by power.
         exact: True when no term is held fixed (the field is a true gradient).
-        oracles: colour meanings used for rendering.
+        oracles: the equation's `Colour`s: the loss and block of every vertex label.
         blocks: all blocks of the rule.
         non_conservative_orders: the powers of h at which the field is not a gradient.
     """
@@ -158,6 +163,7 @@ class ModifiedLoss:
         ]
 
     def text(self) -> str:
+        """Unicode text: a header, then one term per line as equations print them."""
         rate = "" if self.rate == 1 else coefficient_text(self.rate) + " "
         grad = TEXT.node(Grad("L~", 1, (self.block,)))
         head = (
@@ -182,6 +188,7 @@ class ModifiedLoss:
         return f"$${self.latex()}$$"
 
     def to_dict(self) -> dict:
+        """The JSON-ready description used by the CLI (`bea loss --format json`)."""
         return {
             "rule": self.rule,
             "order": self.order,
