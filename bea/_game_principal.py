@@ -17,7 +17,7 @@ import sympy as sp
 
 from ._errors import BeaValueError
 from ._modified import modified_equation
-from ._principal import _is_chain, _time_factor
+from ._principal import _is_chain, _time_factor, reserved_symbols
 from ._rule import Rule, as_rule, call_rule
 from ._scalars import H
 
@@ -71,12 +71,21 @@ class GamePrincipalFlow:
             f"  players {', '.join(self.blocks)} one-dimensional; {rows}",
             f"  one step: y' = R y,  R = {self.R.tolist()}",
             f"  principal flow: y_dot = log(R) y / ({self.time})",
-            f"  eigenvalues of R: {', '.join(str(e) for e in self.eigenvalues)}",
             f"  chain terms of the series (order {self.order}) match log(R)/T: "
             f"{'yes' if self.series_matches else 'NO'}",
         ]
-        if self.stability is not None:
-            lines.append(f"  stable (both |r| < 1) iff {self.stability}")
+        if len(self.blocks) == 2:
+            tr, det = sp.expand(self.R.trace()), sp.expand(self.R.det())
+            lines += [
+                "  with tr R and det R the trace and determinant of R:",
+                f"    tr R  = {tr}",
+                f"    det R = {sp.factor(det)}",
+                "  eigenvalues of R: r = (tr R ± sqrt(tr R^2 - 4 det R)) / 2",
+                "  stable (both |r| < 1, the Schur-Cohn conditions) exactly when",
+                "    |det R| < 1  and  |tr R| < 1 + det R",
+            ]
+        elif self.eigenvalues:
+            lines.append(f"  eigenvalues of R: {', '.join(str(e) for e in self.eigenvalues)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -124,6 +133,7 @@ def game_principal_flow(
     r = as_rule(rule)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
+    reserved_symbols(r, ("h",))
     meq = modified_equation(r, order, force=force)
     blocks = meq.blocks
     c = _time_factor(r)

@@ -183,6 +183,22 @@ def _normalise(f: sp.Expr) -> sp.Expr:
 # -- the rule on a quadratic -------------------------------------------------------
 
 
+def reserved_symbols(r: Rule, names: tuple[str, ...]) -> None:
+    """Refuse a rule whose parameters use a symbol the report writes itself (z, h).
+
+    `principal_flow` writes z = h*lambda; a parameter `rho = z` would be silently
+    identified with it and R(z) would mean nothing.
+    """
+    for key, value in r.params:
+        used = {getattr(x, "name", "") for x in getattr(sp.sympify(value), "free_symbols", ())}
+        clash = sorted(used & set(names))
+        if clash:
+            raise BeaValueError(
+                f"parameter {key} = {value} of rule {r.name!r} uses the symbol {clash[0]!r}, "
+                f"which the principal flow reserves ({', '.join(names)}); use another symbol"
+            )
+
+
 def _time_factor(r: Rule) -> sp.Expr:
     c = sp.simplify(sp.sympify(r.time) / H)
     if c.has(H) or c == 0:
@@ -319,11 +335,16 @@ class PrincipalFlow:
             lines.append("  stability region: |R(z)| < 1 (depends on the rule's parameters)")
         else:
             lines += [
-                f"  stable (|R(z)| < 1) for real z in {_show_set(self.stable)}",
-                f"  oscillating (R(z) < 0, complex flow) for real z in "
-                f"{_show_set(self.oscillating)}",
-                "  singular (R(z) = 0, log undefined) at z = "
-                + (", ".join(_show_num(v) for v in self.singular) or "none"),
+                "  stable (|R(z)| < 1): "
+                + _where(self.stable, "the iterates grow for every real z"),
+                "  oscillating (R(z) < 0, complex flow): "
+                + _where(self.oscillating, "never on the real axis (R(z) > 0 or 0 there)"),
+                "  singular (R(z) = 0, log undefined): "
+                + (
+                    "at z = " + ", ".join(_show_num(v) for v in self.singular)
+                    if self.singular
+                    else "nowhere on the real axis (R(z) has no real root)"
+                ),
             ]
         return "\n".join(lines)
 
@@ -335,6 +356,11 @@ def _show_num(v: sp.Expr) -> str:
     if v.is_Rational or v.is_infinite:
         return str(v)
     return f"{sp.N(v, 6)}"
+
+
+def _where(s: sp.Set, empty: str) -> str:
+    """`for real z in (a, b) u ...`, or `empty` for the empty set."""
+    return empty if s is sp.S.EmptySet else f"for real z in {_show_set(s)}"
 
 
 def _show_set(s: sp.Set) -> str:
@@ -370,6 +396,7 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
     r = as_rule(rule)
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
+    reserved_symbols(r, ("z", "h"))
     meq = modified_equation(r, order, force=force)
     kinds = {o.kind for o in meq.oracles}
     if len(meq.blocks) != 1:
@@ -379,6 +406,12 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
         )
     c = _time_factor(r)
     chain = chain_coefficients(meq)
+    used = {x.name for c_k in chain for x in sp.sympify(c_k).free_symbols}
+    if used & {"z", "h"}:
+        raise BeaValueError(
+            f"rule {r.name!r} uses a symbol named {sorted(used & {'z', 'h'})[0]!r} in its "
+            "coefficients, which the principal flow reserves (z, h); rename that symbol"
+        )
     R = quadratic_map(r)
     if sp.expand(R.subs(Z, 0)) != 1:
         raise BeaValueError(f"rule {r.name!r} gives R(0) = {R.subs(Z, 0)}; a rule must fix h = 0")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bea._errors import BeaValueError
+from bea._errors import BeaTypeError, BeaValueError
 
 __all__ = ["NumericWarning", "fit_slope", "float64", "integrate", "lipschitz"]
 
@@ -134,13 +134,29 @@ def fit_slope(hs: Sequence[float], errors: Sequence[float], floor: float = 0.0):
 
 
 def check_hs(hs) -> tuple[float, ...]:
-    """`hs` as a tuple of distinct positive floats, sorted."""
-    try:
-        out = tuple(sorted({float(h) for h in hs}))
-    except (TypeError, ValueError):
-        raise BeaValueError(f"hs={hs!r} must be a sequence of learning rates") from None
+    """`hs` as a tuple of distinct positive finite floats, sorted.
+
+    A string, a single number or a nested array is refused, as are NaN, infinity,
+    zero and negative learning rates.
+    """
+    if isinstance(hs, str | bytes) or not hasattr(hs, "__iter__"):
+        raise BeaTypeError(
+            f"hs={hs!r} must be a sequence of learning rates, e.g. hs=[0.01, 0.02, 0.04]"
+        )
+    values = []
+    for h in hs:
+        if isinstance(h, str | bytes | bool) or np.ndim(h) != 0:
+            raise BeaTypeError(
+                f"hs contains {h!r}, which is not a number; give floats, e.g. hs=[0.01, 0.02]"
+            )
+        try:
+            values.append(float(h))
+        except (TypeError, ValueError):
+            raise BeaTypeError(f"hs contains {h!r}, which is not a real number") from None
+    out = tuple(sorted(set(values)))
     if len(out) < 2 or any(not (h > 0 and math.isfinite(h)) for h in out):
         raise BeaValueError(
-            f"hs={hs!r} must hold at least two distinct positive finite learning rates"
+            "hs must hold at least two distinct positive finite learning rates; drop NaN, "
+            "infinite, zero or negative values"
         )
     return out

@@ -28,7 +28,6 @@ from bea._rule import as_rule
 
 from ._flow import (
     RTOL,
-    as_float64,
     check_hs,
     fit_slope,
     float64,
@@ -36,8 +35,8 @@ from ._flow import (
     lipschitz,
     warn_large_h,
 )
-from ._plot import loglog_plot
-from ._verify import Sweep, default_hs, format_table
+from ._plot import loglog_figure, save_figure
+from ._verify import Sweep, check_state, default_hs, format_table, html_table
 
 __all__ = ["FormulaCheck", "check_formula"]
 
@@ -94,13 +93,36 @@ class FormulaCheck:
             f"\nnote: {n}" for n in self.notes
         )
 
-    def plot(self, path) -> str:
-        """Write a log-log PNG of the one-step and K-step errors against h."""
+    def _repr_html_(self) -> str:
+        import html
+
+        one = html_table(self.hs, self.one_step, f"one step: slope {self.one_step_slope:.2f}", "")
+        k = html_table(
+            self.hs, self.k_step, f"{self.steps} steps: slope {self.k_step_slope:.2f}", ""
+        )
+        return (
+            f"<div><b>candidate for {html.escape(self.rule)}</b>{one}{k}"
+            f"<p>{html.escape(self.verdict)}</p></div>"
+        )
+
+    def plot(self, path=None, *, ax=None):
+        """A log-log plot of the one-step and K-step errors against h.
+
+        Arguments:
+            path: also write the figure there (.png, .pdf or .svg).
+            ax: a matplotlib `Axes` to draw on (default: a new figure's).
+
+        Returns:
+            The `matplotlib.figure.Figure`; the global backend is left unchanged.
+        """
         series = [
             ("one step", self.hs, self.one_step, self.one_step_slope, self.expected),
             (f"{self.steps} steps", self.hs, self.k_step, self.k_step_slope, None),
         ]
-        return loglog_plot(path, series, f"{self.rule}: map vs candidate flow")
+        fig = loglog_figure(series, f"{self.rule}: map vs candidate flow", ax=ax)
+        if path is not None:
+            save_figure(fig, path)
+        return fig
 
 
 def _candidate_flat(candidate, layout, blocks):
@@ -147,16 +169,30 @@ def _candidate_flat(candidate, layout, blocks):
     return fn
 
 
-def _verdict(s1: float, sk: float, steps: int, order: int | None, per_block: bool) -> str:
+def _verdict(
+    s1: float, sk: float, steps: int, order: int | None, per_block: bool, hint: str = ""
+) -> str:
     if not math.isfinite(s1):
         return "No verdict: too few usable runs to fit a slope."
     if order is not None and s1 < order + 2 - 0.25:
+        found = round(s1) - 2
+        if found < 0:
+            what = (
+                f"it does not match even the leading term: the one-step error falls only as "
+                f"h^{s1:.2f}, so the candidate's flow is not the rule's to order 0"
+            )
+        else:
+            what = f"it matches the map only to order {found} (local error O(h^{round(s1)}))"
         return (
-            f"The formula is NOT correct to order {order}: one step has local error "
-            f"slope {s1:.2f}, an order-{order} formula gives {order + 2}. It matches the map "
-            f"only to order {max(round(s1) - 2, -1)} (local error O(h^{round(s1)}))."
+            f"The formula is NOT correct to order {order}: one step has local error slope "
+            f"{s1:.2f}, an order-{order} formula gives {order + 2}; {what}.{hint}"
         )
     n = round(s1) - 2 if order is None else order
+    if n < 0:
+        return (
+            f"The formula does not match the map: the one-step error falls only as "
+            f"h^{s1:.2f}, slower than h^2, so even the leading term differs.{hint}"
+        )
     if not math.isfinite(sk) or sk < s1 - 0.5:
         where = " (each block at its own time)" if per_block else ""
         return (
@@ -168,6 +204,19 @@ def _verdict(s1: float, sk: float, steps: int, order: int | None, per_block: boo
     return (
         f"The formula matches the map to order {n}: local error slope {s1:.2f} for one "
         f"step and {sk:.2f} over {steps} steps, as a modified flow of order {n} does."
+    )
+
+
+def _hint(r, times, s1: float, order: int | None) -> str:
+    """A suggestion when a failing formula may be written in another convention."""
+    failed = math.isfinite(s1) and s1 < (order if order is not None else 0) + 2 - 0.25
+    if not failed or times is not None or len(r.blocks) < 2 or r.player_times is None:
+        return ""
+    shown = ", ".join(f"{b!r}: {t}" for b, t in zip(r.blocks, r.player_times, strict=True))
+    return (
+        " If the formula is per player (each block's velocity per unit of its own "
+        "learning rate, the convention of Rosca et al., ICML 2021), check it with "
+        f"times={{{shown}}}."
     )
 
 
@@ -223,7 +272,7 @@ def check_formula(
     hs = check_hs(hs if hs is not None else default_hs(order if order is not None else 1))
     notes: list[str] = []
     with float64(notes):
-        state0 = as_float64(state0)
+        state0 = check_state(state0)
         r = as_rule(rule)
         sweep = Sweep(r, losses, fields, params, state0)
         lay, z0 = sweep.layout, sweep.z0
@@ -277,6 +326,6 @@ def check_formula(
         one_step_slope=s1,
         k_step_slope=sk,
         expected=None if order is None else float(order + 2),
-        verdict=_verdict(s1, sk, steps, order, per_block),
+        verdict=_verdict(s1, sk, steps, order, per_block, _hint(r, times, s1, order)),
         notes=tuple(notes),
     )

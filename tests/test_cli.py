@@ -8,7 +8,8 @@ import pytest
 import sympy as sp
 
 from bea import BeaValueError
-from bea._cli import main, parse_param
+from bea._params import parse_param
+from bea.cli import main
 
 
 def run(capsys, *argv):
@@ -57,7 +58,7 @@ def test_derive_text_and_latex(capsys):
         (["derive", "gd", "--order", "1", "--param", "x=1"], "has no parameter 'x'"),
         (["derive", "sam", "--order", "1", "--param", "rho"], "malformed; write NAME=VALUE"),
         (["derive", "sam", "--order", "1", "--param", "rho=os.system('ls')"], "not an integer"),
-        (["derive", "gd", "--order", "-2"], "order >= 0"),
+        (["derive", "gd", "--order", "-2"], "--order -2 is negative; give an integer >= 0"),
         (["derive", "sgd", "--order", "9", "--param", "n=4"], "--force"),
         (["derive", "sgd", "--order", "1", "--param", "n=0"], "positive integer"),
     ],
@@ -81,7 +82,7 @@ def test_param_parser_reads_decimals_exactly_and_never_evaluates():
 
 def test_console_script_runs_without_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "bea._cli", "derive", "nope", "--order", "1"],
+        [sys.executable, "-m", "bea.cli", "derive", "nope", "--order", "1"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -107,11 +108,11 @@ def test_loss_command(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["verify", "sam", "--order", "1", "--param", "h=abc"], "sweeps h"),
+        (["verify", "sam", "--order", "1", "--param", "h=abc"], "--param h binds the learning"),
         (["verify", "sam", "--order", "1", "--param", "rho=x"], "must be a number"),
         (["verify", "sam", "--order", "1", "--param", "foo=1"], "no parameter 'foo'"),
         (["verify", "gd", "--order", "1", "--problem", "nope"], "nope"),
-        (["principal", "sgd", "--param", "n=3"], "--force"),
+        (["principal", "sgd", "--param", "n=3", "--order", "9"], "--force"),
     ],
 )
 def test_verify_and_principal_mistakes_exit_2(capsys, argv, message):

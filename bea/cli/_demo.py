@@ -2,22 +2,29 @@
 
 Derives gradient descent and the two-player alternating rule to order 3, prints
 them in gradient and elementary-differential notation, then (when the numeric
-extra is installed) checks the derivations against the real iterations.
+extra is installed) checks the derivations against the real iterations and writes
+`out/demo_check.png`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._losses import modified_loss
-from ._modified import modified_equation
-from ._rules import alternating, gd, zero_sum_alternating
-from ._sgd import sgd_expected
+from .._losses import modified_loss
+from .._modified import modified_equation
+from .._rules import alternating, gd, zero_sum_alternating
+from .._sgd import sgd_expected
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_PLOT", "run_demo"]
+
+DEMO_PLOT = "out/demo_check.png"
+"""Where the demo's plot goes, relative to the working directory."""
 
 
-def run_demo(out: Callable[[str], None] = print, verify: bool = True) -> int:
+def run_demo(
+    out: Callable[[str], None] = print, verify: bool = True, path: str | None = DEMO_PLOT
+) -> int:
+    """Print the demo's derivations; with `verify`, check them and plot to `path`."""
     out("== Gradient descent, theta' = theta - h grad E ==")
     meq = modified_equation(gd, order=3)
     out(meq.text("gradient"))
@@ -36,15 +43,13 @@ def run_demo(out: Callable[[str], None] = print, verify: bool = True) -> int:
     out("")
     meq = modified_equation(zero_sum_alternating, order=1, convention="per_player")
     out(modified_loss(meq, "theta").text())
-    if verify:
-        try:
-            import numeric
-        except ImportError:  # pragma: no cover - depends on the install
-            out("\n(numeric extra not installed: skipping the numerical check)")
-            return 0
-        hook = getattr(numeric, "demo_verification", None)
-        if hook is not None:
-            out("")
-            out("== Numerical check against the discrete maps ==")
-            return hook(print_fn=out)
-    return 0
+    if not verify:
+        return 0
+    try:
+        from ._verify import demo_verification
+    except ImportError:  # pragma: no cover - depends on the install
+        out("\n(numeric extra not installed: skipping the numerical check)")
+        return 0
+    out("")
+    out("== Numerical check against the discrete maps ==")
+    return demo_verification(print_fn=out, path=path)

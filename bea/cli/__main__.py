@@ -1,0 +1,7 @@
+"""`python -m bea.cli ...`: the `bea` script."""
+
+import sys
+
+from ._main import main
+
+sys.exit(main())

@@ -1,0 +1,231 @@
+"""`bea verify` and the numerical end of `bea demo`: the command line's use of `numeric`.
+
+`bea verify RULE --order N` builds the built-in rule, derives its order-N modified
+equation, runs the rule's own map and the flow of that equation on a built-in test
+problem over several learning rates and prints a table of h, error and slope. Backward
+error analysis (Hairer, Lubich and Wanner, Geometric Numerical Integration, ch. IX.1)
+says the local error is O(h^(N+2)); a slope at least N+2 passes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+
+import sympy as sp
+
+import numeric
+from numeric._flow import float64
+from numeric._plot import loglog_figure, save_figure
+from numeric._problems import default_problem
+
+from .. import _modified, _rules
+from .._errors import BeaValueError
+
+__all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
+
+DEFAULT_SYMBOLS = {"alpha": sp.Integer(1), "lambda": sp.Rational(1, 2), "rho": sp.Rational(1, 2)}
+"""Numbers used for a rule's symbols that the command line left symbolic."""
+
+
+def problem_lines() -> list[str]:
+    """One line per built-in problem: name, players, description."""
+    width = max(len(n) for n in numeric.PROBLEMS)
+    return [
+        f"{p.name.ljust(width)}  {'1 player ' if p.blocks == 1 else '2 players'}  {p.description}"
+        for p in numeric.PROBLEMS.values()
+    ]
+
+
+def _bar(print_fn: Callable, done: int, total: int, width: int = 20) -> None:
+    filled = min(width, round(width * done / total))
+    print_fn(f"  [{'#' * filled}{'.' * (width - filled)}] run {done}/{total}")
+
+
+def _free_symbols(meq) -> set[str]:
+    names: set[str] = set()
+    for _, _, c in meq.terms:
+        names |= {s.name for s in meq.domain.to_sympy(c).free_symbols}
+    return names
+
+
+def _numbers(meq, rule, params: Mapping, print_fn: Callable) -> dict:
+    """Numbers for every symbol of `meq`: the given ones, else `DEFAULT_SYMBOLS`."""
+    numbers = {str(k): v for k, v in (params or {}).items()}
+    free = _free_symbols(meq)
+    for key, value in numbers.items():
+        if key == "h":
+            raise BeaValueError("--param h is not allowed: verification sweeps h itself")
+        if key not in free:
+            valid = ", ".join(sorted(free | {k for k, _ in rule.params})) or "none"
+            raise BeaValueError(
+                f"rule {meq.rule!r} has no parameter {key!r}; its parameters are {valid}"
+            )
+        if isinstance(value, sp.Basic) and value.free_symbols:
+            raise BeaValueError(
+                f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
+            )
+    for name in sorted(free - set(numbers)):
+        if name not in DEFAULT_SYMBOLS:
+            raise BeaValueError(
+                f"parameter {name!r} of rule {meq.rule!r} is unbound; pass --param {name}=VALUE"
+            )
+        numbers[name] = DEFAULT_SYMBOLS[name]
+        print_fn(f"  {name} = {DEFAULT_SYMBOLS[name]} (not given; pass --param {name}=...)")
+    return numbers
+
+
+def run_verification(
+    rule,
+    orders,
+    *,
+    problem: str | None = None,
+    params: Mapping | None = None,
+    print_fn: Callable = print,
+    progress: bool = True,
+    hs=None,
+    steps: int = 1,
+    force: bool = False,
+):
+    """Check `rule` at `orders` on a built-in problem; prints what it uses.
+
+    Symbols of the rule left unbound by `params` get `DEFAULT_SYMBOLS`.
+
+    Returns:
+        The `OrderCheck`s.
+    """
+    meq = _modified.modified_equation(rule, max(orders), force=force)
+    name = problem or default_problem(meq)
+    prob = numeric.get_problem(name)
+    losses, fields = prob.oracles_for(meq)  # a problem that does not fit fails here
+    numbers = _numbers(meq, rule, params or {}, print_fn)
+    adapt = hs is None
+    if hs is None:
+        hs = {n: tuple(prob.h_scale * h for h in numeric.default_hs(n)) for n in orders}
+    return numeric.check_orders(
+        rule,
+        orders,
+        losses=losses,
+        fields=fields,
+        state0=prob.state0,
+        params={k: float(v) for k, v in numbers.items()},
+        hs=hs,
+        steps=steps,
+        meq=meq,
+        problem=name,
+        progress=(lambda d, t: _bar(print_fn, d, t)) if progress else None,
+        adapt_hs=adapt,
+    )
+
+
+def verify_command(
+    rule_name: str,
+    order: int,
+    params: dict,
+    problem: str | None,
+    plot: str | None,
+    print_fn: Callable = print,
+    *,
+    hs=None,
+    steps: int = 1,
+    fmt: str = "text",
+    force: bool = False,
+) -> int:
+    """`bea verify RULE --order N [--problem NAME] [--param k=v] [--hs ...] [--plot PATH]`.
+
+    Builds the rule with `bea.rules.get_rule(rule_name).with_params(**params)` (the
+    rule's own parameters such as `n`, `m`, `alpha`; exact values), derives its
+    order-N modified equation, runs the map and the modified flow on a built-in
+    problem over four learning rates (or `hs`), and prints a table of h, error and
+    slope, or with `fmt="json"` one JSON object.
+
+    Returns:
+        0 when the fitted slope reaches the expected one (less 0.25), 1 otherwise.
+        Bad input raises `BeaError` (the CLI prints its sentence).
+    """
+    rule = _rules.get_rule(rule_name)
+    if problem is not None:
+        numeric.get_problem(problem)  # an unknown name fails before any work
+    known = dict(rule.params)
+    rule_params = {k: v for k, v in (params or {}).items() if k in known}
+    numbers = {k: v for k, v in (params or {}).items() if k not in known}
+    for key, value in rule_params.items():
+        if isinstance(value, sp.Basic) and value.free_symbols:
+            raise BeaValueError(
+                f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
+            )
+    if rule_params:
+        rule = rule.with_params(**rule_params)
+    text = fmt != "json"
+    say = print_fn if text else (lambda _s: None)
+    say(f"verifying {rule.name} at order {order} (map against modified flow, float64)")
+    with float64():
+        (res,) = run_verification(
+            rule,
+            [order],
+            problem=problem,
+            params=numbers,
+            print_fn=say,
+            progress=text,
+            hs=hs,
+            steps=steps,
+            force=force,
+        )
+    if plot:
+        save_figure(res.plot(), plot)
+    if not text:
+        data = res.to_dict()
+        data["plot"] = plot
+        print_fn(json.dumps(data, indent=2))
+        return 0 if res.passed() else 1
+    print_fn(res.table())
+    for note in res.notes:
+        print_fn(f"note: {note}")
+    print_fn(
+        f"{res.verdict()} (local error O(h^{order + 2}) for an order-{order} modified equation)"
+    )
+    if plot:
+        print_fn(f"plot: {plot}")
+    return 0 if res.passed() else 1
+
+
+def demo_verification(print_fn: Callable = print, path: str | None = "out/demo_check.png") -> int:
+    """The numerical check at the end of `bea demo`: gd and alternating at order 3.
+
+    gd runs on the 2-D non-convex loss, alternating (alpha = 1, lambda = 1/2) on the
+    non-linear zero-sum game; both must show local error slope 5. Writes a log-log
+    plot to `path` (checked by the caller; None: no plot).
+
+    Returns:
+        0 when both slopes reach 5 (less 0.25), else 1.
+    """
+    start = time.time()
+    print_fn("Numerical check: one step of each rule against its order-3 modified flow")
+    results = []
+    with float64():
+        for rule, problem, params in (
+            (_rules.gd, "nonconvex", {}),
+            (_rules.alternating, "zero_sum", {"alpha": 1, "lambda": sp.Rational(1, 2)}),
+        ):
+            shown = ", ".join(f"{k} = {v}" for k, v in params.items())
+            print_fn(f"{rule.name} on {problem}" + (f" ({shown})" if shown else ""))
+            (res,) = run_verification(
+                rule, [3], problem=problem, params=params, print_fn=print_fn, progress=False
+            )
+            print_fn(res.table())
+            results.append(res)
+    if path is not None:
+        fig = loglog_figure(
+            [(f"{r.rule} ({r.problem})", r.hs, r.errors, r.slope, r.expected) for r in results],
+            "order-3 modified equations: map vs flow",
+        )
+        save_figure(fig, path)
+    ok = all(r.passed() for r in results) and all(math.isfinite(r.slope) for r in results)
+    slopes = ", ".join(f"{r.rule} {r.slope:.2f}" for r in results)
+    verdict = "as expected" if ok else "NOT as expected"
+    where = f"; plot written to {path}" if path is not None else ""
+    print_fn(f"slopes {slopes} (expected 5: {verdict}){where}")
+    print_fn(f"({time.time() - start:.1f} s)")
+    return 0 if ok else 1
