@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import pytest
 import sympy as sp
@@ -79,7 +80,7 @@ def test_loss_that_does_not_fit_the_state_is_reported():
 def test_bad_params_and_hs_are_reported():
     with pytest.raises(BeaTypeError, match="params"):
         numeric.vector_field(GD1, losses={"E": E}, params={"h": "big"})
-    with pytest.raises(BeaValueError, match="hs="):
+    with pytest.raises(BeaValueError, match="hs must hold at least two"):
         numeric.check_order(bea.rules.gd, 1, losses={"E": E}, state0=X0, hs=[0.1])
     with pytest.raises(BeaValueError, match="sweeps over h"):
         numeric.check_order(bea.rules.gd, 1, losses={"E": E}, state0=X0, params={"h": 0.1})
@@ -105,10 +106,12 @@ def test_nan_run_is_dropped_and_named_and_large_h_warned():
 
 
 def test_unknown_problem_and_mismatched_problem_are_named():
+    from bea.cli._verify import verify_command
+
     with pytest.raises(BeaValueError, match="unknown problem 'nope'"):
-        numeric.verify_command("gd", 1, {}, "nope", None, print_fn=lambda *a: None)
-    with pytest.raises(BeaValueError, match="problem 'zero_sum'"):
-        numeric.verify_command("gd", 1, {}, "zero_sum", None, print_fn=lambda *a: None)
+        verify_command("gd", 1, {}, "nope", None, print_fn=lambda *a: None)
+    with pytest.raises(BeaValueError, match=r"problem 'zero_sum'.*use one of quadratic"):
+        verify_command("gd", 1, {}, "zero_sum", None, print_fn=lambda *a: None)
 
 
 def test_float64_off_is_enabled_within_the_check():
@@ -137,3 +140,58 @@ def test_symbol_not_next_to_h_is_reported():
 
     with pytest.raises(BeaValueError, match="SymPy number without h"):
         numeric.discrete_map(odd, losses={"E": E}, params={"alpha": 0.5})(X0, 0.1)
+
+
+def test_non_integer_orders_are_refused_naming_the_argument():
+    for orders in ([1.7], [1, 2.0], "12", 3):
+        with pytest.raises(BeaTypeError, match="orders"):
+            numeric.check_orders(bea.rules.gd, orders, losses={"E": E}, state0=X0)
+
+
+@pytest.mark.parametrize(
+    "hs, error, words",
+    [
+        ([float("nan"), 0.1], BeaValueError, "finite"),
+        ([float("inf"), 0.1], BeaValueError, "finite"),
+        ([0.0, 0.1], BeaValueError, "positive"),
+        ("12", BeaTypeError, "sequence of learning rates"),
+        (0.1, BeaTypeError, "sequence of learning rates"),
+        ([[0.1, 0.2], [0.3, 0.4]], BeaTypeError, "not a number"),
+        (["0.1", "0.2"], BeaTypeError, "not a number"),
+    ],
+)
+def test_bad_learning_rates_are_refused(hs, error, words):
+    with pytest.raises(error, match=words):
+        numeric.check_order(bea.rules.gd, 1, losses={"E": E}, state0=X0, hs=hs)
+
+
+@pytest.mark.parametrize(
+    "state0, words",
+    [
+        (jnp.array([1, 2]), "int32 entries|int64 entries"),
+        (3, "int64 entries|int32 entries"),
+        ("abc", "not numbers"),
+        ({"w": None}, "empty"),
+    ],
+)
+def test_non_float_states_are_refused(state0, words):
+    with pytest.raises((BeaTypeError, BeaValueError), match=words):
+        numeric.check_order(bea.rules.gd, 1, losses={"E": E}, state0=state0)
+
+
+def test_wrong_blocks_and_a_rule_returning_none_are_refused():
+    def L(phi, theta):
+        return phi @ theta
+
+    fields = {"f": lambda s: -jax.grad(L, 0)(*s), "g": lambda s: jax.grad(L, 1)(*s)}
+    params = {"alpha": 1.0, "lambda": 0.5}
+    with pytest.raises(BeaValueError, match="tuple of 2 blocks"):
+        numeric.check_order(
+            bea.rules.simultaneous, 1, fields=fields, state0=jnp.array([0.1, 0.2]), params=params
+        )
+
+    def forgets_return(theta, h, grad):
+        theta - h * grad("E", theta)
+
+    with pytest.raises(BeaValueError, match="returned NoneType"):
+        numeric.check_order(forgets_return, 1, losses={"E": E}, state0=X0)

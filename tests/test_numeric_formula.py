@@ -103,3 +103,32 @@ def test_the_strict_modified_flow_of_the_game_is_a_flow():
         steps=3,
     )
     assert res.is_flow, str(res)
+
+
+def test_a_per_player_formula_without_times_gets_words_and_the_convention():
+    # the per-player field is per unit of each player's learning rate; read over the
+    # common time h it misses even the leading term lambda*g (lambda = 1/2)
+    res = numeric.check_formula(
+        bea.rules.simultaneous,
+        {"phi": paper_phi, "theta": paper_theta},
+        fields=FIELDS,
+        state0=STATE0,
+        params={"alpha": ALPHA, "lambda": LAM},
+        order=1,
+        steps=3,
+    )
+    assert res.one_step_slope < 1.5, str(res)
+    assert "order -1" not in res.verdict
+    assert "does not match even the leading term" in res.verdict
+    assert "times={'phi': alpha*h, 'theta': h*lambda}" in res.verdict
+
+
+def test_formula_check_has_a_notebook_table_and_a_figure():
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    res = numeric.check_formula(bea.rules.gd, igr(4), losses={"E": E}, state0=X0, order=1)
+    html = res._repr_html_()
+    assert html.count("<tr>") == 2 * (len(res.hs) + 1) and "matches the map to order 1" in html
+    fig = res.plot()
+    assert type(fig).__name__ == "Figure" and matplotlib.get_backend() == backend

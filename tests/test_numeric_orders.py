@@ -9,6 +9,7 @@ start at h^p (HLW IX.1), so rk4 shows slope 5 for N < 4 and 6 for N = 4.
 Every sweep derives once at the highest order and compiles once for all orders.
 """
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -45,7 +46,9 @@ def _assert_slopes(results):
 def test_gd_orders_0_to_4_and_the_plot(tmp_path):
     results = _check(bea.rules.gd, "nonconvex")
     _assert_slopes(results)
-    path = results[0].plot(tmp_path / "sub" / "gd.png", others=results[1:])
+    path = tmp_path / "sub" / "gd.png"
+    fig = results[0].plot(path, others=results[1:])
+    assert len(fig.axes[0].get_lines()) == 2 * len(results)  # data and reference per order
     with open(path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "slope" in results[0].table()
@@ -90,3 +93,34 @@ def test_k_steps_against_the_flow_over_k_times_the_rules_time():
 def test_pytree_parameters_of_an_mlp():
     (res,) = _check(bea.rules.gd, "mlp", orders=[2], hs=(0.016, 0.024, 0.036, 0.048))
     assert res.passed(0.25), str(res)
+
+
+def test_results_display_and_plots_leave_the_backend_alone(tmp_path):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    backend = matplotlib.get_backend()
+    (res,) = _check(bea.rules.gd, "quadratic", orders=[1])
+    fig = res.plot()
+    assert isinstance(fig, Figure) and matplotlib.get_backend() == backend
+    ax = Figure().add_subplot()
+    assert res.plot(ax=ax) is ax.get_figure() and len(ax.get_lines()) == 2
+    html = res._repr_html_()
+    assert html.count("<tr>") == len(res.hs) + 1 and "PASS" in html
+    assert res.to_dict()["passed"] is True
+
+
+def test_a_slope_above_the_expected_one_passes_and_says_why():
+    # Heun is a second-order method: no h^1 correction (HLW IX.1), slope 3 at order 0
+    (res,) = _check(bea.rules.heun, "nonconvex", orders=[0])
+    assert res.expected == 2 and abs(res.slope - 3) < 0.25 and res.passed(), str(res)
+    assert res.verdict().startswith("PASS") and "the next correction vanishes" in res.verdict()
+
+
+def test_problems_draw_their_data_from_explicit_seeds():
+    from numeric import _problems
+
+    assert not any(isinstance(v, np.random.Generator) for v in vars(_problems).values())
+    a, b = _problems.synthetic_data(0), _problems.synthetic_data(0)
+    assert np.array_equal(a["LX"], b["LX"]) and np.array_equal(a["X"], _problems._X)
+    assert not np.array_equal(_problems.synthetic_data(1)["LX"], a["LX"])

@@ -101,11 +101,24 @@ def _build_rule(name: str, texts: Sequence[str], budget: Budget, reserved=RESERV
 
     rule = get_rule(name)
     values = _params(texts, budget, reserved)
-    sizes = {k for k, v in rule.params if isinstance(v, int) and not isinstance(v, bool)}
-    for key, value in values.items():
-        if key in sizes:
-            budget.size(key, value)
+    _check_rule_values(rule, values, budget)
     return (rule.with_params(**values) if values else rule), values
+
+
+def _check_rule_values(rule, values: dict, budget: Budget) -> None:
+    """Refuse values the rule cannot take from a command line: sizes over the budget,
+    scalars for a tableau (the Butcher A and b of the Runge-Kutta rules)."""
+    defaults = dict(rule.params)
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(default, int) and not isinstance(default, bool):
+            budget.size(key, value)
+        elif isinstance(default, tuple | list) or getattr(default, "is_Matrix", False):
+            raise BeaValueError(
+                f"--param {key} is the tableau of rule {rule.name!r}, not a number; the "
+                "command line cannot set it (choose euler, midpoint, heun or rk4, or write "
+                "the rule in Python with bea.rules.runge_kutta)"
+            )
 
 
 def _order(args, budget: Budget, low: int = 0) -> int:
@@ -220,10 +233,7 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
     order = _order(args, budget)
     rule = get_rule(args.rule)  # unknown names fail here, before JAX is imported
     params = _params(args.param, budget)
-    sizes = {k for k, v in rule.params if isinstance(v, int) and not isinstance(v, bool)}
-    for key, value in params.items():
-        if key in sizes:
-            budget.size(key, value)
+    _check_rule_values(rule, params, budget)
     hs = _learning_rates(args.hs) if args.hs is not None else None
     steps = budget.integer(args.steps, "--steps", budget.max_size, budget.hard_size, low=1)
     plot = _output_path(args.plot, f"{args.rule}_order{order}") if args.plot else None
