@@ -1,0 +1,109 @@
+"""JSON round trip of modified equations (`bea._json`) and its restricted parser.
+
+The equations are compared with `==` (trees, powers, exact coefficients, domain,
+metadata): the round trip must be exact, not approximate.
+"""
+
+import json
+
+import pytest
+import sympy as sp
+
+import bea
+from bea._json import equation_from_dict, equation_from_json, parse_rational_function
+
+alpha, lam, m = sp.symbols("alpha lambda m")
+
+
+@pytest.fixture(
+    scope="module",
+    params=["gd3", "alternating2", "sgd3_1", "per_player2", "sam2"],
+)
+def meq(request):
+    return {
+        "gd3": lambda: bea.modified_equation(bea.rules.gd, 3),
+        "alternating2": lambda: bea.modified_equation(bea.rules.alternating, 2),
+        "sgd3_1": lambda: bea.modified_equation(bea.rules.sgd(3), 1),
+        "per_player2": lambda: bea.modified_equation(
+            bea.rules.zero_sum_alternating, 2, convention="per_player"
+        ),
+        "sam2": lambda: bea.modified_equation(bea.rules.sam, 2),
+    }[request.param]()
+
+
+def test_round_trip_is_exact(meq):
+    back = equation_from_json(meq.to_json())
+    assert back == meq
+    assert back.domain == meq.domain
+    assert back.to_dict() == meq.to_dict()
+
+
+def test_round_trip_of_the_dict(meq):
+    assert equation_from_dict(json.loads(json.dumps(meq.to_dict()))) == meq
+
+
+def test_symbolic_coefficients_stay_symbolic():
+    meq = bea.modified_equation(bea.rules.alternating, 2)
+    back = equation_from_json(meq.to_json())
+    # alternating updates, flow convention (known-results.md, "Two-player games"; Rosca
+    # et al., ICML 2021): phi's field carries -alpha*lambda/2 h f'g
+    assert back.coefficient("f[g]") == -alpha * lam / 2
+    assert back.coefficient("f[g]").free_symbols == {alpha, lam}
+
+
+def test_explicit_domain_entry():
+    meq = bea.modified_equation(bea.rules.alternating, 1)
+    d = meq.to_dict()
+    d["domain"] = "QQ(alpha,lambda)"
+    back = equation_from_dict(d)
+    assert str(back.domain) == "QQ(alpha,lambda)"
+    assert back.coefficient("f[g]") == meq.coefficient("f[g]")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("-1/12", sp.Rational(-1, 12)),
+        ("-alpha**2/2 - alpha*lambda/2", -(alpha**2) / 2 - alpha * lam / 2),
+        ("(alpha - 1)/(2*m)", (alpha - 1) / (2 * m)),
+        ("alpha^2 * m**(-1)", alpha**2 / m),
+        ("-(-3)", sp.Integer(3)),
+    ],
+)
+def test_parser_reads_rational_functions(text, value):
+    assert sp.simplify(parse_rational_function(text) - value) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("__import__('os')", "unexpected character|called like a function"),
+        ("sin(alpha)", "called like a function"),
+        ("1.5", "unexpected character"),
+        ("alpha**beta", "integer exponent"),
+        ("1/0", "division by zero"),
+        ("(alpha", "expected '\\)'"),
+        ("alpha alpha", "trailing"),
+        ("", "empty"),
+        ("2**100000", "over"),
+    ],
+)
+def test_parser_refuses_anything_else(text, message):
+    with pytest.raises(bea.BeaValueError, match=message):
+        parse_rational_function(text)
+
+
+def test_bad_descriptions_name_the_entry():
+    d = bea.modified_equation(bea.rules.gd, 1).to_dict()
+    with pytest.raises(bea.BeaValueError, match="'terms'"):
+        equation_from_dict({k: v for k, v in d.items() if k != "terms"})
+    bad = dict(d, terms=[{"tree": "F", "h_power": 0, "coefficient": "-1"}])
+    with pytest.raises(bea.BeaValueError, match="colour 'F'"):
+        equation_from_dict(bad)
+    bad = dict(d, fields={"E": "gradient of E"})
+    with pytest.raises(bea.BeaValueError, match="fields"):
+        equation_from_dict(bad)
+    with pytest.raises(bea.BeaValueError, match="not valid JSON"):
+        equation_from_json("{")
+    with pytest.raises(bea.BeaTypeError, match="mapping"):
+        equation_from_dict([1, 2])
