@@ -29,6 +29,8 @@ of the gradient as following s(0): gradient flow for gd.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +45,7 @@ from bea._rule import as_rule, call_rule
 from bea._scalars import H
 
 __all__ = [
+    "MAX_DENSE",
     "PrincipalDecomposition",
     "PrincipalFlowField",
     "hvp",
@@ -179,10 +182,11 @@ def stability_coefficients(eigenvalues, h: float, rule="gd"):
         >>> [f"{v:.4f}" for v in s]
         ['-1.0000+0.0000j', '-1.3863+0.0000j', '-0.4621+2.0944j', '0.2310+1.0472j']
     """
+    h = _check_h(h)
     poly = rule_polynomial(rule)
     lam = np.asarray(eigenvalues)
     _check_finite(lam, "eigenvalues")
-    z = poly.sign * float(h) * lam
+    z = poly.sign * h * lam
     _check_singular(poly, z, h)
     return np.asarray(_coefficients(poly, jnp.asarray(z)))
 
@@ -214,40 +218,225 @@ def hvp(loss: Callable, theta, v):
     return jax.jvp(jax.grad(loss), (theta,), (v,))[1]
 
 
-def lanczos(matvec: Callable, n: int, iters: int, key, dtype=jnp.float64):
-    """Lanczos with full reorthogonalisation: Ritz values and vectors of a symmetric map.
+def lanczos(
+    matvec: Callable,
+    n: int,
+    iters: int,
+    key,
+    dtype=jnp.float64,
+    *,
+    keep: int | None = None,
+    reorthogonalise: str = "partial",
+):
+    """Lanczos iterations on a symmetric map: Ritz values and vectors.
+
+    The three-term recurrence beta_{j+1} q_{j+1} = A q_j - alpha_j q_j - beta_j q_{j-1}
+    loses orthogonality in floating point as Ritz values converge (Paige). Simon's
+    partial reorthogonalisation (Math. Comp. 42, 1984) tracks the loss with the scalar
+    recurrence for omega_{jk} ~ q_j . q_k (O(j) flops per step, no basis access) and,
+    where some |omega| passes sqrt(eps), orthogonalises the two newest vectors against
+    the basis (this step's and the next), each with two classical Gram-Schmidt passes
+    written as matrix-vector products. This
+    keeps the basis semi-orthogonal, which is enough for T = tridiag(beta, alpha, beta)
+    to be the projection of A onto an orthonormal basis of the Krylov space to
+    O(eps ||A||) (Simon 1984; Parlett, The Symmetric Eigenvalue Problem, ch. 13): the
+    Ritz values are as accurate as with full reorthogonalisation, and far fewer passes
+    over the (m, n) basis are made. The basis is preallocated and filled in place inside
+    one `jax.lax.fori_loop`.
 
     Arguments:
         matvec: v -> A v for a symmetric A of size n.
         n: the dimension.
-        iters: the number of Lanczos vectors m (<= n).
+        iters: the number of Lanczos vectors m (1 <= m; at most n are used).
         key: a `jax.random` key for the starting vector.
+        dtype: the basis dtype.
+        keep: return only the top `keep` Ritz pairs (saves forming the other vectors).
+        reorthogonalise: "partial" (default, as above) or "full" (both passes at
+            every step, as in textbook full reorthogonalisation; slower).
 
     Returns:
-        (values, vectors) ascending, vectors as the columns of an (n, m) array. The
-        extreme Ritz pairs converge first; with m >= 2k + 20 the top k are accurate to
-        many digits for a spread-out spectrum.
+        (values, vectors) ascending, vectors as the columns of an (n, m) array (n, keep
+        with `keep`). The extreme Ritz pairs converge first; with m >= 2k + 20 the top k
+        are accurate to many digits for a spread-out spectrum.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> A = jnp.diag(jnp.arange(1.0, 51.0))
+        >>> vals, vecs = lanczos(lambda v: A @ v, 50, 50, jax.random.PRNGKey(0))
+        >>> round(float(vals[-1]), 10), vecs.shape
+        (50.0, (50, 50))
     """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise BeaValueError(f"n={n!r} must be a positive dimension")
+    _check_count(iters, "iters", "Lanczos vectors")
+    if keep is not None:
+        _check_count(keep, "keep", "Ritz pairs")
+    if reorthogonalise not in ("partial", "full"):
+        raise BeaValueError(
+            f"reorthogonalise={reorthogonalise!r} is unknown; use 'partial' or 'full'"
+        )
     m = int(min(iters, n))
+    dtype = jnp.dtype(dtype)
+    eps = float(jnp.finfo(dtype).eps)
+    delta = eps**0.5  # semi-orthogonality: the reorthogonalisation trigger
+    eps1 = eps * float(np.sqrt(n))  # rounding level of one step's inner products
+    full = reorthogonalise == "full"
+    idx = jnp.arange(m)
+    zero1 = jnp.zeros(1, dtype)
     v0 = jax.random.normal(key, (n,), dtype=dtype)
     v0 = v0 / jnp.linalg.norm(v0)
-    V = jnp.zeros((m + 1, n), dtype).at[0].set(v0)
 
     def body(j, carry):
-        V, alpha, beta = carry
-        w = matvec(V[j])
-        a = jnp.vdot(V[j], w)
-        w = w - V.T @ (V @ w)  # full reorthogonalisation, twice
-        w = w - V.T @ (V @ w)
+        V, q_prev, q, alpha, beta, om_prev, om, anorm, live, again = carry
+        b_prev = jnp.where(j > 0, beta[jnp.maximum(j - 1, 0)], 0.0)
+        w = matvec(q) - b_prev * q_prev
+        a = jnp.vdot(q, w)
+        w = w - a * q
+        d = jnp.vdot(q, w)  # one local correction keeps q_j . q_{j+1} at rounding level
+        w = w - d * q
+        a = a + d
         b = jnp.linalg.norm(w)
-        ok = b > 1e-10 * jnp.maximum(1.0, jnp.abs(a))
-        V = V.at[j + 1].set(jnp.where(ok, w / jnp.where(ok, b, 1.0), 0.0))
-        return V, alpha.at[j].set(a), beta.at[j].set(jnp.where(ok, b, 0.0))
+        anorm = jnp.maximum(anorm, jnp.abs(a) + b + b_prev)
+        alpha = alpha.at[j].set(a)
+        # Simon's omega recurrence for q_{j+1} . q_k, k < j, with a rounding term eps1 ||A||
+        s = (
+            beta * jnp.concatenate([om[1:], zero1])
+            + (alpha - a) * om
+            + jnp.concatenate([zero1, beta[:-1] * om[:-1]])
+            - b_prev * om_prev
+        )
+        om_new = (jnp.abs(s) + eps1 * anorm) / jnp.where(b > 0, b, eps1 * anorm + 1e-300)
+        om_new = jnp.where(idx < j, om_new, 0.0)
+        lost = jnp.max(om_new) > delta
+        need = live & (j + 1 < m) & (full | again | lost)
 
-    V, alpha, beta = jax.lax.fori_loop(0, m, body, (V, jnp.zeros(m, dtype), jnp.zeros(m, dtype)))
+        def reorth(w):  # rows past j of V are still zero: no mask needed
+            for _ in range(2):  # two classical Gram-Schmidt passes, as matrix-vector products
+                w = w - (V @ w) @ V
+            return w
+
+        w = jax.lax.cond(need, reorth, lambda w: w, w)
+        b = jnp.where(need, jnp.linalg.norm(w), b)
+        om_new = jnp.where(need & (idx < j), eps1, om_new)
+        om_new = jnp.where(idx == j, eps1, jnp.where(idx == j + 1, 1.0, om_new))
+        ok = live & (b > 1e-10 * jnp.maximum(1.0, jnp.abs(a)))  # else: invariant subspace
+        u = jnp.where(ok, w / jnp.where(ok, b, 1.0), 0.0)
+        V = V.at[jnp.minimum(j + 1, m - 1)].set(jnp.where(j + 1 < m, u, V[m - 1]))
+        beta = beta.at[j].set(jnp.where(ok, b, 0.0))
+        # q_{j+1} was cleaned; q_{j+2} must be too, or q_j's error comes back through it
+        return V, q, u, alpha, beta, om, om_new, anorm, ok, need & lost
+
+    z = jnp.zeros(m, dtype)
+    V0 = jnp.zeros((m, n), dtype).at[0].set(v0)
+    carry = (V0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
+    carry = (*carry, jnp.array(True), jnp.array(False))
+    V, _, _, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, carry)
     T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
     vals, Y = jnp.linalg.eigh(T)
-    return vals, V[:m].T @ Y
+    if keep is not None:
+        vals, Y = vals[-keep:], Y[:, -keep:]
+    return vals, V.T @ Y
+
+
+def _check_count(v, name: str, what: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer):
+        raise BeaTypeError(f"{name}={v!r} must be a whole number of {what}")
+    if v < 1:
+        raise BeaValueError(f"{name}={v!r} must be at least 1 ({what})")
+
+
+# -- parameters as pytrees, and input checks ---------------------------------------------
+
+MAX_DENSE = 4096
+"""The largest parameter count `method="eigh"` accepts (its Hessian is n x n)."""
+
+
+def _flatten(theta, what: str = "theta"):
+    """(flat vector, unflatten or None) of a pytree of arrays; None for a 1-D array.
+
+    The leaves are concatenated in `jax.tree_util` order (as `ravel_pytree` does);
+    `unflatten` keeps the dtype of the vector it is given, so a complex field over real
+    parameters stays complex.
+    """
+    if isinstance(theta, jax.Array | np.ndarray) and theta.ndim == 1:
+        return _inexact(jnp.asarray(theta), what), None
+    leaves, treedef = jax.tree_util.tree_flatten(theta)
+    if not leaves:
+        raise BeaValueError(f"{what} has no arrays; pass the parameters (an array or a pytree)")
+    try:
+        arrs = [_inexact(jnp.asarray(x), what) for x in leaves]
+    except TypeError as e:
+        if isinstance(e, BeaTypeError):
+            raise
+        raise BeaTypeError(
+            f"{what} holds a leaf that is not an array ({e}); pass arrays of floats"
+        ) from None
+    shapes = [a.shape for a in arrs]
+    sizes = [int(np.prod(sh)) for sh in shapes]
+    dtype = jnp.result_type(*arrs)
+    flat = jnp.concatenate([a.ravel().astype(dtype) for a in arrs])
+    cuts = np.cumsum(sizes)[:-1].tolist()
+
+    def unflatten(v):
+        parts = jnp.split(v, cuts, axis=-1)
+        lead = v.shape[:-1]
+        return treedef.unflatten(
+            [p.reshape(*lead, *sh) for p, sh in zip(parts, shapes, strict=True)]
+        )
+
+    return flat, unflatten
+
+
+def _inexact(a, what: str):
+    if jnp.issubdtype(a.dtype, jnp.inexact):
+        return a
+    if jnp.issubdtype(a.dtype, jnp.number) and not jnp.issubdtype(a.dtype, jnp.bool_):
+        return a.astype(jnp.result_type(float))
+    raise BeaTypeError(f"{what} has an array of dtype {a.dtype}; parameters must be floats")
+
+
+def _check_scalar_loss(loss: Callable, theta, name: str = "loss") -> None:
+    """Refuse a loss whose value at `theta` is not a scalar (checked on shapes only)."""
+    out = jax.eval_shape(loss, theta)
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise BeaTypeError(
+            f"{name} returns {type(out).__name__}, not a scalar; return one number (the loss)"
+        )
+    if out.shape != ():
+        raise BeaValueError(
+            f"{name} returns an array of shape {out.shape}, not a scalar; reduce it to one "
+            "number, e.g. jnp.mean(...) or jnp.sum(...)"
+        )
+
+
+def _check_h(h, name: str = "h") -> float:
+    """h as a float: a finite positive real number, not a string or an array."""
+    if isinstance(h, bool | np.ndarray | jax.Array | str) or not isinstance(h, numbers.Real):
+        raise BeaTypeError(
+            f"{name}={h!r} must be a real number; pass a Python float, e.g. {name}=float(...)"
+        )
+    if not math.isfinite(h) or h <= 0:
+        raise BeaValueError(f"{name}={h!r} must be a finite positive learning rate")
+    return float(h)
+
+
+def _check_ts(ts) -> np.ndarray:
+    try:
+        t = np.asarray(ts, dtype=float)
+    except (TypeError, ValueError):
+        raise BeaTypeError(f"ts={ts!r} must be an array of times") from None
+    if t.ndim != 1 or t.size == 0:
+        raise BeaValueError(
+            f"ts has shape {t.shape}; pass a non-empty 1-D array of times, "
+            "e.g. h * jnp.arange(1, K + 1)"
+        )
+    if not np.all(np.isfinite(t)) or t[0] < 0 or t[-1] <= 0:
+        raise BeaValueError(f"ts={t.tolist()} must be finite times >= 0 that reach past t = 0")
+    if np.any(np.diff(t) <= 0):
+        raise BeaValueError(
+            f"ts={t.tolist()} must be strictly increasing; sort them and drop repeats"
+        )
+    return t
 
 
 # -- the field -----------------------------------------------------------------------
@@ -256,6 +445,9 @@ def lanczos(matvec: Callable, n: int, iters: int, key, dtype=jnp.float64):
 @dataclass(frozen=True)
 class PrincipalDecomposition:
     """The principal flow at one point, eigendirection by eigendirection.
+
+    For pytree parameters every vector is over the flattened parameters (leaves in
+    `jax.tree_util` order, as `jax.flatten_util.ravel_pytree` orders them).
 
     Arguments:
         eigenvalues: lambda_i (all of them, or the top k for Lanczos).
@@ -288,18 +480,20 @@ class PrincipalDecomposition:
 
 @dataclass(frozen=True)
 class PrincipalFlowField:
-    """The principal-flow vector field of a rule on a loss over flat parameter vectors.
+    """The principal-flow vector field of a rule on a loss, over any parameter pytree.
 
-    Call it on a parameter vector (real or complex) to get the complex field; it is
-    pure JAX and can be jitted (no checks inside). `decompose` and `integrate` check
-    their input and raise `BeaValueError` with a clear message.
+    Call it on the parameters (a flat vector, a dict, a tuple, nested; real or
+    complex) to get the complex field with the same structure; it is pure JAX and can
+    be jitted (no value checks inside). `decompose` and `integrate` check their input
+    and raise `BeaValueError` with a clear message.
 
     Arguments:
-        loss: a scalar JAX function of a 1-D parameter vector; for complex points it
-            must be holomorphic (polynomials, tanh, exp: not abs or relu).
+        loss: a scalar JAX function of the parameters; for complex points it must be
+            holomorphic (polynomials, tanh, exp: not abs or relu).
         h: the learning rate.
         poly: the rule's `RulePolynomial`.
-        method: "eigh" (dense Hessian) or "lanczos" (top-k, Hessian-free).
+        method: "eigh" (dense Hessian, at most `MAX_DENSE` parameters) or "lanczos"
+            (top-k, Hessian-free).
         k: eigenpairs kept by Lanczos.
         iters: Lanczos vectors (default max(2k + 20, 40), at most n).
         key: the Lanczos starting vector's key.
@@ -313,19 +507,33 @@ class PrincipalFlowField:
     iters: int | None = None
     key: object = field(default=None, repr=False)
 
-    # the pieces, as pure JAX
-    def _parts(self, theta):
+    def _prepare(self, theta):
+        """(flat theta, unflatten, loss of the flat vector), with the shape checks."""
+        flat, unflatten = _flatten(theta)
+        loss = self.loss if unflatten is None else (lambda v: self.loss(unflatten(v)))
+        _check_scalar_loss(loss, flat)
+        n = flat.shape[0]
+        if self.method == "eigh" and n > MAX_DENSE:
+            raise BeaValueError(
+                f"theta has {n} parameters and method='eigh' would form the dense "
+                f"{n}x{n} Hessian ({8 * n * n / 1e9:.3g} GB); use method='lanczos' "
+                f"(top-k eigenpairs by Hessian-vector products) above {MAX_DENSE} parameters"
+            )
+        return flat, unflatten or (lambda v: v), loss
+
+    # the pieces, as pure JAX, on a flat vector
+    def _parts(self, theta, loss):
         sign = self.poly.sign
         cplx = jnp.iscomplexobj(theta)
         if self.method == "eigh":
             if cplx:
-                g = jax.grad(self.loss, holomorphic=True)(theta)
-                Hm = jax.hessian(self.loss, holomorphic=True)(theta)
+                g = jax.grad(loss, holomorphic=True)(theta)
+                Hm = jax.hessian(loss, holomorphic=True)(theta)
                 lam, V = jnp.linalg.eig(Hm)
                 proj = jnp.linalg.solve(V, g)
             else:
-                g = jax.grad(self.loss)(theta)
-                lam, V = jnp.linalg.eigh(jax.hessian(self.loss)(theta))
+                g = jax.grad(loss)(theta)
+                lam, V = jnp.linalg.eigh(jax.hessian(loss)(theta))
                 proj = V.T @ g
             s = _coefficients(self.poly, sign * self.h * lam)
             return g, lam, V, s, proj, jnp.zeros_like(g)
@@ -335,18 +543,17 @@ class PrincipalFlowField:
                 "method='eigh', or pass theta.real"
             )
         n = theta.shape[0]
-        g = jax.grad(self.loss)(theta)
+        g = jax.grad(loss)(theta)
         iters = self.iters or min(n, max(2 * self.k + 20, 40))
         key = self.key if self.key is not None else jax.random.PRNGKey(0)
-        vals, vecs = lanczos(lambda v: hvp(self.loss, theta, v), n, iters, key, theta.dtype)
-        lam, V = vals[-self.k :], vecs[:, -self.k :]
+        lam, V = lanczos(lambda v: hvp(loss, theta, v), n, iters, key, theta.dtype, keep=self.k)
         proj = V.T @ g
         rest = g - V @ proj
         s = _coefficients(self.poly, sign * self.h * lam)
         return g, lam, V, s, proj, rest
 
-    def __call__(self, theta):
-        g, lam, V, s, proj, rest = self._parts(theta)
+    def _flat_field(self, theta, loss):
+        g, lam, V, s, proj, rest = self._parts(theta, loss)
         if not isinstance(lam, jax.core.Tracer):  # concrete call: say why, not NaN
             _check_finite(g, "grad E at theta")
             _check_finite(lam, "the Hessian's eigenvalues at theta")
@@ -354,10 +561,19 @@ class PrincipalFlowField:
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         return self.poly.sign * (V @ (s * proj) + s0 * rest)
 
+    def __call__(self, theta):
+        flat, unflatten, loss = self._prepare(theta)
+        return unflatten(self._flat_field(flat, loss))
+
     def decompose(self, theta) -> PrincipalDecomposition:
-        """The eigenvalues, stability coefficients and projections at `theta` (checked)."""
-        theta = _as_vector(theta)
-        g, lam, V, s, proj, rest = self._parts(theta)
+        """The eigenvalues, stability coefficients and projections at `theta` (checked).
+
+        For pytree parameters the vectors and the field are over the flattened
+        parameters (see `PrincipalDecomposition`).
+        """
+        flat, _, loss = self._prepare(theta)
+        _check_finite(flat, "theta")
+        g, lam, V, s, proj, rest = self._parts(flat, loss)
         _check_finite(g, "grad E at theta")
         _check_finite(lam, "the Hessian's eigenvalues at theta")
         _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)
@@ -379,8 +595,8 @@ class PrincipalFlowField:
         """Integrate the flow from `theta0` (complex flows as real and imaginary parts).
 
         Arguments:
-            theta0: the start (real or complex 1-D array).
-            ts: increasing times > 0 at which to return the state (e.g. K h).
+            theta0: the start: a flat vector or a pytree of arrays, real or complex.
+            ts: strictly increasing times >= 0 at which to return the state (e.g. K h).
             complex_flow: None decides at theta0: complex when theta0 is complex or some
                 stability coefficient there is complex (h lambda > 1 for gd), else the
                 cheaper real flow (it stays real while every h lambda < 1).
@@ -395,14 +611,16 @@ class PrincipalFlowField:
         Returns:
             An array (len(ts), n), complex for a complex flow: compare its real part with
             the iterates; for quadratics the imaginary part vanishes at multiples of h.
+            For a pytree theta0, the same pytree with a leading time axis on every leaf.
         """
-        theta0 = _as_vector(theta0)
+        _check_ts(ts)
+        flat, unflatten, loss = self._prepare(theta0)
         d = self.decompose(theta0)
         if complex_flow is None:
-            complex_flow = bool(jnp.iscomplexobj(theta0) or np.any(np.abs(d.coefficients.imag) > 0))
-        return integrate_flow(
-            self,
-            theta0,
+            complex_flow = bool(jnp.iscomplexobj(flat) or np.any(np.abs(d.coefficients.imag) > 0))
+        ys = integrate_flow(
+            lambda x: self._flat_field(x, loss),
+            flat,
             ts,
             complex_flow=complex_flow,
             rtol=rtol,
@@ -410,17 +628,7 @@ class PrincipalFlowField:
             solver=solver,
             max_steps=max_steps,
         )
-
-
-def _as_vector(theta):
-    theta = jnp.asarray(theta)
-    if theta.ndim != 1:
-        raise BeaValueError(
-            f"theta has shape {theta.shape}; pass a flat parameter vector "
-            "(jax.flatten_util.ravel_pytree flattens a pytree)"
-        )
-    _check_finite(theta, "theta")
-    return theta
+        return unflatten(ys)
 
 
 def integrate_flow(
@@ -437,9 +645,9 @@ def integrate_flow(
     """Integrate theta_dot = F(theta) with diffrax (Dopri8, adaptive) from t = 0.
 
     Arguments:
-        fieldfn: the vector field of a flat vector.
-        theta0: the start.
-        ts: increasing times > 0 at which to return the state.
+        fieldfn: the vector field, a function of parameters shaped like `theta0`.
+        theta0: the start: a flat vector or a pytree of arrays.
+        ts: strictly increasing times >= 0 at which to return the state.
         complex_flow: integrate z_dot = F(z) for a holomorphic F as the real system
             (Re z, Im z) and return complex states; False: a real flow.
         rtol, atol: the solver's tolerances.
@@ -448,13 +656,21 @@ def integrate_flow(
         max_steps: the solver's step budget; running out raises `BeaValueError`.
 
     Returns:
-        An array (len(ts), n), complex when `complex_flow`. Raises `BeaValueError` if the
-        solver fails or the state leaves the finite range.
+        An array (len(ts), n), complex when `complex_flow`; for a pytree theta0 the same
+        pytree with a leading time axis. Raises `BeaValueError` if the solver fails or
+        the state leaves the finite range.
     """
     import diffrax
 
-    theta0 = jnp.asarray(theta0)
+    ts = _check_ts(ts)
+    theta0, unflatten = _flatten(theta0, "theta0")
     _check_finite(theta0, "theta0")
+    if unflatten is not None:  # a pytree: the field in flat form
+        user_field = fieldfn
+
+        def fieldfn(x):
+            return _flatten(user_field(unflatten(x)), "the field's value")[0]
+
     n = theta0.shape[0]
     ts = jnp.asarray(ts, dtype=jnp.float64)
     if complex_flow:
@@ -491,7 +707,7 @@ def integrate_flow(
         )
     ys = sol.ys[:, :n] + 1j * sol.ys[:, n:] if complex_flow else sol.ys
     _check_finite(ys, "the integrated flow")
-    return ys
+    return ys if unflatten is None else unflatten(ys)
 
 
 def principal_flow(
@@ -507,51 +723,63 @@ def principal_flow(
     """The principal-flow vector field of `rule` on `loss` at learning rate `h`.
 
     Arguments:
-        loss: scalar JAX function of a flat parameter vector.
-        h: the learning rate (> 0, finite).
+        loss: scalar JAX function of the parameters: a flat vector or any pytree
+            (dict, tuple, nested) of arrays.
+        h: the learning rate (a finite positive number).
         rule: "gd" (default), a built-in rule's name, a `bea.Rule` or an update
             function with numeric parameters; field rules are read with f = -grad E.
-        method: "eigh" (dense Hessian, small problems) or "lanczos" (top-k
-            eigenpairs by Hessian-vector products; the rest follows s(0), i.e.
-            gradient flow for gd).
+        method: "eigh" (dense Hessian, small problems: at most `MAX_DENSE`
+            parameters) or "lanczos" (top-k eigenpairs by Hessian-vector products;
+            the rest follows s(0), i.e. gradient flow for gd).
         k: eigenpairs kept with "lanczos".
-        iters: Lanczos vectors (default max(2k + 20, 40)).
+        iters: Lanczos vectors (default max(2k + 20, 40); at least k).
         key: `jax.random` key of the Lanczos start (default PRNGKey(0)).
 
     Returns:
         A `PrincipalFlowField`: `pf(theta)` is the complex field
-        sum_i s(h lambda_i) (grad E . u_i) u_i; `pf.decompose(theta)` the pieces;
-        `pf.integrate(theta0, ts)` the flow.
+        sum_i s(h lambda_i) (grad E . u_i) u_i, shaped like theta;
+        `pf.decompose(theta)` the pieces; `pf.integrate(theta0, ts)` the flow.
 
     Example:
         >>> import jax.numpy as jnp
         >>> pf = principal_flow(lambda x: 0.5 * x @ x, h=0.5)
         >>> complex(pf(jnp.array([1.0]))[0])  # log(1 - 0.5)/0.5 * 1
         (-1.3862943611198906+0j)
+        >>> pf = principal_flow(lambda p: 0.5 * p["w"] ** 2 + p["b"], h=0.5)
+        >>> {k: complex(v) for k, v in pf({"w": jnp.array(1.0), "b": jnp.array(0.0)}).items()}
+        {'b': (-1+0j), 'w': (-1.3862943611198906+0j)}
     """
-    if isinstance(h, bool) or not isinstance(h, int | float) or not np.isfinite(h) or h <= 0:
-        raise BeaValueError(f"h={h!r} must be a finite positive learning rate")
+    h = _check_h(h)
     if not callable(loss):
-        raise BeaTypeError(f"loss={loss!r} must be a function of a flat parameter vector")
+        raise BeaTypeError(f"loss={loss!r} must be a function of the parameters")
     if method not in ("eigh", "lanczos"):
         raise BeaValueError(f"method={method!r} is unknown; use 'eigh' or 'lanczos'")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BeaValueError(f"k={k!r} must be a positive number of eigenpairs")
-    return PrincipalFlowField(loss, float(h), rule_polynomial(rule), method, k, iters, key)
+    if iters is not None:
+        _check_count(iters, "iters", "Lanczos vectors")
+        if iters < k:
+            raise BeaValueError(
+                f"iters={iters} Lanczos vectors cannot give k={k} eigenpairs; pass iters >= k "
+                "(2k + 20 is accurate)"
+            )
+    return PrincipalFlowField(loss, h, rule_polynomial(rule), method, k, iters, key)
 
 
 def ngf_field(loss: Callable) -> Callable:
-    """Negative gradient flow, theta_dot = -grad E."""
+    """Negative gradient flow, theta_dot = -grad E (parameters any pytree)."""
     g = jax.grad(loss)
-    return lambda theta: -g(theta)
+    return lambda theta: jax.tree_util.tree_map(jnp.negative, g(theta))
 
 
 def igr_field(loss: Callable, h: float) -> Callable:
-    """The order-1 modified flow of gd (IGR), theta_dot = -g - h/2 H g."""
+    """The order-1 modified flow of gd (IGR), theta_dot = -g - h/2 H g (any pytree)."""
+    h = _check_h(h)
     g = jax.grad(loss)
 
     def f(theta):
         gt = g(theta)
-        return -gt - 0.5 * h * hvp(loss, theta, gt)
+        Hg = hvp(loss, theta, gt)
+        return jax.tree_util.tree_map(lambda a, b: -a - 0.5 * h * b, gt, Hg)
 
     return f

@@ -21,9 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from bea._errors import BeaValueError
+from bea._errors import BeaTypeError, BeaValueError
 
-from ._principal import _coefficients, hvp, lanczos, rule_polynomial
+from ._principal import (
+    _check_finite,
+    _check_h,
+    _check_scalar_loss,
+    _coefficients,
+    _flatten,
+    hvp,
+    lanczos,
+    rule_polynomial,
+)
 
 __all__ = ["EdgeOfStability", "edge_of_stability", "plot_edge_of_stability", "toy_mlp"]
 
@@ -105,33 +114,54 @@ def edge_of_stability(
     """Run gd for `steps` steps, recording the sharpness every `every` steps.
 
     Arguments:
-        loss: scalar JAX function of a flat parameter vector.
-        theta0: the start.
-        h: the learning rate.
-        steps: number of gd steps.
-        every: record interval.
-        iters: Lanczos vectors for the top eigenpair.
+        loss: scalar JAX function of the parameters (a flat vector or any pytree).
+        theta0: the start, shaped as `loss` expects.
+        h: the learning rate (a finite positive number).
+        steps: number of gd steps (>= 0).
+        every: record interval (>= 1).
+        iters: Lanczos vectors for the top eigenpair (>= 1).
         seed: Lanczos start key.
 
     Returns:
         An `EdgeOfStability` record; raises `BeaValueError` if the run diverges.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> loss = lambda p: 0.5 * (3.0 * p["a"] ** 2 + p["b"] ** 2)
+        >>> rec = edge_of_stability(loss, {"a": 1.0, "b": 1.0}, h=0.1, steps=2, every=1, iters=2)
+        >>> rec.top_eigenvalue.round(12).tolist(), rec.threshold
+        ([3.0, 3.0, 3.0], 20.0)
     """
-    if not (isinstance(h, int | float) and np.isfinite(h) and h > 0):
-        raise BeaValueError(f"h={h!r} must be a finite positive learning rate")
-    theta = jnp.asarray(theta0)
+    h = _check_h(h)
+    for name, v, low in (("steps", steps, 0), ("every", every, 1), ("iters", iters, 1)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise BeaTypeError(f"{name}={v!r} must be a whole number")
+        if v < low:
+            raise BeaValueError(f"{name}={v!r} must be at least {low}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise BeaTypeError(f"seed={seed!r} must be a whole number (a jax.random seed)")
+    theta, unflatten = _flatten(theta0, "theta0")
+    _check_finite(theta, "theta0")
+    flat_loss = loss if unflatten is None else (lambda v: loss(unflatten(v)))
+    _check_scalar_loss(flat_loss, theta)
     n = theta.shape[0]
-    g = jax.jit(jax.grad(loss))
+    g = jax.jit(jax.grad(flat_loss))
     poly = rule_polynomial("gd")
 
     @jax.jit
     def probe(theta):
         vals, vecs = lanczos(
-            lambda v: hvp(loss, theta, v), n, min(iters, n), jax.random.PRNGKey(seed), theta.dtype
+            lambda v: hvp(flat_loss, theta, v),
+            n,
+            min(iters, n),
+            jax.random.PRNGKey(seed),
+            theta.dtype,
+            keep=1,
         )
         u = vecs[:, -1]
-        gt = jax.grad(loss)(theta)
+        gt = jax.grad(flat_loss)(theta)
         align = jnp.abs(gt @ u) / (jnp.linalg.norm(gt) + 1e-300)
-        return loss(theta), vals[-1], align
+        return flat_loss(theta), vals[-1], align
 
     @jax.jit
     def run(theta):
@@ -150,7 +180,7 @@ def edge_of_stability(
             theta = run(theta)
     steps_a, E, lam, al = (np.array(c) for c in zip(*rec, strict=True))
     coeff = np.asarray(_coefficients(poly, jnp.asarray(h * lam)))
-    return EdgeOfStability(float(h), steps_a.astype(int), E, lam, al, coeff)
+    return EdgeOfStability(h, steps_a.astype(int), E, lam, al, coeff)
 
 
 def plot_edge_of_stability(record: EdgeOfStability, axes=None):
