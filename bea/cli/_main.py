@@ -196,14 +196,19 @@ def default_principal_order(rule, budget: Budget | None = None) -> int:
     10 for one block (enough to recognise R(z) of degree up to 4, rk4), 3 for games,
     lowered to the highest order whose derivation needs at most `DEFAULT_TREES` trees
     (a few seconds): sgd(n) has n loss colours, so its tree count grows about as
-    (2.96 n)^order and sgd(2) gets order 6.
+    (2.96 n)^order and sgd(2) gets order 6. A rule with symbolic parameters (sam's
+    rho) is derived over polynomials, several times slower: it gets order 6, enough
+    for an R(z) of degree 2.
     """
     from .._modified import modified_equation
     from .._trees import count_trees
 
     probe = modified_equation(rule, 0)
     colours = len(probe.oracles)
-    order = 10 if len(probe.blocks) == 1 else 3
+    symbolic = any(
+        getattr(v, "free_symbols", None) for _, v in rule.params if not isinstance(v, tuple)
+    )
+    order = (6 if symbolic else 10) if len(probe.blocks) == 1 else 3
     while order > 1 and count_trees(order + 1, colours) > DEFAULT_TREES:
         order -= 1
     return order
