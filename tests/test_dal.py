@@ -1,5 +1,7 @@
 """DAL and DAL-p: rates on quadratics where the right rate is known, optax plumbing, errors."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,7 +31,8 @@ def test_dal_on_a_one_dimensional_quadratic_jumps_to_the_minimum():
 
 @pytest.mark.parametrize("p,expected", [(1.0, 2 / 9), (0.5, 2 / 3), (2.0, 2 / 81)])
 def test_dal_p_rate_along_an_eigenvector(p, expected):
-    # gradient along the eigenvector of lambda = 9: rate = scale / 9^p (slides: scale 2)
+    # gradient along the eigenvector of lambda = 9: rate = scale / 9^p (Rosca et al.,
+    # TMLR 2023, DAL-p with scale 2)
     _, loss = _diag_quadratic([1.0, 9.0])
     x = jnp.array([0.0, 1.0])
     rate, _ = numeric.dal_rate(loss, x, scale=2.0, p=p, max_rate=10.0)
@@ -110,3 +113,62 @@ def test_errors():
     with pytest.raises(BeaValueError, match="params"):
         opt.update(jnp.ones(1), opt.init(jnp.ones(1)))
     assert np.isfinite(float(numeric.drift_estimate(loss, jnp.ones(1), 0.1)))
+
+
+def test_non_scalar_loss_is_refused():
+    vec = lambda x: x**2  # noqa: E731  a vector, not a loss
+    with pytest.raises(BeaValueError, match="not a scalar"):
+        numeric.dal_rate(vec, jnp.ones(3))
+    opt = numeric.dal(vec)
+    with pytest.raises(BeaValueError, match="not a scalar"):
+        opt.update(jnp.ones(3), opt.init(jnp.ones(3)), jnp.ones(3))
+    with pytest.raises(BeaTypeError, match="loss_fn"):
+        numeric.dal_rate("x**2", jnp.ones(3))
+
+
+def test_rate_is_differentiable_at_a_zero_gradient():
+    # |g| = 0 at the minimum: the rate is max_rate there and its derivative must be
+    # finite (sqrt'(0) = inf must never be evaluated); here it is 0 along both outputs
+    _, loss = _diag_quadratic([1.0, 3.0])
+    x0 = jnp.zeros(2)
+    d_rate = jax.grad(lambda x: numeric.dal_rate(loss, x, max_rate=0.5)[0])(x0)
+    d_drift = jax.grad(lambda x: numeric.dal_rate(loss, x, max_rate=0.5)[1])(x0)
+    assert np.all(np.isfinite(np.asarray(d_rate))) and np.all(np.isfinite(np.asarray(d_drift)))
+    # a quadratic: |H g| = |A^2 x| is differentiable away from 0, equal to it from x = e_1
+    d1 = jax.grad(lambda x: numeric.dal_rate(loss, x)[1])(jnp.array([1.0, 0.0]))
+    assert np.allclose(np.asarray(d1), [1.0, 0.0], atol=1e-14)  # A^4 x / |A^2 x|
+
+
+def test_dal_p_warns_when_its_first_rate_is_clipped_and_counts_clipped_steps():
+    # E = x^2/2 (|H g_hat| = 1): DAL-p with p = 0.5 and the paper's scale 2 asks for
+    # rate 2/1^0.5 = 2 > max_rate = 1 every step
+    _, loss = _diag_quadratic([1.0])
+    opt = numeric.dal_p(loss, p=0.5)
+    x, state = jnp.array([1.0]), None
+    state = opt.init(x)
+    with pytest.warns(numeric.NumericWarning, match="max_rate=1.0"):
+        for _ in range(3):
+            u, state = opt.update(jax.grad(loss)(x), state, x)
+            x = optax.apply_updates(x, u)
+        jax.effects_barrier()
+    assert float(state.rate) == 1.0 and int(state.capped) == 3 and int(state.count) == 3
+    # unclipped (rate 1/4 < 1): no warning and no clipped step
+    _, loss4 = _diag_quadratic([4.0])
+    opt = numeric.dal(loss4)
+    state = opt.init(jnp.array([1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, state = opt.update(jax.grad(loss4)(jnp.array([1.0])), state, jnp.array([1.0]))
+        jax.effects_barrier()
+    assert int(state.capped) == 0
+
+
+def test_dal_and_dal_p_defaults_differ_by_the_documented_factor_two():
+    # dal: scale 1 (Rosca et al.'s DAL, 1/lambda); dal_p: scale 2 (their DAL-p, 2/lambda)
+    _, loss = _diag_quadratic([8.0])
+    x = jnp.array([1.0])
+    rates = []
+    for opt in (numeric.dal(loss), numeric.dal_p(loss), numeric.dal_p(loss, scale=1.0)):
+        _, st = opt.update(jax.grad(loss)(x), opt.init(x), x)
+        rates.append(float(st.rate))
+    assert rates == pytest.approx([1 / 8, 2 / 8, 1 / 8], rel=1e-14)

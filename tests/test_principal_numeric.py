@@ -24,13 +24,14 @@ def _quadratic(eigs=(0.5, 1.5, 2.5), seed=0):
 
 
 def test_stability_coefficients_reference_values():
-    # seed talk, "The Principal Flow": s = log(1 - h lambda)/(h lambda), principal branch
+    # Rosca et al. (TMLR 2023), the principal flow: s = log(1 - h lambda)/(h lambda),
+    # principal branch
     s = numeric.stability_coefficients(np.array([0.0, 0.5, 1.5, 3.0]), h=1.0)
     assert s[0] == -1  # log(1 - x)/x -> -1 at x = 0, not a division by zero
     assert abs(s[1] - math.log(0.5) / 0.5) < 1e-15
     assert abs(s[2] - cmath.log(-0.5) / 1.5) < 1e-15
     assert abs(s[3] - cmath.log(-2.0) / 3.0) < 1e-15
-    # seed regimes: (a) real negative, (b) complex with Re < 0, (c) complex with Re > 0
+    # their regimes: (a) real negative, (b) complex with Re < 0, (c) complex with Re > 0
     assert s[1].imag == 0 and s[1].real < 0
     assert s[2].imag != 0 and s[2].real < 0
     assert s[3].imag != 0 and s[3].real > 0
@@ -98,7 +99,7 @@ def test_lanczos_top_eigenpairs_match_dense():
 
 
 def test_mlp_principal_flow_tracks_gd_better_than_ngf_and_igr():
-    # Rosca et al. (TMLR 2023), seed talk "small neural nets": PF is closest to gd over a
+    # Rosca et al. (TMLR 2023), small neural nets: PF is closest to gd over a
     # few iterations. Stable regime: h lambda_max = 0.8. Measured (2-4-1 tanh MLP, K = 4):
     # PF about 0.04, IGR about 0.1-0.17, NGF about 0.32-0.36 in parameter distance.
     loss, theta0 = numeric.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
