@@ -4,7 +4,8 @@ A rule with memory maps (theta, m) -> (theta', m'), where the memory m (a veloci
 the previous iterate or gradient, a moment estimate, a weight average) is updated by
 a contraction in m: m' = A m + (terms of the state and the oracles), with every
 eigenvalue of A inside the unit circle (heavy ball: A = beta). Its iterates are
-attracted, at the rate of A^n, to an invariant *slow manifold* m = M_h(theta), on
+attracted, at the rate of A^n (more precisely: of the other eigenvalues of the
+rule at h = 0), to an invariant *slow manifold* m = M_h(theta), on
 which the rule is a one-step map of theta alone, the *underlying one-step method*
 (Hairer, Lubich and Wanner, *Geometric Numerical Integration*, ch. XV.2; Kirchgraber,
 Numer. Math. 48, 1986). Its modified equation is the modified equation of the rule.
@@ -14,17 +15,19 @@ h from the invariance condition
 
     M_h(theta') = m'(theta, M_h(theta)),    theta' = theta'(theta, M_h(theta)).     (*)
 
-Write M_h = sum mu(tau, k) h^k F(tau) (plus a multiple of theta itself for a memory
-of past iterates). The terms of power k enter (*) as mu_k on the left and A mu_k on
-the right; every other occurrence carries a higher power of h, because theta' =
+Write M_h = y theta + sum mu(tau, k) h^k F(tau) (y = 1 for a memory of past iterates,
+0 for a velocity). At h = 0 the rule is linear, theta' = b0 theta + B m,
+m' = C theta + A m, which fixes y = (I - A)^(-1) C. The terms of power k enter (*) as
+mu_k on the left, as A mu_k on the right and, through the new state, as y B mu_k on
+the left; every other occurrence carries a higher power of h, because theta' =
 theta + O(h) and oracles are evaluated at points moved by O(h). So, with the terms
 below k already known,
 
-    (I - A) mu_k(tau) = [m'(theta, M_h) - M_h(theta')]_k(tau),
+    (I - A + y B^T) mu_k(tau) = [m'(theta, M_h) - M_h(theta')]_k(tau),
 
-one linear solve per power with the matrix I - A (a scalar 1 - beta for one memory
-variable), and the coefficients are rational functions of the rule's parameters.
-A is read off the rule itself, by tracing it once with probe memory values.
+one linear solve per power (for heavy ball the scalar 1 - beta), and the
+coefficients are rational functions of the rule's parameters. b0, B, C and A are
+read off the rule itself, by running it at h = 0.
 
 Example (heavy ball; the velocity on the slow manifold is -h/(1-beta) grad E + ...):
     >>> import sympy as sp, bea
@@ -40,17 +43,15 @@ Example (heavy ball; the velocity on the slow manifold is -h/(1-beta) grad E + .
 
 from __future__ import annotations
 
+import sympy as sp
 from sympy.polys.matrices import DomainMatrix
 
 from ._errors import BeaValueError, TraceError
 from ._rule import Rule, call_rule
 from ._scalars import H
 from ._trace import Traced, Tracer
-from ._trees import Tree
 
 __all__ = ["MemoryTrace", "trace_memory_map"]
-
-_PROBE = "_probe_{}_{}"
 
 
 class MemoryTrace:
@@ -61,12 +62,10 @@ class MemoryTrace:
         tracer: the tracer of the last pass (its oracles are the rule's colours).
         manifold: memory name -> per block `(identity coefficient, {(tree, k): mu})`,
             the series M_h(theta) of that memory variable.
-        contraction: the matrix A (rows and columns: memory variables), as SymPy.
     """
 
-    def __init__(self, series, tracer, manifold, contraction):
-        self.series, self.tracer = series, tracer
-        self.manifold, self.contraction = manifold, contraction
+    def __init__(self, series, tracer, manifold):
+        self.series, self.tracer, self.manifold = series, tracer, manifold
 
 
 def _split(out, rule: Rule, tracer: Tracer):
@@ -101,62 +100,98 @@ def _memory_values(tracer: Tracer, manifold: dict, names) -> list:
     return out
 
 
-def _contraction(rule: Rule, domain, max_power: int) -> DomainMatrix:
-    """A: the h^0 linear part of the memory update, from one trace with probe memory.
+def _linear_part(rule: Rule, domain):
+    """The rule at h = 0, where it is linear in (theta, m): b0, B, C, A with
 
-    Memory variable j, block b is given the value h * P_jb for a fresh probe colour
-    P_jb; the coefficient of (P_jb, h^1) in the new memory i, block b is A[i, j]
-    (blocks never mix, so A is the same for every block).
+        theta' = (b0 + sum_j B_j y_j) theta,    m_i' = (C_i + sum_j A_ij y_j) theta
+
+    when each memory m_j = y_j theta, read off n + 1 runs with the oracles silenced
+    (every oracle value is scaled by h, so it vanishes at h = 0). Blocks never mix,
+    so one block tells all.
     """
-    tracer = Tracer(domain, max(max_power, 1), rule.blocks)
-    names = rule.memory
-    mem = []
-    for j in range(len(names)):
-        per_block = tuple(
-            Traced(tracer, b, domain.zero, {(Tree(_PROBE.format(j, b)), 1): domain.one})
-            for b in range(len(rule.blocks))
-        )
-        mem.append(per_block[0] if len(per_block) == 1 else per_block)
-    out = call_rule(rule.update, tracer.state(), H, tracer.grad, tracer.field, mem)
-    _, new_mem = _split(out, rule, tracer)
-    n = len(names)
-    rows = []
-    for i in range(n):
-        vals = _blocks_of(new_mem[i], tracer, f"memory {names[i]!r}")
-        row = []
-        for j in range(n):
-            entries = {
-                v._terms.get((Tree(_PROBE.format(j, b)), 1), domain.zero)
-                for b, v in enumerate(vals)
-            }
-            if len(entries) != 1:
-                raise TraceError(
-                    f"memory {names[i]!r} is updated differently in different blocks; "
-                    "use the same update for every player's memory"
-                )
-            row.append(entries.pop())
-        rows.append(row)
-    return DomainMatrix(rows, (n, n), domain)
+    n, zero, one = len(rule.memory), domain.zero, domain.one
+    n_blocks = len(rule.blocks)
+
+    def run(ys):
+        tracer = Tracer(domain, 0, rule.blocks)
+
+        def silent(name, point):
+            z = tuple(Traced(tracer, b, zero, {}) for b in range(n_blocks))
+            return z[0] if n_blocks == 1 else z
+
+        def silent_field(name, point):
+            return Traced(tracer, None, zero, {})
+
+        mem = []
+        for y in ys:
+            per = tuple(Traced(tracer, b, y, {}) for b in range(n_blocks))
+            mem.append(per[0] if n_blocks == 1 else per)
+        out = call_rule(rule.update, tracer.state(), H, silent, silent_field, mem)
+        new_state, new_mem = _split(out, rule, tracer)
+        state = _blocks_of(new_state, tracer, "the new state")[0]._y
+        return state, [
+            _blocks_of(m, tracer, f"memory {rule.memory[i]!r}")[0]._y for i, m in enumerate(new_mem)
+        ]
+
+    b0, c = run([zero] * n)
+    b, a_cols = [], []
+    for j in range(n):
+        s_j, m_j = run([one if k == j else zero for k in range(n)])
+        b.append(s_j - b0)
+        a_cols.append([m_j[i] - c[i] for i in range(n)])
+    a = [[a_cols[j][i] for j in range(n)] for i in range(n)]
+    return b0, b, c, a
 
 
-def _solver(a: DomainMatrix, rule: Rule, domain) -> list[list]:
-    """(I - A)^(-1) as nested lists, after refusing an A that is not a contraction."""
-    m = a.to_Matrix()
-    if not m.free_symbols:
-        for ev in m.eigenvals():
-            if abs(complex(ev)) >= 1:
-                raise BeaValueError(
-                    f"rule {rule.name!r}: its memory update multiplies the memory by {ev}, "
-                    "which is not a contraction (|factor| >= 1), so the memory has no slow "
-                    "manifold; use a factor such as |beta| < 1"
-                )
-    system = DomainMatrix.eye(a.shape[0], domain) - a
-    if system.det() == domain.zero:
+def _solver(rule: Rule, domain):
+    """The manifold's multiples of theta, y, and the matrix S^(-1) of the order-by-order
+    solve, after checking that the memory is a contraction.
+
+    At h = 0 the rule is the linear map J = [[b0, B], [C, A]] on (theta, m). On the
+    slow manifold m = y theta: y = C + A y and b0 + B y = 1 (the map is the identity
+    at h = 0). The other eigenvalues of J must lie inside the unit circle. A term
+    mu h^k F(tau) of the manifold enters (*) as mu on the left, as A mu in the new
+    memory and, through the new state, as y (B mu) on the left: S = I - A + y B^T.
+    """
+    b0, b, c, a = _linear_part(rule, domain)
+    n = len(a)
+    A = DomainMatrix(a, (n, n), domain)
+    eye = DomainMatrix.eye(n, domain)
+    if (eye - A).det() == domain.zero:
         raise BeaValueError(
             f"rule {rule.name!r}: its memory update has the factor 1 (I - A is singular), "
             "so the memory never forgets its start; use a factor such as |beta| < 1"
         )
-    return system.inv().to_list()
+    C = DomainMatrix([[ci] for ci in c], (n, 1), domain)
+    y = [row[0] for row in ((eye - A).inv() * C).to_list()]
+    if b0 + sum((bj * yj for bj, yj in zip(b, y, strict=True)), domain.zero) != domain.one:
+        raise TraceError(
+            f"rule {rule.name!r} on its slow manifold does not return the state at h = 0; "
+            "an update rule must return the state plus learning-rate-sized steps"
+        )
+    J = sp.Matrix(
+        [[domain.to_sympy(b0), *map(domain.to_sympy, b)]]
+        + [[domain.to_sympy(ci), *map(domain.to_sympy, row)] for ci, row in zip(c, a, strict=True)]
+    )
+    if not J.free_symbols:
+        lam = sp.Symbol("lam")
+        transversal = sp.quo(J.charpoly(lam).as_expr(), lam - 1, lam)
+        for ev in sp.Poly(transversal, lam).all_roots():
+            if abs(complex(ev)) >= 1:
+                raise BeaValueError(
+                    f"rule {rule.name!r}: its memory update multiplies the memory by {ev} "
+                    "per step, which is not a contraction (|factor| >= 1), so the memory "
+                    "has no slow manifold; use a factor such as |beta| < 1"
+                )
+    Y = DomainMatrix([[yi] for yi in y], (n, 1), domain)
+    B = DomainMatrix([list(b)], (1, n), domain)
+    system = eye - A + Y * B
+    if system.det() == domain.zero:
+        raise BeaValueError(
+            f"rule {rule.name!r}: the slow manifold of its memory is not unique (a second "
+            "eigenvalue 1 at h = 0); use a memory that forgets its start"
+        )
+    return y, system.inv().to_list()
 
 
 def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
@@ -164,13 +199,12 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
 
     `domain` must be a field (QQ or QQ(params)): the solve divides by det(I - A).
     """
-    a = _contraction(rule, domain, max_power)
-    inv = _solver(a, rule, domain)
+    ys, inv = _solver(rule, domain)
     names = rule.memory
     n_blocks = len(rule.blocks)
     zero = domain.zero
-    # manifold[name][b] = (identity coefficient, {(tree, k): mu}); all zero to start
-    manifold = {name: [(zero, {}) for _ in range(n_blocks)] for name in names}
+    # manifold[name][b] = (identity coefficient, {(tree, k): mu}); no terms to start
+    manifold = {name: [(y, {}) for _ in range(n_blocks)] for name, y in zip(names, ys, strict=True)}
     for power in range(max_power + 1):
         # invariant: the manifold is final on every power below `power`
         tracer, new_state, new_mem = _trace_with(rule, domain, max_power, manifold)
@@ -185,16 +219,12 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
                         r = residual[other][b].get(key)
                         if r and inv[i][j]:
                             v += inv[i][j] * r
-                    if not v:
-                        continue
-                    if key == "y":
-                        y = y + v
-                    else:
+                    if v:
                         terms[key] = terms.get(key, zero) + v
                 manifold[name][b] = (y, terms)
     tracer, new_state, new_mem = _trace_with(rule, domain, max_power, manifold)
     series = tracer.result(new_state)
-    return MemoryTrace(series, tracer, manifold, a.to_Matrix())
+    return MemoryTrace(series, tracer, manifold)
 
 
 def _trace_with(rule: Rule, domain, max_power: int, manifold: dict):
@@ -208,8 +238,7 @@ def _trace_with(rule: Rule, domain, max_power: int, manifold: dict):
 def _residual(tracer: Tracer, manifold: dict, new_state, new_mem, power: int) -> dict:
     """[m'(theta, M) - M(theta')] at h^power, per memory name and block.
 
-    Keys are (tree, power) for the series part and "y" (at power 0) for the multiple
-    of theta itself.
+    Keys are (tree, power); the multiples of theta are already final.
     """
     state_blocks = _blocks_of(new_state, tracer, "the new state")
     out: dict = {}
@@ -222,10 +251,6 @@ def _residual(tracer: Tracer, manifold: dict, new_state, new_mem, power: int) ->
             at_new = tracer.evaluate(terms, point, b)
             # M(theta') = y theta' + sum mu F(tau)(theta')
             res: dict = {}
-            if power == 0:
-                dy = v._y - y * state_blocks[b]._y
-                if dy:
-                    res["y"] = dy
             for (t, k), c in v._terms.items():
                 if k == power:
                     res[(t, k)] = res.get((t, k), tracer.domain.zero) + c

@@ -202,6 +202,11 @@ class ModifiedEquation:
     def __str__(self) -> str:
         return self.text()
 
+    def __repr__(self) -> str:
+        from ._render import render_repr
+
+        return render_repr(self)
+
     def _repr_latex_(self) -> str:
         return f"$$\n{self.latex()}\n$$"
 

@@ -13,6 +13,8 @@ Conventions:
   lambda h/k, each seeing the other player's newest value; m = k = 1 is the seed's rule.
 * `extragradient`: theta' = theta - h grad E(theta - h grad E(theta)).
 * `sam`: theta' = theta - h grad E(theta + rho h grad E(theta)) (unnormalised SAM).
+* rules with memory (heavy ball, Nesterov, optimistic gradient, moving averages) and
+  Lookahead: see `bea._momentum`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,16 @@ from __future__ import annotations
 import sympy as sp
 
 from ._errors import BeaValueError
+from ._momentum import (
+    ema_momentum,
+    heavy_ball,
+    heavy_ball_game,
+    lookahead,
+    nesterov,
+    nesterov_optax,
+    optimistic,
+    weight_average,
+)
 from ._rule import Rule
 from ._runge_kutta import euler, heun, midpoint, rk4, runge_kutta
 from ._scalars import H, exact_value
@@ -27,19 +39,27 @@ from ._scalars import H, exact_value
 __all__ = [
     "RULES",
     "alternating",
+    "ema_momentum",
     "euler",
     "extragradient",
     "gd",
     "general_sum_alternating",
     "general_sum_simultaneous",
     "get_rule",
+    "heavy_ball",
+    "heavy_ball_game",
     "heun",
+    "lookahead",
     "midpoint",
+    "nesterov",
+    "nesterov_optax",
+    "optimistic",
     "rk4",
     "runge_kutta",
     "sam",
     "sgd",
     "simultaneous",
+    "weight_average",
     "zero_sum_alternating",
     "zero_sum_simultaneous",
 ]
@@ -235,6 +255,14 @@ RULES: dict[str, Rule] = {
         midpoint,
         heun,
         rk4,
+        heavy_ball,
+        nesterov,
+        nesterov_optax,
+        ema_momentum,
+        optimistic,
+        weight_average,
+        heavy_ball_game,
+        lookahead,
     )
 }
 """The built-in rules by name, with default parameters."""

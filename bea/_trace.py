@@ -85,6 +85,12 @@ class Tracer:
         info = self.oracles.get(colour)
         if info is None:
             self.oracles[colour] = OracleInfo(kind, name, block)
+        elif info.kind == kind and info.name != name:
+            raise TraceError(
+                f"{name!r} at {user_line()} gives the tree label {colour!r}, which "
+                f"{info.name!r} already has; rename one loss (block names and loss names "
+                "joined by _ must not collide)"
+            )
         elif info.kind != kind or info.name != name:
             raise TraceError(
                 f"{colour!r} at {user_line()} is used both as a gradient and as a field; "

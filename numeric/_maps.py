@@ -19,7 +19,7 @@ from bea._errors import BeaValueError
 from bea._rule import as_rule, call_rule
 
 from ._oracles import Oracles
-from ._params import Step, split_h, unwrap
+from ._params import Step, Value, split_h, unwrap, wrap
 from ._state import Layout
 
 __all__ = ["DiscreteMap", "discrete_map"]
@@ -38,7 +38,9 @@ def _from_sympy(err: BaseException) -> bool:
 class DiscreteMap:
     """One call of an update rule as a jit-compiled JAX function `step(state, h)`.
 
-    `step(state, h)` returns the next state, structured like `state`;
+    `step(state, h)` returns the next state, structured like `state`; for a rule with
+    memory the state is the tuple `(theta, m1, ...)` of the parameters and each memory
+    variable (shaped like the parameters) and the result has the same form;
     `step.iterate(state, h, k)` applies it `k` times. `h` is traced: new values reuse
     the compiled code.
 
@@ -55,22 +57,51 @@ class DiscreteMap:
         self.fields = dict(fields or {})
         self._jit = jax.jit(self._apply_flat_state, static_argnums=(2,))
 
-    def flat(self, layout: Layout, z, h):
-        """One step on the flat vector `z` of a state with `layout`."""
+    def _run(self, layout: Layout, z, h, mem: tuple = ()):
+        """Call the rule once on flat vectors; returns the flat outputs as a list."""
         orc = Oracles(layout, self.losses, self.fields)
-        step = Step(h, self.bound, f"rule {self.rule.name!r}")
+        what = f"rule {self.rule.name!r}"
+        step = Step(h, self.bound, what)
+
+        def grad(name, point):
+            return wrap(orc.rule_grad(name, point), self.bound, what)
+
+        def field(name, point):
+            return wrap(orc.rule_field(name, point), self.bound, what)
+
+        def view(v):
+            return wrap(layout.view(v), self.bound, what)
+
         try:
-            out = call_rule(self.rule.update, layout.view(z), step, orc.rule_grad, orc.rule_field)
+            out = call_rule(self.rule.update, view(z), step, grad, field, [view(m) for m in mem])
         except TypeError as err:
             if _from_sympy(err):
                 raise BeaValueError(
-                    f"rule {self.rule.name!r} multiplies an array by a SymPy number without h "
-                    f"in between ({err}); write coefficients next to h (`alpha * h * g`) or "
-                    "rebuild the rule with numbers"
+                    f"rule {self.rule.name!r} multiplies an array by a SymPy number in a way "
+                    f"the numerical run cannot absorb ({err}); rebuild the rule with numbers"
                 ) from err
             raise
-        out = jax.tree_util.tree_map(unwrap, out, is_leaf=lambda x: isinstance(x, Step))
-        return layout.unview(out, f"rule {self.rule.name!r}")
+        out = jax.tree_util.tree_map(unwrap, out, is_leaf=lambda x: isinstance(x, Step | Value))
+        if not self.rule.memory:
+            return [layout.unview(out, what)]
+        if not isinstance(out, tuple | list) or len(out) != 1 + len(self.rule.memory):
+            names = ", ".join(("state", *self.rule.memory))
+            raise BeaValueError(
+                f"rule {self.rule.name!r} has memory {self.rule.memory}; it must return ({names})"
+            )
+        return [
+            layout.unview(o, f"{what} ({name})")
+            for o, name in zip(out, ("state", *self.rule.memory), strict=True)
+        ]
+
+    def flat(self, layout: Layout, z, h):
+        """One step on the flat vector `z` of a state with `layout` (memoryless rules)."""
+        return self._run(layout, z, h)[0]
+
+    def flat_memory(self, layout: Layout, z, mem: tuple, h):
+        """One step of a rule with memory: `(z', mem')` from flat state and memory."""
+        out = self._run(layout, z, h, mem)
+        return out[0], tuple(out[1:])
 
     def flat_iterate(self, layout: Layout, z, h, k: int):
         """`k` steps on the flat vector (a `lax.fori_loop`)."""
@@ -79,9 +110,36 @@ class DiscreteMap:
         return jax.lax.fori_loop(0, k, lambda _, y: self.flat(layout, y, h), z)
 
     def _apply_flat_state(self, state, h, k):
+        if self.rule.memory:
+            return self._apply_memory(state, h, k)
         layout = Layout.of(state, self.rule.blocks)
         z = layout.flatten(state)
         return layout.unflatten(self.flat_iterate(layout, z, h, k))
+
+    def _split_state(self, state):
+        n = 1 + len(self.rule.memory)
+        if not isinstance(state, tuple | list) or len(state) != n:
+            names = ", ".join(("theta", *self.rule.memory))
+            raise BeaValueError(
+                f"rule {self.rule.name!r} has memory {self.rule.memory}; pass the state as "
+                f"the tuple ({names}), each memory variable shaped like the parameters"
+            )
+        layout = Layout.of(state[0], self.rule.blocks)
+        z = layout.flatten(state[0])
+        mem = tuple(
+            layout.flatten(m, f"memory {name!r}")
+            for m, name in zip(state[1:], self.rule.memory, strict=True)
+        )
+        return layout, z, mem
+
+    def _apply_memory(self, state, h, k):
+        layout, z, mem = self._split_state(state)
+
+        def body(_, carry):
+            return self.flat_memory(layout, carry[0], carry[1], h)
+
+        z, mem = jax.lax.fori_loop(0, k, body, (z, mem)) if k > 1 else body(0, (z, mem))
+        return (layout.unflatten(z), *(layout.unflatten(m) for m in mem))
 
     def _h(self, h):
         if h is None:
@@ -94,6 +152,8 @@ class DiscreteMap:
 
     def apply(self, state, h=None):
         """One step, not jit-compiled (for use inside your own transformations)."""
+        if self.rule.memory:
+            return self._apply_memory(state, self._h(h), 1)
         layout = Layout.of(state, self.rule.blocks)
         z = layout.flatten(state)
         return layout.unflatten(self.flat(layout, z, self._h(h)))

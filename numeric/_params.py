@@ -24,7 +24,7 @@ import sympy as sp
 
 from bea._errors import BeaTypeError, BeaValueError
 
-__all__ = ["Step", "bind_params", "number", "split_h"]
+__all__ = ["Step", "Value", "bind_params", "number", "split_h", "unwrap", "wrap"]
 
 
 def bind_params(params: Mapping | None) -> dict[str, object]:
@@ -99,7 +99,7 @@ class Step:
         self._what = what
 
     def _num(self, other):
-        if isinstance(other, Step):
+        if isinstance(other, Step | Value):
             return other.value
         if isinstance(other, sp.Basic):
             if any(s.name == "h" for s in other.free_symbols):
@@ -114,7 +114,7 @@ class Step:
         # a scalar stays a Step so that later SymPy factors are still absorbed
         if isinstance(other, Step | sp.Basic | numbers.Number):
             return Step(value, self._bound, self._what)
-        return value
+        return Value(value, self._bound, self._what)
 
     def __mul__(self, other):
         return self._wrap(self.value * self._num(other), other)
@@ -156,6 +156,92 @@ class Step:
         return f"Step({self.value!r})"
 
 
+class Value:
+    """An array as the update function sees it in a numerical run.
+
+    Like `Step`, it absorbs SymPy coefficients (`beta * v`, `sympy.Rational(1, 2) * g`,
+    `alpha * (fast - theta)`) by substituting the bound parameters, so that the same
+    function runs symbolically and numerically whether or not a coefficient stands
+    next to `h`. JAX functions see the array itself (`__jax_array__`).
+    """
+
+    __slots__ = ("_bound", "_what", "value")
+    __array_priority__ = 1001
+
+    def __init__(self, value, bound: Mapping[str, object], what: str = "the rule"):
+        self.value = value
+        self._bound = bound
+        self._what = what
+
+    _num = Step._num
+
+    def _wrap(self, value, other=None):
+        return Value(value, self._bound, self._what)
+
+    def __mul__(self, other):
+        return self._wrap(self.value * self._num(other))
+
+    def __rmul__(self, other):
+        return self._wrap(self._num(other) * self.value)
+
+    def __truediv__(self, other):
+        return self._wrap(self.value / self._num(other))
+
+    def __rtruediv__(self, other):
+        return self._wrap(self._num(other) / self.value)
+
+    def __add__(self, other):
+        return self._wrap(self.value + self._num(other))
+
+    def __radd__(self, other):
+        return self._wrap(self._num(other) + self.value)
+
+    def __sub__(self, other):
+        return self._wrap(self.value - self._num(other))
+
+    def __rsub__(self, other):
+        return self._wrap(self._num(other) - self.value)
+
+    def __neg__(self):
+        return self._wrap(-self.value)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, other):
+        return self._wrap(self.value ** self._num(other))
+
+    def __matmul__(self, other):
+        return self._wrap(self.value @ self._num(other))
+
+    def __rmatmul__(self, other):
+        return self._wrap(self._num(other) @ self.value)
+
+    def __getitem__(self, index):
+        return self._wrap(self.value[index])
+
+    def __jax_array__(self):
+        return jnp.asarray(self.value)
+
+    @property
+    def shape(self):
+        return jnp.shape(self.value)
+
+    @property
+    def dtype(self):
+        return jnp.result_type(self.value)
+
+    def __repr__(self) -> str:
+        return f"Value({self.value!r})"
+
+
+def wrap(tree, bound: Mapping[str, object], what: str = "the rule"):
+    """Every array leaf of `tree` as a `Value` (the state as a rule sees it)."""
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: Value(x, bound, what), tree)
+
+
 def unwrap(x):
-    """A rule's output leaf as a JAX value (a bare `Step` becomes its scalar)."""
-    return x.value if isinstance(x, Step) else x
+    """A rule's output leaf as a JAX value (a `Step` or `Value` becomes its array)."""
+    return x.value if isinstance(x, Step | Value) else x
