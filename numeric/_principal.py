@@ -511,7 +511,6 @@ class PrincipalFlowField:
         """(flat theta, unflatten, loss of the flat vector), with the shape checks."""
         flat, unflatten = _flatten(theta)
         loss = self.loss if unflatten is None else (lambda v: self.loss(unflatten(v)))
-        _check_scalar_loss(loss, flat)
         n = flat.shape[0]
         if self.method == "eigh" and n > MAX_DENSE:
             raise BeaValueError(
@@ -519,6 +518,7 @@ class PrincipalFlowField:
                 f"{n}x{n} Hessian ({8 * n * n / 1e9:.3g} GB); use method='lanczos' "
                 f"(top-k eigenpairs by Hessian-vector products) above {MAX_DENSE} parameters"
             )
+        _check_scalar_loss(loss, flat)
         return flat, unflatten or (lambda v: v), loss
 
     # the pieces, as pure JAX, on a flat vector

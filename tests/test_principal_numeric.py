@@ -11,7 +11,7 @@ import sympy as sp
 
 import bea
 import numeric
-from bea._errors import BeaValueError
+from bea._errors import BeaTypeError, BeaValueError
 
 # an exact symmetric matrix for the rules' maps run in SymPy
 _Q = sp.Matrix([[2, -1, 0], [-1, 2, -1], [0, -1, 2]])  # eigenvalues 2 - sqrt(2), 2, 2 + sqrt(2)
@@ -181,3 +181,63 @@ def test_complex_flow_through_an_eigenvalue_crossing_stops_with_a_message():
     pf = numeric.principal_flow(loss, h)
     with pytest.raises(BeaValueError, match="crosses h\\*lambda = 1"):
         pf.integrate(theta0, jnp.array([2 * h]), rtol=1e-6, atol=1e-6, max_steps=200)
+
+
+@pytest.mark.parametrize("h", [float("nan"), float("inf"), "0.1", np.array([0.1]), jnp.array(0.1)])
+def test_bad_learning_rates_are_refused_everywhere(h):
+    _, loss = _quadratic()
+    err = BeaTypeError if isinstance(h, str | np.ndarray | jax.Array) else BeaValueError
+    for call in (
+        lambda: numeric.principal_flow(loss, h),
+        lambda: numeric.edge_of_stability(loss, jnp.ones(3), h=h, steps=1),
+        lambda: numeric.stability_coefficients(np.array([1.0]), h),
+        lambda: numeric.igr_field(loss, h),
+    ):
+        with pytest.raises(err, match="h="):
+            call()
+
+
+def test_bad_counts_and_times_are_refused():
+    _, loss = _quadratic()
+    x0 = jnp.array([1.0, -0.5, 0.25])
+    with pytest.raises(BeaValueError, match="iters=-3"):
+        numeric.principal_flow(loss, 0.1, method="lanczos", iters=-3)
+    with pytest.raises(BeaValueError, match="iters=2"):
+        numeric.principal_flow(loss, 0.1, method="lanczos", k=3, iters=2)
+    with pytest.raises(BeaValueError, match="iters=0"):
+        numeric.lanczos(lambda v: v, 3, 0, jax.random.PRNGKey(0))
+    for kw, match in (
+        ({"steps": -1}, "steps=-1"),
+        ({"steps": 2, "every": 0}, "every=0"),
+        ({"steps": 2, "iters": -2}, "iters=-2"),
+    ):
+        with pytest.raises(BeaValueError, match=match):
+            numeric.edge_of_stability(loss, x0, h=0.1, **kw)
+    pf = numeric.principal_flow(loss, 0.1)
+    for ts, match in (([], "non-empty"), ([0.2, 0.1], "increasing"), ([0.1, 0.1], "increasing")):
+        with pytest.raises(BeaValueError, match=match):
+            pf.integrate(x0, jnp.asarray(ts))
+        with pytest.raises(BeaValueError, match=match):
+            numeric.integrate_flow(numeric.ngf_field(loss), x0, ts, complex_flow=False)
+
+
+def test_non_scalar_loss_is_refused():
+    pf = numeric.principal_flow(lambda x: x**2, 0.1)
+    with pytest.raises(BeaValueError, match="not a scalar"):
+        pf(jnp.ones(3))
+    with pytest.raises(BeaValueError, match="not a scalar"):
+        pf.decompose(jnp.ones(3))
+    with pytest.raises(BeaTypeError, match="not a scalar"):
+        numeric.principal_flow(lambda x: (x @ x, x), 0.1)(jnp.ones(3))
+    with pytest.raises(BeaValueError, match="not a scalar"):
+        numeric.edge_of_stability(lambda x: x**2, jnp.ones(3), h=0.1, steps=1)
+
+
+def test_dense_hessian_of_a_large_model_is_refused_with_the_alternative():
+    # 1e5 parameters: the dense Hessian alone is 80 GB; the refusal names the way out
+    pf = numeric.principal_flow(lambda x: 0.5 * x @ x, 0.1)
+    with pytest.raises(BeaValueError, match="method='lanczos'"):
+        pf(jnp.zeros(100_000))
+    pf = numeric.principal_flow(lambda p: 0.5 * jnp.sum(p["w"] ** 2), 0.1)
+    with pytest.raises(BeaValueError, match="method='lanczos'"):
+        pf.decompose({"w": jnp.zeros((400, 250))})
