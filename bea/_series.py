@@ -24,6 +24,17 @@ so with D_j = L^j f~ in scaled form, D_j(tau) = sum N D_{j-1}(theta) b~(u), and
 Solving (*) for the k = 1 term gives b~(tau) from quantities on smaller trees only,
 so b~ is computed tree by tree in order of size. No expression is ever expanded.
 
+Only weighted sums of the D_j are ever needed. With cf_k = c^k/k! and
+
+    W_k(tau) = sum_{j>=0} cf_{j+k} D_j(tau)      (D_0 = b~, D_j(tau) = 0 for j >= |tau|)
+
+the recursion for D becomes W_k(tau) = cf_k b~(tau) + sum N b~(u) W_{k+1}(theta), and
+(*) reads a~(tau) = W_1(tau). A tree of m vertices feeds the trees of at most N+1
+vertices through W_2, ..., W_{N+2-m} only, so it stores N+1-m numbers (none for the
+largest trees, which are the majority) instead of m, and a tree of n vertices costs
+N+2-n products per edge cut. Coefficients live in lists indexed by the tree ids of
+a per-call `_Forest`.
+
 Example:
     >>> from sympy import QQ
     >>> from bea._trees import trees_up_to, parse_tree
@@ -37,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ._trees import Tree, edge_cuts
+from ._trees import Tree, _Forest
 
 __all__ = ["exp_series", "log_series"]
 
@@ -75,26 +86,7 @@ def log_series(
     Returns:
         b~ as a dict holding the nonzero coefficients.
     """
-    zero = domain.zero
-    top = len(trees_by_size) - 1
-    cf_of = _time_factors(c, top, domain)
-    b: dict[Tree, object] = {}
-    # D[tau] = [D_1(tau), ..., D_{|tau|-1}(tau)], D_j = L^j f~ in scaled form
-    D: dict[Tree, list] = {}
-    for size in range(1, top + 1):
-        for tau in trees_by_size[size]:
-            # invariant: b and D are final on every tree with fewer than `size`
-            # vertices, so the right-hand sides below only read final values
-            d = _lie_terms(tau, size, b, D, zero)
-            D[tau] = d
-            cf = cf_of(tau)
-            rhs = a.get(tau, zero)
-            for j, v in enumerate(d, start=1):
-                if v:
-                    rhs -= cf[j + 1] * v
-            if rhs:
-                b[tau] = domain.quo(rhs, cf[1])
-    return b
+    return _recurse(a, c, trees_by_size, domain, solve=True)
 
 
 def exp_series(
@@ -105,40 +97,49 @@ def exp_series(
     The inverse of `log_series` (same arguments): `exp_series(log_series(a)) == a` on
     the given trees.
     """
+    return _recurse(b, c, trees_by_size, domain, solve=False)
+
+
+def _recurse(given: Mapping, c, trees_by_size, domain, solve: bool) -> dict:
+    """a~ = W_1 tree by tree: solved for b~ (`solve`) or evaluated from b~."""
     zero = domain.zero
-    top = len(trees_by_size) - 1
+    forest = _Forest(trees_by_size)
+    top = forest.top
     cf_of = _time_factors(c, top, domain)
-    bb = {t: v for t, v in b.items() if v}
-    a: dict[Tree, object] = {}
-    D: dict[Tree, list] = {}
-    for size in range(1, top + 1):
-        for tau in trees_by_size[size]:
-            d = _lie_terms(tau, size, bb, D, zero)
-            D[tau] = d
-            cf = cf_of(tau)
-            total = cf[1] * bb.get(tau, zero)
-            for j, v in enumerate(d, start=1):
+    trees, size = forest.trees, forest.size
+    # b[i] = b~ of tree i; w[i] = [W_2, ..., W_{top+1-|tau|}] of tree i (see module docs)
+    b: list = [zero] * len(forest)
+    w: list = [None] * len(forest)
+    out: dict[Tree, object] = {}
+    for i in forest.ids():
+        tau, n = trees[i], size[i]
+        # invariant: b and w are final on every tree with fewer than n vertices, and
+        # the edge cuts of tau only involve such trees
+        length = top + 1 - n  # acc[j] = sum N b(u) W_{j+2}(theta), j < length
+        acc = [zero] * length
+        for theta, u, mult in forest.cuts(i):
+            bu = b[u]
+            if not bu:
+                continue
+            if mult != 1:
+                bu = bu * mult
+            wt = w[theta]
+            for j in range(length):
+                v = wt[j]
                 if v:
-                    total += cf[j + 1] * v
-            if total:
-                a[tau] = total
-    return a
-
-
-def _lie_terms(tau: Tree, size: int, b: Mapping, D: Mapping, zero) -> list:
-    """[D_1(tau), ..., D_{size-1}(tau)] from b and D on smaller trees."""
-    d = [zero] * (size - 1)
-    for theta, u, n in edge_cuts(tau):
-        bu = b.get(u)
-        if not bu:
-            continue
-        bu = bu * n
-        # D_1 = L f~: D_0(theta) = b~(theta)
-        bt = b.get(theta)
-        if bt:
-            d[0] += bt * bu
-        # D_j(tau) gets N D_{j-1}(theta) b~(u), and D_{j-1}(theta) exists for j-1 < |theta|
-        for j, v in enumerate(D[theta], start=2):
-            if v:
-                d[j - 1] += v * bu
-    return d
+                    acc[j] += v * bu
+        cf = cf_of(tau)
+        if solve:
+            rhs = given.get(tau, zero) - acc[0]
+            bt = domain.quo(rhs, cf[1]) if rhs else zero
+            if bt:
+                out[tau] = bt
+        else:
+            bt = given.get(tau, zero)
+            at = cf[1] * bt + acc[0] if bt else acc[0]
+            if at:
+                out[tau] = at
+        b[i] = bt
+        if length > 1:
+            w[i] = [cf[j + 2] * bt + acc[j + 1] if bt else acc[j + 1] for j in range(length - 1)]
+    return out
