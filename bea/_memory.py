@@ -114,6 +114,7 @@ def _linear_part(rule: Rule, domain):
 
     def run(ys):
         tracer = Tracer(domain, 0, rule.blocks)
+        tracer.at_h_zero = True
 
         def silent(name, point):
             z = tuple(Traced(tracer, b, zero, {}) for b in range(n_blocks))

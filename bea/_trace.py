@@ -63,6 +63,7 @@ class Tracer:
         self.record: dict = {}
         self._inv_fact = [domain.one]
         self.one = domain.one
+        self.at_h_zero = False  # True: multiples of the state by h vanish (h = 0 runs)
 
     # -- scalars -------------------------------------------------------------
     def scalar(self, value) -> dict[int, object]:
@@ -386,7 +387,7 @@ class Traced:
 
     def _scale(self, s: dict) -> Traced:
         tr = self._tracer
-        if self._y and any(k for k in s):
+        if self._y and any(k for k in s) and not tr.at_h_zero:
             raise TraceError(
                 f"the rule multiplies the state by a multiple of h at {user_line()} "
                 "(weight decay?); write that term as the gradient of a loss instead"

@@ -1,20 +1,31 @@
 """numeric: JAX kernels for `bea` derivations, checked against the discrete maps.
 
-Everything JAX lives here; `bea` itself is pure SymPy.
+Everything JAX lives here; `bea` itself is pure SymPy and never imports this package.
 """
 
-# --- kernels and verification (issue 3) ---
-from ._commands import demo_verification as demo_verification
-from ._commands import verify_command as verify_command
+# Modified fields and losses as JAX kernels.
 from ._concrete_jax import concrete_jax as concrete_jax
+from ._kernels import ModifiedField as ModifiedField
+from ._kernels import derivative as derivative
+from ._kernels import field_function as field_function
+from ._kernels import vector_field as vector_field
+from ._loss_fn import ModifiedLossFn as ModifiedLossFn
+from ._loss_fn import loss_fn as loss_fn
+from ._loss_fn import loss_function as loss_function
+
+# isort: split
+# The rules themselves, run numerically; rules with memory on their slow manifold.
+from ._maps import DiscreteMap as DiscreteMap
+from ._maps import discrete_map as discrete_map
+from ._memory import burn_in as burn_in
+from ._memory import manifold_function as manifold_function
+from ._memory import on_manifold as on_manifold
+
+# isort: split
+# Verification against the discrete maps.
 from ._flow import NumericWarning as NumericWarning
 from ._formula import FormulaCheck as FormulaCheck
 from ._formula import check_formula as check_formula
-from ._kernels import ModifiedField as ModifiedField
-from ._kernels import derivative as derivative
-from ._kernels import vector_field as vector_field
-from ._maps import DiscreteMap as DiscreteMap
-from ._maps import discrete_map as discrete_map
 from ._problems import PROBLEMS as PROBLEMS
 from ._problems import Problem as Problem
 from ._problems import get_problem as get_problem
@@ -24,8 +35,14 @@ from ._verify import check_orders as check_orders
 from ._verify import default_hs as default_hs
 
 # isort: split
+# Training code: optax transformations built from derivations.
+from ._transforms import ModifiedUpdateState as ModifiedUpdateState
+from ._transforms import RegularisedState as RegularisedState
+from ._transforms import modified_update as modified_update
+from ._transforms import regularised as regularised
 
-# --- principal flow and drift-adjusted learning rates (issue 5) ---
+# isort: split
+# Principal flow, edge of stability and drift-adjusted learning rates.
 from ._dal import DALState as DALState
 from ._dal import dal as dal
 from ._dal import dal_p as dal_p
@@ -46,53 +63,51 @@ from ._principal_eos import edge_of_stability as edge_of_stability
 from ._principal_eos import plot_edge_of_stability as plot_edge_of_stability
 from ._principal_eos import toy_mlp as toy_mlp
 
-_ISSUE5 = [
-    "DALState",
-    "EdgeOfStability",
-    "PrincipalDecomposition",
-    "PrincipalFlowField",
-    "dal",
-    "dal_p",
-    "dal_rate",
-    "drift_estimate",
-    "edge_of_stability",
-    "hvp",
-    "igr_field",
-    "integrate_flow",
-    "lanczos",
-    "ngf_field",
-    "plot_edge_of_stability",
-    "principal_flow",
-    "rule_polynomial",
-    "stability_coefficients",
-    "toy_mlp",
-]
-
-__all__: list[str] = []
-__all__ += [
+__all__ = [
     "PROBLEMS",
+    "DALState",
     "DiscreteMap",
+    "EdgeOfStability",
     "FormulaCheck",
     "ModifiedField",
+    "ModifiedLossFn",
+    "ModifiedUpdateState",
     "NumericWarning",
     "OrderCheck",
+    "PrincipalDecomposition",
+    "PrincipalFlowField",
     "Problem",
+    "RegularisedState",
+    "burn_in",
     "check_formula",
     "check_order",
     "check_orders",
     "concrete_jax",
+    "dal",
+    "dal_p",
+    "dal_rate",
     "default_hs",
-    "demo_verification",
     "derivative",
     "discrete_map",
+    "drift_estimate",
+    "edge_of_stability",
+    "field_function",
     "get_problem",
+    "hvp",
+    "igr_field",
+    "integrate_flow",
+    "lanczos",
+    "loss_fn",
+    "loss_function",
+    "manifold_function",
+    "modified_update",
+    "ngf_field",
+    "on_manifold",
+    "plot_edge_of_stability",
+    "principal_flow",
+    "regularised",
+    "rule_polynomial",
+    "stability_coefficients",
+    "toy_mlp",
     "vector_field",
-    "verify_command",
-]  # issue 3
-__all__ += _ISSUE5  # issue 5
-
-# --- modified losses (issue 4) ---
-from ._loss_fn import ModifiedLossFn as ModifiedLossFn  # noqa: E402
-from ._loss_fn import loss_fn as loss_fn  # noqa: E402
-
-__all__ += ["ModifiedLossFn", "loss_fn"]  # issue 4
+]

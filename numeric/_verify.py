@@ -42,6 +42,7 @@ from ._flow import (
 )
 from ._kernels import ModifiedField
 from ._maps import DiscreteMap
+from ._memory import manifold_function
 from ._params import number, split_h
 from ._plot import loglog_figure, save_figure
 from ._state import Layout
@@ -220,14 +221,29 @@ class OrderCheck:
 class Sweep:
     """A rule's map on one problem, compiled once with h traced; results cached by h."""
 
-    def __init__(self, rule, losses, fields, params, state0):
+    def __init__(self, rule, losses, fields, params, state0, meq=None):
         self.rule = as_rule(rule)
         self.layout = Layout.of(state0, self.rule.blocks, "state0")
         self.z0 = self.layout.flatten(state0, "state0")
         self.h_param, self.bound = split_h(params)
         self.map = DiscreteMap(self.rule, losses, fields, params)
         lay = self.layout
-        self._run = jax.jit(lambda z, h, k: self.map.flat_iterate(lay, z, h, k), static_argnums=2)
+        if self.rule.memory:
+            # start on the slow manifold, then run the rule with its memory: the
+            # iterates after the start-up transient
+            memory = manifold_function(meq, params)
+
+            def run(z, h, k):
+                mem = memory(lay.unflatten(z), h, losses, fields)
+                mem = tuple(lay.flatten(m, "the memory") for m in mem)
+                body = lambda _, c: self.map.flat_memory(lay, c[0], c[1], h)  # noqa: E731
+                return jax.lax.fori_loop(0, k, body, (z, mem))[0]
+
+            self._run = jax.jit(run, static_argnums=2)
+        else:
+            self._run = jax.jit(
+                lambda z, h, k: self.map.flat_iterate(lay, z, h, k), static_argnums=2
+            )
         self._cache: dict = {}
 
     def time_factor(self, time) -> float:
@@ -360,7 +376,12 @@ def check_orders(
             raise BeaValueError(
                 f"meq has order {meq.order} but order {top} is to be checked; derive to >= {top}"
             )
-        sweep = Sweep(r, losses, fields, params, state0)
+        if meq.source is not None and meq.source.update is not r.update:
+            raise BeaValueError(
+                f"meq was derived from rule {meq.rule!r}, not from rule {r.name!r}; pass "
+                f"meq=bea.modified_equation(rule, {top}) of the rule being checked"
+            )
+        sweep = Sweep(r, losses, fields, params, state0, meq)
         vf = ModifiedField(meq, losses, fields, params)
         lay, z0 = sweep.layout, sweep.z0
         c = sweep.time_factor(meq.time)
