@@ -70,3 +70,8 @@ def test_a_numeric_parameter_still_works(capsys):
     code, out, _ = run(capsys, "principal", "sam", "--param", "rho=1/2", "--order", "6")
     assert code == 0 and "matches the engine: yes" in out and "R(z) = -z**2/2 - z + 1" in out
     assert "at z = -2.73205, 0.732051" in out  # roots -1 -+ sqrt(3)
+
+
+def test_a_rule_with_memory_is_refused_in_one_line(capsys):
+    code, _, err = run(capsys, "principal", "heavy_ball")
+    assert code == 2 and "keeps v between steps" in err and err.count("\n") == 1

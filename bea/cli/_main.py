@@ -221,6 +221,12 @@ def _cmd_principal(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget, low=1) if args.order is not None else None
     rule, _ = _build_rule(args.rule, args.param, budget, PRINCIPAL_RESERVED)
+    if getattr(rule, "memory", ()):
+        raise BeaValueError(
+            f"bea principal covers rules without memory; {rule.name!r} keeps "
+            f"{', '.join(rule.memory)} between steps (use bea derive {rule.name} for its "
+            "modified equation)"
+        )
     if order is None:
         order = default_principal_order(rule)
     if len(rule.blocks) == 1:
@@ -501,7 +507,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help=_PARAM_HELP + "; symbols left free get alpha=1, lambda=1/2, rho=1/2",
+        help=_PARAM_HELP + "; symbols left free get alpha=1, lambda=1/2, rho=1/2, beta=1/2",
     )
     v.add_argument(
         "--hs",

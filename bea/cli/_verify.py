@@ -26,7 +26,12 @@ from .._errors import BeaValueError
 
 __all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
 
-DEFAULT_SYMBOLS = {"alpha": sp.Integer(1), "lambda": sp.Rational(1, 2), "rho": sp.Rational(1, 2)}
+DEFAULT_SYMBOLS = {
+    "alpha": sp.Integer(1),
+    "lambda": sp.Rational(1, 2),
+    "rho": sp.Rational(1, 2),
+    "beta": sp.Rational(1, 2),
+}
 """Numbers used for a rule's symbols that the command line left symbolic."""
 
 
