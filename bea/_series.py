@@ -107,39 +107,58 @@ def _recurse(given: Mapping, c, trees_by_size, domain, solve: bool) -> dict:
     top = forest.top
     cf_of = _time_factors(c, top, domain)
     trees, size = forest.trees, forest.size
-    # b[i] = b~ of tree i; w[i] = [W_2, ..., W_{top+1-|tau|}] of tree i (see module docs)
+    given_at: dict[int, object] = {}  # the given coefficients by tree id
+    for t, v in given.items():
+        i = forest.id_of(t)
+        if i is not None and v:
+            given_at[i] = v
+    # b[i] = b~ of tree i; w[i] = [W_2, ..., W_{top+1-|tau|}] of tree i and w2[i] its
+    # first entry (see module docs); the largest trees need no W
     b: list = [zero] * len(forest)
     w: list = [None] * len(forest)
+    w2: list = [zero] * len(forest)
     out: dict[Tree, object] = {}
     for i in forest.ids():
         tau, n = trees[i], size[i]
-        # invariant: b and w are final on every tree with fewer than n vertices, and
-        # the edge cuts of tau only involve such trees
-        length = top + 1 - n  # acc[j] = sum N b(u) W_{j+2}(theta), j < length
-        acc = [zero] * length
-        for theta, u, mult in forest.cuts(i):
-            bu = b[u]
-            if not bu:
-                continue
-            if mult != 1:
-                bu = bu * mult
-            wt = w[theta]
-            for j in range(length):
-                v = wt[j]
-                if v:
-                    acc[j] += v * bu
+        # invariant: b, w and w2 are final on every tree with fewer than n vertices,
+        # and the edge cuts of tau only involve such trees
+        length = top + 1 - n  # acc[j] = sum N b~(u) W_{j+2}(theta), j < length
+        if length == 1:  # the largest trees, the majority: one product per cut
+            s = zero
+            for theta, u, mult in forest.cuts(i):
+                bu = b[u]
+                if bu:
+                    v = w2[theta]
+                    if v:
+                        s += v * bu if mult == 1 else v * bu * mult
+            acc = [s]
+        else:
+            acc = [zero] * length
+            for theta, u, mult in forest.cuts(i):
+                bu = b[u]
+                if not bu:
+                    continue
+                if mult != 1:
+                    bu = bu * mult
+                wt = w[theta]
+                for j in range(length):
+                    v = wt[j]
+                    if v:
+                        acc[j] += v * bu
         cf = cf_of(tau)
         if solve:
-            rhs = given.get(tau, zero) - acc[0]
+            rhs = given_at.get(i, zero) - acc[0]
             bt = domain.quo(rhs, cf[1]) if rhs else zero
             if bt:
                 out[tau] = bt
         else:
-            bt = given.get(tau, zero)
+            bt = given_at.get(i, zero)
             at = cf[1] * bt + acc[0] if bt else acc[0]
             if at:
                 out[tau] = at
         b[i] = bt
         if length > 1:
-            w[i] = [cf[j + 2] * bt + acc[j + 1] if bt else acc[j + 1] for j in range(length - 1)]
+            wi = [cf[j + 2] * bt + acc[j + 1] if bt else acc[j + 1] for j in range(length - 1)]
+            w[i] = wi
+            w2[i] = wi[0]
     return out

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 from collections import Counter
@@ -72,10 +73,16 @@ class Tree:
 
     __slots__ = ("_hash", "_key", "children", "order", "root")
 
-    def __init__(self, root: str, children: Iterable[Tree] = ()) -> None:
+    def __new__(cls, root: str, children: Iterable[Tree] = ()) -> Tree:
         if not isinstance(root, str) or not _NAME.fullmatch(root):
             raise BeaValueError(f"tree colour {root!r} is not a name; use letters, digits and _")
-        _init(self, root, tuple(sorted(children, key=_sort_key)))
+        children = tuple(sorted(children, key=_sort_key))
+        if cls is Tree:
+            return _make(root, children)
+        t = object.__new__(cls)  # a subclass: fill in the slots one by one
+        for name, value in zip(Tree.__slots__, _fields(root, children), strict=True):
+            object.__setattr__(t, name, value)
+        return t
 
     def __setattr__(self, name: str, value) -> None:
         raise AttributeError(f"Tree is immutable; cannot set {name!r}")
@@ -125,25 +132,40 @@ class Tree:
             yield from c.vertices()
 
 
-_set = object.__setattr__
-
-
-def _init(t: Tree, root: str, children: tuple[Tree, ...]) -> None:
-    """Fill in a tree whose `children` are already in canonical order."""
+def _fields(root: str, children: tuple[Tree, ...]) -> tuple:
+    """The slots of `Tree` in `__slots__` order: _hash, _key, children, order, root."""
     order = 1
     for c in children:
         order += c.order
-    _set(t, "root", root)
-    _set(t, "children", children)
-    _set(t, "order", order)
-    _set(t, "_key", (order, root, tuple([c._key for c in children])))
-    _set(t, "_hash", hash((order, root, tuple([c._hash for c in children]))))
+    key = (order, root, tuple([c._key for c in children]))
+    return hash((order, root, tuple([c._hash for c in children]))), key, children, order, root
+
+
+class _Building(Tree):
+    """A `Tree` under construction: the same slots, but assignable. `_make` fills one
+    in and then makes it a `Tree` (five plain slot stores instead of five calls of
+    `object.__setattr__`)."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
 
 
 def _make(root: str, children: tuple[Tree, ...]) -> Tree:
     """A tree from a checked colour and children already in canonical order."""
-    t = object.__new__(Tree)
-    _init(t, root, children)
+    t = object.__new__(_Building)
+    order = 1
+    for c in children:
+        order += c.order
+    t.root = root
+    t.children = children
+    t.order = order
+    if children:
+        t._key = (order, root, tuple([c._key for c in children]))
+        t._hash = hash((order, root, tuple([c._hash for c in children])))
+    else:
+        t._key = (1, root, ())
+        t._hash = hash((1, root, ()))
+    t.__class__ = Tree
     return t
 
 
@@ -362,118 +384,157 @@ def trees_up_to(order: int, colours: Sequence[str]) -> list[list[Tree]]:
 
 
 class _Forest:
-    """The trees of one derivation with integer ids, symmetries and edge cuts by id.
+    """The trees of one derivation with integer ids and their edge cuts by id.
 
     Built from `trees_by_size` (as `trees_up_to` returns it) when `log_series` or
     `exp_series` starts and dropped when it returns, so the tables live for one
     derivation only; they hold O(1) entries per tree plus the edge cuts of the trees
-    below the largest size, i.e. memory proportional to the number of trees.
+    below the largest size (the largest trees are nobody's children), i.e. memory
+    proportional to the number of trees, which `bea.MAX_TREES` bounds.
 
-    A tree is keyed by `(root, sorted ids of its children)`. The edge cuts of
-    X[c_1, ..., c_m] follow from its children's: cutting the edge to one copy of c_i
-    leaves (X[the other children], c_i), and a cut (theta_c, u) inside c_i leaves
-    (X[the other children, theta_c], u); their counts M add up, and
-    N = M sigma(theta) sigma(u) / sigma(tau) as in `edge_cuts`. A set of trees that is
-    not closed under these operations falls back to `edge_cuts` tree by tree.
+    Tree number i gets the i-th prime p_i, and a tree X[c_1, ..., c_m] is keyed by its
+    root X and the product p_{c_1} ... p_{c_m}: by unique factorisation, equal keys
+    mean equal multisets of children, and replacing a child c by theta_c is the exact
+    integer operation key / p_c * p_{theta_c}. The edge cuts then follow from the
+    children's without building a tree. For tau = X[kids] and each distinct child c
+    (kids = rest + {c}):
+
+    - the edge from the root to c gives (X[rest], c) with N = 1: u grafts onto the
+      root only;
+    - each cut (theta_c, u, N_c) of c gives (X[rest + {theta_c}], u) with
+      N = mu N_c, where mu = 1 + (copies of theta_c in rest) counts the children of
+      theta that are copies of theta_c, each holding N_c suitable vertices.
+
+    These pairs are distinct (by induction on the size), so N is the grafting count of
+    `edge_cuts`. A set of trees that is not closed under these operations falls back
+    to `edge_cuts` for the trees concerned, and cuts leaving the set are dropped
+    (their coefficients are zero).
     """
 
-    __slots__ = ("_by_kids", "_index", "_kids", "_mcuts", "sigma", "size", "top", "trees")
+    __slots__ = (
+        "_by_kids",
+        "_cuts",
+        "_index",
+        "_kids",
+        "_open",
+        "_primes",
+        "_prod",
+        "size",
+        "top",
+        "trees",
+    )
 
     def __init__(self, trees_by_size: Sequence[Sequence[Tree]]) -> None:
         self.trees: list[Tree] = []
         self.size: list[int] = []
-        self.sigma: list[int] = []
         self.top = len(trees_by_size) - 1
         self._index: dict[Tree, int] = {}
-        self._by_kids: dict[tuple, int] = {}
-        self._kids: list[list[int] | None] = []
-        self._mcuts: list[list | None] = []
-        index, by_kids, sigma = self._index, self._by_kids, self.sigma
+        self._by_kids: dict[str, dict[int, int]] = {}  # root -> product of primes -> id
+        self._kids: list[list[int] | None] = []  # sorted child ids
+        self._prod: list[int] = []
+        self._cuts: list[list | None] = []
+        self._open: set[int] = set()  # trees whose cuts name trees outside the set
+        self._primes = primes = _first_primes(sum(len(ts) for ts in trees_by_size))
+        index, by_kids = self._index, self._by_kids
+        by_object: dict[int, int] = {}  # id(tree) -> tree id: children are shared objects
         for ts in trees_by_size:
             for t in ts:
-                if t in index:
+                if id(t) in by_object:
                     continue
                 i = len(self.trees)
-                kids = [index.get(c) for c in t.children]
-                if None in kids:
-                    kids, s = None, symmetry(t)
-                else:
+                kids = []
+                prod = 1
+                for c in t.children:
+                    k = by_object.get(id(c))
+                    if k is None:
+                        k = index.get(c)
+                        if k is None:
+                            kids = None
+                            break
+                    kids.append(k)
+                    prod *= primes[k]
+                if kids is not None:
                     kids.sort()
-                    by_kids[(t.root, *kids)] = i
-                    s, run, prev = 1, 0, -1
-                    for c in kids:
-                        run = run + 1 if c == prev else 1
-                        s *= run * sigma[c]  # builds mu! sigma(c)^mu one copy at a time
-                        prev = c
+                    same = by_kids.setdefault(t.root, {})
+                    if prod in same:  # the tree is listed twice
+                        continue
+                    same[prod] = i
+                elif t in index:
+                    continue
                 index[t] = i
+                by_object[id(t)] = i
                 self.trees.append(t)
                 self.size.append(t.order)
-                sigma.append(s)
                 self._kids.append(kids)
-                self._mcuts.append(None)
+                self._prod.append(prod)
+                self._cuts.append(None)
 
     def __len__(self) -> int:
         return len(self.trees)
 
-    def ids(self) -> Iterable[int]:
+    def ids(self) -> list[int]:
         """The ids in order of size (the order the series recursions need)."""
         return sorted(range(len(self.trees)), key=self.size.__getitem__)
 
     def id_of(self, tree: Tree) -> int | None:
+        """The id of `tree`, or None when it is not in the set."""
         return self._index.get(tree)
-
-    def _edge_multiplicities(self, i: int) -> list:
-        """[(theta id, u id, M)] for tree i; an id is None for a tree outside the set."""
-        hit = self._mcuts[i]
-        if hit is not None:
-            return hit
-        out = self._by_id(i)
-        if out is None:
-            index = self._index
-            out = [
-                (index.get(theta), index.get(u), m)
-                for (theta, u), m in _cut_multiplicities(self.trees[i]).items()
-            ]
-        if self.size[i] < self.top:  # the largest trees are nobody's children
-            self._mcuts[i] = out
-        return out
-
-    def _by_id(self, i: int) -> list | None:
-        kids = self._kids[i]
-        if kids is None:
-            return None
-        root, by_kids = self.trees[i].root, self._by_kids
-        acc: dict[tuple[int, int], int] = {}
-        prev = -1
-        for pos, c in enumerate(kids):
-            if c == prev:
-                continue
-            prev = c
-            mult = kids.count(c)
-            rest = kids[:pos] + kids[pos + 1 :]
-            theta = by_kids.get((root, *rest))
-            if theta is None:
-                return None
-            key = (theta, c)
-            acc[key] = acc.get(key, 0) + mult
-            for tc, u, m in self._edge_multiplicities(c):
-                if tc is None or u is None:
-                    return None
-                r = [*rest, tc]
-                r.sort()
-                theta = by_kids.get((root, *r))
-                if theta is None:
-                    return None
-                key = (theta, u)
-                acc[key] = acc.get(key, 0) + mult * m
-        return [(theta, u, m) for (theta, u), m in acc.items()]
 
     def cuts(self, i: int) -> list[tuple[int, int, int]]:
         """[(theta id, u id, N)] for tree i, as in `edge_cuts`, within the set."""
-        sigma = self.sigma
-        s = sigma[i]
-        return [
-            (theta, u, _grafting_count(m, sigma[theta], sigma[u], s))
-            for theta, u, m in self._edge_multiplicities(i)
-            if theta is not None and u is not None
-        ]
+        out = self._cuts[i]
+        if out is None:
+            out = self._by_id(i)
+            if out is None:
+                index = self._index
+                out = [(index.get(th), index.get(u), n) for th, u, n in edge_cuts(self.trees[i])]
+                if any(th is None or u is None for th, u, _ in out):
+                    self._open.add(i)
+            if self.size[i] < self.top:  # the largest trees are nobody's children
+                self._cuts[i] = out
+        if i in self._open:
+            return [(th, u, n) for th, u, n in out if th is not None and u is not None]
+        return out
+
+    def _by_id(self, i: int) -> list | None:
+        """The cuts of tree i from its children's (None: a tree is outside the set)."""
+        kids = self._kids[i]
+        if kids is None:
+            return None
+        get, primes = self._by_kids[self.trees[i].root].get, self._primes
+        whole = self._prod[i]
+        out = []
+        prev = -1
+        for c in kids:
+            if c == prev:
+                continue
+            prev = c
+            rest = whole // primes[c]
+            theta = get(rest)
+            if theta is None:
+                return None
+            out.append((theta, c, 1))
+            sub = self._cuts[c]
+            if sub is None:
+                sub = self.cuts(c)
+            if c in self._open:
+                return None
+            for tc, u, n in sub:
+                theta = get(rest * primes[tc])
+                if theta is None:
+                    return None
+                # theta_c has fewer vertices than c, so its copies in rest are its
+                # copies in kids
+                out.append((theta, u, (kids.count(tc) + 1) * n))
+        return out
+
+
+def _first_primes(n: int) -> list[int]:
+    """The first n primes (sieve of Eratosthenes up to Rosser's bound n(ln n + ln ln n))."""
+    limit = 15 if n < 6 else int(n * (math.log(n) + math.log(math.log(n)))) + 1
+    sieve = bytearray([1]) * (limit + 1)
+    sieve[0:2] = b"\x00\x00"
+    for p in range(2, math.isqrt(limit) + 1):
+        if sieve[p]:
+            sieve[p * p :: p] = bytes(len(range(p * p, limit + 1, p)))
+    return list(itertools.compress(range(limit + 1), sieve))[:n]
