@@ -6,9 +6,11 @@ fastest of 15 runs):
 * the order-1 gd field (`numeric.vector_field`) against a hand-written implicit
   gradient regularisation gradient, grad(E + h/4 |grad E|^2) by double backprop
   (goal: ratio <= 1.2);
-* the gd fields of orders 2-4, against the goal of at most
-  3 x (distinct non-leaf subtrees + 1) gradient evaluations;
-* compile times.
+* the gd fields of orders 1-4, against the goal of at most
+  3 x (distinct non-leaf subtrees + 1) gradient evaluations, "before" (every subtree
+  by its own nested jvp, `numeric._kernels.PROBES = False`) and "after" (several
+  trees from the subsets of one nested jvp), in wall-clock and CPU time;
+* compile times, wall-clock and CPU (process) seconds.
 
     .venv/bin/python benchmarks/kernels.py
 """
@@ -23,6 +25,7 @@ import jax.numpy as jnp
 
 import bea
 import numeric
+from numeric import _kernels as kernels
 
 WIDTHS = (64, 320, 320, 10)
 BATCH = 128
@@ -54,6 +57,9 @@ def make_problem(seed: int = 0):
 
 COMPILE = {}
 """Compile (first call) times of the last `timed` call: wall and CPU (process) seconds."""
+RUN = {}
+"""The fastest run's CPU (process) seconds in the last `timed` call: on a shared machine
+the CPU ratio is steadier than the wall-clock one."""
 
 
 def timed(fn, *args, repeats: int = 15):
@@ -64,11 +70,13 @@ def timed(fn, *args, repeats: int = 15):
     jax.block_until_ready(fn(*args))
     compile_s = time.perf_counter() - start
     COMPILE.update(wall=compile_s, cpu=time.process_time() - cpu)
-    runs = []
+    runs, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         runs.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    RUN.update(cpu=min(cpus))
     return compile_s, min(runs)
 
 
@@ -90,6 +98,7 @@ def main() -> None:
 
     grad = jax.jit(jax.grad(loss))
     c_grad, t_grad = timed(grad, params)
+    cpu_grad = RUN["cpu"]
     print(f"jax.grad: {t_grad * 1e3:.2f} ms (compile {c_grad:.2f} s)")
 
     def igr(p, h):
@@ -108,20 +117,26 @@ def main() -> None:
     )
 
     print(
-        f"{'field':<22}{'x grad':>8}{'goal':>8}{'compile wall s':>16}{'compile cpu s':>15}"
-        f"{'non-leaf':>10}"
+        f"{'field':<22}{'x grad':>8}{'(cpu)':>8}{'goal':>6}{'compile wall s':>16}"
+        f"{'compile cpu s':>15}{'non-leaf':>10}"
     )
     ratio1 = None
     for order in (1, 2, 3, 4):
         meq = bea.modified_equation(bea.rules.gd, order)
-        field = numeric.vector_field(meq, losses={"E": loss})
-        c_f, t_f = timed(field, params, H)
         k = non_leaf_subtrees(meq)
         goal = 3 * (k + 1)
-        print(
-            f"{'gd order ' + str(order):<22}{t_f / t_grad:8.2f}{goal:8d}{c_f:16.2f}"
-            f"{COMPILE['cpu']:15.2f}{k:10d}"
-        )
+        # "before": every subtree by its own nested jvp; "after": probes (several trees
+        # from the subsets of one nested jvp)
+        for label, probes in (("before", False), ("after", True)):
+            kernels.PROBES = probes
+            field = numeric.vector_field(meq, losses={"E": loss})
+            c_f, t_f = timed(field, params, H)
+            name = f"gd order {order} {label}"
+            print(
+                f"{name:<22}{t_f / t_grad:8.2f}{RUN['cpu'] / cpu_grad:8.2f}{goal:6d}{c_f:16.2f}"
+                f"{COMPILE['cpu']:15.2f}{k:10d}"
+            )
+        kernels.PROBES = True
         if order == 1:
             ratio1 = t_f / t_igr
             # agreement with the hand-written IGR gradient (both are -grad(E + h/4 |g|^2))

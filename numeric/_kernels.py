@@ -8,8 +8,13 @@ analogues); no derivative tensor is ever formed.
 
 Work per call:
 * every distinct subtree that appears as a child is evaluated once; subtrees with
-  the same size, root and number of children are evaluated as one `jax.vmap` batch,
-  which keeps the traced program (and compile time) small for many colours;
+  the same size, root and number of children are evaluated as one `jax.vmap` batch
+  when there are many of them, which keeps the traced program (and compile time)
+  small for many colours;
+* trees sharing a root are read off one nested jvp where possible: the jvp along
+  the children of X[C] carries X[S] for every sub-multiset S of C (gradient
+  descent's E[E,E,E,E] gives E[E], E[E,E], E[E,E,E] on the way), so order 4 needs
+  four nested jvps of depth > 1 instead of seven;
 * the top-level terms are grouped by root and all children but the last, and the
   last children combined linearly before differentiating: by multilinearity
   sum_i c_i X^(m)[u.., v_i] = X^(m)[u.., sum_i c_i v_i], so e.g. all of
@@ -37,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bea._errors import BeaTypeError, BeaValueError
+from bea._trees import Tree
 
 from ._oracles import Oracles
 from ._params import number, split_h
@@ -66,6 +72,39 @@ def derivative(fn: Callable, z, directions: Sequence):
     return jax.jvp(inner, (z,), (last,))[1]
 
 
+def derivative_subsets(fn: Callable, z, directions: Sequence) -> tuple:
+    """fn's directional derivatives along every subset of `directions`, from one nested jvp.
+
+    The m-fold nested `jax.jvp` that gives fn^(m)(z)[v_1, ..., v_m] carries, on the
+    way, the derivative along every subset of the directions (2^m tangent channels);
+    `derivative` keeps only the last. This returns them all: entry `mask` is
+    fn^(|S|)(z)[v_j for j in S] with S the set bits of `mask` (entry 0 is fn(z)).
+    Entries the caller does not use are removed by XLA, so a probe costs what its
+    largest derivative costs.
+
+    Arguments:
+        fn: a function of the state.
+        z: the point.
+        directions: the vectors v_1, ..., v_m (repeats allowed).
+
+    Returns:
+        A tuple of 2^m values shaped like `fn(z)`.
+    """
+
+    def level(k: int) -> Callable:
+        if k == 0:
+            return lambda y: (fn(y),)
+        inner = level(k - 1)
+
+        def with_direction(y):
+            primal, tangent = jax.jvp(inner, (y,), (directions[k - 1],))
+            return (*primal, *tangent)
+
+        return with_direction
+
+    return level(len(directions))(z)
+
+
 @dataclass(frozen=True)
 class _Plan:
     """The terms of a modified equation, scheduled for batched evaluation.
@@ -78,7 +117,9 @@ class _Plan:
         n_leaves: how many of them are one-vertex trees.
         levels: `(root, m, rows, child_rows)` batches, in an order where a batch's
             children are known when it runs; `child_rows[j]` lists the j-th child's row
-            for each tree of the batch.
+            for each tree of the batch. An entry `(root, 0, outputs, direction_rows)` is
+            a probe: one nested jvp along the directions, whose subsets give the trees
+            `outputs` = ((mask, row), ...) (`derivative_subsets`).
         direct: `(P, len(trees))` coefficients of the terms whose tree is indexed.
         top: `(root, m, prefix_rows, C)` batches of the other terms, grouped by root and
             all children but the last; `C` (P, groups, len(trees)) combines the last
@@ -92,6 +133,53 @@ class _Plan:
     direct: np.ndarray
     top: tuple
     max_power: int
+
+
+PROBES = True
+"""Evaluate trees sharing a root as subsets of one nested jvp (`derivative_subsets`);
+False evaluates every subtree by its own nested jvp (`benchmarks/kernels.py` times both)."""
+
+
+def _probes(needed: set, terms: Sequence) -> list:
+    """Nested jvps ("probes") that each give several trees with one root at once.
+
+    A probe X along the children C of a tree X[C] also yields X[S] for every
+    sub-multiset S of C: gradient descent's E[E,E,E,E] gives E[E], E[E,E] and
+    E[E,E,E] on the way, and E[E,E,E[E]] gives E[E[E]] and E[E,E[E]]. Candidates
+    are the needed subtrees and the top-level trees alone in their multilinear group
+    (covering them removes a whole nested jvp); seeds are candidates with >= 2
+    children, largest first. A probe only takes trees larger than all its
+    directions, so it runs after its inputs and before its outputs' users.
+
+    Returns:
+        `[(root, directions, {tree: mask})]` for the probes that give >= 2 trees.
+    """
+    top: dict = {}
+    for t in {t for t in terms if t not in needed and t.children}:
+        top.setdefault((t.root, len(t.children), t.children[:-1]), []).append(t)
+    candidates = {t for t in needed if t.children}
+    candidates |= {ts[0] for ts in top.values() if len(ts) == 1}
+    covered: set = set()
+    probes = []
+    seeds = sorted(
+        (t for t in candidates if len(t.children) >= 2),
+        key=lambda t: (-len(t.children), -t.order, t._key),
+    )
+    for seed in seeds:
+        if seed in covered:
+            continue
+        dirs = seed.children
+        floor = max(d.order for d in dirs)
+        masks: dict = {}
+        for mask in range(1, 2 ** len(dirs)):
+            kids = tuple(d for j, d in enumerate(dirs) if mask >> j & 1)
+            tree = Tree(seed.root, kids)
+            if tree in candidates and tree not in covered and tree.order > floor:
+                masks.setdefault(tree, mask)
+        if len(masks) >= 2:
+            covered |= set(masks)
+            probes.append((seed.root, dirs, masks))
+    return probes
 
 
 def _plan(meq, bound: Mapping[str, object]) -> _Plan:
@@ -110,22 +198,35 @@ def _plan(meq, bound: Mapping[str, object]) -> _Plan:
             if t not in needed:
                 needed.add(t)
                 stack.extend(t.children)
+    probes = _probes(needed, [t for t, _, _ in terms]) if PROBES else []
+    probed = {t for _, _, masks in probes for t in masks}
+    needed |= probed  # top-level probed trees get a row: their terms become direct
     leaves = sorted((t for t in needed if not t.children), key=lambda t: t._key)
     inner = sorted((t for t in needed if t.children), key=lambda t: t._key)
     trees = (*leaves, *inner)
     row = {t: i for i, t in enumerate(trees)}
     batches: dict = {}
     for t in inner:
-        batches.setdefault((t.order, t.root, len(t.children)), []).append(t)
-    levels = tuple(
+        if t not in probed:
+            batches.setdefault((t.order, t.root, len(t.children)), []).append(t)
+    entries = [
         (
-            root,
-            m,
-            tuple(row[t] for t in ts),
-            tuple(tuple(row[t.children[j]] for t in ts) for j in range(m)),
+            (order, root, m),
+            (
+                root,
+                m,
+                tuple(row[t] for t in ts),
+                tuple(tuple(row[t.children[j]] for t in ts) for j in range(m)),
+            ),
         )
-        for (_, root, m), ts in sorted(batches.items())
-    )
+        for (order, root, m), ts in batches.items()
+    ]
+    for root, dirs, masks in probes:
+        outputs = tuple((mask, row[t]) for t, mask in sorted(masks.items(), key=lambda x: x[1]))
+        # runs once its directions are known; everything it gives is larger than them
+        key = (max(d.order for d in dirs) + 1, root, -1)
+        entries.append((key, (root, 0, outputs, tuple(row[d] for d in dirs))))
+    levels = tuple(e for _, e in sorted(entries, key=lambda kv: kv[0]))
     n_pow = max((k for _, k, _ in terms), default=0) + 1
     direct = np.zeros((n_pow, len(trees)))
     groups: dict = {}
@@ -148,6 +249,11 @@ def _plan(meq, bound: Mapping[str, object]) -> _Plan:
         top.append((root, m, prefix_rows, C))
     return _Plan(trees, len(leaves), levels, direct, tuple(top), n_pow - 1)
 
+
+_UNROLL = 4
+"""Batches of up to this many trees are evaluated one call per tree; larger batches
+(many colours) under `jax.vmap`, which keeps the traced program small. On an MLP the
+vmapped Hessian-vector products of two trees cost about twice the two calls."""
 
 _SMALL = 24
 """Up to this many evaluated differentials, combine them term by term (no stacking)."""
@@ -172,12 +278,13 @@ def _batched(fn: Callable, z, directions: Sequence, linear: Callable | None = No
     that the primal computation is shared).
     """
     size = jax.tree_util.tree_leaves(directions[0])[0].shape[0]
+    if size <= _UNROLL:  # a few trees: one call each (a vmapped jvp of grad costs more)
+        parts = [_unstack(d, size) for d in directions]
+        if len(directions) == 1 and linear is not None:
+            return _stack([linear(parts[0][b]) for b in range(size)])
+        return _stack([derivative(fn, z, [p[b] for p in parts]) for b in range(size)])
     if len(directions) == 1 and linear is not None:
-        if size == 1:
-            return _stack([linear(_unstack(directions[0], 1)[0])])
         return jax.vmap(linear)(directions[0])
-    if size == 1:
-        return _stack([derivative(fn, z, [_unstack(d, 1)[0] for d in directions])])
     return jax.vmap(lambda *vs: derivative(fn, z, list(vs)))(*directions)
 
 
@@ -203,7 +310,12 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
         leaf[col], lins[col] = jax.linearize(colour_fns[col], z)
     vals: list = [leaf[t.root] for t in plan.trees[: plan.n_leaves]]
     vals.extend([None] * (len(plan.trees) - plan.n_leaves))
-    for root, _m, rows, child_rows in plan.levels:
+    for root, m, rows, child_rows in plan.levels:
+        if m == 0:  # a probe: several trees from one nested jvp
+            out = derivative_subsets(colour_fns[root], z, [vals[i] for i in child_rows])
+            for mask, i in rows:
+                vals[i] = out[mask]
+            continue
         dirs = [_stack([vals[i] for i in cr]) for cr in child_rows]
         out = _unstack(_batched(colour_fns[root], z, dirs, lins.get(root)), len(rows))
         for b, i in enumerate(rows):

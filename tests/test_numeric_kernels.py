@@ -165,3 +165,60 @@ def test_discrete_map_matches_concrete_map_for_alternating():
     vals = {p: 0.3, q: -0.2, r: -0.4, bea.H: 0.1}
     for a, b in zip(got, exact, strict=True):
         np.testing.assert_allclose(a, [float(e.subs(vals)) for e in b], rtol=1e-13)
+
+
+def test_derivative_subsets_gives_every_subset():
+    """Entry `mask` of one nested jvp equals `derivative` along the masked directions."""
+    from numeric._kernels import derivative_subsets
+
+    g = jax.grad(E3)
+    dirs = [jnp.array([0.3, -1.0, 0.2]), jnp.array([1.0, 0.2, -0.5]), jnp.array([0.1, 0.4, 0.9])]
+    out = jax.jit(lambda z: derivative_subsets(g, z, dirs))(POINT3)
+    assert len(out) == 8
+    for mask in range(8):
+        chosen = [d for j, d in enumerate(dirs) if mask >> j & 1]
+        np.testing.assert_allclose(
+            out[mask], numeric.derivative(g, POINT3, chosen), rtol=1e-13, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize(("rule", "order"), [(bea.rules.gd, 4), (bea.rules.alternating, 3)])
+def test_probes_change_the_schedule_not_the_field(rule, order, monkeypatch):
+    from numeric import _kernels
+
+    meq = bea.modified_equation(rule, order)
+    if meq.is_gradient_rule:
+        kwargs, state = {"losses": {"E": E3}}, POINT3
+    else:
+        kwargs = {"fields": FIELDS, "params": {"alpha": 0.5, "lambda": 1.5}}
+        state = GAME_POINT
+    with_probes = numeric.vector_field(meq, **kwargs)
+    monkeypatch.setattr(_kernels, "PROBES", False)
+    without = numeric.vector_field(meq, **kwargs)
+    probes = [e for e in with_probes.plan.levels if e[1] == 0]
+    assert probes and not [e for e in without.plan.levels if e[1] == 0]
+    for a, b in zip(
+        jax.tree_util.tree_leaves(with_probes(state, 0.1)),
+        jax.tree_util.tree_leaves(without(state, 0.1)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_gd_order_4_schedule():
+    """Order 4 of gd: two probes (E along g, g, g, g and along g, g, E[E]) replace the
+    separate nested jvps of E[E], E[E,E], E[E,E,E], E[E,E,E,E], E[E[E]], E[E,E[E]],
+    E[E,E,E[E]]; only E[E[E,E]] and E[E[E[E]]] remain as Hessian-vector products."""
+    field = numeric.vector_field(bea.modified_equation(bea.rules.gd, 4), losses={"E": E3})
+    plan = field.plan
+    probes = {
+        tuple(str(plan.trees[i]) for i in dirs): sorted(str(plan.trees[i]) for _, i in outs)
+        for _, m, outs, dirs in plan.levels
+        if m == 0
+    }
+    assert probes == {
+        ("E", "E", "E", "E"): ["E[E,E,E,E]", "E[E,E,E]", "E[E,E]", "E[E]"],
+        ("E", "E", "E[E]"): ["E[E,E,E[E]]", "E[E,E[E]]", "E[E[E]]"],
+    }
+    batches = [sorted(str(plan.trees[i]) for i in rows) for _, m, rows, _ in plan.levels if m]
+    assert batches == [["E[E[E,E]]", "E[E[E[E]]]"]]
