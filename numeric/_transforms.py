@@ -94,8 +94,8 @@ def _require_gradients(obj, what: str) -> None:
         )
 
 
-def _bind_losses(names: tuple[str, ...], fixed: Mapping | None, given, batch) -> dict:
-    """Loss name -> scalar function of the parameters, closing over `batch`."""
+def _resolve_losses(names: tuple[str, ...], fixed: Mapping | None, given) -> tuple:
+    """`((name, fn), ...)` for the rule's losses, from `loss=` or the fixed `losses`."""
     if given is None:
         given = fixed
     if given is None:
@@ -121,9 +121,32 @@ def _bind_losses(names: tuple[str, ...], fixed: Mapping | None, given, batch) ->
             f"loss has no entry {missing[0]!r}, which the rule uses; pass "
             f"loss={{{missing[0]!r}: fn}}"
         )
+    return tuple((n, given[n]) for n in names)
+
+
+def _close_over(items: tuple, batch) -> dict:
+    """Loss name -> scalar function of the parameters, closing over `batch`."""
     if batch is None:
-        return {n: given[n] for n in names}
-    return {n: (lambda p, fn=given[n]: fn(p, batch)) for n in names}
+        return dict(items)
+    return {n: (lambda p, fn=fn: fn(p, batch)) for n, fn in items}
+
+
+def _compiled(core: Callable) -> Callable:
+    """`core(items, *args)` jit-compiled once per set of loss functions (static).
+
+    Inside the user's own `jax.jit` this is inlined; called eagerly, it still traces
+    once per loss function and batch shape, not once per batch.
+    """
+    jitted = jax.jit(core, static_argnums=0)
+
+    def call(items, *args):
+        try:
+            hash(items)
+        except TypeError:  # an unhashable loss object: run without the cache
+            return core(items, *args)
+        return jitted(items, *args)
+
+    return call
 
 
 def _learning_rate(h, count):
@@ -233,16 +256,20 @@ def regularised(
         del params
         return RegularisedState(count=jnp.zeros([], jnp.int32))
 
+    def core(items, grads, params, hh, batch):
+        add = _tree_cast(extra(params, hh, _close_over(items, batch)), grads)
+        return jax.tree_util.tree_map(jnp.add, grads, add)
+
+    run = _compiled(core)
+
     def update(grads, state, params=None, *, loss=None, batch=None, **extra_args):
         del extra_args
         if params is None:
             raise BeaValueError(
                 "regularised needs the parameters; call update(grads, state, params, loss=...)"
             )
-        fns = _bind_losses(names, fixed, loss, batch)
-        hh = _learning_rate(h, state.count)
-        add = _tree_cast(extra(params, hh, fns), grads)
-        new = jax.tree_util.tree_map(jnp.add, grads, add)
+        items = _resolve_losses(names, fixed, loss)
+        new = run(items, grads, params, _learning_rate(h, state.count), batch)
         return new, RegularisedState(count=optax.safe_int32_increment(state.count))
 
     return optax.GradientTransformationExtraArgs(init, update)
@@ -306,17 +333,20 @@ def modified_update(
         del params
         return ModifiedUpdateState(count=jnp.zeros([], jnp.int32))
 
+    def core(items, params, hh, batch):
+        f = field(params, hh, _close_over(items, batch))
+        return _tree_cast(jax.tree_util.tree_map(lambda v: time_factor * hh * v, f), params)
+
+    run = _compiled(core)
+
     def update(grads, state, params=None, *, loss=None, batch=None, **extra_args):
         del extra_args
         if params is None:
             raise BeaValueError(
                 "modified_update needs the parameters; call update(grads, state, params, loss=...)"
             )
-        fns = _bind_losses(names, fixed, loss, batch)
-        hh = _learning_rate(h, state.count)
-        f = field(params, hh, fns)
-        step = jax.tree_util.tree_map(lambda v: time_factor * hh * v, f)
-        step = _tree_cast(step, params)
+        items = _resolve_losses(names, fixed, loss)
+        step = run(items, params, _learning_rate(h, state.count), batch)
         return step, ModifiedUpdateState(count=optax.safe_int32_increment(state.count))
 
     return optax.GradientTransformationExtraArgs(init, update)

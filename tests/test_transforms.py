@@ -172,3 +172,25 @@ def test_generic_fields_are_refused():
     meq = bea.modified_equation(bea.rules.alternating, 1)
     with pytest.raises(bea.BeaValueError, match="generic field"):
         modified_update(meq, h=0.1)
+
+
+def test_eager_updates_trace_once_per_loss_function(gd1):
+    """Without a jax.jit around the step, update still compiles once (the loss function
+    is a static argument of an internal jit) and reuses it for new batches."""
+    traces = []
+
+    def counted(w, batch):
+        traces.append(1)
+        return loss(w, batch)
+
+    opt = regularised(bea.modified_loss(gd1), h=0.1)
+    state = opt.init(W0)
+    g = jax.grad(loss)(W0, (X, Y))
+    out, state = opt.update(g, state, W0, loss=counted, batch=(X, Y))
+    n_traced = len(traces)
+    for i in range(1, 4):
+        batch = (X + 0.1 * i, Y)
+        g = jax.grad(loss)(W0, batch)
+        out, state = opt.update(g, state, W0, loss=counted, batch=batch)
+    assert len(traces) == n_traced
+    np.testing.assert_allclose(out, g + dense_igr_grad(W0, batch, 0.1), rtol=1e-12)
