@@ -438,6 +438,8 @@ _LOSSES_HELPER = '''
 def _losses(fixed, loss, batch):
     """The loss functions for one update: `loss` (a function or a mapping) or `fixed`,
     closed over `batch` when one is given."""
+    if not LOSS_NAMES:  # a rule of generic fields: nothing to bind
+        return {}
     given = fixed if loss is None else loss
     if given is None:
         raise ValueError("no loss function: pass update(..., loss=fn) or make_update(losses=...)")

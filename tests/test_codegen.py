@@ -23,6 +23,7 @@ import sympy as sp
 import bea
 import numeric
 from bea._codegen import codegen, coefficient_source
+from bea._drift import drift
 from numeric._transforms import regularised
 
 LOSSES_SRC = """
@@ -75,6 +76,8 @@ def _cases(eqs):
     out["zero_sum_loss"] = (codegen(eqs["zero_sum"], "loss", block="phi"), "game_loss", None)
     out["gd1_reg"] = (codegen(eqs["gd1"], "regulariser"), "update", "E")
     out["gd2_update"] = (codegen(eqs["gd2"]), "euler", "E")
+    out["gd2_drift"] = (codegen(drift(eqs["gd2"], scale=-1)), "field", "E")
+    out["alternating_update"] = (codegen(eqs["alternating"]), "game_euler", None)
     return out
 
 
@@ -105,6 +108,10 @@ for name, kind in {kinds}.items():
     elif kind == "update":
         opt = mod.make_update({h}, losses={{"E": lambda p, b: E(p * b)}})
         val, _ = opt.update(jnp.zeros(3), opt.init(POINT), POINT, batch=jnp.ones(3))
+    elif kind == "game_euler":
+        opt = mod.make_update({h}, fields={{"f": f, "g": g}}, constants=CONSTANTS)
+        val, _ = opt.update(None, opt.init(GAME), GAME)
+        val = jnp.concatenate(val)
     elif kind == "euler":
         opt = mod.make_update({h})
         val, _ = opt.update(None, opt.init(POINT), POINT, loss=E)
@@ -207,6 +214,21 @@ def test_field_update_is_an_euler_step(generated):
     eqs, _, values = generated
     ref = numeric.vector_field(eqs["gd2"], losses={"E": E})
     np.testing.assert_allclose(values["gd2_update"], H * ref(jnp.array(POINT), H), rtol=1e-12)
+
+
+def test_drift_correction_field(generated):
+    eqs, _, values = generated
+    ref = numeric.vector_field(drift(eqs["gd2"], scale=-1), losses={"E": E})
+    np.testing.assert_allclose(values["gd2_drift"], ref(jnp.array(POINT), H), rtol=1e-12)
+
+
+def test_game_update_is_an_euler_step(generated):
+    eqs, _, values = generated
+    ref = numeric.vector_field(
+        eqs["alternating"], fields={"f": f, "g": g}, params={"alpha": 0.5, "lambda": 1.5}
+    )
+    got = ref(tuple(jnp.array(b) for b in GAME), H)
+    np.testing.assert_allclose(values["alternating_update"], H * jnp.concatenate(got), rtol=1e-12)
 
 
 def test_generated_modules_are_ruff_clean(generated):
