@@ -235,8 +235,9 @@ def lanczos(
     partial reorthogonalisation (Math. Comp. 42, 1984) tracks the loss with the scalar
     recurrence for omega_{jk} ~ q_j . q_k (O(j) flops per step, no basis access) and,
     where some |omega| passes sqrt(eps), orthogonalises the two newest vectors against
-    the basis (this step's and the next), each with two classical Gram-Schmidt passes
-    written as matrix-vector products. This
+    the basis (this step's and the next) by classical Gram-Schmidt written as two
+    matrix-vector products, with a second pass where the first removed much of the
+    vector (Kahan and Parlett's "twice is enough", Parlett, ch. 6). This
     keeps the basis semi-orthogonal, which is enough for T = tridiag(beta, alpha, beta)
     to be the projection of A onto an orthonormal basis of the Krylov space to
     O(eps ||A||) (Simon 1984; Parlett, The Symmetric Eigenvalue Problem, ch. 13): the
@@ -251,8 +252,8 @@ def lanczos(
         key: a `jax.random` key for the starting vector.
         dtype: the basis dtype.
         keep: return only the top `keep` Ritz pairs (saves forming the other vectors).
-        reorthogonalise: "partial" (default, as above) or "full" (both passes at
-            every step, as in textbook full reorthogonalisation; slower).
+        reorthogonalise: "partial" (default, as above) or "full" (against the whole
+            basis at every step, as in textbook full reorthogonalisation; slower).
 
     Returns:
         (values, vectors) ascending, vectors as the columns of an (n, m) array (n, keep
@@ -311,23 +312,29 @@ def lanczos(
         need = live & (j + 1 < m) & (full | again | lost)
 
         def reorth(w):  # rows past j of V are still zero: no mask needed
-            for _ in range(2):  # two classical Gram-Schmidt passes, as matrix-vector products
-                w = w - (V @ w) @ V
-            return w
+            w1 = w - (V @ w) @ V  # classical Gram-Schmidt as two matrix-vector products
+            b1 = jnp.linalg.norm(w1)
+            # a second pass where the first removed much of w (Kahan-Parlett: "twice is
+            # enough"); at a trigger of sqrt(eps) the first pass removes O(sqrt(eps))
+            return jax.lax.cond(
+                b1 < 0.7 * jnp.linalg.norm(w),
+                lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(w1 - (V @ w1) @ V),
+                lambda w1: (w1, b1),
+                w1,
+            )
 
-        w = jax.lax.cond(need, reorth, lambda w: w, w)
-        b = jnp.where(need, jnp.linalg.norm(w), b)
+        w, b = jax.lax.cond(need, reorth, lambda w: (w, b), w)
         om_new = jnp.where(need & (idx < j), eps1, om_new)
         om_new = jnp.where(idx == j, eps1, jnp.where(idx == j + 1, 1.0, om_new))
         ok = live & (b > 1e-10 * jnp.maximum(1.0, jnp.abs(a)))  # else: invariant subspace
         u = jnp.where(ok, w / jnp.where(ok, b, 1.0), 0.0)
-        V = V.at[jnp.minimum(j + 1, m - 1)].set(jnp.where(j + 1 < m, u, V[m - 1]))
+        V = V.at[j + 1].set(u)
         beta = beta.at[j].set(jnp.where(ok, b, 0.0))
         # q_{j+1} was cleaned; q_{j+2} must be too, or q_j's error comes back through it
         return V, q, u, alpha, beta, om, om_new, anorm, ok, need & lost
 
     z = jnp.zeros(m, dtype)
-    V0 = jnp.zeros((m, n), dtype).at[0].set(v0)
+    V0 = jnp.zeros((m + 1, n), dtype).at[0].set(v0)  # row m: the unused q_{m+1}
     carry = (V0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
     carry = (*carry, jnp.array(True), jnp.array(False))
     V, _, _, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, carry)
@@ -335,7 +342,8 @@ def lanczos(
     vals, Y = jnp.linalg.eigh(T)
     if keep is not None:
         vals, Y = vals[-keep:], Y[:, -keep:]
-    return vals, V.T @ Y
+    # V.T @ [Y; 0] rather than V[:m].T @ Y: slicing would copy the basis
+    return vals, V.T @ jnp.concatenate([Y, jnp.zeros((1, Y.shape[1]), dtype)])
 
 
 def _check_count(v, name: str, what: str) -> None:
