@@ -168,43 +168,62 @@ class Tracer:
         """
         disp = self._displacement("a memory series", point)
         expansion = self._expand(disp)
+        zero, top = self.domain.zero, self.max_power
+        # budget[tau]: the most extra powers of h any use of F(tau)(y + D) can keep
+        # (top - k for a term h^k F(tau), inherited by the children); entries beyond
+        # it would be truncated away, so they are never formed
+        budget: dict[Tree, int] = {}
+
+        def need(tau: Tree, extra: int) -> None:
+            if budget.get(tau, -1) >= extra:
+                return
+            budget[tau] = extra
+            for c in tau.children:
+                need(c, extra)
+
+        for tau, k in terms:
+            if k <= top:
+                need(tau, top - k)
         cache: dict[Tree, dict] = {}
 
         def elementary(tau: Tree) -> dict:
             # invariant: the result maps (tree, extra power of h) to the coefficient of
-            # F(tree) in F(tau)(y + D), truncated at max_power extra powers
+            # F(tree) in F(tau)(y + D), truncated at budget[tau] extra powers
             hit = cache.get(tau)
             if hit is not None:
                 return hit
+            most = budget[tau]
             kids = [elementary(c) for c in tau.children]
             partial: dict = {((), 0): self.one}
             for kid in kids:  # ordered choices, one term per child
                 nxt: dict = {}
                 for (ch, k), c in partial.items():
                     for (t, j), d in kid.items():
-                        if k + j <= self.max_power:
+                        if k + j <= most:
                             key = ((*ch, t), k + j)
-                            nxt[key] = nxt.get(key, self.domain.zero) + c * d
+                            nxt[key] = nxt.get(key, zero) + c * d
                 partial = nxt
             out: dict = {}
             for (ch, k), c in partial.items():
                 for dch, j, d in expansion:
-                    if k + j <= self.max_power:
+                    if k + j <= most:
                         key = (Tree(tau.root, (*ch, *dch)), k + j)
-                        out[key] = out.get(key, self.domain.zero) + c * d
+                        out[key] = out.get(key, zero) + c * d
             cache[tau] = out
             return out
 
         result: dict = {}
         for (tau, k), a in terms.items():
+            if k > top:
+                continue
             for (t, j), c in elementary(tau).items():
-                if k + j <= self.max_power:
-                    v = result.get((t, k + j), self.domain.zero) + a * c
+                if k + j <= top:
+                    v = result.get((t, k + j), zero) + a * c
                     if v:
                         result[(t, k + j)] = v
                     else:
                         result.pop((t, k + j), None)
-        return Traced(self, block, self.domain.zero, result)
+        return Traced(self, block, zero, result)
 
     def grad(self, name, point):
         """The gradient oracle: `grad(name, state)`; a tuple of partial gradients for blocks."""
