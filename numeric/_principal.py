@@ -280,7 +280,7 @@ def lanczos(
     dtype = jnp.dtype(dtype)
     eps = float(jnp.finfo(dtype).eps)
     delta = eps**0.5  # semi-orthogonality: the reorthogonalisation trigger
-    eps1 = eps * float(np.sqrt(n))  # rounding level of one step's inner products
+    eps1 = 10 * eps  # one step's rounding, O(eps ||A||) (Paige), with a margin of 10
     full = reorthogonalise == "full"
     idx = jnp.arange(m)
     zero1 = jnp.zeros(1, dtype)
