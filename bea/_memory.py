@@ -44,6 +44,7 @@ Example (heavy ball; the velocity on the slow manifold is -h/(1-beta) grad E + .
 from __future__ import annotations
 
 import sympy as sp
+from sympy.polys.domains import QQ
 from sympy.polys.matrices import DomainMatrix
 
 from ._errors import BeaValueError, TraceError
@@ -192,15 +193,64 @@ def _solver(rule: Rule, domain):
             f"rule {rule.name!r}: the slow manifold of its memory is not unique (a second "
             "eigenvalue 1 at h = 0); use a memory that forgets its start"
         )
-    return y, system.inv().to_list()
+    return y, system
+
+
+def _working_domain(field, y: list, system: DomainMatrix):
+    """Where to run the order-by-order solve, and how to get back to `field`.
+
+    Arithmetic in QQ(params) cancels a gcd at every operation. Every denominator of
+    the solve is a power of d = det(S), so instead the solve runs in the polynomial
+    ring QQ[params, w] with S^(-1) = adj(S) w, and w -> 1/d at the end: a ring
+    homomorphism, so the result is the same rational function. Returns
+    `(domain, y, S^(-1) as lists, back)` with `back(element) -> field element`.
+    """
+    d = system.det()
+    params = getattr(field, "symbols", ())
+    if not params or field.to_sympy(d).is_number:
+        return field, y, system.inv().to_list(), lambda v: v
+    ring = field.get_ring()
+    try:
+        y_ring = [ring.from_sympy(field.to_sympy(v)) for v in y]
+        adj = system.to_Matrix().adjugate()
+        entries = [[ring.from_sympy(sp.cancel(e)) for e in row] for row in adj.tolist()]
+    except (sp.polys.polyerrors.CoercionFailed, ValueError):
+        return field, y, system.inv().to_list(), lambda v: v
+    w = sp.Dummy("w")
+    work = QQ.poly_ring(*params, w)
+    w_el = work.from_sympy(w)
+    inv = [[work.from_sympy(ring.to_sympy(e)) * w_el for e in row] for row in entries]
+    y_work = [work.from_sympy(ring.to_sympy(v)) for v in y_ring]
+    d_ring = ring.from_sympy(field.to_sympy(d))
+    powers = [ring.one]
+
+    def back(v):
+        # v = sum_j p_j w^j  ->  (sum_j p_j d^(J-j)) / d^J, one cancellation at the end
+        by_power: dict[int, dict] = {}
+        for monom, coeff in v.items():
+            by_power.setdefault(monom[-1], {})[monom[:-1]] = coeff
+        if not by_power:
+            return field.zero
+        top = max(by_power)
+        while len(powers) <= top:
+            powers.append(powers[-1] * d_ring)
+        num = ring.zero
+        for j, terms in by_power.items():
+            num += ring.ring.from_dict(terms) * powers[top - j]
+        return field.convert_from(num, ring) / field.convert_from(powers[top], ring)
+
+    return work, y_work, inv, back
 
 
 def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
     """The slow manifold of `rule` and its one-step map, to h^max_power.
 
-    `domain` must be a field (QQ or QQ(params)): the solve divides by det(I - A).
+    `domain` must be a field (QQ or QQ(params)): the solve divides by det(S); the
+    result is in `domain`.
     """
-    ys, inv = _solver(rule, domain)
+    field = domain
+    ys, system = _solver(rule, field)
+    domain, ys, inv, back = _working_domain(field, ys, system)
     names = rule.memory
     n_blocks = len(rule.blocks)
     zero = domain.zero
@@ -208,7 +258,7 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
     manifold = {name: [(y, {}) for _ in range(n_blocks)] for name, y in zip(names, ys, strict=True)}
     for power in range(max_power + 1):
         # invariant: the manifold is final on every power below `power`
-        tracer, new_state, new_mem = _trace_with(rule, domain, max_power, manifold)
+        tracer, new_state, new_mem = _trace_with(rule, domain, power, manifold)
         residual = _residual(tracer, manifold, new_state, new_mem, power)
         for b in range(n_blocks):
             keys = {key for name in names for key in residual[name][b]}
@@ -224,8 +274,12 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
                         terms[key] = terms.get(key, zero) + v
                 manifold[name][b] = (y, terms)
     tracer, new_state, new_mem = _trace_with(rule, domain, max_power, manifold)
-    series = tracer.result(new_state)
-    return MemoryTrace(series, tracer, manifold)
+    series = {key: back(v) for key, v in tracer.result(new_state).items()}
+    manifold = {
+        name: [(back(y), {key: back(v) for key, v in terms.items()}) for y, terms in per]
+        for name, per in manifold.items()
+    }
+    return MemoryTrace({k: v for k, v in series.items() if v}, tracer, manifold)
 
 
 def _trace_with(rule: Rule, domain, max_power: int, manifold: dict):
