@@ -11,13 +11,18 @@ any order in the learning rate, exactly:
 """
 
 from . import rules as rules
+from ._codegen import codegen as codegen
 from ._colour import Colour as Colour
 from ._concrete import concrete_field as concrete_field
 from ._concrete import concrete_map as concrete_map
+from ._drift import Drift as Drift
+from ._drift import drift as drift
 from ._errors import BeaError as BeaError
 from ._errors import BeaTypeError as BeaTypeError
 from ._errors import BeaValueError as BeaValueError
 from ._errors import TraceError as TraceError
+from ._families import RuleFamily as RuleFamily
+from ._families import family_of as family_of
 from ._free_trees import FreeTree as FreeTree
 from ._game_principal import GamePrincipalFlow as GamePrincipalFlow
 from ._game_principal import game_principal_flow as game_principal_flow
@@ -28,6 +33,7 @@ from ._losses import ModifiedLoss as ModifiedLoss
 from ._losses import NotAGradientError as NotAGradientError
 from ._losses import modified_loss as modified_loss
 from ._modified import MAX_TREES as MAX_TREES
+from ._modified import MemorySeries as MemorySeries
 from ._modified import ModifiedEquation as ModifiedEquation
 from ._modified import Oracle as Oracle
 from ._modified import modified_equation as modified_equation
@@ -53,24 +59,30 @@ __all__ = [
     "BeaTypeError",
     "BeaValueError",
     "Colour",
+    "Drift",
     "FreeTree",
     "GamePrincipalFlow",
     "H",
     "LossTerm",
+    "MemorySeries",
     "ModifiedEquation",
     "ModifiedLoss",
     "NotAGradientError",
     "Oracle",
     "PrincipalFlow",
     "Rule",
+    "RuleFamily",
     "TraceError",
     "Tree",
     "chain_coefficients",
     "closed_form_in",
+    "codegen",
     "comparison_table",
     "concrete_field",
     "concrete_map",
     "count_trees",
+    "drift",
+    "family_of",
     "game_principal_flow",
     "modified_equation",
     "modified_jacobian",

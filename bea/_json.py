@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import sympy as sp
 
 from ._errors import BeaTypeError, BeaValueError
-from ._modified import ModifiedEquation, Oracle
+from ._modified import MemorySeries, ModifiedEquation, Oracle
 from ._scalars import choose_domain
 from ._trees import parse_tree
 
@@ -324,7 +324,35 @@ def equation_from_dict(d: Mapping) -> ModifiedEquation:
         params=params,
         convention=convention,
         player_times=player_times,
+        manifold=_manifold(d.get("manifold") or [], domain, labels),
     )
+
+
+def _manifold(raw, domain, labels) -> tuple:
+    """The slow manifold of a rule with memory from `to_dict()["manifold"]`."""
+    if not isinstance(raw, list):
+        raise BeaTypeError(f"manifold={raw!r} must be a list of memory series")
+    out = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, Mapping):
+            raise BeaTypeError(f"manifold[{i}]={entry!r} is not a mapping")
+        name = _require(entry, "memory", str, "'v'")
+        block = _require(entry, "block", str, "'theta'")
+        identity = domain.from_sympy(
+            parse_rational_function(str(entry.get("identity", "0")), f"manifold[{i}].identity")
+        )
+        terms = []
+        for j, term in enumerate(_require(entry, "terms", list, "[...]")):
+            tree = parse_tree(_require(term, "tree", str, "'E'"))
+            if set(tree.colours) - labels:
+                raise BeaValueError(f"manifold[{i}].terms[{j}] uses a colour fields lacks")
+            k = _require(term, "h_power", int, "1")
+            c = parse_rational_function(
+                str(_require(term, "coefficient", str, "'-1'")), f"manifold[{i}].coefficient"
+            )
+            terms.append((tree, k, domain.from_sympy(c)))
+        out.append(MemorySeries(name, block, identity, tuple(terms)))
+    return tuple(out)
 
 
 def equation_from_json(text: str) -> ModifiedEquation:

@@ -221,11 +221,42 @@ class ModifiedEquation:
             "blocks": list(self.blocks),
             "params": {k: str(v) for k, v in self.params},
             "fields": {o.colour: o.describe(self.blocks) for o in self.oracles},
+            "domain": str(self.domain),
             "terms": [
                 {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
                 for t, k, c in self.terms
             ],
+            **({"manifold": self._manifold_dict()} if self.manifold else {}),
         }
+
+    def _manifold_dict(self) -> list:
+        return [
+            {
+                "memory": m.name,
+                "block": m.block,
+                "identity": str(self.domain.to_sympy(m.identity)),
+                "terms": [
+                    {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
+                    for t, k, c in m.terms
+                ],
+            }
+            for m in self.manifold
+        ]
+
+    @staticmethod
+    def from_dict(d) -> ModifiedEquation:
+        """Rebuild an equation from `to_dict()` exactly (coefficients through a restricted
+        parser, never `sympify`)."""
+        from ._json import equation_from_dict
+
+        return equation_from_dict(d)
+
+    @staticmethod
+    def from_json(text: str) -> ModifiedEquation:
+        """Rebuild an equation from `to_json()` (`bea derive --format json`)."""
+        from ._json import equation_from_json
+
+        return equation_from_json(text)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

@@ -241,3 +241,9 @@ def test_two_players_each_with_a_velocity():
     assert sp.simplify(meq.coefficient("f") - 1 / (1 - beta)) == 0
     assert sp.simplify(meq.coefficient("g") - 1 / (1 - beta)) == 0
     assert {m.block for m in meq.manifold} == {"phi", "theta"}
+
+
+def test_json_round_trip_keeps_the_manifold(heavy_ball_3):
+    back = bea.ModifiedEquation.from_json(heavy_ball_3.to_json())
+    assert back == heavy_ball_3
+    assert back.memory_coefficient("v", "E[E]") == heavy_ball_3.memory_coefficient("v", "E[E]")

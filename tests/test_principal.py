@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea
-from bea._cli import main
+from bea.cli import main
 from bea._errors import BeaValueError
 from bea._game_principal import game_principal_flow
 from bea._principal import (
