@@ -24,7 +24,16 @@ and the integration stops with a `BeaValueError` instead of hanging.
 
 Large models. `method="lanczos"` finds the top-k eigenpairs with Lanczos iterations on
 Hessian-vector products (`jax.jvp` of `jax.grad`, no dense Hessian) and treats the rest
-of the gradient as following s(0): gradient flow for gd.
+of the gradient as following s(0): gradient flow for gd. Its cost is that of the HVPs
+plus a few passes over the Lanczos basis: partial reorthogonalisation (`lanczos`)
+touches the basis only where orthogonality is about to be lost. The dense method
+refuses more than `MAX_DENSE` parameters.
+
+Parameters. The loss may take any pytree of arrays (a dict of layers, nested tuples);
+the field, the integrated flow and the edge-of-stability run take and return the same
+structure. Internally the leaves are flattened in `jax.tree_util` order, as
+`jax.flatten_util.ravel_pytree` does, and `PrincipalDecomposition` is over that flat
+vector.
 """
 
 from __future__ import annotations
