@@ -1,13 +1,14 @@
 """Coloured rooted trees: canonical form, symmetry, counting, grafting."""
 
 import math
+import pickle
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bea import BeaValueError, Tree, count_trees, parse_tree, symmetry, trees_up_to
-from bea._trees import edge_cuts, graft
+from bea._trees import CACHE_SIZE, _Forest, edge_cuts, graft
 
 trees = st.recursive(
     st.sampled_from("fg").map(lambda c: Tree(c)),
@@ -104,3 +105,71 @@ def test_graft_is_the_leibniz_rule():
 def test_malformed_bracket_notation_is_a_clear_error(bad):
     with pytest.raises(BeaValueError, match="write trees as"):
         parse_tree(bad)
+
+
+@given(trees, st.randoms())
+def test_canonical_key_and_hash_ignore_child_order(t, rnd):
+    # the key and the hash are built from the children's, so a permutation of the
+    # children at every vertex changes neither
+    def shuffled(x):
+        kids = [shuffled(c) for c in x.children]
+        rnd.shuffle(kids)
+        return Tree(x.root, kids)
+
+    s = shuffled(t)
+    assert s._key == t._key and hash(s) == hash(t)
+    assert pickle.loads(pickle.dumps(s)) == t
+
+
+def test_trees_are_immutable():
+    t = parse_tree("f[f]")
+    with pytest.raises(AttributeError):
+        t.root = "g"
+    with pytest.raises(AttributeError):
+        del t.children
+    assert t == parse_tree("f[f]")
+
+
+def test_enumeration_is_canonical_and_shares_children():
+    by_size = trees_up_to(7, ["g", "f"])
+    flat = [t for ts in by_size for t in ts]
+    assert flat == sorted(flat, key=lambda t: t._key)
+    known = {id(t) for t in flat}
+    assert all(id(c) in known for t in flat for c in t.children)
+    # re-parsing builds the same trees from scratch
+    assert all(parse_tree(str(t)) == t for t in by_size[5])
+
+
+def _forest_cuts(forest, i):
+    return sorted((forest.trees[th], forest.trees[u], n) for th, u, n in forest.cuts(i))
+
+
+@pytest.mark.parametrize("order, colours", [(6, "fg"), (8, "f"), (4, "abc")])
+def test_forest_cuts_equal_edge_cuts(order, colours):
+    # the id-based cuts (children's cuts, prime keys) against the tree-based ones
+    forest = _Forest(trees_up_to(order, list(colours)))
+    for i in forest.ids():
+        assert _forest_cuts(forest, i) == sorted(edge_cuts(forest.trees[i]))
+
+
+@settings(max_examples=30)
+@given(st.sets(st.integers(0, 19), max_size=8))
+def test_forest_of_an_incomplete_set_keeps_the_cuts_inside_it(dropped):
+    # trees missing from the set carry zero coefficients: their cuts are dropped
+    by_size = trees_up_to(5, ["f"])
+    kept = [[t for t in ts if sum(map(len, by_size[:n])) + ts.index(t) not in dropped]
+            for n, ts in enumerate(by_size)]  # fmt: skip
+    forest = _Forest(kept)
+    inside = {t for ts in kept for t in ts}
+    for i in forest.ids():
+        want = sorted(c for c in edge_cuts(forest.trees[i]) if c[0] in inside and c[1] in inside)
+        assert _forest_cuts(forest, i) == want
+
+
+def test_single_tree_caches_are_bounded():
+    for t in trees_up_to(9, ["f"])[9]:
+        edge_cuts(t)
+        symmetry(t)
+    for cached in (edge_cuts, symmetry):
+        info = cached.cache_info()
+        assert info.maxsize == CACHE_SIZE and info.currsize <= CACHE_SIZE
