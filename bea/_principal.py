@@ -397,6 +397,10 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
     reserved_symbols(r, ("z", "h"))
+    if r.memory:
+        from ._memory_principal import memory_principal_flow
+
+        return memory_principal_flow(r, order, force=force)
     meq = modified_equation(r, order, force=force)
     kinds = {o.kind for o in meq.oracles}
     if len(meq.blocks) != 1:

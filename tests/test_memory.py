@@ -247,3 +247,19 @@ def test_json_round_trip_keeps_the_manifold(heavy_ball_3):
     back = bea.ModifiedEquation.from_json(heavy_ball_3.to_json())
     assert back == heavy_ball_3
     assert back.memory_coefficient("v", "E[E]") == heavy_ball_3.memory_coefficient("v", "E[E]")
+
+
+def test_principal_flow_is_the_slow_root():
+    # heavy ball on E = lambda x^2/2: rho^2 - (1 + beta - z) rho + beta = 0 (Qian, Neural
+    # Networks 12, 1999); the engine's chain terms must be log of its slow root
+    pf = bea.principal_flow(bea.rules.heavy_ball, order=5)
+    z, rho = sp.symbols("z rho")
+    assert sp.expand(pf.characteristic - (rho**2 - (1 + beta - z) * rho + beta)) == 0
+    assert pf.series_matches
+    half = bea.principal_flow(bea.rules.heavy_ball.with_params(beta=sp.Rational(1, 2)), order=3)
+    # Schur-Cohn: stable for 0 < h lambda < 2 (1 + beta)
+    assert half.stable == sp.Interval.open(0, 3)
+
+
+def test_principal_flow_of_nesterov_matches_its_characteristic_polynomial():
+    assert bea.principal_flow(bea.rules.nesterov, order=4).series_matches
