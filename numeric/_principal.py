@@ -326,7 +326,7 @@ def lanczos(
             # a second pass where the first removed much of w (Kahan-Parlett: "twice is
             # enough"); at a trigger of sqrt(eps) the first pass removes O(sqrt(eps))
             return jax.lax.cond(
-                b1 < 0.7 * jnp.linalg.norm(w),
+                b1 < 0.7 * b,  # b = |w| before the pass
                 lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(w1 - (V @ w1) @ V),
                 lambda w1: (w1, b1),
                 w1,
