@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ._trees import Tree, _Forest
+from ._trees import Tree, _Forest, _gc_paused
 
 __all__ = ["exp_series", "log_series"]
 
@@ -86,7 +86,8 @@ def log_series(
     Returns:
         b~ as a dict holding the nonzero coefficients.
     """
-    return _recurse(a, c, trees_by_size, domain, solve=True)
+    with _gc_paused():
+        return _recurse(a, c, trees_by_size, domain, solve=True)
 
 
 def exp_series(
@@ -97,7 +98,8 @@ def exp_series(
     The inverse of `log_series` (same arguments): `exp_series(log_series(a)) == a` on
     the given trees.
     """
-    return _recurse(b, c, trees_by_size, domain, solve=False)
+    with _gc_paused():
+        return _recurse(b, c, trees_by_size, domain, solve=False)
 
 
 def _recurse(given: Mapping, c, trees_by_size, domain, solve: bool) -> dict:

@@ -30,7 +30,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import itertools
 import math
 import re
@@ -336,6 +338,23 @@ def count_trees(order: int, colours: int) -> int:
     return sum(a)
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector while tree tables are built.
+
+    The tables are acyclic, so reference counting frees them; but allocating hundreds
+    of thousands of tuples triggers full collections that traverse every live object,
+    which costs a quarter of a large derivation. The previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def trees_up_to(order: int, colours: Sequence[str]) -> list[list[Tree]]:
     """All coloured rooted trees with at most `order` vertices, grouped by size.
 
@@ -348,6 +367,12 @@ def trees_up_to(order: int, colours: Sequence[str]) -> list[list[Tree]]:
         [[], ['f'], ['f[f]'], ['f[f,f]', 'f[f[f]]']]
     """
     colours = sorted({leaf(c).root for c in colours})
+    with _gc_paused():
+        return _enumerate(order, colours)
+
+
+def _enumerate(order: int, colours: list[str]) -> list[list[Tree]]:
+    """`trees_up_to` for checked, sorted colours."""
     by_size: list[list[Tree]] = [[] for _ in range(order + 1)]
     if order >= 1:
         by_size[1] = [_make(c, ()) for c in colours]
