@@ -480,14 +480,31 @@ def coordinate_modified_equation(
         (-x/sqrt(eps + x**2),)
     """
     order = _check_order(order)
+    # An explicit loss is derived with partial-derivative symbols and substituted at the
+    # end: the expansion then works with short expressions, not expanded polynomials.
+    explicit = {}
+    if loss is not None:
+        explicit = _losses(loss, coordinates, dimension, None)
+        if coordinates is None:
+            coordinates = tuple(sp.Symbol(f"x{i + 1}", real=True) for i in range(dimension))
     tracer, phi, manifold = one_step_map(
-        rule, order + 1, dimension, loss, region, coordinates=coordinates, memory=memory
+        rule,
+        order + 1,
+        dimension,
+        {name: None for name in explicit} or None,
+        region,
+        coordinates=coordinates,
+        memory=memory,
     )
     f = modified_field_of_map(tracer, phi, order)
     mem = tuple(manifold)
+    subs = {}
+    for s, (name, idx) in tracer.derivative_symbols().items():
+        if explicit.get(name) is not None:
+            subs[s] = sp.diff(explicit[name], *(tracer.xs[i] for i in idx))
 
     def rows(table):
-        return tuple(tuple(tracer.unatom(e) for e in row) for row in table)
+        return tuple(tuple(tracer.unatom(e).xreplace(subs) for e in row) for row in table)
 
     return CoordinateModifiedEquation(
         rule=_name(rule),
@@ -499,7 +516,9 @@ def coordinate_modified_equation(
         slow_manifold=tuple((name, rows(manifold[name][: order + 1])) for name in mem),
         map_terms=rows(phi[1:]),
         coordinates=tracer.xs,
-        derivatives=tuple(tracer.derivative_symbols().items()),
+        derivatives=tuple(
+            (s, key) for s, key in tracer.derivative_symbols().items() if s not in subs
+        ),
         signs=tuple(tracer.signs.items()),
-        loss=tuple((k, v) for k, v in tracer.losses.items() if v is not None),
+        loss=tuple((k, v) for k, v in explicit.items() if v is not None),
     )

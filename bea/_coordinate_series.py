@@ -341,7 +341,7 @@ class Tracer:
                 "from the state at h = 0; only points θ + O(h) can be expanded"
             )
         d = self.vector(delta)
-        return self.taylor(lambda idx, i: self.partial(loss, (i,) + idx), d)
+        return self.taylor(lambda idx, i: self.partial(loss, (i, *idx)), d)
 
     def taylor(self, deriv, delta: CSeries) -> CSeries:
         """Σ_J deriv(J, i) δ^J / J! for a vector function with derivatives `deriv(J, i)`."""
@@ -353,7 +353,7 @@ class Tracer:
             new = {}
             for idx, val in power.items():
                 for j in range(idx[-1] if idx else 0, self.d):
-                    new[idx + (j,)] = (
+                    new[(*idx, j)] = (
                         delta.component(j) if val is None else val * delta.component(j)
                     )
             power = new
