@@ -18,7 +18,7 @@ Example:
     >>> pf = bea.principal_flow(bea.rules.heavy_ball, order=4)
     >>> pf.characteristic
     -beta*rho + beta + rho**2 + rho*z - rho
-    >>> pf.series_matches, pf.stability[1]
+    >>> pf.series_matches, pf.stability[-1]
     (True, Abs(beta - z + 1) < beta + 1)
 """
 
@@ -165,7 +165,9 @@ def memory_principal_flow(r: Rule, order: int, *, force: bool = False) -> Memory
     if poly.degree() == 2:
         lead, a1, a0 = poly.all_coeffs()
         a1, a0 = sp.simplify(a1 / lead), sp.simplify(a0 / lead)
-        stability = (sp.Abs(a0) < 1, sp.Abs(a1) < 1 + a0)
+        stability = tuple(
+            cond for cond in (sp.Abs(a0) < 1, sp.Abs(a1) < 1 + a0) if cond is not sp.true
+        )
         if not (a0.free_symbols | a1.free_symbols) - {Z}:
             zr = sp.Symbol("z", real=True)
             conds = [sp.sympify(cond).subs(Z, zr) for cond in stability]

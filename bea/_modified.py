@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
@@ -175,6 +175,62 @@ class ModifiedEquation:
         if tree in self.blocks:
             return self.domain.to_sympy(m.identity)
         return m.coefficient(self._tree(tree), self.domain)
+
+    def subs(self, values: dict) -> ModifiedEquation:
+        """The equation with parameters replaced by exact values, e.g.
+        `meq.subs({"beta": sympy.Rational(9, 10)})` (keys are names or Symbols).
+
+        For a rule whose parameters are not rebuildable (module-level symbols in a
+        user's function), this is how concrete values reach the result; the
+        coefficients stay exact (rational functions evaluated at rationals).
+        """
+        table = {}
+        names = {s.name: s for s in getattr(self.domain, "symbols", ())}
+        for key, value in values.items():
+            name = key.name if isinstance(key, sp.Symbol) else key
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none"
+                raise BeaValueError(
+                    f"parameter {name!r} does not occur in the equation of rule {self.rule!r}; "
+                    f"its symbols are {known}"
+                )
+            table[names[name]] = exact_value(value, name)
+        if not table:
+            return self
+
+        def conv(c):
+            return sp.cancel(self.domain.to_sympy(c).subs(table))
+
+        terms = [(t, k, conv(c)) for t, k, c in self.terms]
+        manifold = [
+            (m, conv(m.identity), [(t, k, conv(c)) for t, k, c in m.terms]) for m in self.manifold
+        ]
+        exprs = [c for _, _, c in terms] + [
+            c for _, y, ts in manifold for c in (y, *[x[2] for x in ts])
+        ]
+        left = set().union(*(e.free_symbols for e in exprs)) if exprs else set()
+        fractions = any(sp.fraction(e)[1].free_symbols for e in exprs)
+        domain = choose_domain(left, fractions)
+        if left and self.domain.is_Field and not domain.is_Field:
+            domain = domain.get_field()
+        params = tuple(
+            (k, sp.sympify(v).subs(table) if isinstance(v, sp.Basic) else v) for k, v in self.params
+        )
+        return replace(
+            self,
+            terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in terms if c != 0),
+            domain=domain,
+            params=params
+            + tuple((s.name, v) for s, v in table.items() if s.name not in dict(self.params)),
+            manifold=tuple(
+                replace(
+                    m,
+                    identity=domain.from_sympy(y),
+                    terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in ts if c != 0),
+                )
+                for m, y, ts in manifold
+            ),
+        )
 
     def field_at(self, power: int) -> dict[Tree, sp.Expr]:
         """f_power: the trees and coefficients multiplying h**power."""

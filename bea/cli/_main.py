@@ -8,7 +8,10 @@
     bea principal RULE [--order N] [--param NAME=VALUE]... [--force]
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--hs H,H,...]
                     [--steps K] [--format text|json] [--plot PATH] [--force]
+    bea codegen RULE --order N [--what field|loss|regulariser] [--param ...] [-o FILE]
     bea demo [--no-verify]
+
+RULE is a built-in name or `path/to/file.py:my_rule` (imported by path).
 
 A user mistake (a bad flag, an unknown rule, a size over the budget, an unwritable
 output) prints ONE line `bea: error: ...` on stderr and exits with status 2, never a
@@ -29,8 +32,11 @@ from collections.abc import Callable, Sequence
 from .._errors import BeaError, BeaValueError
 from .._params import parse_param, parse_value
 from ._budget import Budget
+from ._user_rules import resolve_rule
 
 __all__ = ["main", "parse_param", "parse_value"]
+
+_RULE_HELP = "a built-in rule name (see `bea rules`) or path/to/file.py:my_rule"
 
 RESERVED = ("h",)
 """Symbol names a --param value may not use: h is the learning rate itself."""
@@ -97,12 +103,23 @@ def _params(texts: Sequence[str], budget: Budget, reserved=RESERVED) -> dict:
 
 
 def _build_rule(name: str, texts: Sequence[str], budget: Budget, reserved=RESERVED):
-    from .._rules import get_rule
-
-    rule = get_rule(name)
+    """The rule rebuilt with the values it takes as parameters, and the other values:
+    symbols of a user's rule, substituted exactly into the derived equation
+    (`ModifiedEquation.subs`)."""
+    rule = resolve_rule(name)
     values = _params(texts, budget, reserved)
-    _check_rule_values(rule, values, budget)
-    return (rule.with_params(**values) if values else rule), values
+    known = dict(rule.params)
+    own = {k: v for k, v in values.items() if k in known or rule.factory is not None}
+    extra = {k: v for k, v in values.items() if k not in own}
+    _check_rule_values(rule, own, budget)
+    return (rule.with_params(**own) if own else rule), extra
+
+
+def _derive(rule, extra: dict, order: int, force: bool, **kwargs):
+    from .._modified import modified_equation
+
+    meq = modified_equation(rule, order, force=force, **kwargs)
+    return meq.subs(extra) if extra else meq
 
 
 def _check_rule_values(rule, values: dict, budget: Budget) -> None:
@@ -140,12 +157,11 @@ def _cmd_rules(args, out: Callable[[str], None]) -> int:
 
 
 def _cmd_derive(args, out: Callable[[str], None]) -> int:
-    from .._modified import modified_equation
 
     budget = Budget(force=args.force)
     order = _order(args, budget)
-    rule, _ = _build_rule(args.rule, args.param, budget)
-    meq = modified_equation(rule, order, force=args.force)
+    rule, extra = _build_rule(args.rule, args.param, budget)
+    meq = _derive(rule, extra, order, args.force)
     if args.format == "json":
         out(meq.to_json())
     elif args.format == "latex":
@@ -157,12 +173,11 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
 
 def _cmd_loss(args, out: Callable[[str], None]) -> int:
     from .._losses import modified_loss
-    from .._modified import modified_equation
     from .._sgd import sgd_expected
 
     budget = Budget(force=args.force)
     order = _order(args, budget)
-    rule, _ = _build_rule(args.rule, args.param, budget)
+    rule, extra = _build_rule(args.rule, args.param, budget)
     if args.expected:
         if rule.name != "sgd":
             raise BeaValueError("--expected averages over batch orderings; use it with sgd")
@@ -172,7 +187,7 @@ def _cmd_loss(args, out: Callable[[str], None]) -> int:
         budget.trees(order, n, f"expected SGD with n={n}")
         meq = sgd_expected(n, order)
     else:
-        meq = modified_equation(rule, order, convention=args.convention, force=args.force)
+        meq = _derive(rule, extra, order, args.force, convention=args.convention)
     blocks = [args.block] if args.block else list(meq.blocks)
     losses = [modified_loss(meq, b, held_fixed=args.held_fixed, split=args.split) for b in blocks]
     if args.format == "json":
@@ -220,13 +235,14 @@ def _cmd_principal(args, out: Callable[[str], None]) -> int:
 
     budget = Budget(force=args.force)
     order = _order(args, budget, low=1) if args.order is not None else None
-    rule, _ = _build_rule(args.rule, args.param, budget, PRINCIPAL_RESERVED)
-    if getattr(rule, "memory", ()):
+    rule, extra = _build_rule(args.rule, args.param, budget, PRINCIPAL_RESERVED)
+    if extra:
         raise BeaValueError(
-            f"bea principal covers rules without memory; {rule.name!r} keeps "
-            f"{', '.join(rule.memory)} between steps (use bea derive {rule.name} for its "
-            "modified equation)"
+            f"rule {rule.name!r} has no parameter {next(iter(extra))!r} to rebuild it with; "
+            "bea principal needs the rule's own parameters"
         )
+    if order is None and getattr(rule, "memory", ()):
+        order = 6  # slow-root series to z^7, a second or two with a symbolic beta
     if order is None:
         order = default_principal_order(rule)
     if len(rule.blocks) == 1:
@@ -238,11 +254,9 @@ def _cmd_principal(args, out: Callable[[str], None]) -> int:
 
 
 def _cmd_verify(args, out: Callable[[str], None]) -> int:
-    from .._rules import get_rule
-
     budget = Budget(force=args.force)
     order = _order(args, budget)
-    rule = get_rule(args.rule)  # unknown names fail here, before JAX is imported
+    rule = resolve_rule(args.rule)  # unknown names fail here, before JAX is imported
     params = _params(args.param, budget)
     _check_rule_values(rule, params, budget)
     hs = _learning_rates(args.hs) if args.hs is not None else None
@@ -256,7 +270,7 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
             "install with pip install -e '.[numeric]'"
         ) from None
     return verify_command(
-        args.rule,
+        rule,
         order,
         params,
         args.problem,
@@ -267,6 +281,27 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
         fmt=args.format,
         force=args.force,
     )
+
+
+def _cmd_codegen(args, out: Callable[[str], None]) -> int:
+    from .._codegen import codegen
+
+    budget = Budget(force=args.force)
+    order = _order(args, budget)
+    rule, extra = _build_rule(args.rule, args.param, budget)
+    target = None
+    if args.output is not None:
+        target = os.path.abspath(args.output)
+        if not target.endswith(".py") or not os.access(os.path.dirname(target), os.W_OK):
+            raise BeaValueError(f"-o {args.output!r} must name a .py file in a writable folder")
+    meq = _derive(rule, extra, order, args.force)
+    source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed)
+    if target is None:
+        out(source.rstrip("\n"))
+    else:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(source)
+    return 0
 
 
 def _cmd_demo(args, out: Callable[[str], None]) -> int:
@@ -401,7 +436,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         epilog=rules,
         formatter_class=fmt,
     )
-    d.add_argument("rule", help="a built-in rule name (see `bea rules`)")
+    d.add_argument("rule", help=_RULE_HELP)
     d.add_argument("--order", required=True, metavar="N", help=_ORDER_HELP)
     d.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
     d.add_argument(
@@ -425,7 +460,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         epilog=rules,
         formatter_class=fmt,
     )
-    lo.add_argument("rule", help="a built-in rule with gradient oracles (see `bea rules`)")
+    lo.add_argument("rule", help=_RULE_HELP + " with gradient oracles")
     lo.add_argument("--order", required=True, metavar="N", help=_ORDER_HELP)
     lo.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
     lo.add_argument("--block", default=None, help="the player, e.g. theta (default: every block)")
@@ -469,7 +504,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         epilog=rules,
         formatter_class=fmt,
     )
-    pr.add_argument("rule", help="a built-in rule name (see `bea rules`)")
+    pr.add_argument("rule", help=_RULE_HELP)
     pr.add_argument(
         "--order",
         default=None,
@@ -495,7 +530,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         epilog=(_problems_epilog() + "\n" + rules) if help_wanted else rules,
         formatter_class=fmt,
     )
-    v.add_argument("rule", help="a built-in rule name (see `bea rules`)")
+    v.add_argument("rule", help=_RULE_HELP)
     v.add_argument("--order", required=True, metavar="N", help=_ORDER_HELP)
     v.add_argument(
         "--problem",
@@ -542,6 +577,33 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     m.add_argument("--no-verify", action="store_true", help="skip the numerical check")
+
+    cg = sub.add_parser(
+        "codegen",
+        help="print a self-contained JAX module for a derivation",
+        description="Print (or write with -o) a Python module that imports only jax (and "
+        "optax for make_update): make_field(losses) -> field(state, h), make_loss(losses) "
+        "-> loss(state, h), make_update(...) -> an optax transformation.",
+        epilog=rules,
+        formatter_class=fmt,
+    )
+    cg.add_argument("rule", help=_RULE_HELP)
+    cg.add_argument("--order", required=True, metavar="N", help=_ORDER_HELP)
+    cg.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
+    cg.add_argument(
+        "--what",
+        choices=("field", "loss", "regulariser"),
+        default="field",
+        help="the modified field (default), the modified loss, or its h-terms as a regulariser",
+    )
+    cg.add_argument("--block", default=None, help="the player whose loss to generate (games)")
+    cg.add_argument(
+        "--held-fixed",
+        action="store_true",
+        help="allow held-fixed (stop-gradient) terms when the field is not a gradient",
+    )
+    cg.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE (.py)")
+    cg.add_argument("--force", action="store_true", help=_FORCE_HELP)
     return p
 
 
@@ -552,6 +614,7 @@ _COMMANDS = {
     "principal": _cmd_principal,
     "verify": _cmd_verify,
     "demo": _cmd_demo,
+    "codegen": _cmd_codegen,
 }
 
 

@@ -126,7 +126,7 @@ def run_verification(
 
 
 def verify_command(
-    rule_name: str,
+    rule_name,
     order: int,
     params: dict,
     problem: str | None,
@@ -150,7 +150,7 @@ def verify_command(
         0 when the fitted slope reaches the expected one (less 0.25), 1 otherwise.
         Bad input raises `BeaError` (the CLI prints its sentence).
     """
-    rule = _rules.get_rule(rule_name)
+    rule = rule_name if isinstance(rule_name, _rules.Rule) else _rules.get_rule(rule_name)
     if problem is not None:
         numeric.get_problem(problem)  # an unknown name fails before any work
     known = dict(rule.params)
