@@ -194,6 +194,11 @@ class Term:
 
 
 def make_term(coefficient: sp.Expr, h_power: int, factor: Node, tag: str = "") -> Term:
+    # a rational function such as the momentum coefficients prints factored:
+    # (β + 1)/(2 (β - 1)³), not over an expanded denominator
+    _, den = sp.fraction(sp.together(coefficient))
+    if den.free_symbols and not sp.Poly(den, *den.free_symbols).is_monomial:
+        coefficient = sp.factor(coefficient)
     sign, magnitude = split_sign(coefficient)
     return Term(sign, magnitude, h_power, factor, tag)
 
