@@ -18,7 +18,7 @@ E''(E, E'E). Children are unordered; the canonical form sorts them by
 Caches. A `Tree` stores its canonical key and hash, computed once from its children's.
 The functions of single trees (`symmetry`, `edge_cuts`) keep bounded LRU caches
 (`CACHE_SIZE` entries each). A whole derivation instead indexes its trees once
-(`_Forest`): integer ids, symmetry factors and edge cuts by id, built incrementally
+(`_Forest`): integer ids and edge cuts by id, built incrementally
 from the children's and dropped when the derivation returns, so their size is
 proportional to the number of trees, which `bea.MAX_TREES` bounds.
 
@@ -74,6 +74,7 @@ class Tree:
     """
 
     __slots__ = ("_hash", "_key", "children", "order", "root")
+    __match_args__ = ("root", "children")
 
     def __new__(cls, root: str, children: Iterable[Tree] = ()) -> Tree:
         if not isinstance(root, str) or not _NAME.fullmatch(root):
