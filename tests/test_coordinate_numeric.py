@@ -1,0 +1,133 @@
+"""Coordinate-wise rules numerically: the rule against optax, the derived field against the rule.
+
+Local-error slopes: an order-N modified equation matches one step of the rule, with
+its memory on the slow manifold, to O(h^(N+2)) (Hairer, Lubich and Wanner, Geometric
+Numerical Integration, ch. IX and XV).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from bea._coordinate import coordinate_modified_equation
+from bea._coordinate_rules import adam, rmsprop
+from numeric._coordinate import (
+    coordinate_check_order,
+    coordinate_discrete_map,
+    coordinate_vector_field,
+)
+
+jax.config.update("jax_enable_x64", True)
+
+
+def E(x):
+    return jnp.sum(x**4) / 4 + jnp.sin(x[0]) * x[1] + x[1] ** 2 / 2
+
+
+THETA = jnp.array([0.3, -0.7])
+RMS = {"rho": 0.5, "eps": 0.1}
+ADAM = {"beta1": 0.4, "beta2": 0.6, "eps": 0.1}
+
+
+def test_rmsprop_equals_optax():
+    """optax.rmsprop(decay=rho, eps=eps) puts eps inside the root, as bea's rmsprop."""
+    h, rho, eps = 0.05, 0.9, 1e-3
+    step = coordinate_discrete_map(rmsprop(), {"E": E}, {"rho": rho, "eps": eps})
+    opt = optax.rmsprop(h, decay=rho, eps=eps)
+    theta, v = THETA, jnp.zeros(2)
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(30):
+        theta, (v,) = step(theta, (v,), h)
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
+
+
+def _adam_without_bias_correction(h, b1, b2, eps):
+    """Adam from optax's own moment accumulators, without bias correction: the first
+    moment from optax.ema(debias=False), the second from optax.scale_by_rms's `nu`
+    (optax.scale_by_adam always corrects the bias)."""
+    ema, rms = optax.ema(b1, debias=False), optax.scale_by_rms(decay=b2, eps=eps)
+
+    def init(params):
+        return ema.init(params), rms.init(params)
+
+    def update(grads, state, params=None):
+        m, s1 = ema.update(grads, state[0])
+        _, s2 = rms.update(grads, state[1])
+        return jax.tree_util.tree_map(lambda a, v: -h * a / jnp.sqrt(v + eps), m, s2.nu), (s1, s2)
+
+    return optax.GradientTransformation(init, update)
+
+
+def test_adam_equals_optax_moments():
+    h, b1, b2, eps = 0.05, 0.8, 0.95, 1e-3
+    step = coordinate_discrete_map(adam(), {"E": E}, {"beta1": b1, "beta2": b2, "eps": eps})
+    opt = _adam_without_bias_correction(h, b1, b2, eps)
+    theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(30):
+        theta, (m, v) = step(theta, (m, v), h)
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
+
+
+def test_adam_tends_to_optax_adam_after_transient():
+    """optax.adam corrects the bias by 1/(1 − βⁿ); with eps_root in place of eps the
+    corrected iterates approach the bias-free rule once βⁿ is negligible: the same
+    increments after the transient (here β₂ⁿ ≈ 1e-30 after 200 steps)."""
+    h, b1, b2, eps = 0.01, 0.5, 0.7, 1e-3
+    step = coordinate_discrete_map(adam(), {"E": E}, {"beta1": b1, "beta2": b2, "eps": eps})
+    opt = optax.chain(optax.scale_by_adam(b1, b2, eps=0.0, eps_root=eps), optax.scale(-h))
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(200):
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    mu, nu = state[0].mu, state[0].nu
+    theta2, _ = step(ref, (mu, nu), h)
+    updates, _ = opt.update(jax.grad(E)(ref), state, ref)
+    np.testing.assert_allclose(theta2, optax.apply_updates(ref, updates), rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def equations():
+    return {
+        (name, n): coordinate_modified_equation(rule, n, dimension=2)
+        for name, rule in (("rmsprop", rmsprop()), ("adam", adam()))
+        for n in (1, 2)
+        if not (name == "adam" and n == 2)
+    }
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_rmsprop_local_error_slopes(equations, order):
+    chk = coordinate_check_order(
+        rmsprop(), order, {"E": E}, RMS, THETA, meq=equations[("rmsprop", order)], transient=80
+    )
+    assert abs(chk.slope - (order + 2)) < 0.3, chk
+
+
+def test_adam_local_error_slope_order_1(equations):
+    chk = coordinate_check_order(
+        adam(), 1, {"E": E}, ADAM, THETA, meq=equations[("adam", 1)], transient=80
+    )
+    assert abs(chk.slope - 3) < 0.3, chk
+
+
+@pytest.mark.slow
+def test_adam_local_error_slope_order_2():
+    meq = coordinate_modified_equation(adam(), 2, dimension=2)
+    chk = coordinate_check_order(adam(), 2, {"E": E}, ADAM, THETA, meq=meq, transient=80)
+    assert abs(chk.slope - 4) < 0.3, chk
+
+
+def test_field_leading_term_is_preconditioned_gradient(equations):
+    """At h → 0 the RMSProp field is −g/√(g² + ε) (the rule's first-order term)."""
+    field = coordinate_vector_field(equations[("rmsprop", 1)], {"E": E}, RMS)
+    g = jax.grad(E)(THETA)
+    np.testing.assert_allclose(field(THETA, 0.0), -g / jnp.sqrt(g**2 + 0.1), rtol=1e-14)
