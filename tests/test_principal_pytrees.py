@@ -5,6 +5,7 @@ orders the leaves as `jax.tree_util` does, so the pytree field, flattened, must 
 flat field to rounding.
 """
 
+import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,8 +56,9 @@ def test_field_is_jittable_on_a_pytree(fields):
 def test_integrate_returns_the_pytree_with_a_time_axis(fields):
     pf_tree, pf_flat = fields
     ts = jnp.array([0.3, 0.6])
-    ys_tree = pf_tree.integrate(_THETA, ts, rtol=1e-10, atol=1e-10)
-    ys_flat = pf_flat.integrate(_FLAT, ts, rtol=1e-10, atol=1e-10)
+    tol = dict(rtol=1e-9, atol=1e-9, solver=diffrax.Tsit5())  # Tsit5: a quick compile
+    ys_tree = pf_tree.integrate(_THETA, ts, **tol)
+    ys_flat = pf_flat.integrate(_FLAT, ts, **tol)
     assert ys_tree["w"].shape == (2, 2, 2) and ys_tree["b"][1]["c"].shape == (2,)
     back = jax.vmap(lambda *leaves: jnp.concatenate([jnp.ravel(x) for x in leaves]))(
         *jax.tree_util.tree_leaves(ys_tree)
@@ -84,8 +86,8 @@ def test_edge_of_stability_on_a_dict_equals_the_flat_run():
     loss, theta0 = numeric.toy_mlp((2, 3, 1), n_data=8)
     tree = {"first": theta0[:5], "rest": (theta0[5:9], theta0[9:])}
     tree_loss = lambda p: loss(ravel_pytree(p)[0])  # noqa: E731
-    a = numeric.edge_of_stability(tree_loss, tree, h=0.2, steps=4, every=2, iters=8)
-    b = numeric.edge_of_stability(loss, theta0, h=0.2, steps=4, every=2, iters=8)
+    a = numeric.edge_of_stability(tree_loss, tree, h=0.2, steps=2, every=1, iters=6)
+    b = numeric.edge_of_stability(loss, theta0, h=0.2, steps=2, every=1, iters=6)
     assert np.allclose(a.loss, b.loss, rtol=1e-13) and np.allclose(
         a.top_eigenvalue, b.top_eigenvalue, rtol=1e-10
     )
