@@ -494,6 +494,7 @@ class _Forest:
                 self._kids.append(kids)
                 self._prod.append(prod)
                 self._cuts.append(None)
+        self.top = max(self.top, max(self.size, default=0))  # buckets may be mislabelled
 
     def __len__(self) -> int:
         return len(self.trees)
