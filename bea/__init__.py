@@ -43,6 +43,7 @@ from ._principal import principal_flow as principal_flow
 from ._principal import recognise_generating_function as recognise_generating_function
 from ._rule import Rule as Rule
 from ._rule import rule as rule
+from ._scalars import FloatReadExactly as FloatReadExactly
 from ._scalars import H as H
 from ._sgd import closed_form_in as closed_form_in
 from ._sgd import sgd_closed_forms as sgd_closed_forms
@@ -60,6 +61,7 @@ __all__ = [
     "BeaValueError",
     "Colour",
     "Drift",
+    "FloatReadExactly",
     "FreeTree",
     "GamePrincipalFlow",
     "H",

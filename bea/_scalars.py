@@ -9,7 +9,9 @@ where K is SymPy's `QQ`, the polynomial ring `QQ[params]`, or its fraction field
 
 from __future__ import annotations
 
+import math
 import numbers
+import warnings
 from fractions import Fraction
 
 import sympy as sp
@@ -17,7 +19,7 @@ from sympy.polys.domains import QQ
 
 from ._errors import BeaTypeError, TraceError, user_line
 
-__all__ = ["H", "choose_domain", "exact_value", "to_expr"]
+__all__ = ["FloatReadExactly", "H", "choose_domain", "exact_value", "read_float", "to_expr"]
 
 H = sp.Symbol("h")
 """The learning rate: the symbol every rule receives as its `h` argument."""
@@ -30,15 +32,52 @@ def exact_value(value, what: str) -> sp.Expr:
     coefficients all pass through here. Floats, complex numbers, booleans and strings
     are refused with `BeaTypeError`; strings are never sympified.
     """
+    if isinstance(value, float) and math.isfinite(value):
+        return read_float(value)
     if isinstance(value, bool) or isinstance(value, float | complex | str):
         raise BeaTypeError(_inexact(value, what))
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     if isinstance(value, numbers.Integral):
         return sp.Integer(int(value))
+    if isinstance(value, sp.Expr) and value.has(sp.Float):
+        value = _floats_read_exactly(value)
     if not isinstance(value, sp.Expr) or value.has(sp.Float):
         raise BeaTypeError(_inexact(value, what))
     return value
+
+
+class FloatReadExactly(UserWarning):
+    """A Python float in a rule was read as the exact rational of its shortest repr."""
+
+
+def read_float(value: float) -> sp.Rational:
+    """A finite float as the exact rational of its shortest repr: 0.9 -> 9/10 (not the
+    binary double 0.90000000000000002220...), with a warning saying so.
+
+    This is what a user who writes `0.9` in an update rule means; SymPy Floats inside
+    expressions are still refused, since they would make a derivation inexact.
+    """
+    exact = sp.Rational(Fraction(repr(value)).numerator, Fraction(repr(value)).denominator)
+    # Python's warning filter shows it once per line of the user's code
+    warnings.warn(
+        f"the float {value!r} in the rule is read exactly as {exact}; write "
+        f"sympy.Rational({exact.p}, {exact.q}) to silence this",
+        FloatReadExactly,
+        stacklevel=3,
+    )
+    return exact
+
+
+def _floats_read_exactly(expr: sp.Basic) -> sp.Basic:
+    """`0.9*h` (a Python float times a symbol) with its double-precision Floats read as
+    their shortest repr; Floats of other precisions are left (and refused)."""
+    table = {
+        f: read_float(float(f))
+        for f in expr.atoms(sp.Float)
+        if f._prec == 53 and math.isfinite(float(f))
+    }
+    return expr.xreplace(table) if table else expr
 
 
 def _inexact(value, what: str) -> str:
@@ -81,6 +120,11 @@ def scalar_terms(value, domain, record: dict | None = None) -> dict[int, object]
         return {0: domain.convert(int(value))} if value else {}
     if isinstance(value, Fraction):
         return {0: domain.convert(sp.Rational(value.numerator, value.denominator))} if value else {}
+    if isinstance(value, float) and math.isfinite(value):
+        exact = read_float(value)
+        return {0: domain.convert(exact)} if exact else {}
+    if isinstance(value, sp.Basic) and value.has(sp.Float):
+        value = _floats_read_exactly(value)
     if isinstance(value, float | complex) or (isinstance(value, sp.Basic) and value.has(sp.Float)):
         raise BeaTypeError(
             f"the float {value!r} at {user_line()} would make the derivation inexact; "

@@ -6,6 +6,7 @@ import sympy as sp
 
 import bea
 from bea import BeaError, BeaTypeError, BeaValueError, TraceError, rules
+from bea._scalars import read_float
 
 
 def derive(fn, order=1, **kw):
@@ -33,9 +34,21 @@ def test_tree_budget_is_enforced_unless_forced():
         derive(rules.sgd(4), 9)
 
 
-def test_float_coefficient_is_refused():
+def test_python_float_is_read_as_its_shortest_repr():
+    # a user writes 0.9: it means 9/10, not the double 0.9000000000000000222...
     def rule(theta, h, grad):
-        return theta - 0.1 * h * grad("E", theta)
+        return theta - 0.9 * h * grad("E", theta)
+
+    with pytest.warns(bea.FloatReadExactly, match=r"0\.9.*9/10"):
+        read_float(0.9)  # the warning is given once per value
+    meq = derive(rule)
+    assert meq.coefficient("E") == sp.Rational(-9, 10)
+    assert rules.heavy_ball.with_params(beta=0.5).params == (("beta", sp.Rational(1, 2)),)
+
+
+def test_float_that_would_make_the_result_inexact_is_refused():
+    def rule(theta, h, grad):  # 30 digits of precision: not a Python float the user wrote
+        return theta - sp.Float("0.1", 30) * h * grad("E", theta)
 
     with pytest.raises(BeaTypeError, match=r"float 0\.1.*sympy\.Rational"):
         derive(rule)
@@ -181,7 +194,10 @@ def test_strings_are_never_sympified():
     with pytest.raises(BeaTypeError, match="exact"):
         bea.recognise_generating_function(["-1", "-1/2"])
     with pytest.raises(BeaTypeError, match="exact SymPy expression"):
-        bea.rule(rules.gd.update, time=0.5)
+        bea.rule(rules.gd.update, time=sp.Float("0.5", 30) * bea.H)
+    # a Python float is read as its shortest repr, exactly
+    with pytest.warns(bea.FloatReadExactly):
+        assert bea.rule(rules.gd.update, time=0.25 * bea.H).time == bea.H / 4
 
 
 def test_not_a_rule():
@@ -195,7 +211,8 @@ def test_unknown_rule_parameter_lists_valid_ones():
     with pytest.raises(BeaValueError, match="positive integer"):
         rules.sgd(0)
     with pytest.raises(BeaTypeError, match="exact"):
-        rules.simultaneous.with_params(alpha=0.5)
+        rules.simultaneous.with_params(alpha=sp.Float("0.5", 30))
+    assert dict(rules.simultaneous.with_params(alpha=0.5).params)["alpha"] == sp.Rational(1, 2)
 
 
 def test_non_explicit_tableau():
