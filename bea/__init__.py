@@ -11,6 +11,9 @@ any order in the learning rate, exactly:
 """
 
 from . import rules as rules
+from ._bseries import MAX_TREES as MAX_TREES
+from ._bseries import Series as Series
+from ._bseries import map_series as map_series
 from ._codegen import codegen as codegen
 from ._colour import Colour as Colour
 from ._concrete import concrete_field as concrete_field
@@ -32,7 +35,6 @@ from ._losses import LossTerm as LossTerm
 from ._losses import ModifiedLoss as ModifiedLoss
 from ._losses import NotAGradientError as NotAGradientError
 from ._losses import modified_loss as modified_loss
-from ._modified import MAX_TREES as MAX_TREES
 from ._modified import MemorySeries as MemorySeries
 from ._modified import ModifiedEquation as ModifiedEquation
 from ._modified import Oracle as Oracle
@@ -74,6 +76,7 @@ __all__ = [
     "PrincipalFlow",
     "Rule",
     "RuleFamily",
+    "Series",
     "TraceError",
     "Tree",
     "chain_coefficients",
@@ -86,6 +89,7 @@ __all__ = [
     "drift",
     "family_of",
     "game_principal_flow",
+    "map_series",
     "modified_equation",
     "modified_jacobian",
     "modified_loss",

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
+from ._bseries import MAX_TREES, _solve, map_series  # noqa: F401 (_solve: for _sgd)
 from ._colour import Colour
-from ._errors import BeaTypeError, BeaValueError, TraceError
+from ._errors import BeaTypeError, BeaValueError
 from ._families import family_of
 from ._rule import Rule, as_rule
-from ._scalars import H, choose_domain, exact_value, scalar_terms
-from ._series import log_series
+from ._scalars import H, choose_domain, exact_value
 from ._trace import Tracer
-from ._trees import Tree, count_trees, parse_tree, trees_up_to
+from ._trees import Tree, parse_tree
 
 __all__ = [
     "MAX_TREES",
@@ -37,10 +37,6 @@ __all__ = [
     "modified_equation",
     "trace_map",
 ]
-
-MAX_TREES = 200_000
-"""Refuse derivations over more trees than this unless `force=True` (memory budget)."""
-
 
 Oracle = Colour
 """Former name of `bea.Colour`, kept so old code keeps working."""
@@ -396,65 +392,21 @@ def modified_equation(
             )
         times = tuple(exact_value(t, "player_times") for t in times)
 
-    family = family_of(r)
-    # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
-    probe = family.probe(r)
-    symbols = set(probe.record.get("symbols", set()))
-    fractions = probe.record.get("fractions", False) or family.needs_field
-    if times is not None:
-        symbols |= {s for t in times for s in t.free_symbols if s != H}
-        fractions = fractions or any(t.free_symbols - {H} for t in times)
-    domain = choose_domain(symbols, fractions)
-    if family.needs_field and not domain.is_Field:  # pragma: no cover - QQ is a field
-        domain = domain.get_field()
-    n_trees = count_trees(order + 1, len(probe.oracles))
-    if n_trees > MAX_TREES and not force:
-        raise BeaValueError(
-            f"order={order} with {len(probe.oracles)} oracle colours needs {n_trees} trees, "
-            f"over the memory budget of {MAX_TREES}; lower the order or pass force=True "
-            "(--force on the command line)"
-        )
-
-    # pass 2: the map to h^(N+1) in the exact domain
-    mt = family.trace(r, order + 1, domain)
-    series, tracer = mt.series, mt.tracer
-    c_terms = scalar_terms(r.time, domain)
-    if set(c_terms) != {1}:
-        raise TraceError(
-            f"the rule's time {r.time} must be a nonzero constant times h (h, n*h, ...)"
-        )
-    c = c_terms[1]
-    if times is not None:
-        per_block = []
-        for b, t in zip(r.blocks, times, strict=True):
-            tt = scalar_terms(t, domain)
-            if set(tt) != {1}:
-                raise BeaValueError(
-                    f"player time {t} of block {b!r} must be a nonzero constant times h"
-                )
-            per_block.append(tt[1])
-        c = {col: per_block[info.block] for col, info in tracer.oracles.items()}
-
-    colours = sorted(tracer.oracles)
-    trees = trees_up_to(order + 1, colours)
-    terms = _solve(series, c, order, domain, trees)
-    oracles = tuple(
-        Oracle(col, info.kind, info.name, r.blocks[info.block])
-        for col, info in sorted(tracer.oracles.items())
-    )
+    mapped = map_series(r, order, force=force, player_times=times)
+    series = mapped.log()
     return ModifiedEquation(
         rule=r.name,
         order=order,
         time=exact_value(r.time, "time"),
         blocks=r.blocks,
-        oracles=oracles,
-        terms=terms,
-        domain=domain,
+        oracles=series.colours,
+        terms=series.terms,
+        domain=series.domain,
         params=r.params,
         convention=convention,
         player_times=times if times is not None else r.player_times,
         source=r,
-        manifold=_manifold(mt.manifold, r, order),
+        manifold=_manifold(mapped.manifold, r, order),
     )
 
 
@@ -472,32 +424,3 @@ def _manifold(manifold: dict | None, r: Rule, order: int) -> tuple[MemorySeries,
             )
             out.append(MemorySeries(name, r.blocks[b], y, tuple(kept)))
     return tuple(out)
-
-
-def _solve(series: dict, c, order: int, domain, trees) -> tuple:
-    """Modified-field terms `(tree, k, coefficient)` with k <= order, from the map."""
-    homogeneous = all(k == t.order for (t, k) in series)
-    if homogeneous:
-        a = {t: v for (t, _), v in series.items()}
-        b = log_series(a, c, trees, domain)
-        out = [(t, t.order - 1, v) for t, v in b.items()]
-    else:
-        # rare: a rule that scales an oracle value by a higher power of h; solve in
-        # domain[h] and split the powers afterwards
-        gens = getattr(domain, "symbols", ())
-        dh = choose_domain({*gens, H}, domain.is_Field and bool(gens))
-        a: dict = {}
-        for (t, k), v in series.items():
-            a[t] = a.get(t, dh.zero) + dh.from_sympy(domain.to_sympy(v) * H ** (k - t.order))
-        ch = (
-            {k: dh.from_sympy(domain.to_sympy(v)) for k, v in c.items()}
-            if type(c) is dict
-            else dh.from_sympy(domain.to_sympy(c))
-        )
-        b = log_series(a, ch, trees, dh)
-        out = []
-        for t, v in b.items():
-            for (j,), coeff in sp.Poly(dh.to_sympy(v), H).terms():
-                if t.order - 1 + j <= order and coeff != 0:
-                    out.append((t, t.order - 1 + j, domain.from_sympy(coeff)))
-    return tuple(sorted(out, key=lambda x: (x[1], x[0]._key)))

@@ -171,8 +171,8 @@ def test_beta_zero_is_gradient_descent(name):
 
 
 def test_heavy_ball_modified_loss_ghosh():
-    # Ghosh, Lyu, Zhang and Ganguli, "Implicit regularization in heavy-ball momentum
-    # accelerated stochastic gradient descent", ICLR 2023, Theorem 3.1:
+    # Ghosh, Lyu, Zhang and Wang, "Implicit regularization in heavy-ball momentum
+    # accelerated stochastic gradient descent", ICLR 2023:
     # theta_dot = -1/(1-beta) grad(E + h (1+beta)/(4 (1-beta)^2) |grad E|^2) + O(h^2).
     loss = bea.modified_loss(bea.modified_equation(bea.rules.heavy_ball, 1))
     (t_e, t_norm) = loss.terms
