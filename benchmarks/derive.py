@@ -33,7 +33,10 @@ CASES = {
     "sgd(4), order 3": lambda: bea.modified_equation(bea.rules.sgd(4), 3),
     "sgd(4), order 5": lambda: bea.modified_equation(bea.rules.sgd(4), 5),
     "rk4, order 6": lambda: bea.modified_equation(bea.rules.rk4, 6),
+    "heavy_ball, symbolic beta, order 3": lambda: bea.modified_equation(bea.rules.heavy_ball, 3),
     "heavy_ball, symbolic beta, order 4": lambda: bea.modified_equation(bea.rules.heavy_ball, 4),
+    "heavy_ball, symbolic beta, order 5": lambda: bea.modified_equation(bea.rules.heavy_ball, 5),
+    "nesterov, symbolic beta, order 5": lambda: bea.modified_equation(bea.rules.nesterov, 5),
 }
 
 BIG_CASES = {
