@@ -503,8 +503,14 @@ def coordinate_modified_equation(
         if explicit.get(name) is not None:
             subs[s] = sp.diff(explicit[name], *(tracer.xs[i] for i in idx))
 
+    def out(e):
+        e = tracer.unatom(e)
+        if tracer.region.signs is not None:
+            e = tracer.canon(tracer.resolve(e))
+        return e.xreplace(subs)
+
     def rows(table):
-        return tuple(tuple(tracer.unatom(e).xreplace(subs) for e in row) for row in table)
+        return tuple(tuple(out(e) for e in row) for row in table)
 
     return CoordinateModifiedEquation(
         rule=_name(rule),

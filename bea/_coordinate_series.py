@@ -353,9 +353,7 @@ class Tracer:
             new = {}
             for idx, val in power.items():
                 for j in range(idx[-1] if idx else 0, self.d):
-                    new[(*idx, j)] = (
-                        delta.component(j) if val is None else val * delta.component(j)
-                    )
+                    new[(*idx, j)] = delta.component(j) if val is None else val * delta.component(j)
             power = new
             for idx, mono in power.items():
                 if mono.is_zero():

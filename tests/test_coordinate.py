@@ -200,3 +200,101 @@ def test_adagrad_is_refused():
 def test_bias_correction_is_refused():
     with pytest.raises(BeaValueError, match="bias_correction"):
         adam(bias_correction=True)
+
+
+# -- modified losses ------------------------------------------------------------------
+
+E1, E2 = sp.Symbol("E_1", real=True), sp.Symbol("E_2", real=True)
+
+
+def test_adam_eps_to_zero_modified_loss_cattaneo():
+    """Cattaneo, Klusowski and Shigida, "On the implicit bias of Adam" (ICML 2024), the
+    ε → 0, full-batch regime: θ̇ = −|∇E|⁻¹ ∇Ẽ (elementwise) with
+    Ẽ = E + (h/2)((1+β₁)/(1−β₁) − (1+β₂)/(1−β₂)) ‖∇E‖₁ + O(h²). Derived here by the
+    engine from Adam without bias correction (the paper's bias-corrected Adam tends to
+    it after the transient) on the region sign ∂ᵢE = s_i, where ‖∇E‖₁ = Σ s_i ∂ᵢE."""
+    from bea._coordinate_loss import coordinate_modified_loss
+    from bea._coordinate_rules import BETA1, BETA2
+
+    meq = coordinate_modified_equation(adam(eps=0), 1, dimension=2, region={"signs": "symbolic"})
+    loss = coordinate_modified_loss(meq, "abs_grad")
+    s1, s2 = (v for _, v in meq.signs)
+    l1 = s1 * E1 + s2 * E2
+    paper = sp.Rational(1, 2) * ((1 + BETA1) / (1 - BETA1) - (1 + BETA2) / (1 - BETA2)) * l1
+    assert loss.terms[0] == loss.loss_symbol
+    assert sp.cancel(loss.terms[1] - paper) == 0
+
+
+def test_sign_descent_loss_is_the_loss():
+    """Sign descent on a region of constant signs: θ̇ = −sign ∇E exactly (no h terms), the
+    |∇E|-preconditioned flow of E itself."""
+    from bea._coordinate_loss import coordinate_modified_loss
+    from bea._coordinate_rules import signgd
+
+    meq = coordinate_modified_equation(signgd(), 2, dimension=2, region={"signs": "symbolic"})
+    s1, s2 = (v for _, v in meq.signs)
+    assert meq.field == ((-s1, -s2), (0, 0), (0, 0))
+    assert coordinate_modified_loss(meq, "abs_grad").terms == (sp.Symbol("E", real=True), 0, 0)
+
+
+def test_clipped_field_is_not_a_gradient_and_error_says_why():
+    """Clipped by norm, θ̇ = −c ∇E/‖∇E‖: its Jacobian c(H/‖g‖ − g gᵀH/‖g‖³) is not
+    symmetric, so no Ẽ gives it with P = I; with P = ‖∇E‖/c it is −∇E."""
+    from bea._coordinate_loss import coordinate_modified_loss
+    from bea._coordinate_rules import C, clipped_gd
+    from bea._losses import NotAGradientError
+
+    meq = coordinate_modified_equation(clipped_gd(), 0, dimension=2, region={"choose": "second"})
+    with pytest.raises(NotAGradientError, match=r"not a gradient: ∂2\(P f̃\)_1"):
+        coordinate_modified_loss(meq)
+    norm = sp.sqrt(E1**2 + E2**2) / C
+    assert coordinate_modified_loss(meq, (norm, norm)).terms == (sp.Symbol("E", real=True),)
+
+
+# -- non-smooth rules on declared regions ----------------------------------------------
+
+
+def test_regions_must_be_declared():
+    from bea._coordinate_rules import clipped_gd, signgd
+    from bea._errors import TraceError
+
+    with pytest.raises(TraceError, match="declare the region"):
+        coordinate_modified_equation(signgd(), 1, dimension=2)
+    with pytest.raises(TraceError, match="declare which argument wins"):
+        coordinate_modified_equation(clipped_gd(), 1, dimension=2)
+
+
+def test_clipped_gd_branches():
+    """Unclipped branch: gradient descent, θ̇ = −g − (h/2) H g (Barrett and Dherin, ICLR
+    2021); coordinate clipping above the threshold: θ̇ = −c exactly."""
+    from bea._coordinate_rules import C, clipped_gd
+
+    E11, E12, _E22 = (sp.Symbol(n, real=True) for n in ("E_11", "E_12", "E_22"))
+    meq = coordinate_modified_equation(clipped_gd(), 1, dimension=2, region={"choose": "first"})
+    assert meq.field[0] == (-E1, -E2)
+    assert sp.expand(meq.field[1][0] + (E11 * E1 + E12 * E2) / 2) == 0
+    box = coordinate_modified_equation(
+        clipped_gd(mode="coordinate"), 1, dimension=2, region={"choose": "second"}
+    )
+    assert box.field == ((-C, -C), (0, 0))
+
+
+def test_normalised_sam_order_one():
+    """Normalised SAM with radius ρ = c h: θ̇ = −∇(E + h(c‖∇E‖ + ‖∇E‖²/4)) + O(h²), the
+    gradient-descent regulariser plus c times the gradient norm (Compagnoni et al., "An
+    SDE for modeling SAM", AISTATS 2023, at ρ = c h)."""
+    from bea._coordinate_rules import C, normalised_sam
+
+    E11, E12 = sp.Symbol("E_11", real=True), sp.Symbol("E_12", real=True)
+    meq = coordinate_modified_equation(normalised_sam(), 1, dimension=2)
+    norm = sp.sqrt(E1**2 + E2**2)
+    expected = -(E11 * E1 + E12 * E2) * (C / norm + sp.Rational(1, 2))
+    assert sp.expand(meq.field[1][0] - expected) == 0
+
+
+def test_text_and_json():
+    meq = coordinate_modified_equation(rmsprop(), 1, dimension=2)
+    assert meq.text().splitlines()[1].startswith("dθ1/dt = -E_1/sqrt(E_1**2 + eps)")
+    assert r"\dot\theta_{2}" in meq.latex()
+    data = meq.to_dict()
+    assert data["memory"] == ["v"] and data["slow_manifold"]["v"]["0"] == ["E_1**2", "E_2**2"]
