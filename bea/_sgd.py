@@ -97,7 +97,7 @@ def _averaged_map(m: int, order: int, domain) -> dict:
     return {key: v for key, v in mean.items() if v}
 
 
-def sgd_expected(n, order: int) -> ModifiedEquation:
+def sgd_expected(n, order: int, *, force: bool = False) -> ModifiedEquation:
     """The modified equation of the SGD epoch map averaged over all orderings.
 
     One epoch takes a step y -> y - h grad E_sigma(i)(y) for i = 1..n with sigma a
@@ -118,13 +118,15 @@ def sgd_expected(n, order: int) -> ModifiedEquation:
             only: any tree over E1..En has the coefficient of a representative with
             the same colour pattern (rename its k batches E1..Ek), valid for n >= k.
         order: N >= 0, the order in h.
+        force: derive even over the size budgets below.
 
     Returns:
         A `ModifiedEquation` (rule "sgd_expected", flow over n*h, parameter n).
 
     Raises:
         BeaValueError: for n < 1, a negative order, or a size over the budget (the
-            output's trees over `MAX_TREES`, or more than order 4 with n >= 5).
+            output's trees over `MAX_TREES`, or more than order 4 with n >= 5) unless
+            `force`.
 
     Example:
         >>> import sympy as sp, bea
@@ -138,15 +140,16 @@ def sgd_expected(n, order: int) -> ModifiedEquation:
     symbolic = isinstance(n, sp.Symbol)
     m = order + 1 if symbolic else min(n, order + 1)
     work = math.factorial(m) * count_trees(order + 1, m)
-    if work > MAX_AVERAGING_WORK:
+    if work > MAX_AVERAGING_WORK and not force:
         raise BeaValueError(
             f"order={order} with n={n} averages {m}! orderings over {count_trees(order + 1, m)} "
-            f"trees, over the budget of {MAX_AVERAGING_WORK}; lower the order (4 always fits)"
+            f"trees, over the budget of {MAX_AVERAGING_WORK}; lower the order (4 always fits) or "
+            "pass force=True"
         )
-    if not symbolic and count_trees(order + 1, n) > MAX_TREES:
+    if not symbolic and count_trees(order + 1, n) > MAX_TREES and not force:
         raise BeaValueError(
             f"n={n} at order={order} gives {count_trees(order + 1, n)} trees, over the memory "
-            f"budget of {MAX_TREES}; lower n or the order"
+            f"budget of {MAX_TREES}; lower n or the order, or pass force=True"
         )
     base = choose_domain(set(), False)
     mean = _averaged_map(m, order, base)

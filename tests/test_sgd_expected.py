@@ -100,3 +100,11 @@ def test_bad_arguments_raise_the_package_errors(args, error, names):
     with pytest.raises(error, match=names) as info:
         sgd_expected(*args)
     assert "\n" not in str(info.value)
+
+
+def test_force_passes_the_tree_budget():
+    # n = 450 at order 1 is over MAX_TREES in candidate trees, but only E_k and
+    # E_k[E_k] are nonzero (Smith et al., ICLR 2021), so forcing it is cheap
+    meq = sgd_expected(450, 1, force=True)
+    assert len(meq.terms) == 900
+    assert meq.coefficient("E450[E450]") == sp.Rational(-1, 900)
