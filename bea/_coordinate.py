@@ -301,16 +301,13 @@ def one_step_map(
     solved: dict[sp.Symbol, sp.Expr] = {}
     manifold: dict[str, list[list[sp.Expr]]] = {name: [] for name in mem}
     if mem:
+        unfolded = [[tracer.unatom(new_theta.c[j][i]) for i in range(d)] for j in range(trunc + 1)]
         needed = max(
             (
                 k
                 for k in range(trunc + 1)
                 for name in mem
-                if any(
-                    new_theta.c[j][i].has(*placeholders[name][k])
-                    for j in range(trunc + 1)
-                    for i in range(d)
-                )
+                if any(e.has(*placeholders[name][k]) for row in unfolded for e in row)
             ),
             default=-1,
         )
@@ -329,7 +326,13 @@ def one_step_map(
                 f"rule {_name(rule)!r} moves coordinate {i + 1} by {phi[0][i] - tracer.xs[i]} "
                 "at h = 0; a consistent rule returns the state itself when h = 0"
             )
-    leftover = {s for row in phi for e in row for s in e.free_symbols if isinstance(s, sp.Dummy)}
+    leftover = {
+        s
+        for row in phi
+        for e in row
+        for s in tracer.unatom(e).free_symbols
+        if isinstance(s, sp.Dummy)
+    }
     if leftover:
         raise TraceError(
             f"rule {_name(rule)!r}: the memory enters the state at an order the slow "

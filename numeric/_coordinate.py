@@ -107,7 +107,8 @@ class CoordinateField:
         if leftover:
             name = sorted(s.name for s in leftover)[0]
             raise BeaValueError(
-                f"parameter {name!r} of rule {meq.rule!r} is unbound; pass params={{{name!r}: value}}"
+                f"parameter {name!r} of rule {meq.rule!r} is unbound; "
+                f"pass params={{{name!r}: value}}"
             )
         self._fn = sp.lambdify(args, exprs, modules=[LOOKUP, "jax"], cse=True)
         self._jit = jax.jit(self._apply)

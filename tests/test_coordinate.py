@@ -298,3 +298,10 @@ def test_text_and_json():
     assert r"\dot\theta_{2}" in meq.latex()
     data = meq.to_dict()
     assert data["memory"] == ["v"] and data["slow_manifold"]["v"]["0"] == ["E_1**2", "E_2**2"]
+
+
+def test_order_zero_with_memory():
+    """Order 0 still solves the slow manifold's leading term (v = g²) before the field."""
+    meq = coordinate_modified_equation(rmsprop(), 0, dimension=1)
+    assert meq.field == ((-E1 / sp.sqrt(E1**2 + EPS),),)
+    assert meq.manifold("v") == ((E1**2,),)
