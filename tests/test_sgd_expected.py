@@ -108,3 +108,13 @@ def test_force_passes_the_tree_budget():
     meq = sgd_expected(450, 1, force=True)
     assert len(meq.terms) == 900
     assert meq.coefficient("E450[E450]") == sp.Rational(-1, 900)
+
+
+def test_symbolic_derivation_matches_the_interpolated_closed_forms():
+    # two independent routes to the same rational functions of n: interpolation over
+    # n = 2..5 checked at 6, and the derivation in QQ(n)
+    n = sp.Symbol("n", positive=True, integer=True)
+    forms = bea.sgd_closed_forms()
+    meq = sgd_expected(n, 1)
+    assert sp.simplify(forms["expected E_k[E_k]"] - meq.coefficient("E1[E1]")) == 0
+    assert sp.simplify(forms["expected E_k[E_j], j != k"] - meq.coefficient("E1[E2]")) == 0
