@@ -39,6 +39,8 @@ from ._modified import MemorySeries as MemorySeries
 from ._modified import ModifiedEquation as ModifiedEquation
 from ._modified import Oracle as Oracle
 from ._modified import modified_equation as modified_equation
+from ._modifying import ModifiedOracles as ModifiedOracles
+from ._modifying import modifying_integrator as modifying_integrator
 from ._principal import PrincipalFlow as PrincipalFlow
 from ._principal import chain_coefficients as chain_coefficients
 from ._principal import principal_flow as principal_flow
@@ -71,6 +73,7 @@ __all__ = [
     "MemorySeries",
     "ModifiedEquation",
     "ModifiedLoss",
+    "ModifiedOracles",
     "NotAGradientError",
     "Oracle",
     "PrincipalFlow",
@@ -93,6 +96,7 @@ __all__ = [
     "modified_equation",
     "modified_jacobian",
     "modified_loss",
+    "modifying_integrator",
     "parse_tree",
     "principal_flow",
     "recognise_generating_function",

@@ -51,6 +51,8 @@ class Rule:
             moment estimate, weight average). A rule with memory is written
             `update(state, m1, ..., h, grad) -> (new_state, new_m1, ...)`; each memory
             variable has the structure of the state (one block per player).
+        corrections: for a modifying integrator, the `ModifiedOracles` its oracles
+            carry (`bea.modifying_integrator`).
 
     A `Rule` is itself callable like its update function.
     """
@@ -64,6 +66,7 @@ class Rule:
     description: str = ""
     player_times: tuple[sp.Expr, ...] | None = None
     memory: tuple[str, ...] = ()
+    corrections: Any = field(default=None, repr=False, compare=False)
 
     def __call__(self, state, h, *args, **kwargs):
         return self.update(state, h, *args, **kwargs)

@@ -20,6 +20,8 @@ from ._maps import discrete_map as discrete_map
 from ._memory import burn_in as burn_in
 from ._memory import manifold_function as manifold_function
 from ._memory import on_manifold as on_manifold
+from ._shuffled import ShuffledSGD as ShuffledSGD
+from ._shuffled import shuffled_sgd as shuffled_sgd
 
 # isort: split
 # Verification against the discrete maps.
@@ -78,6 +80,7 @@ __all__ = [
     "PrincipalFlowField",
     "Problem",
     "RegularisedState",
+    "ShuffledSGD",
     "burn_in",
     "check_formula",
     "check_order",
@@ -107,6 +110,7 @@ __all__ = [
     "principal_flow",
     "regularised",
     "rule_polynomial",
+    "shuffled_sgd",
     "stability_coefficients",
     "toy_mlp",
     "vector_field",

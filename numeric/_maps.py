@@ -69,6 +69,15 @@ class DiscreteMap:
         def field(name, point):
             return wrap(orc.rule_field(name, point), self.bound, what)
 
+        def series(terms, point, h, block, colours):
+            # sum c h^k F(tau)(point) for a modifying integrator's oracle corrections
+            from ._modifying import series_at
+
+            out = series_at(layout, orc, terms, point, h, block, colours, self.bound)
+            return wrap(out, self.bound, what)
+
+        grad.series = field.series = series
+
         def view(v):
             return wrap(layout.view(v), self.bound, what)
 

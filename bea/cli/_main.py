@@ -182,10 +182,8 @@ def _cmd_loss(args, out: Callable[[str], None]) -> int:
         if rule.name != "sgd":
             raise BeaValueError("--expected averages over batch orderings; use it with sgd")
         n = dict(rule.params)["n"]
-        if not 1 <= n <= 7:
-            raise BeaValueError(f"--expected averages n! orderings; use --param n= 1 to 7, not {n}")
         budget.trees(order, n, f"expected SGD with n={n}")
-        meq = sgd_expected(n, order)
+        meq = sgd_expected(n, order, force=args.force)
     else:
         meq = _derive(rule, extra, order, args.force, convention=args.convention)
     blocks = [args.block] if args.block else list(meq.blocks)
@@ -294,8 +292,14 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
         target = os.path.abspath(args.output)
         if not target.endswith(".py") or not os.access(os.path.dirname(target), os.W_OK):
             raise BeaValueError(f"-o {args.output!r} must name a .py file in a writable folder")
-    meq = _derive(rule, extra, order, args.force)
-    source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed)
+    if args.what == "modifying":
+        from .._modifying import modifying_integrator
+
+        mi = modifying_integrator(rule, max(order, 1))
+        source = codegen(mi.corrections.equation(f"{rule.name}, modified oracles"), "field")
+    else:
+        meq = _derive(rule, extra, order, args.force)
+        source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed)
     if target is None:
         out(source.rstrip("\n"))
     else:
@@ -486,7 +490,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
     lo.add_argument(
         "--expected",
         action="store_true",
-        help="sgd only: average over the n! orderings of the mini-batches (n <= 7)",
+        help="sgd only: average over the n! orderings of the mini-batches",
     )
     lo.add_argument(
         "--format",
@@ -592,9 +596,10 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
     cg.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help=_PARAM_HELP)
     cg.add_argument(
         "--what",
-        choices=("field", "loss", "regulariser"),
+        choices=("field", "loss", "regulariser", "modifying"),
         default="field",
-        help="the modified field (default), the modified loss, or its h-terms as a regulariser",
+        help="the modified field (default), the modified loss, its h-terms as a "
+        "regulariser, or the modified oracles of the order-N modifying integrator",
     )
     cg.add_argument("--block", default=None, help="the player whose loss to generate (games)")
     cg.add_argument(
