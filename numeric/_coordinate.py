@@ -39,8 +39,10 @@ from ._params import Step, split_h, unwrap
 
 __all__ = [
     "CoordinateOrderCheck",
+    "ElementwiseField",
     "coordinate_check_order",
     "coordinate_discrete_map",
+    "coordinate_elementwise_field",
     "coordinate_vector_field",
 ]
 
@@ -351,3 +353,136 @@ def _manifold_fn(meq, name, losses, params):
     fake = replace(meq, order=0, field=(m0,))
     f = CoordinateField(fake, losses, params)
     return lambda z: f(z, 0.0)
+
+
+# -- elementwise kernels of any size ----------------------------------------------------
+
+
+class ElementwiseField:
+    """An order ≤ 1 coordinate-wise field on states of any size, elementwise with HVPs.
+
+    A coordinate-wise rule's field at order ≤ 1, derived in dimension d ≥ 2, reads for
+    coordinate i: θ̇ᵢ = A(∂ᵢE) + Σ_k X_k(∂ᵢE) Σⱼ ∂ᵢ∂ⱼE Y_k(∂ⱼE) (sums of elementwise
+    functions of the gradient and Hessian contractions, because every Hessian entry
+    comes from differentiating an elementwise function of the gradient along a
+    vector field). The plan is read off coordinate 1 (the coefficient of ∂₁∂₂E gives
+    the X_k, Y_k; the coefficient of ∂₁∂₁E must be Σ_k X_k Y_k at the same
+    coordinate, which is checked exactly), and evaluated with one Hessian-vector
+    product per distinct Y_k (`jax.jvp` of `jax.grad`), never the Hessian.
+    """
+
+    def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
+        if meq.dimension < 2 or meq.order > 1:
+            raise BeaValueError(
+                "an elementwise kernel needs an equation of order ≤ 1 derived in dimension "
+                "≥ 2; use coordinate_vector_field on a state of the derivation's dimension"
+            )
+        self.h, subs = _bind(meq, params)
+        self.loss = losses["E"]
+        syms = {tuple(idx): s for s, (name, idx) in meq.derivatives if name == "E"}
+        signs = dict(meq.signs)
+        U, W, S, T = sp.symbols("U W S T", real=True)
+        g1, g2 = syms.get((0,)), syms.get((1,))
+        s1, s2 = signs.get(("E", 0), sp.S.One), signs.get(("E", 1), sp.S.One)
+        mine = {k: v for k, v in {g1: U, s1: S}.items() if isinstance(k, sp.Symbol)}
+        other = {k: v for k, v in {g2: W, s2: T}.items() if isinstance(k, sp.Symbol)}
+        allowed = set(mine) | set(other)
+        num = {k: sp.Float(float(v), 17) for k, v in subs.items()}
+        self.plan = []
+        for p, row in enumerate(meq.field):
+            e = sp.expand(row[0])
+            seconds = {s for s in e.free_symbols if len(_idx(meq, s) or ()) == 2}
+            for s in e.free_symbols - seconds - allowed:
+                if _idx(meq, s) is not None:
+                    raise BeaValueError(
+                        f"the h^{p} term of rule {meq.rule!r} uses {s}; it is not "
+                        "elementwise with Hessian contractions"
+                    )
+            e11, e12 = syms.get((0, 0)), syms.get((0, 1))
+            if seconds - {e11, e12}:
+                raise BeaValueError(
+                    f"the h^{p} term of rule {meq.rule!r} uses Hessian entries away from "
+                    "its own row; no elementwise kernel"
+                )
+            local = e.xreplace({s: 0 for s in seconds})
+            c12 = sp.expand(e.coeff(e12)) if e12 in seconds else sp.S.Zero
+            c11 = sp.expand(e.coeff(e11)) if e11 in seconds else sp.S.Zero
+            groups: dict[sp.Expr, sp.Expr] = {}
+            for term in sp.Add.make_args(c12):
+                if term == 0:
+                    continue
+                x_part, y_part = sp.S.One, sp.S.One
+                for f in sp.Mul.make_args(sp.factor(term)):
+                    fs = f.free_symbols
+                    if fs & set(other) and fs & set(mine):
+                        raise BeaValueError(
+                            f"the h^{p} term of rule {meq.rule!r} couples coordinates 1 "
+                            "and 2 beyond a Hessian contraction; no elementwise kernel"
+                        )
+                    if fs & set(other):
+                        y_part *= f
+                    else:
+                        x_part *= f
+                key = y_part.xreplace(other)
+                groups[key] = groups.get(key, sp.S.Zero) + x_part.xreplace(mine)
+            diag = sum((x * y.xreplace({W: U, T: S}) for y, x in groups.items()), sp.S.Zero)
+            gap = sp.expand(c11.xreplace(mine) - diag)
+            if gap != 0 and sp.simplify(gap) != 0:
+                raise BeaValueError(
+                    f"the h^{p} term of rule {meq.rule!r} has a diagonal Hessian part that "
+                    "is not a contraction; no elementwise kernel"
+                )
+            if local.free_symbols & set(other):
+                raise BeaValueError(f"the h^{p} term of rule {meq.rule!r} is not coordinate-wise")
+
+            def fn(expr):
+                return sp.lambdify([U, S], expr.xreplace(num), modules=[LOOKUP, "jax"])
+
+            loc = fn(local.xreplace(mine))
+            pairs = [(fn(x), fn(y.xreplace({W: U, T: S}))) for y, x in groups.items()]
+            self.plan.append((p, loc, pairs))
+        self._jit = jax.jit(self._apply)
+
+    def _apply(self, theta, h):
+        g_fn = jax.grad(self.loss)
+        g = g_fn(theta)
+        s = jnp.sign(g)
+        out = jnp.zeros_like(theta)
+        for p, loc, pairs in self.plan:
+            term = loc(g, s) * jnp.ones_like(theta)
+            for x, y in pairs:
+                v = y(g, s) * jnp.ones_like(theta)
+                hv = jax.jvp(g_fn, (theta,), (v,))[1]
+                term = term + x(g, s) * hv
+            out = out + h**p * term
+        return out
+
+    def __call__(self, theta, h=None):
+        h = self.h if h is None else h
+        if h is None:
+            raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
+        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+
+
+def _idx(meq, s):
+    for sym, (_, idx) in meq.derivatives:
+        if sym == s:
+            return tuple(idx)
+    return None
+
+
+def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
+    """The order ≤ 1 field of a coordinate-wise rule on arrays of any size (see
+    `ElementwiseField`): elementwise functions of ∇E and Hessian-vector products.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from bea._coordinate import coordinate_modified_equation
+        >>> from bea._coordinate_rules import rmsprop
+        >>> meq = coordinate_modified_equation(rmsprop(), 1, dimension=2)
+        >>> f = coordinate_elementwise_field(meq, {"E": lambda x: jnp.sum(x**2) / 2},
+        ...                                  {"rho": 0.5, "eps": 0.0})
+        >>> f(jnp.array([1.0, -2.0, 3.0]), 0.0)
+        Array([-1.,  1., -1.], dtype=float64)
+    """
+    return ElementwiseField(meq, losses, params)
