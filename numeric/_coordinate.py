@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import sympy as sp
 
 from bea._coordinate import call_coordinate_rule, coordinate_modified_equation
+from bea._coordinate_render import INDEX_SYMBOLS, index_form
 from bea._errors import BeaTypeError, BeaValueError
 
 from ._flow import as_float64, check_hs, fit_slope, float64, integrate
@@ -372,74 +373,18 @@ class ElementwiseField:
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
-        if meq.dimension < 2 or meq.order > 1:
-            raise BeaValueError(
-                "an elementwise kernel needs an equation of order ≤ 1 derived in dimension "
-                "≥ 2; use coordinate_vector_field on a state of the derivation's dimension"
-            )
         self.h, subs = _bind(meq, params)
         self.loss = losses["E"]
-        syms = {tuple(idx): s for s, (name, idx) in meq.derivatives if name == "E"}
-        signs = dict(meq.signs)
-        U, W, S, T = sp.symbols("U W S T", real=True)
-        g1, g2 = syms.get((0,)), syms.get((1,))
-        s1, s2 = signs.get(("E", 0), sp.S.One), signs.get(("E", 1), sp.S.One)
-        mine = {k: v for k, v in {g1: U, s1: S}.items() if isinstance(k, sp.Symbol)}
-        other = {k: v for k, v in {g2: W, s2: T}.items() if isinstance(k, sp.Symbol)}
-        allowed = set(mine) | set(other)
         num = {k: sp.Float(float(v), 17) for k, v in subs.items()}
+        U, S = INDEX_SYMBOLS[:2]
         self.plan = []
-        for p, row in enumerate(meq.field):
-            e = sp.expand(row[0])
-            seconds = {s for s in e.free_symbols if len(_idx(meq, s) or ()) == 2}
-            for s in e.free_symbols - seconds - allowed:
-                if _idx(meq, s) is not None:
-                    raise BeaValueError(
-                        f"the h^{p} term of rule {meq.rule!r} uses {s}; it is not "
-                        "elementwise with Hessian contractions"
-                    )
-            e11, e12 = syms.get((0, 0)), syms.get((0, 1))
-            if seconds - {e11, e12}:
-                raise BeaValueError(
-                    f"the h^{p} term of rule {meq.rule!r} uses Hessian entries away from "
-                    "its own row; no elementwise kernel"
-                )
-            local = e.xreplace({s: 0 for s in seconds})
-            c12 = sp.expand(e.coeff(e12)) if e12 in seconds else sp.S.Zero
-            c11 = sp.expand(e.coeff(e11)) if e11 in seconds else sp.S.Zero
-            groups: dict[sp.Expr, sp.Expr] = {}
-            for term in sp.Add.make_args(c12):
-                if term == 0:
-                    continue
-                x_part, y_part = sp.S.One, sp.S.One
-                for f in sp.Mul.make_args(sp.factor(term)):
-                    fs = f.free_symbols
-                    if fs & set(other) and fs & set(mine):
-                        raise BeaValueError(
-                            f"the h^{p} term of rule {meq.rule!r} couples coordinates 1 "
-                            "and 2 beyond a Hessian contraction; no elementwise kernel"
-                        )
-                    if fs & set(other):
-                        y_part *= f
-                    else:
-                        x_part *= f
-                key = y_part.xreplace(other)
-                groups[key] = groups.get(key, sp.S.Zero) + x_part.xreplace(mine)
-            diag = sum((x * y.xreplace({W: U, T: S}) for y, x in groups.items()), sp.S.Zero)
-            gap = sp.expand(c11.xreplace(mine) - diag)
-            if gap != 0 and sp.simplify(gap) != 0:
-                raise BeaValueError(
-                    f"the h^{p} term of rule {meq.rule!r} has a diagonal Hessian part that "
-                    "is not a contraction; no elementwise kernel"
-                )
-            if local.free_symbols & set(other):
-                raise BeaValueError(f"the h^{p} term of rule {meq.rule!r} is not coordinate-wise")
+        for p, local, groups in index_form(meq):
 
             def fn(expr):
                 return sp.lambdify([U, S], expr.xreplace(num), modules=[LOOKUP, "jax"])
 
-            loc = fn(local.xreplace(mine))
-            pairs = [(fn(x), fn(y.xreplace({W: U, T: S}))) for y, x in groups.items()]
+            loc = fn(local)
+            pairs = [(fn(x), fn(y)) for x, y in groups]
             self.plan.append((p, loc, pairs))
         self._jit = jax.jit(self._apply)
 
@@ -462,13 +407,6 @@ class ElementwiseField:
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
         return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
-
-
-def _idx(meq, s):
-    for sym, (_, idx) in meq.derivatives:
-        if sym == s:
-            return tuple(idx)
-    return None
 
 
 def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):

@@ -294,7 +294,10 @@ def test_normalised_sam_order_one():
 
 def test_text_and_json():
     meq = coordinate_modified_equation(rmsprop(), 1, dimension=2)
-    assert meq.text().splitlines()[1].startswith("dθ1/dt = -E_1/sqrt(E_1**2 + eps)")
+    lines = meq.text().splitlines()
+    assert lines[1] == "dθ_i/dt = -g_i/sqrt(eps + g_i**2)"
+    assert "Σ_j H_ij*(g_j/sqrt(eps + g_j**2))" in lines[2]
+    assert any(line.startswith("dθ1/dt = -E_1/sqrt(E_1**2 + eps)") for line in lines)
     assert r"\dot\theta_{2}" in meq.latex()
     data = meq.to_dict()
     assert data["memory"] == ["v"] and data["slow_manifold"]["v"]["0"] == ["E_1**2", "E_2**2"]
