@@ -32,7 +32,16 @@ __all__ = ["abs", "maximum", "minimum", "norm", "sign", "sqrt", "sum"]
 
 
 def _traced(x) -> bool:
-    return hasattr(x, "_bea_coordinate")
+    if hasattr(x, "_bea_coordinate"):
+        return True
+    if type(x).__module__.startswith("bea."):
+        from ._errors import TraceError, user_line
+
+        raise TraceError(
+            f"bea.ops at {user_line()} is outside the algebra of elementary differentials; "
+            "derive this rule with bea.coordinate_modified_equation"
+        )
+    return False
 
 
 def _is_jax(x) -> bool:

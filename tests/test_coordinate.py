@@ -308,3 +308,16 @@ def test_order_zero_with_memory():
     meq = coordinate_modified_equation(rmsprop(), 0, dimension=1)
     assert meq.field == ((-E1 / sp.sqrt(E1**2 + EPS),),)
     assert meq.manifold("v") == ((E1**2,),)
+
+
+def test_ops_refused_by_the_tree_tracer():
+    """bea.ops on a B-series value says which engine to use."""
+    import bea
+    from bea import ops
+    from bea._errors import TraceError
+
+    def sign_descent(theta, h, grad):
+        return theta - h * ops.sign(grad("E", theta))
+
+    with pytest.raises(TraceError, match="coordinate_modified_equation"):
+        bea.modified_equation(sign_descent, 1)
