@@ -16,9 +16,9 @@ Example:
     >>> import jax.numpy as jnp, bea
     >>> meq = bea.modified_equation(bea.rules.heavy_ball, 2)
     >>> E = {"E": lambda x: jnp.sum(x**2) / 2}
-    >>> theta, v = on_manifold(meq, jnp.array([1.0]), 0.1, losses=E, params={"beta": 0.5})
-    >>> v  # -h/(1-beta) E' + ... on E = x^2/2: the exact slow root gives -0.1804...
-    Array([-0.18...], dtype=float64)
+    >>> theta, v = on_manifold(meq, jnp.array([1.0]), 0.01, losses=E, params={"beta": 0.5})
+    >>> v  # on E = x^2/2 the slow root rho = 0.97957... gives v = 1 - 1/rho = -0.020852
+    Array([-0.020848], dtype=float64)
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def test_a_numeric_parameter_still_works(capsys):
     assert "at z = -2.73205, 0.732051" in out  # roots -1 -+ sqrt(3)
 
 
-def test_a_rule_with_memory_is_refused_in_one_line(capsys):
-    code, _, err = run(capsys, "principal", "heavy_ball")
-    assert code == 2 and "keeps v between steps" in err and err.count("\n") == 1
+def test_a_rule_with_memory_gives_its_slow_root(capsys):
+    # heavy ball: rho^2 - (1 + beta - z) rho + beta (Qian, Neural Networks 12, 1999)
+    code, out, _ = run(capsys, "principal", "heavy_ball", "--order", "3")
+    assert code == 0 and "slow root" in out and "chain terms are the slow root's flow: yes" in out

@@ -104,7 +104,7 @@ def test_regulariser_of_a_game_player(game):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"scale": 0.5}, "exact"),
+        ({"scale": sp.Float("0.5", 30)}, "exact"),
         ({"order": 5}, "order"),
         ({"player": "phi"}, "player"),
         ({"kind": "mixed"}, "kind"),

@@ -6,6 +6,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -132,14 +133,19 @@ def test_float64_off_is_enabled_within_the_check():
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
-def test_symbol_not_next_to_h_is_reported():
+def test_symbol_not_next_to_h_runs():
     a = sp.Symbol("alpha")
 
     def odd(theta, h, grad):
         return theta - h * (a * grad("E", theta))
 
-    with pytest.raises(BeaValueError, match="SymPy number without h"):
-        numeric.discrete_map(odd, losses={"E": E}, params={"alpha": 0.5})(X0, 0.1)
+    # the same function runs in both worlds: the SymPy coefficient is absorbed even
+    # away from h, and an unbound one is named
+    step = numeric.discrete_map(odd, losses={"E": E}, params={"alpha": 0.5})
+    gd = numeric.discrete_map(bea.rules.gd, losses={"E": E})
+    assert np.allclose(step(X0, 0.1), gd(X0, 0.05), rtol=0, atol=1e-15)
+    with pytest.raises(BeaValueError, match=r"'alpha' .* is unbound"):
+        numeric.discrete_map(odd, losses={"E": E})(X0, 0.1)
 
 
 def test_non_integer_orders_are_refused_naming_the_argument():
