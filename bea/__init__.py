@@ -10,6 +10,7 @@ any order in the learning rate, exactly:
     -1/2
 """
 
+from . import ops as ops
 from . import rules as rules
 from ._bseries import MAX_TREES as MAX_TREES
 from ._bseries import Series as Series
@@ -18,6 +19,11 @@ from ._codegen import codegen as codegen
 from ._colour import Colour as Colour
 from ._concrete import concrete_field as concrete_field
 from ._concrete import concrete_map as concrete_map
+from ._coordinate import CoordinateModifiedEquation as CoordinateModifiedEquation
+from ._coordinate import coordinate_modified_equation as coordinate_modified_equation
+from ._coordinate_loss import CoordinateModifiedLoss as CoordinateModifiedLoss
+from ._coordinate_loss import coordinate_modified_loss as coordinate_modified_loss
+from ._coordinate_series import CoordinateRegion as CoordinateRegion
 from ._drift import Drift as Drift
 from ._drift import drift as drift
 from ._errors import BeaError as BeaError
@@ -64,6 +70,9 @@ __all__ = [
     "BeaTypeError",
     "BeaValueError",
     "Colour",
+    "CoordinateModifiedEquation",
+    "CoordinateModifiedLoss",
+    "CoordinateRegion",
     "Drift",
     "FloatReadExactly",
     "FreeTree",
@@ -88,6 +97,8 @@ __all__ = [
     "comparison_table",
     "concrete_field",
     "concrete_map",
+    "coordinate_modified_equation",
+    "coordinate_modified_loss",
     "count_trees",
     "drift",
     "family_of",
@@ -97,6 +108,7 @@ __all__ = [
     "modified_jacobian",
     "modified_loss",
     "modifying_integrator",
+    "ops",
     "parse_tree",
     "principal_flow",
     "recognise_generating_function",

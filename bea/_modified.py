@@ -344,8 +344,16 @@ def modified_equation(
     force: bool = False,
     convention: str = "flow",
     player_times=None,
+    dimension: int | None = None,
+    loss=None,
+    region=None,
 ) -> ModifiedEquation:
     """Derive the modified equation of an explicit update rule to order `order` in h.
+
+    With `dimension=d` (and optionally an explicit `loss` and a `region`) the rule is
+    derived by the coordinate-wise family instead, per coordinate in d dimensions, for
+    rules outside the algebra of elementary differentials (RMSProp, Adam, sign
+    descent, clipping: `bea.ops`); see `bea.coordinate_modified_equation`.
 
     Arguments:
         rule: a `bea.Rule` or a function `rule(state, h, grad)` (see `bea.Rule`).
@@ -374,6 +382,12 @@ def modified_equation(
         >>> bea.modified_equation(sam, order=1).coefficient("E[E]")
         -rho - 1/2
     """
+    if dimension is not None or loss is not None or region is not None:
+        from ._coordinate import coordinate_modified_equation
+
+        return coordinate_modified_equation(
+            rule, order, 2 if dimension is None else dimension, loss, region
+        )
     r = as_rule(rule, blocks=blocks, time=time)
     if isinstance(order, bool) or not isinstance(order, int):
         raise BeaTypeError(f"order={order!r} must be an integer >= 0")

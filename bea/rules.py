@@ -1,5 +1,11 @@
-"""The built-in update rules (see `bea._rules` for their conventions)."""
+"""The built-in update rules (see `bea._rules` for their conventions).
 
+The coordinate-wise rules (`rmsprop`, `adam`, `signgd`, `clipped_gd`, `normalised_sam`,
+`adagrad`) are derived with `bea.modified_equation(rule, N, dimension=d)`; each is also a
+factory for other parameters, e.g. `bea.rules.adam_rule(beta1=...)`.
+"""
+
+from . import _coordinate_rules
 from ._rules import RULES as RULES
 from ._rules import alternating as alternating
 from ._rules import ema_momentum as ema_momentum
@@ -26,9 +32,28 @@ from ._rules import weight_average as weight_average
 from ._rules import zero_sum_alternating as zero_sum_alternating
 from ._rules import zero_sum_simultaneous as zero_sum_simultaneous
 
+adagrad = _coordinate_rules.adagrad()
+adam = _coordinate_rules.adam()
+clipped_gd = _coordinate_rules.clipped_gd()
+normalised_sam = _coordinate_rules.normalised_sam()
+rmsprop = _coordinate_rules.rmsprop()
+signgd = _coordinate_rules.signgd()
+adagrad_rule = _coordinate_rules.adagrad
+adam_rule = _coordinate_rules.adam
+clipped_gd_rule = _coordinate_rules.clipped_gd
+normalised_sam_rule = _coordinate_rules.normalised_sam
+rmsprop_rule = _coordinate_rules.rmsprop
+signgd_rule = _coordinate_rules.signgd
+
 __all__ = [
     "RULES",
+    "adagrad",
+    "adagrad_rule",
+    "adam",
+    "adam_rule",
     "alternating",
+    "clipped_gd",
+    "clipped_gd_rule",
     "ema_momentum",
     "euler",
     "extragradient",
@@ -43,11 +68,17 @@ __all__ = [
     "midpoint",
     "nesterov",
     "nesterov_optax",
+    "normalised_sam",
+    "normalised_sam_rule",
     "optimistic",
     "rk4",
+    "rmsprop",
+    "rmsprop_rule",
     "runge_kutta",
     "sam",
     "sgd",
+    "signgd",
+    "signgd_rule",
     "simultaneous",
     "weight_average",
     "zero_sum_alternating",

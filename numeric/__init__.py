@@ -5,6 +5,12 @@ Everything JAX lives here; `bea` itself is pure SymPy and never imports this pac
 
 # Modified fields and losses as JAX kernels.
 from ._concrete_jax import concrete_jax as concrete_jax
+from ._coordinate import CoordinateOrderCheck as CoordinateOrderCheck
+from ._coordinate import ElementwiseField as ElementwiseField
+from ._coordinate import coordinate_check_order as coordinate_check_order
+from ._coordinate import coordinate_discrete_map as coordinate_discrete_map
+from ._coordinate import coordinate_elementwise_field as coordinate_elementwise_field
+from ._coordinate import coordinate_vector_field as coordinate_vector_field
 from ._kernels import ModifiedField as ModifiedField
 from ._kernels import derivative as derivative
 from ._kernels import field_function as field_function
@@ -67,9 +73,11 @@ from ._principal_eos import toy_mlp as toy_mlp
 
 __all__ = [
     "PROBLEMS",
+    "CoordinateOrderCheck",
     "DALState",
     "DiscreteMap",
     "EdgeOfStability",
+    "ElementwiseField",
     "FormulaCheck",
     "ModifiedField",
     "ModifiedLossFn",
@@ -86,6 +94,10 @@ __all__ = [
     "check_order",
     "check_orders",
     "concrete_jax",
+    "coordinate_check_order",
+    "coordinate_discrete_map",
+    "coordinate_elementwise_field",
+    "coordinate_vector_field",
     "dal",
     "dal_p",
     "dal_rate",

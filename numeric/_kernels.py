@@ -482,6 +482,9 @@ class ModifiedField:
 def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
     """The modified field of `meq` as a jit-compiled JAX function `field(state, h)`.
 
+    A `bea.CoordinateModifiedEquation` (coordinate-wise rules such as Adam) is lowered
+    by `numeric.coordinate_vector_field` instead.
+
     Arguments:
         meq: a `bea.ModifiedEquation`.
         losses: loss name -> scalar JAX function of the state (a pytree, or a tuple of
@@ -501,4 +504,10 @@ def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
         >>> f(jnp.array([1.0]), 0.1)   # -x^3 - 3/2 h x^5
         Array([-1.15], dtype=float64)
     """
+    from bea import CoordinateModifiedEquation
+
+    if isinstance(meq, CoordinateModifiedEquation):
+        from ._coordinate import coordinate_vector_field
+
+        return coordinate_vector_field(meq, losses or {}, params)
     return ModifiedField(meq, losses, fields, params)
