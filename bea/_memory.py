@@ -124,6 +124,11 @@ def _linear_part(rule: Rule, domain):
         def silent_field(name, point):
             return Traced(tracer, None, zero, {})
 
+        def silent_series(terms, point, h, block, colours):  # a modifying integrator's
+            return Traced(tracer, block, zero, {})  # corrections vanish at h = 0 too
+
+        silent.series = silent_field.series = silent_series
+
         mem = []
         for y in ys:
             per = tuple(Traced(tracer, b, y, {}) for b in range(n_blocks))
@@ -250,7 +255,10 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
     """
     field = domain
     ys, system = _solver(rule, field)
-    domain, ys, inv, back = _working_domain(field, ys, system)
+    if rule.corrections is None:
+        domain, ys, inv, back = _working_domain(field, ys, system)
+    else:  # a modifying integrator's oracles carry rational coefficients: stay in the field
+        inv, back = system.inv().to_list(), (lambda v: v)
     names = rule.memory
     n_blocks = len(rule.blocks)
     zero = domain.zero

@@ -92,6 +92,10 @@ def _evaluate(oracle, terms: tuple, point, h, block: int, colours):
     owner = getattr(oracle, "__self__", None)
     if isinstance(owner, Tracer):
         d = owner.domain
+        for _, _, c in terms:  # the domain must hold the corrections' coefficients
+            owner.record.setdefault("symbols", set()).update(sp.sympify(c).free_symbols)
+            if sp.fraction(sp.together(c))[1].free_symbols:
+                owner.record["fractions"] = True
         table = {(t, k): d.from_sympy(c) for t, k, c in terms}
         return owner.evaluate(table, point, block)
     series = getattr(oracle, "series", None)

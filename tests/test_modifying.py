@@ -61,6 +61,7 @@ def test_sgd_over_three_batches():
 
 def test_target_must_agree_at_h0():
     with pytest.raises(bea.BeaValueError, match="h\\^0"):
+
         def gd_twice(theta, h, grad):
             return theta - 2 * h * grad("E", theta)
 
@@ -110,3 +111,13 @@ def test_distance_after_many_steps_falls_with_the_order():
         step = numeric.discrete_map(rule, losses={"E": _E})
         dist.append(float(np.linalg.norm(step.iterate(THETA0, h, k) - y)))
     assert dist[0] > 10 * dist[1] > 100 * dist[2], dist
+
+
+def test_heavy_ball_with_symbolic_beta_follows_its_leading_flow():
+    # rules with memory too: the corrections are rational in beta, and the modified
+    # equation is exactly the h^0 flow 1/(beta - 1) grad E to order 2
+    meq = bea.modified_equation(bea.modifying_integrator(bea.rules.heavy_ball, 2), 2)
+    beta = sp.Symbol("beta")
+    assert [
+        (str(t), sp.simplify(meq.coefficient(t) - 1 / (beta - 1))) for t, _, _ in meq.terms
+    ] == [("E", 0)]
