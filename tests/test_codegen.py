@@ -63,6 +63,8 @@ def _equations():
         "sam": bea.modified_equation(bea.rules.sam, 2),
         "alternating": bea.modified_equation(bea.rules.alternating, 2),
         "zero_sum": bea.modified_equation(bea.rules.zero_sum_alternating, 1),
+        # the modified oracle of gradient descent's order-3 modifying integrator
+        "modifying": bea.modifying_integrator(bea.rules.gd, 3).corrections.equation(),
     }
 
 
@@ -78,6 +80,7 @@ def _cases(eqs):
     out["gd2_update"] = (codegen(eqs["gd2"]), "euler", "E")
     out["gd2_drift"] = (codegen(drift(eqs["gd2"], scale=-1)), "field", "E")
     out["alternating_update"] = (codegen(eqs["alternating"]), "game_euler", None)
+    out["modifying_field"] = (codegen(eqs["modifying"]), "field", "E")
     return out
 
 
@@ -166,7 +169,7 @@ def test_runs_without_bea(generated):
             ]
 
 
-@pytest.mark.parametrize("name", ["gd1", "gd2", "gd3", "sam"])
+@pytest.mark.parametrize("name", ["gd1", "gd2", "gd3", "sam", "modifying"])
 def test_field_matches_vector_field(generated, name):
     eqs, _, values = generated
     ref = numeric.vector_field(eqs[name], losses={"E": E}, params={"rho": 0.3})
