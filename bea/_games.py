@@ -1,9 +1,9 @@
-"""Two-player games: modified Jacobians at fixed points and the seed's comparison table.
+"""Two-player games: modified Jacobians at fixed points and the comparison table of Rosca et al.
 
 The modified Jacobian is the Jacobian of the (concrete) modified field at a fixed
 point; at order 1 it is J~ = J - h/2 Delta (Rosca et al., ICML 2021). Its eigenvalues
 decide the local stability of the modified flow, so simultaneous and alternating
-updates can be compared. The comparison table (seed talk, Table 1) is generated from
+updates can be compared. The comparison table (Rosca et al., ICML 2021, Table 1) is generated from
 the engine's derivations in both conventions, next to the explicit regularisers the
 paper compares against.
 """
@@ -77,7 +77,7 @@ def _interaction(meq: ModifiedEquation, block: str, other: str) -> dict[str, sp.
 
 
 def comparison_table(convention: str = "per_player") -> str:
-    """The seed talk's Table 1 as LaTeX, DD rows derived by the engine.
+    """Rosca et al. (ICML 2021) Table 1 as LaTeX, DD rows derived by the engine.
 
     Zero-sum game min_theta max_phi E with learning rates alpha h, lambda h and m, k
     updates per player (alternating). Each entry is the implicit (DD) or explicit

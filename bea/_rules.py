@@ -10,7 +10,8 @@ Conventions:
 * `simultaneous`: phi' = phi + alpha h f(phi, theta), theta' = theta + lambda h g(phi, theta)
   (Rosca et al., ICML 2021), generic fields f, g.
 * `alternating`: phi takes m steps of size alpha h/m, then theta takes k steps of size
-  lambda h/k, each seeing the other player's newest value; m = k = 1 is the seed's rule.
+  lambda h/k, each seeing the other player's newest value; m = k = 1 is the rule of
+  Rosca et al. (ICML 2021).
 * `extragradient`: theta' = theta - h grad E(theta - h grad E(theta)).
 * `sam`: theta' = theta - h grad E(theta + rho h grad E(theta)) (unnormalised SAM).
 * rules with memory (heavy ball, Nesterov, optimistic gradient, moving averages) and
@@ -150,7 +151,7 @@ def _alternating(alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
 def _game(kind: str, update: str, alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
     """Two-player games through gradient oracles.
 
-    zero_sum: phi ascends E, theta descends E (L_phi = -E, L_theta = E, the seed's
+    zero_sum: phi ascends E, theta descends E (L_phi = -E, L_theta = E, Rosca et al.'s
     f = grad_phi E, g = -grad_theta E). general_sum: both descend their own losses
     L1 (phi) and L2 (theta). `update` is "simultaneous" or "alternating" (m phi-steps
     of alpha h/m, then k theta-steps of lambda h/k seeing the new phi).

@@ -251,7 +251,8 @@ def sgd_closed_forms(fit: Sequence[int] = (2, 3, 4, 5), check: int = 6) -> dict[
     Returns a dict with the coefficients (of h F(tree), flow over n h) of
     `E_k[E_j]` for j < k, j = k and j > k in the ordered epoch, and of `E_k[E_k]` and
     `E_k[E_j]` (j != k) in the expected epoch. Each is fitted on `fit` and checked at
-    `check`. Known values (known-results.md): ordered (1/n)(1 - 1/2), -(1/2n), -(1/2n).
+    `check`. Known values (Smith, Dherin, Barrett and De, ICLR 2021): ordered
+    (1/n)(1 - 1/2), -(1/2n), -(1/2n).
     """
     n = sp.Symbol("n", positive=True, integer=True)
     ordered: dict[int, ModifiedEquation] = {}

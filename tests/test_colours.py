@@ -1,8 +1,8 @@
 """Colours are the identity of oracles: block and loss names are never read from labels.
 
 Every case below is gradient descent on the whole state, whose first-order modified
-loss is L + h/4 ‖∇L‖² = L + h/4 Σ_B ‖∇_B L‖² (Barrett and Dherin, ICLR 2021,
-known-results.md "Gradient descent"), so each block's loss is known exactly; the
+loss is L + h/4 ‖∇L‖² = L + h/4 Σ_B ‖∇_B L‖² (Barrett and Dherin, ICLR 2021), so
+each block's loss is known exactly; the
 blocks and loss names are chosen so that one is a prefix or suffix of another.
 """
 

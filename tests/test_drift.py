@@ -3,11 +3,11 @@ it promises, checked numerically by the local-error slope.
 
 References:
 * gradient descent to order 1: dθ/dt = -∇E - h/2 ∇²E ∇E, i.e. the implicit gradient
-  regulariser h/4 ‖∇E‖² (Barrett and Dherin, ICLR 2021; known-results.md, "Gradient
+  regulariser h/4 ‖∇E‖² (Barrett and Dherin, ICLR 2021; "Gradient
   descent");
 * two-player games: self and interaction terms of each player as in Rosca et al.
   (ICML 2021), simultaneous zero-sum updates at order 1:
-  φ: α∇_φE - α²h/2 ∇²_φφE ∇_φE + αλh/2 ∇²_φθE ∇_θE (known-results.md, "Two-player games").
+  φ: α∇_φE - α²h/2 ∇²_φφE ∇_φE + αλh/2 ∇²_φθE ∇_θE (Rosca et al., ICML 2021).
 """
 
 import jax

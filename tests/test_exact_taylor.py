@@ -101,7 +101,7 @@ CASES = [
     (rules.simultaneous.with_params(alpha=2, **{"lambda": sp.Rational(1, 3)}), 2, "game"),
     (rules.extragradient, 2, "loss"),
     (rules.rk4, 4, "field"),
-    # explicit midpoint to order 4: known-results.md lists it to order 3 only; the
+    # explicit midpoint to order 4: the published tables stop at order 3; the
     # exact residual is the independent check beyond that
     (rules.midpoint, 4, "field"),
 ]

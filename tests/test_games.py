@@ -10,7 +10,7 @@ h, alpha, lam = sp.symbols("h alpha lambda")
 
 
 def test_bilinear_game_modified_jacobian():
-    # Rosca et al. (ICML 2021), seed talk "Modified ODEs as tools for stability analysis":
+    # Rosca et al. (ICML 2021), "Modified ODEs as tools for stability analysis":
     # J~ = J - h/2 Delta. For E = phi theta, f = grad_phi E = theta, g = -grad_theta E = -phi:
     # J = [[0, 1], [-1, 0]], Delta_sim = [[-alpha, 0], [0, -lambda]] (f'f = 0, f'g = -phi ...)
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")
@@ -36,8 +36,8 @@ def test_dirac_gan_fixed_point():
     assert sp.simplify(J - expected) == sp.zeros(2, 2)
 
 
-def test_comparison_table_reproduces_the_seed_table():
-    # seed talk, Table 1 (Rosca et al., ICML 2021), DD rows in the per-player convention
+def test_comparison_table_reproduces_rosca_table_1():
+    # Rosca et al. (ICML 2021), Table 1, DD rows in the per-player convention
     tex = bea.comparison_table()
     assert r"\frac{\alpha h}{4 m} \|\nabla_\phi E\|^2" in tex
     assert r"\frac{h \left(2 \alpha - \lambda\right)}{4} \|\nabla_\phi E\|^2" in tex
@@ -48,7 +48,7 @@ def test_comparison_table_reproduces_the_seed_table():
 
 
 def test_sgd_first_order_closed_forms_in_n():
-    # known-results.md: ordered order-1 field (1/n)[sum_{j<k} H_k g_j - 1/2 sum H_k g_j]
+    # ordered order-1 field (1/n)[sum_{j<k} H_k g_j - 1/2 sum H_k g_j]
     n = sp.Symbol("n", positive=True, integer=True)
     forms = bea.sgd_closed_forms()
     assert sp.simplify(forms["ordered E_k[E_j], j < k"] - 1 / (2 * n)) == 0

@@ -45,7 +45,7 @@ def test_round_trip_of_the_dict(meq):
 def test_symbolic_coefficients_stay_symbolic():
     meq = bea.modified_equation(bea.rules.alternating, 2)
     back = equation_from_json(meq.to_json())
-    # alternating updates, flow convention (known-results.md, "Two-player games"; Rosca
+    # alternating updates, flow convention (Rosca
     # et al., ICML 2021): phi's field carries -alpha*lambda/2 h f'g
     assert back.coefficient("f[g]") == -alpha * lam / 2
     assert back.coefficient("f[g]").free_symbols == {alpha, lam}

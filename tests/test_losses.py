@@ -1,7 +1,6 @@
 """Modified losses: exact gradient criterion, decompositions, published losses.
 
-References: ../shared/reference/known-results.md and the seed talk
-(../shared/reference/seed-talk-discretisation-drift.md).
+References: the papers cited at each test.
 """
 
 import pytest
@@ -26,7 +25,7 @@ def test_implicit_gradient_regularisation():
 
 
 def test_gd_order_2_has_no_exact_loss_and_names_the_trees():
-    # known-results.md: from order 2 on the gd field is not a gradient (H^2 g has a curl)
+    # Rosca and Deisenroth (2023): from order 2 on the gd field is not a gradient (H^2 g has a curl)
     meq = bea.modified_equation(rules.gd, 2)
     with pytest.raises(NotAGradientError, match=r"E\[E,E\]: b=-1/6, E\[E\[E\]\]: b=-1/3") as e:
         modified_loss(meq)
@@ -58,7 +57,7 @@ def test_decomposition_reproduces_the_field():
 
 
 def test_sgd_ordered_first_split_is_rosca_deisenroth():
-    # Rosca and Deisenroth (2023), seed talk "no need to work in expectation":
+    # Rosca and Deisenroth (2023), "no need to work in expectation":
     # E~ = C + n h/4 |grad C|^2 - h/n sum_mu grad E_mu^T sum_{tau<mu} sg(grad E_tau)
     n = 3
     loss = modified_loss(bea.modified_equation(rules.sgd(n), 1), held_fixed=True, split="first")
@@ -73,7 +72,7 @@ def test_sgd_ordered_first_split_is_rosca_deisenroth():
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
 def test_expected_sgd_is_smith_et_al(n):
-    # Smith, Dherin, Barrett, De (ICLR 2021), known-results.md: averaged over orderings,
+    # Smith, Dherin, Barrett, De (ICLR 2021): averaged over orderings,
     # C~ = C + h/(4n) sum_k |grad E_k|^2 with the flow over n h
     meq = bea.sgd_expected(n, 1)
     loss = modified_loss(meq)
@@ -84,7 +83,7 @@ def test_expected_sgd_is_smith_et_al(n):
 
 
 def test_zero_sum_per_player_losses_match_the_seed_table():
-    # seed talk, Table 1 "DD (S)" and "DD (A)" (Rosca et al., ICML 2021), per-player convention
+    # Rosca et al. (ICML 2021), Table 1 "DD (S)" and "DD (A)", per-player convention
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")
     phi, theta = modified_loss(sim, "phi"), modified_loss(sim, "theta")
     assert scalars(phi) == {"E": -1, "‖∇_φ E‖²": alpha * h / 4, "‖∇_θ E‖²": -alpha * h / 4}
@@ -95,7 +94,7 @@ def test_zero_sum_per_player_losses_match_the_seed_table():
 
 
 def test_alternating_m_steps_give_alpha_over_4m():
-    # seed talk, Table 1, DD (A): alpha h/(4m) |grad_phi E|^2 for m phi-steps
+    # Rosca et al. (ICML 2021), Table 1, DD (A): alpha h/(4m) |grad_phi E|^2 for m phi-steps
     for m in (1, 2, 3):
         rule = rules.zero_sum_alternating.with_params(m=m)
         meq = bea.modified_equation(rule, 1, convention="per_player")
@@ -104,7 +103,7 @@ def test_alternating_m_steps_give_alpha_over_4m():
 
 def test_whole_state_flow_swaps_the_interaction_rate():
     # In the flow convention the phi interaction term carries lambda, not alpha (the
-    # seed's slides show both; the numerical checks in tests/test_numeric_losses.py
+    # the papers show both; the numerical checks in tests/test_numeric_losses.py
     # decide which convention each belongs to)
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1)
     assert scalars(modified_loss(sim, "phi"))["‖∇_θ E‖²"] == -lam * h / 4
@@ -123,7 +122,7 @@ def test_equal_rates_give_the_same_losses_in_both_conventions():
 
 
 def test_general_sum_interaction_terms_are_held_fixed():
-    # seed talk, "no need to only do zero-sum games": the interaction term of phi is
+    # Rosca et al. (ICML 2021), general-sum games: the interaction term of phi is
     # grad_theta E_phi^T grad_theta E_theta with the second factor held fixed
     meq = bea.modified_equation(rules.general_sum_simultaneous, 1, convention="per_player")
     with pytest.raises(NotAGradientError):
@@ -137,7 +136,7 @@ def test_general_sum_interaction_terms_are_held_fixed():
 
 
 def test_order_by_order_decision():
-    # gd's field is a gradient at orders 0 and 1 only (known-results.md)
+    # gd's field is a gradient at orders 0 and 1 only
     meq = bea.modified_equation(rules.gd, 4)
     assert modified_loss(meq, order=1).exact
     loss = modified_loss(meq, held_fixed=True)
@@ -159,7 +158,8 @@ def test_bad_requests():
 
 
 def test_coefficients_are_looked_up_by_structure():
-    # seed talk, Table 1 "DD (S)" per-player (as above), now by free tree: the edge of
+    # Rosca et al. (ICML 2021), Table 1 "DD (S)" per-player (as above), by free tree: the edge
+    # of
     # E - E carries the child's block, so E_phi[E_theta] and E_theta[E_theta] are two
     # rootings of the same scalar ‖∇_θ E‖²
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")

@@ -1,6 +1,6 @@
 """Modified equations of the built-in rules against published values.
 
-Reference values: ../shared/reference/known-results.md, which restates Hairer, Lubich
+Reference values: Hairer, Lubich
 and Wanner (GNI, ch. IX) and the BSeries.jl test suite in this project's plain
 normalisation c(tau) = b(tau) / sigma(tau).
 """
@@ -14,7 +14,7 @@ from bea import parse_tree, rules, symmetry
 R = sp.Rational
 
 
-# known-results.md, "Explicit Euler, y' = f(y)" (HLW IX.1; kauri and BSeries.jl tests)
+# "Explicit Euler, y' = f(y)" (HLW IX.1; kauri and BSeries.jl tests)
 EULER = {
     "f": 1, "f[f]": R(-1, 2), "f[f,f]": R(1, 12), "f[f[f]]": R(1, 3),
     "f[f,f[f]]": R(-1, 12), "f[f[f,f]]": R(-1, 12), "f[f[f[f]]]": R(-1, 4), "f[f,f,f]": 0,
@@ -23,7 +23,7 @@ EULER = {
     "f[f[f,f[f]]]": R(1, 10), "f[f[f[f,f]]]": R(3, 40), "f[f[f[f[f]]]]": R(1, 5),
 }  # fmt: skip
 
-# known-results.md, "Explicit midpoint" (BSeries.jl test suite), b(tau) by level sequence
+# "Explicit midpoint" (BSeries.jl test suite), b(tau) by level sequence
 MIDPOINT_B = {
     "f[f]": 0, "f[f,f]": R(-1, 12), "f[f[f]]": R(-1, 6), "f[f,f,f]": 0, "f[f,f[f]]": 0,
     "f[f[f,f]]": R(1, 8), "f[f[f[f]]]": R(1, 8),
@@ -45,7 +45,7 @@ def test_explicit_midpoint_to_order_3():
 
 
 def test_gradient_descent_low_orders():
-    # known-results.md, "Gradient descent": E: -1, E[E]: -1/2, E[E,E]: -1/12, E[E[E]]: -1/3,
+    # "Gradient descent": E: -1, E[E]: -1/2, E[E,E]: -1/12, E[E[E]]: -1/3,
     # E[E,E[E]]: -1/12, E[E[E,E]]: -1/12, E[E[E[E]]]: -1/4
     meq = bea.modified_equation(rules.gd, order=3)
     expected = {"E": -1, "E[E]": R(-1, 2), "E[E,E]": R(-1, 12), "E[E[E]]": R(-1, 3),
@@ -57,7 +57,7 @@ def test_gradient_descent_low_orders():
 
 def test_gradient_descent_chain_trees_are_the_principal_flow_series():
     # Rosca et al., TMLR 2023: the chain terms H^k grad E carry -1/(k+1), summing to
-    # log(1 - hH)/(hH) grad E (known-results.md, "Gradient descent")
+    # log(1 - hH)/(hH) grad E (Hairer, Lubich and Wanner; Barrett and Dherin, ICLR 2021)
     meq = bea.modified_equation(rules.gd, order=10)
     for k in range(11):
         chain = "E" + "[E" * k + "]" * k
@@ -65,7 +65,7 @@ def test_gradient_descent_chain_trees_are_the_principal_flow_series():
 
 
 def test_scalar_riccati_check():
-    # known-results.md: y' = y^2 under explicit Euler gives
+    # y' = y^2 under explicit Euler gives
     # y^2 - h y^3 + 3/2 h^2 y^4 - 8/3 h^3 y^5 + ...
     y, h = sp.Symbol("y"), bea.H
     meq = bea.modified_equation(rules.euler, order=3)
@@ -107,7 +107,7 @@ def test_sam_example_from_the_issue():
 
 
 def test_sgd_two_steps_order_one():
-    # known-results.md, SGD: for a fixed ordering the order-1 field is
+    # SGD: for a fixed ordering the order-1 field is
     # (1/n)[sum_{j<k} H_k g_j - 1/2 sum_{j,k} H_k g_j], with the flow over n h
     meq = bea.modified_equation(rules.sgd(2), order=1)
     assert meq.time == 2 * bea.H
@@ -134,10 +134,10 @@ def test_sgd_with_identical_batches_is_gd_with_n_times_the_time():
 
 
 def test_alternating_order_one_whole_state_flow():
-    # Whole-state flow over time h (known-results.md, two-player games): phi gets
+    # Whole-state flow over time h (two-player games): phi gets
     # alpha f - alpha^2 h/2 f'f - alpha lambda h/2 f'g; theta gets
     # lambda g - lambda^2 h/2 g'g + alpha lambda h/2 g'f. With alpha = lambda and per
-    # unit learning rate this is the seed's f - h/2 (f'f + f'g), g - h/2 (g'g - g'f).
+    # unit learning rate this is Rosca et al.'s f - h/2 (f'f + f'g), g - h/2 (g'g - g'f).
     alpha, lam = sp.symbols("alpha lambda")
     meq = bea.modified_equation(rules.alternating, order=1)
     expected = {"f": alpha, "g": lam, "f[f]": -alpha**2 / 2, "f[g]": -alpha * lam / 2,

@@ -1,9 +1,9 @@
 """`check_formula`: formulas from papers, right and wrong.
 
-* Implicit gradient regularisation (Barrett and Dherin, ICLR 2021; known-results.md,
+* Implicit gradient regularisation (Barrett and Dherin, ICLR 2021; the published tables,
   "Gradient descent"): the order-1 field of gd is -grad(E + h/4 |grad E|^2). With the
   wrong factor h/2 the local error slope is 2, not 3.
-* Two-player games (Rosca et al., ICML 2021, simultaneous updates; known-results.md,
+* Two-player games (Rosca et al., ICML 2021, simultaneous updates; the published tables,
   "Two-player games"): f~ = f - alpha h/2 (f_phi f + f_theta g), g~ = g - lambda h/2
   (g_phi f + g_theta g), matched per player at its own time (phi at alpha h, theta at
   lambda h). With alpha != lambda it matches one step (slope 3) but is not a flow:

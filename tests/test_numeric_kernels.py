@@ -3,9 +3,8 @@
 References:
 * concrete mode: `bea.concrete_field`, exact SymPy differentiation of the same trees,
   lowered with `sympy.lambdify(modules="jax")` (`numeric.concrete_jax`);
-* dense reference: the gradient-descent field to h^2 from
-  /work/shared/reference/known-results.md ("Gradient descent"; Hairer, Lubich and
-  Wanner, ch. IX.1): -g - h/2 H g - h^2 (1/3 H^2 g + 1/12 T[g, g]), with H and T
+* dense reference: the gradient-descent field to h^2 (Hairer, Lubich and Wanner,
+  ch. IX.1): -g - h/2 H g - h^2 (1/3 H^2 g + 1/12 T[g, g]), with H and T
   formed densely by jax.hessian / jax.jacfwd on a 3-D loss.
 """
 
@@ -51,7 +50,7 @@ def test_gd_kernel_matches_dense_hessian_reference():
     def reference(t, h):
         g, H = jax.grad(E3)(t), jax.hessian(E3)(t)
         T = jax.jacfwd(jax.hessian(E3))(t)
-        # known-results.md, "Gradient descent": -g - h/2 Hg - h^2 (1/3 H^2 g + 1/12 T[g,g])
+        # "Gradient descent": -g - h/2 Hg - h^2 (1/3 H^2 g + 1/12 T[g,g])
         return -g - h / 2 * H @ g - h**2 * (H @ H @ g / 3 + jnp.einsum("ijk,j,k->i", T, g, g) / 12)
 
     np.testing.assert_allclose(field(POINT3, 0.1), reference(POINT3, 0.1), rtol=1e-12, atol=1e-13)

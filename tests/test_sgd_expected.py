@@ -31,7 +31,7 @@ def test_counting_matches_the_n_factorial_orderings(n, order):
 
 @pytest.mark.parametrize("n", [2, 7, 40])
 def test_first_order_is_smith_et_al_for_any_n(n):
-    # Smith, Dherin, Barrett, De (ICLR 2021), known-results.md: C~ = C + h/(4n) sum |grad E_k|^2
+    # Smith, Dherin, Barrett, De (ICLR 2021), C~ = C + h/(4n) sum |grad E_k|^2
     # over time n h, i.e. E_k: -1/n, E_k[E_k]: -1/(2n), E_k[E_j] (j != k): 0
     meq = sgd_expected(n, 1)
     want = {f"E{k}": (0, -sp.Rational(1, n)) for k in range(1, n + 1)}

@@ -55,7 +55,7 @@ def test_mean_map_follows_the_averaged_flow_to_slope_order_plus_2(epoch, errors)
 
 def test_one_ordering_does_not_follow_the_averaged_flow(errors):
     # the averaged field misses the ordering-dependent h-term of a single epoch
-    # (known-results.md: it is not a gradient), so the error is only O(h^2)
+    # (Smith et al., ICLR 2021: it is not a gradient), so the error is only O(h^2)
     _, _, first = errors
     slope, _ = fit_slope(HS, first)
     assert abs(slope - 2) < 0.2, (slope, first)

@@ -3,7 +3,7 @@ dense references, the kernels they are built on, and an optax training loop.
 
 References:
 * gradient descent to order 1: dθ/dt = -∇E - h/2 ∇²E ∇E, implicit regulariser
-  h/4 ‖∇E‖² with gradient h/2 ∇²E ∇E (Barrett and Dherin, ICLR 2021; known-results.md,
+  h/4 ‖∇E‖² with gradient h/2 ∇²E ∇E (Barrett and Dherin, ICLR 2021; the published tables,
   "Gradient descent"); the dense reference forms ∇²E with `jax.hessian` on 3 parameters.
 """
 
