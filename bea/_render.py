@@ -413,7 +413,8 @@ def equation_terms(meq, notation: str = "auto") -> dict[str, list[Term]]:
 
 
 def _header(meq) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in meq.params)
+    # a parameter left as its own symbol (beta=beta) says nothing: show the others
+    params = ", ".join(f"{k}={v}" for k, v in meq.params if str(v) != k)
     params = f" ({params})" if params else ""
     if meq.convention == "per_player":
         reads = ", ".join(

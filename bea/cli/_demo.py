@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .._losses import modified_loss
 from .._modified import modified_equation
-from .._rules import alternating, gd, zero_sum_alternating
+from .._rules import alternating, gd, heavy_ball, zero_sum_alternating
 from .._sgd import sgd_expected
 
 __all__ = ["DEMO_PLOT", "run_demo"]
@@ -43,6 +43,10 @@ def run_demo(
     out("")
     meq = modified_equation(zero_sum_alternating, order=1, convention="per_player")
     out(modified_loss(meq, "theta").text())
+    out("")
+    out("== Heavy ball, v' = beta v - h grad E, theta' = theta + v', on its slow manifold ==")
+    out(modified_equation(heavy_ball, order=2).text())
+    out(modified_loss(modified_equation(heavy_ball, order=1)).text())
     if not verify:
         return 0
     try:
