@@ -45,7 +45,7 @@ from bea._errors import BeaTypeError, BeaValueError
 from bea._trees import Tree
 
 from ._oracles import Oracles
-from ._params import number, split_h
+from ._params import check_step, number, split_h
 from ._state import Layout
 
 __all__ = ["ModifiedField", "derivative", "field_function", "vector_field"]
@@ -466,7 +466,7 @@ class ModifiedField:
                     "the learning rate h is unbound; call field(state, h) or pass params={'h': ...}"
                 )
             return self.h
-        return h
+        return check_step(h)
 
     def apply(self, state, h=None):
         """The modified field at `state`, not jit-compiled."""

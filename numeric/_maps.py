@@ -19,7 +19,7 @@ from bea._errors import BeaValueError
 from bea._rule import as_rule, call_rule
 
 from ._oracles import Oracles
-from ._params import Step, Value, split_h, unwrap, wrap
+from ._params import Step, Value, check_step, split_h, unwrap, wrap
 from ._state import Layout
 
 __all__ = ["DiscreteMap", "discrete_map"]
@@ -157,7 +157,7 @@ class DiscreteMap:
                     "the learning rate h is unbound; call step(state, h) or pass params={'h': ...}"
                 )
             return self.h
-        return h
+        return check_step(h)
 
     def apply(self, state, h=None):
         """One step, not jit-compiled (for use inside your own transformations)."""

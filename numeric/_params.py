@@ -16,6 +16,7 @@ writing `alpha * field(...)` without `h` in between cannot run and is reported.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 
@@ -55,6 +56,21 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
             raise BeaTypeError(f"params[{name!r}] = {value!r} is not a number; give a number")
         out[name] = value
     return out
+
+
+def check_step(h):
+    """A learning rate passed per call: a finite real scalar (a Python number or a 0-d
+    array, traced or not); a string, a bool, NaN, inf or an array of several values is
+    refused with one sentence."""
+    if isinstance(h, str | bool) or (not isinstance(h, numbers.Real) and not hasattr(h, "shape")):
+        raise BeaTypeError(f"h={h!r} must be a real number (the learning rate)")
+    if isinstance(h, numbers.Real) and not math.isfinite(h):
+        raise BeaValueError(f"h={h!r} must be a finite learning rate")
+    if hasattr(h, "shape") and tuple(jnp.shape(h)) != ():
+        raise BeaValueError(
+            f"h has shape {tuple(jnp.shape(h))}; pass one learning rate (vmap over h for several)"
+        )
+    return h
 
 
 def split_h(params: Mapping | None) -> tuple[object | None, dict[str, object]]:

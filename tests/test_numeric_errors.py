@@ -201,3 +201,24 @@ def test_wrong_blocks_and_a_rule_returning_none_are_refused():
 
     with pytest.raises(BeaValueError, match="returned NoneType"):
         numeric.check_order(forgets_return, 1, losses={"E": E}, state0=X0)
+
+
+@pytest.mark.parametrize(
+    ("h", "error"),
+    [
+        (float("nan"), BeaValueError),
+        (float("inf"), BeaValueError),
+        ("0.1", bea.BeaTypeError),
+        (jnp.array([0.1, 0.2]), BeaValueError),
+    ],
+)
+def test_field_and_map_refuse_a_bad_learning_rate(h, error):
+    meq = bea.modified_equation(bea.rules.gd, 1)
+    field = numeric.vector_field(meq, losses={"E": E})
+    step = numeric.discrete_map(bea.rules.gd, losses={"E": E})
+    with pytest.raises(error, match="h"):
+        field(X0, h)
+    with pytest.raises(error, match="h"):
+        step(X0, h)
+    # a 0-d array (as inside a user's jax.jit) is a learning rate
+    assert np.all(np.isfinite(field(X0, jnp.asarray(0.1))))
