@@ -365,6 +365,19 @@ def _tree_field(meq, plan: _Plan, state, h, losses, fields, weights=None):
     return evaluate_plan(plan, fns, state, h, weights)
 
 
+@dataclass(frozen=True)
+class TermSeries:
+    """Terms `(tree, h power, coefficient in domain)` over the given oracles: the shape
+    `field_function` reads, for series that are not equations (a memory's slow manifold,
+    a modifying integrator's oracle corrections)."""
+
+    rule: str
+    terms: tuple
+    oracles: tuple
+    domain: object
+    blocks: tuple
+
+
 def field_function(meq, params=None) -> Callable:
     """The field of `meq` as a pure function whose oracles are passed per call.
 

@@ -24,29 +24,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 
 from bea._errors import BeaTypeError, BeaValueError
 
-from ._kernels import field_function
+from ._kernels import TermSeries, field_function
 from ._maps import DiscreteMap
 from ._params import number, split_h
 
 __all__ = ["burn_in", "manifold_function", "on_manifold"]
-
-
-@dataclass(frozen=True)
-class _MemorySeries:
-    """One memory variable's manifold series in the shape `field_function` reads."""
-
-    rule: str
-    terms: tuple
-    oracles: tuple
-    domain: object
-    blocks: tuple
 
 
 def _check_meq(meq):
@@ -78,7 +66,7 @@ def manifold_function(meq, params: Mapping | None = None) -> Callable:
             m.block: number(meq.domain.to_sympy(m.identity), bound, f"rule {meq.rule!r}")
             for m in series
         }
-        fake = _MemorySeries(meq.rule, terms, meq.oracles, meq.domain, meq.blocks)
+        fake = TermSeries(meq.rule, terms, meq.oracles, meq.domain, meq.blocks)
         parts.append((field_function(fake, params) if terms else None, identity))
 
     def apply(theta, h, losses, fields=None):

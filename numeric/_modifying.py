@@ -8,26 +8,13 @@ compiled once with the map.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import jax
 from sympy.polys.domains import EX
 
-from ._kernels import field_function
+from ._kernels import TermSeries, field_function
 from ._params import Step, Value
 
 __all__ = ["series_at"]
-
-
-@dataclass(frozen=True)
-class _Terms:
-    """A correction in the shape `field_function` reads (coefficients in EX)."""
-
-    rule: str
-    terms: tuple
-    oracles: tuple
-    domain: object
-    blocks: tuple
 
 
 def _plain(x):
@@ -37,7 +24,7 @@ def _plain(x):
 def series_at(layout, oracles, terms, point, h, block: int, colours, bound):
     """sum c h^k F(tau)(point), block `block`, shaped as the rule sees that block."""
     blocks = tuple(layout.blocks)
-    fake = _Terms(
+    fake = TermSeries(
         "modifying integrator",
         tuple((t, k, EX.from_sympy(c)) for t, k, c in terms),
         tuple(colours),
