@@ -141,13 +141,17 @@ class DiscreteMap:
         )
         return layout, z, mem
 
-    def _apply_memory(self, state, h, k):
-        layout, z, mem = self._split_state(state)
+    def flat_iterate_memory(self, layout: Layout, z, mem: tuple, h, k: int):
+        """`k` steps of a rule with memory on flat vectors: `(z', mem')`."""
 
         def body(_, carry):
             return self.flat_memory(layout, carry[0], carry[1], h)
 
-        z, mem = jax.lax.fori_loop(0, k, body, (z, mem)) if k > 1 else body(0, (z, mem))
+        return jax.lax.fori_loop(0, k, body, (z, mem)) if k > 1 else body(0, (z, mem))
+
+    def _apply_memory(self, state, h, k):
+        layout, z, mem = self._split_state(state)
+        z, mem = self.flat_iterate_memory(layout, z, mem, h, k)
         return (layout.unflatten(z), *(layout.unflatten(m) for m in mem))
 
     def _h(self, h):

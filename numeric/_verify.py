@@ -236,8 +236,7 @@ class Sweep:
             def run(z, h, k):
                 mem = memory(lay.unflatten(z), h, losses, fields)
                 mem = tuple(lay.flatten(m, "the memory") for m in mem)
-                body = lambda _, c: self.map.flat_memory(lay, c[0], c[1], h)  # noqa: E731
-                return jax.lax.fori_loop(0, k, body, (z, mem))[0]
+                return self.map.flat_iterate_memory(lay, z, mem, h, k)[0]
 
             self._run = jax.jit(run, static_argnums=2)
         else:
