@@ -9,7 +9,14 @@ Goals (2-core development machine): gradient descent costs a constant time per t
 so order 12 (20,067 trees) takes <= 3 s CPU and order 14 (140,297 trees) <= 30 s CPU
 and <= 600 MB; the other cases <= 10 s each.
 
+The coordinate-wise family (Adam with beta1, beta2, eps symbolic, order 2, per
+coordinate in dimension d) is timed the same way; its "terms" are the additive terms of
+the expanded field (all coordinates and powers of h) and "ops h2" the SymPy operation
+count of the h^2 term of coordinate 1. Dimension 3 takes about two minutes of CPU; it is
+printed by default, `--quick` leaves it out.
+
     .venv/bin/python benchmarks/derive.py          # the cases below
+    .venv/bin/python benchmarks/derive.py --quick  # without Adam in dimension 3
     .venv/bin/python benchmarks/derive.py --big    # also gd order 16 (force=True)
 """
 
@@ -20,6 +27,8 @@ import resource
 import subprocess
 import sys
 import time
+
+import sympy as sp
 
 import bea
 
@@ -38,6 +47,17 @@ CASES = {
     "heavy_ball, symbolic beta, order 5": lambda: bea.modified_equation(bea.rules.heavy_ball, 5),
     "nesterov, symbolic beta, order 5": lambda: bea.modified_equation(bea.rules.nesterov, 5),
 }
+
+COORDINATE_CASES = {
+    f"adam, symbolic beta1 beta2 eps, order 2, d={d}": (
+        lambda d=d: bea.modified_equation(bea.rules.adam, 2, dimension=d)
+    )
+    for d in (2, 3)
+}
+"""Coordinate-wise derivations (per coordinate in dimension d)."""
+
+QUICK_SKIP = ("adam, symbolic beta1 beta2 eps, order 2, d=3",)
+"""Left out by `--quick`."""
 
 BIG_CASES = {
     "gd, order 16 (trees up to 17 vertices, force)": lambda: bea.modified_equation(
@@ -74,32 +94,60 @@ def loss_overhead() -> None:
         print(f"{name:<50} {d:>8.3f} {lo:>8.3f} {lo / d:>7.2f}")
 
 
+def _size(meq) -> dict:
+    """Terms of a B-series equation; for a coordinate-wise one, the additive terms of its
+    expanded field and the operation count of the h^2 term of coordinate 1."""
+    if hasattr(meq, "terms"):
+        return {"terms": len(meq.terms)}
+    terms = sum(len(sp.Add.make_args(sp.expand(e))) for row in meq.field for e in row)
+    return {"terms": terms, "ops": int(sp.count_ops(meq.field_at(2)[0]))}
+
+
 def run_case(name: str) -> None:
-    make = {**CASES, **BIG_CASES}[name]
+    make = {**CASES, **COORDINATE_CASES, **BIG_CASES}[name]
     c0, w0 = time.process_time(), time.perf_counter()
     meq = make()
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(
-        json.dumps({"cpu": cpu, "wall": wall, "peak_mb": peak_kb / 1024, "terms": len(meq.terms)})
+    print(json.dumps({"cpu": cpu, "wall": wall, "peak_mb": peak_kb / 1024, **_size(meq)}))
+
+
+def _measure(name: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--case", name], capture_output=True, text=True, check=True
     )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--case":
         run_case(sys.argv[2])
         return
-    cases = list(CASES) + (list(BIG_CASES) if "--big" in sys.argv[1:] else [])
+    flags = sys.argv[1:]
+    cases = list(CASES) + (list(BIG_CASES) if "--big" in flags else [])
     print(f"{'case':<50} {'CPU s':>7} {'wall s':>7} {'peak MB':>8} {'terms':>7} {'us/term':>8}")
     for name in cases:
-        out = subprocess.run(
-            [sys.executable, __file__, "--case", name], capture_output=True, text=True, check=True
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        r = _measure(name)
         per = 1e6 * r["cpu"] / max(r["terms"], 1)
         print(
             f"{name:<50} {r['cpu']:>7.2f} {r['wall']:>7.2f} {r['peak_mb']:>8.0f} "
-            f"{r['terms']:>7} {per:>8.1f}"
+            f"{r['terms']:>7} {per:>8.1f}",
+            flush=True,
+        )
+    print()
+    print(
+        f"{'coordinate-wise':<50} {'CPU s':>7} {'wall s':>7} {'peak MB':>8} {'terms':>7} "
+        f"{'ops h2':>8}"
+    )
+    for name in COORDINATE_CASES:
+        if "--quick" in flags and name in QUICK_SKIP:
+            print(f"{name:<50} (left out by --quick)")
+            continue
+        r = _measure(name)
+        print(
+            f"{name:<50} {r['cpu']:>7.2f} {r['wall']:>7.2f} {r['peak_mb']:>8.0f} "
+            f"{r['terms']:>7} {r['ops']:>8}",
+            flush=True,
         )
     loss_overhead()
 
