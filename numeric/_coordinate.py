@@ -159,11 +159,10 @@ def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None)
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from bea._coordinate import coordinate_modified_equation
-        >>> from bea._coordinate_rules import rmsprop
-        >>> meq = coordinate_modified_equation(rmsprop(), 0, dimension=2)
-        >>> field = coordinate_vector_field(meq, {"E": lambda x: jnp.sum(x**2) / 2},
-        ...                                 {"rho": 0.9, "eps": 0.0})
+        >>> import bea, numeric
+        >>> meq = bea.modified_equation(bea.rules.rmsprop, 0, dimension=2)
+        >>> field = numeric.coordinate_vector_field(meq, {"E": lambda x: jnp.sum(x**2) / 2},
+        ...                                         {"rho": 0.9, "eps": 0.0})
         >>> field(jnp.array([1.0, -2.0]), 0.1)
         Array([-1.,  1.], dtype=float64)
     """
@@ -256,9 +255,10 @@ def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from bea._coordinate_rules import rmsprop
-        >>> step = coordinate_discrete_map(rmsprop(), {"E": lambda x: jnp.sum(x**2) / 2},
-        ...                                {"rho": 0.5, "eps": 0.0})
+        >>> import bea, numeric
+        >>> step = numeric.coordinate_discrete_map(
+        ...     bea.rules.rmsprop, {"E": lambda x: jnp.sum(x**2) / 2}, {"rho": 0.5, "eps": 0.0}
+        ... )
         >>> theta, (v,) = step(jnp.array([2.0]), (jnp.array([4.0]),), 0.1)
         >>> theta, v
         (Array([1.9], dtype=float64), Array([4.], dtype=float64))
@@ -368,38 +368,71 @@ class ElementwiseField:
     comes from differentiating an elementwise function of the gradient along a
     vector field). The plan is read off coordinate 1 (the coefficient of ∂₁∂₂E gives
     the X_k, Y_k; the coefficient of ∂₁∂₁E must be Σ_k X_k Y_k at the same
-    coordinate, which is checked exactly), and evaluated with one Hessian-vector
-    product per distinct Y_k (`jax.jvp` of `jax.grad`), never the Hessian.
+    coordinate, which is checked exactly), and evaluated without the Hessian: one
+    `jax.linearize` of `jax.grad` gives ∇E and the Hessian-vector product map, which
+    is applied once per distinct Y_k (all of them in one batched call, `jax.vmap`
+    over the tangents, when there are several). The state may be an array or a
+    pytree of arrays (e.g. a network's parameters); the functions act on every leaf.
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
         self.h, subs = _bind(meq, params)
+        if not isinstance(losses, Mapping) or "E" not in losses:
+            raise BeaValueError("the field needs the loss 'E'; pass losses={'E': fn}")
         self.loss = losses["E"]
         num = {k: sp.Float(float(v), 17) for k, v in subs.items()}
         U, S = INDEX_SYMBOLS[:2]
-        self.plan = []
-        for p, local, groups in index_form(meq):
 
-            def fn(expr):
-                return sp.lambdify([U, S], expr.xreplace(num), modules=[LOOKUP, "jax"])
+        def fn(expr):
+            expr = sp.sympify(expr).xreplace(num)
+            return None if expr == 0 else sp.lambdify([U, S], expr, modules=[LOOKUP, "jax"])
 
-            loc = fn(local)
-            pairs = [(fn(x), fn(y)) for x, y in groups]
-            self.plan.append((p, loc, pairs))
+        plan = index_form(meq)
+        # distinct Y_k over all powers of h: one Hessian-vector product each
+        ys: list[sp.Expr] = []
+        for _, _, groups in plan:
+            for _, y in groups:
+                if y not in ys:
+                    ys.append(y)
+        self.ys = [fn(y) for y in ys]
+        self.plan = [
+            (p, fn(local), [(fn(x), ys.index(y)) for x, y in groups if fn(x) is not None])
+            for p, local, groups in plan
+        ]
+        self.uses_sign = any(
+            S in e.free_symbols for _, local, groups in plan for e in (local, *sum(groups, ()))
+        )
         self._jit = jax.jit(self._apply)
 
     def _apply(self, theta, h):
-        g_fn = jax.grad(self.loss)
-        g = g_fn(theta)
-        s = jnp.sign(g)
-        out = jnp.zeros_like(theta)
+        tree = jax.tree_util
+        g, hvp = jax.linearize(jax.grad(self.loss), theta)
+        s = tree.tree_map(jnp.sign, g) if self.uses_sign else g
+
+        def each(f):
+            """f(∂ᵢE, sᵢ) on every leaf, with the leaf's shape and dtype."""
+            return tree.tree_map(
+                lambda a, b: jnp.broadcast_to(jnp.asarray(f(a, b), a.dtype), a.shape), g, s
+            )
+
+        if len(self.ys) == 1:
+            hvs = [hvp(each(self.ys[0]))]
+        elif self.ys:
+            batched = jax.vmap(hvp)(tree.tree_map(lambda *v: jnp.stack(v), *map(each, self.ys)))
+            hvs = [tree.tree_map(lambda v, k=k: v[k], batched) for k in range(len(self.ys))]
+        else:
+            hvs = []
+        out = tree.tree_map(jnp.zeros_like, g)
         for p, loc, pairs in self.plan:
-            term = loc(g, s) * jnp.ones_like(theta)
-            for x, y in pairs:
-                v = y(g, s) * jnp.ones_like(theta)
-                hv = jax.jvp(g_fn, (theta,), (v,))[1]
-                term = term + x(g, s) * hv
-            out = out + h**p * term
+            scale = h**p
+            if loc is not None:
+                out = tree.tree_map(
+                    lambda o, a, c=scale: o + (c * a).astype(o.dtype), out, each(loc)
+                )
+            for x, k in pairs:
+                out = tree.tree_map(
+                    lambda o, a, v, c=scale: o + (c * a * v).astype(o.dtype), out, each(x), hvs[k]
+                )
         return out
 
     def __call__(self, theta, h=None):
@@ -413,13 +446,25 @@ def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = 
     """The order ≤ 1 field of a coordinate-wise rule on arrays of any size (see
     `ElementwiseField`): elementwise functions of ∇E and Hessian-vector products.
 
+    Arguments:
+        meq: a `bea.CoordinateModifiedEquation` of order ≤ 1 derived in dimension ≥ 2
+            (the dimension of the derivation does not limit the state's size).
+        losses: `{"E": fn}`, a scalar JAX function of the state (an array or a pytree
+            of arrays, e.g. a network's parameters).
+        params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`, and
+            optionally `"h"`.
+
+    Returns:
+        An `ElementwiseField`, `field(theta, h)`, jit-compiled; its value has theta's
+        structure, shapes and dtypes.
+
     Example:
         >>> import jax.numpy as jnp
-        >>> from bea._coordinate import coordinate_modified_equation
-        >>> from bea._coordinate_rules import rmsprop
-        >>> meq = coordinate_modified_equation(rmsprop(), 1, dimension=2)
-        >>> f = coordinate_elementwise_field(meq, {"E": lambda x: jnp.sum(x**2) / 2},
-        ...                                  {"rho": 0.5, "eps": 0.0})
+        >>> import bea, numeric
+        >>> meq = bea.modified_equation(bea.rules.rmsprop, 1, dimension=2)
+        >>> f = numeric.coordinate_elementwise_field(
+        ...     meq, {"E": lambda x: jnp.sum(x**2) / 2}, {"rho": 0.5, "eps": 0.0}
+        ... )
         >>> f(jnp.array([1.0, -2.0, 3.0]), 0.0)
         Array([-1.,  1., -1.], dtype=float64)
     """
