@@ -10,7 +10,11 @@ fastest of 15 runs):
   3 x (distinct non-leaf subtrees + 1) gradient evaluations, "before" (every subtree
   by its own nested jvp, `numeric._kernels.PROBES = False`) and "after" (several
   trees from the subsets of one nested jvp), in wall-clock and CPU time;
-* compile times, wall-clock and CPU (process) seconds.
+* compile times, wall-clock and CPU (process) seconds;
+* the order-1 Adam field (beta1, beta2, eps = 0.9, 0.999, 1e-8; derived in dimension 2
+  and lowered on the whole MLP by `numeric.coordinate_elementwise_field`: elementwise
+  functions of the gradient and one Hessian-vector product) against one `optax.adam`
+  update (gradient and update, jit-compiled), fastest and median run (goal: ratio <= 4).
 
     .venv/bin/python benchmarks/kernels.py
 """
@@ -18,10 +22,12 @@ fastest of 15 runs):
 from __future__ import annotations
 
 import itertools
+import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+import optax
 
 import bea
 import numeric
@@ -58,8 +64,9 @@ def make_problem(seed: int = 0):
 COMPILE = {}
 """Compile (first call) times of the last `timed` call: wall and CPU (process) seconds."""
 RUN = {}
-"""The fastest run's CPU (process) seconds in the last `timed` call: on a shared machine
-the CPU ratio is steadier than the wall-clock one."""
+"""The fastest run's CPU (process) seconds (`cpu`) and the median run's wall-clock
+seconds (`median`) in the last `timed` call: on a shared machine the CPU ratio is
+steadier than the wall-clock one."""
 
 
 def timed(fn, *args, repeats: int = 15):
@@ -76,7 +83,7 @@ def timed(fn, *args, repeats: int = 15):
         jax.block_until_ready(fn(*args))
         runs.append(time.perf_counter() - start)
         cpus.append(time.process_time() - cpu)
-    RUN.update(cpu=min(cpus))
+    RUN.update(cpu=min(cpus), median=statistics.median(runs))
     return compile_s, min(runs)
 
 
@@ -146,6 +153,42 @@ def main() -> None:
             err = max(float(v) for v in jax.tree_util.tree_leaves(diff))
             print(f"  (order-1 field vs IGR gradient: max abs difference {err:.1e})")
     print(f"order-1 field / hand-written IGR gradient: {ratio1:.2f} (goal <= 1.2)")
+    adam_against_optax(params, loss, t_grad)
+
+
+ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+
+
+def adam_against_optax(params, loss, t_grad: float) -> None:
+    """The order-1 Adam field on the MLP against one optax.adam step (gradient + update)."""
+    meq = bea.modified_equation(bea.rules.adam, 1, dimension=2)
+    field = numeric.coordinate_elementwise_field(meq, {"E": loss}, ADAM)
+    c_f, t_f = timed(field, params, H)
+    cpu_f, med_f, ccpu_f = RUN["cpu"], RUN["median"], COMPILE["cpu"]
+
+    opt = optax.adam(H, b1=ADAM["beta1"], b2=ADAM["beta2"], eps=ADAM["eps"])
+
+    @jax.jit
+    def adam_step(p, state):
+        updates, state = opt.update(jax.grad(loss)(p), state, p)
+        return optax.apply_updates(p, updates), state
+
+    c_a, t_a = timed(adam_step, params, opt.init(params))
+    cpu_a, med_a = RUN["cpu"], RUN["median"]
+    print()
+    print(
+        f"{'Adam order-1 field':<22}{'ms':>8}{'median':>8}{'x grad':>8}{'x adam':>8}"
+        f"{'(cpu)':>8}{'(median)':>9}{'compile wall s':>16}{'compile cpu s':>15}"
+    )
+    print(
+        f"{'optax.adam step':<22}{t_a * 1e3:8.2f}{med_a * 1e3:8.2f}{t_a / t_grad:8.2f}"
+        f"{1.0:8.2f}{1.0:8.2f}{1.0:9.2f}{c_a:16.2f}{COMPILE['cpu']:15.2f}"
+    )
+    print(
+        f"{'adam field, order 1':<22}{t_f * 1e3:8.2f}{med_f * 1e3:8.2f}{t_f / t_grad:8.2f}"
+        f"{t_f / t_a:8.2f}{cpu_f / cpu_a:8.2f}{med_f / med_a:9.2f}{c_f:16.2f}{ccpu_f:15.2f}"
+    )
+    print(f"order-1 Adam field / optax.adam step: {t_f / t_a:.2f} (goal <= 4)")
 
 
 if __name__ == "__main__":
