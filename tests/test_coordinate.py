@@ -38,14 +38,26 @@ import sympy as sp
 from sympy.polys.domains import QQ
 from sympy.polys.rings import ring
 
-from bea import BeaValueError, coordinate_modified_equation
+from bea import (
+    BeaValueError,
+    NotAGradientError,
+    TraceError,
+    coordinate_modified_equation,
+    coordinate_modified_loss,
+)
 from bea.rules import adagrad_rule as adagrad
 from bea.rules import adam_rule as adam
+from bea.rules import clipped_gd_rule as clipped_gd
+from bea.rules import normalised_sam_rule as normalised_sam
 from bea.rules import rmsprop_rule as rmsprop
+from bea.rules import signgd_rule as signgd
 
 x, y = sp.symbols("x y")
 # the default ε of the built-in rules (`bea.rules`): a positive symbol named eps
 EPS = sp.Symbol("eps", positive=True)
+# the default β₁, β₂ of `bea.rules.adam` and threshold c of clipping and SAM
+BETA1, BETA2 = sp.Symbol("beta1", positive=True), sp.Symbol("beta2", positive=True)
+C = sp.Symbol("c", positive=True)
 
 
 # -- the independent expansion ----------------------------------------------------
@@ -378,9 +390,6 @@ def test_order_two_extends_order_one():
     assert two.field[:2] == one.field
 
 
-BETAS = (sp.Symbol("beta1", positive=True), sp.Symbol("beta2", positive=True))
-
-
 def test_order_one_in_partial_derivatives():
     """The undefined-loss result, with ∂E substituted, is the explicit-loss result."""
     meq = coordinate_modified_equation(adam(), 1, dimension=2)
@@ -390,7 +399,7 @@ def test_order_one_in_partial_derivatives():
     for p in range(2):
         for i in range(2):
             a, b = meq.field_at(p)[i].xreplace(subs), explicit.field_at(p)[i]
-            assert same(a, b, params=BETAS)
+            assert same(a, b, params=(BETA1, BETA2))
 
 
 def test_leading_terms():
@@ -423,8 +432,6 @@ def test_adam_eps_to_zero_modified_loss_cattaneo():
     Ẽ = E + (h/2)((1+β₁)/(1−β₁) − (1+β₂)/(1−β₂)) ‖∇E‖₁ + O(h²). Derived here by the
     engine from Adam without bias correction (the paper's bias-corrected Adam tends to
     it after the transient) on the region sign ∂ᵢE = s_i, where ‖∇E‖₁ = Σ s_i ∂ᵢE."""
-    from bea._coordinate_loss import coordinate_modified_loss
-    from bea._coordinate_rules import BETA1, BETA2
 
     meq = coordinate_modified_equation(adam(eps=0), 1, dimension=2, region={"signs": "symbolic"})
     loss = coordinate_modified_loss(meq, "abs_grad")
@@ -438,8 +445,6 @@ def test_adam_eps_to_zero_modified_loss_cattaneo():
 def test_sign_descent_loss_is_the_loss():
     """Sign descent on a region of constant signs: θ̇ = −sign ∇E exactly (no h terms), the
     |∇E|-preconditioned flow of E itself."""
-    from bea._coordinate_loss import coordinate_modified_loss
-    from bea._coordinate_rules import signgd
 
     meq = coordinate_modified_equation(signgd(), 2, dimension=2, region={"signs": "symbolic"})
     s1, s2 = (v for _, v in meq.signs)
@@ -450,9 +455,6 @@ def test_sign_descent_loss_is_the_loss():
 def test_clipped_field_is_not_a_gradient_and_error_says_why():
     """Clipped by norm, θ̇ = −c ∇E/‖∇E‖: its Jacobian c(H/‖g‖ − g gᵀH/‖g‖³) is not
     symmetric, so no Ẽ gives it with P = I; with P = ‖∇E‖/c it is −∇E."""
-    from bea._coordinate_loss import coordinate_modified_loss
-    from bea._coordinate_rules import C, clipped_gd
-    from bea._losses import NotAGradientError
 
     meq = coordinate_modified_equation(clipped_gd(), 0, dimension=2, region={"choose": "second"})
     with pytest.raises(NotAGradientError, match=r"not a gradient: ∂2\(P f̃\)_1"):
@@ -465,8 +467,6 @@ def test_clipped_field_is_not_a_gradient_and_error_says_why():
 
 
 def test_regions_must_be_declared():
-    from bea._coordinate_rules import clipped_gd, signgd
-    from bea._errors import TraceError
 
     with pytest.raises(TraceError, match="declare the region"):
         coordinate_modified_equation(signgd(), 1, dimension=2)
@@ -477,7 +477,6 @@ def test_regions_must_be_declared():
 def test_clipped_gd_branches():
     """Unclipped branch: gradient descent, θ̇ = −g − (h/2) H g (Barrett and Dherin, ICLR
     2021); coordinate clipping above the threshold: θ̇ = −c exactly."""
-    from bea._coordinate_rules import C, clipped_gd
 
     E11, E12, _E22 = (sp.Symbol(n, real=True) for n in ("E_11", "E_12", "E_22"))
     meq = coordinate_modified_equation(clipped_gd(), 1, dimension=2, region={"choose": "first"})
@@ -493,7 +492,6 @@ def test_normalised_sam_order_one():
     """Normalised SAM with radius ρ = c h: θ̇ = −∇(E + h(c‖∇E‖ + ‖∇E‖²/4)) + O(h²), the
     gradient-descent regulariser plus c times the gradient norm (Compagnoni et al., "An
     SDE for modeling SAM", AISTATS 2023, at ρ = c h)."""
-    from bea._coordinate_rules import C, normalised_sam
 
     E11, E12 = sp.Symbol("E_11", real=True), sp.Symbol("E_12", real=True)
     meq = coordinate_modified_equation(normalised_sam(), 1, dimension=2)
@@ -524,7 +522,6 @@ def test_ops_refused_by_the_tree_tracer():
     """bea.ops on a B-series value says which engine to use."""
     import bea
     from bea import ops
-    from bea._errors import TraceError
 
     def sign_descent(theta, h, grad):
         return theta - h * ops.sign(grad("E", theta))
