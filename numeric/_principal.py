@@ -523,6 +523,26 @@ class PrincipalFlowField:
     k: int = 20
     iters: int | None = None
     key: object = field(default=None, repr=False)
+    # compiled functions of this field, built on first use (see `_compiled`)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _compiled(self, key, build: Callable):
+        """The compiled function cached under `key`, built by `build()` on first use.
+
+        `jax.jit` keys its own cache on the argument shapes; a new closure per call
+        would defeat it and recompile every time, so each field keeps its closures.
+        """
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._cache[key] = build()
+        return fn
+
+    def _jit_parts(self, theta):
+        """`_parts` at a concrete (pytree) theta, compiled once per field."""
+        fn = self._compiled(
+            "parts", lambda: jax.jit(lambda th: self._parts(*self._prepare(th)[::2]))
+        )
+        return fn(theta)
 
     def _prepare(self, theta):
         """(flat theta, unflatten, loss of the flat vector), with the shape checks."""
@@ -569,18 +589,24 @@ class PrincipalFlowField:
         s = _coefficients(self.poly, sign * self.h * lam)
         return g, lam, V, s, proj, rest
 
-    def _flat_field(self, theta, loss):
-        g, lam, V, s, proj, rest = self._parts(theta, loss)
-        if not isinstance(lam, jax.core.Tracer):  # concrete call: say why, not NaN
+    def _combine(self, parts, check: bool):
+        """The field sign (sum_i s_i (g . u_i) u_i + s(0) rest) from `_parts`."""
+        g, lam, V, s, proj, rest = parts
+        if check:  # concrete values: say why, not NaN
             _check_finite(g, "grad E at theta")
             _check_finite(lam, "the Hessian's eigenvalues at theta")
             _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         return self.poly.sign * (V @ (s * proj) + s0 * rest)
 
+    def _flat_field(self, theta, loss):
+        return self._combine(self._parts(theta, loss), check=False)
+
     def __call__(self, theta):
         flat, unflatten, loss = self._prepare(theta)
-        return unflatten(self._flat_field(flat, loss))
+        if isinstance(flat, jax.core.Tracer):  # inside the caller's jit: plain JAX
+            return unflatten(self._flat_field(flat, loss))
+        return unflatten(self._combine(self._jit_parts(theta), check=True))
 
     def decompose(self, theta) -> PrincipalDecomposition:
         """The eigenvalues, stability coefficients and projections at `theta` (checked).
@@ -588,14 +614,12 @@ class PrincipalFlowField:
         For pytree parameters the vectors and the field are over the flattened
         parameters (see `PrincipalDecomposition`).
         """
-        flat, _, loss = self._prepare(theta)
+        flat, _, _ = self._prepare(theta)
         _check_finite(flat, "theta")
-        g, lam, V, s, proj, rest = self._parts(flat, loss)
-        _check_finite(g, "grad E at theta")
-        _check_finite(lam, "the Hessian's eigenvalues at theta")
-        _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)
+        parts = self._jit_parts(theta)
+        f = self._combine(parts, check=True)
+        _, lam, V, s, proj, rest = parts
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c
-        f = self.poly.sign * (V @ (s * proj) + s0 * rest)
         return PrincipalDecomposition(*(np.asarray(a) for a in (lam, V, s, proj, s0 * rest, f)))
 
     def integrate(
@@ -630,22 +654,24 @@ class PrincipalFlowField:
             the iterates; for quadratics the imaginary part vanishes at multiples of h.
             For a pytree theta0, the same pytree with a leading time axis on every leaf.
         """
-        _check_ts(ts)
+        ts = _check_ts(ts)
         flat, unflatten, loss = self._prepare(theta0)
         d = self.decompose(theta0)
         if complex_flow is None:
             complex_flow = bool(jnp.iscomplexobj(flat) or np.any(np.abs(d.coefficients.imag) > 0))
-        ys = integrate_flow(
-            lambda x: self._flat_field(x, loss),
-            flat,
-            ts,
-            complex_flow=complex_flow,
-            rtol=rtol,
-            atol=atol,
-            solver=solver,
-            max_steps=max_steps,
-        )
-        return unflatten(ys)
+        static = (bool(complex_flow), rtol, atol, solver, int(max_steps))
+        shapes = tuple(np.shape(x) for x in jax.tree_util.tree_leaves(theta0))
+        key = ("flow", jax.tree_util.tree_structure(theta0), shapes, *static)
+        try:
+            hash(key)
+        except TypeError:  # an unhashable solver or tolerance: compile for this call only
+            key = None
+
+        def build():
+            return _flow_solver(lambda x: self._flat_field(x, loss), flat.shape[0], *static)
+
+        solve = build() if key is None else self._compiled(key, build)
+        return unflatten(_run_flow(solve, flat, ts, complex_flow, max_steps))
 
 
 def integrate_flow(
@@ -677,54 +703,79 @@ def integrate_flow(
         pytree with a leading time axis. Raises `BeaValueError` if the solver fails or
         the state leaves the finite range.
     """
-    import diffrax
-
     ts = _check_ts(ts)
     theta0, unflatten = _flatten(theta0, "theta0")
     _check_finite(theta0, "theta0")
+    flat_field = fieldfn
     if unflatten is not None:  # a pytree: the field in flat form
-        user_field = fieldfn
 
-        def fieldfn(x):
-            return _flatten(user_field(unflatten(x)), "the field's value")[0]
+        def flat_field(x):
+            return _flatten(fieldfn(unflatten(x)), "the field's value")[0]
 
-    n = theta0.shape[0]
-    ts = jnp.asarray(ts, dtype=jnp.float64)
+    solve = _flow_solver(flat_field, theta0.shape[0], complex_flow, rtol, atol, solver, max_steps)
+    ys = _run_flow(solve, theta0, ts, complex_flow, max_steps)
+    return ys if unflatten is None else unflatten(ys)
+
+
+def _flow_solver(flat_field: Callable, n: int, complex_flow, rtol, atol, solver, max_steps):
+    """A compiled (y0, ts) -> (ys, solved) for theta_dot = F(theta) on flat vectors.
+
+    A complex flow is integrated as the real system (Re z, Im z) of size 2n. The times
+    are an argument, not a constant, so that one compiled solver serves any horizon.
+    """
+    import diffrax
+
     if complex_flow:
-        y0 = jnp.concatenate([jnp.real(theta0), jnp.imag(theta0)]).astype(jnp.float64)
 
         def rhs(t, y, args):
-            f = fieldfn(y[:n] + 1j * y[n:])
+            f = flat_field(y[:n] + 1j * y[n:])
             return jnp.concatenate([jnp.real(f), jnp.imag(f)])
 
     else:
-        y0 = jnp.real(theta0).astype(jnp.float64)
 
         def rhs(t, y, args):
-            return jnp.real(fieldfn(y))
+            return jnp.real(flat_field(y))
 
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(rhs),
-        solver if solver is not None else diffrax.Dopri8(),
-        t0=0.0,
-        t1=float(ts[-1]),
-        dt0=None,
-        y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps,
-        throw=False,
-    )
-    if sol.result != diffrax.RESULTS.successful:
+    term = diffrax.ODETerm(rhs)
+    solver = solver if solver is not None else diffrax.Dopri8()
+
+    @jax.jit
+    def solve(y0, ts):
+        sol = diffrax.diffeqsolve(
+            term,
+            solver,
+            t0=0.0,
+            t1=ts[-1],
+            dt0=None,
+            y0=y0,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=max_steps,
+            throw=False,
+        )
+        return sol.ys, sol.result == diffrax.RESULTS.successful
+
+    return solve
+
+
+def _run_flow(solve: Callable, theta0, ts: np.ndarray, complex_flow, max_steps):
+    """Run a `_flow_solver` from the flat theta0 (checked) and check what it returns."""
+    n = theta0.shape[0]
+    if complex_flow:
+        y0 = jnp.concatenate([jnp.real(theta0), jnp.imag(theta0)]).astype(jnp.float64)
+    else:
+        y0 = jnp.real(theta0).astype(jnp.float64)
+    ys, solved = solve(y0, jnp.asarray(ts, dtype=jnp.float64))
+    if not bool(solved):
         raise BeaValueError(
             f"the flow could not be integrated to t={float(ts[-1])}: the solver stalled "
             f"({max_steps} steps); for a principal flow this happens when an eigenvalue "
             "crosses h*lambda = 1 (R = 0) along the path, where log R is singular or changes "
             "branch; shorten the horizon, change h, or raise max_steps"
         )
-    ys = sol.ys[:, :n] + 1j * sol.ys[:, n:] if complex_flow else sol.ys
+    ys = ys[:, :n] + 1j * ys[:, n:] if complex_flow else ys
     _check_finite(ys, "the integrated flow")
-    return ys if unflatten is None else unflatten(ys)
+    return ys
 
 
 def principal_flow(
