@@ -27,7 +27,7 @@ from typing import Any
 
 import sympy as sp
 
-from ._errors import BeaTypeError, BeaValueError
+from ._errors import BeaTypeError, BeaValueError, rule_library_error
 from ._scalars import H, exact_value
 
 __all__ = ["Rule", "as_rule", "call_rule", "rule"]
@@ -187,8 +187,35 @@ def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memor
     Parameters named `grad` and `field` receive those oracles (by keyword); a rule
     with exactly three positional parameters of other names gets `grad` third. The
     memory values, if any, come between the state and `h`.
+
+    When the state is symbolic (traced series, SymPy values) and the rule hands it to
+    a library (`jnp.sqrt(g)`, `optax.sgd(h).update(...)`), whatever the library raises
+    becomes a `TraceError` naming the rule's line.
     """
     args = (state, *memory, h)
+    try:
+        return _call(update, args, grad, field, len(memory))
+    except Exception as err:
+        if not _symbolic(args[:-1]):
+            raise
+        converted = rule_library_error(err)
+        if converted is None:
+            raise
+        raise converted from err
+
+
+def _symbolic(values) -> bool:
+    """Whether a state holds symbolic values (bea's traced series or SymPy objects)."""
+    for v in values:
+        if isinstance(v, tuple | list):
+            if _symbolic(v):
+                return True
+        elif type(v).__module__.startswith("bea.") or isinstance(v, sp.Basic | sp.MatrixBase):
+            return True
+    return False
+
+
+def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memory: int):
     try:
         sig = inspect.signature(update)
     except (TypeError, ValueError):  # builtins, partials of builtins
@@ -199,7 +226,7 @@ def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memor
         kwargs = {k: v for k, v in (("grad", grad), ("field", field)) if k in names}
         return update(*args, **kwargs)
     if len(names) < len(args) + 1:
-        mem = "".join(f"{m}, " for m in ("m",) * len(memory))
+        mem = "".join(f"{m}, " for m in ("m",) * n_memory)
         raise BeaTypeError(
             f"update rule {getattr(update, '__name__', update)!r} takes {len(names)} "
             f"arguments; write it as rule(state, {mem}h, grad) or rule(state, {mem}h, field)"

@@ -25,6 +25,8 @@ import numpy as np
 
 from bea._errors import BeaTypeError, BeaValueError
 
+from ._static import is_parameter
+
 __all__ = ["NumericWarning", "fit_slope", "float64", "integrate", "lipschitz"]
 
 RTOL = 1e-13
@@ -51,13 +53,16 @@ def float64(notes: list[str] | None = None):
 
 
 def as_float64(tree):
-    """The floating leaves of a pytree as float64 arrays (others unchanged).
+    """The floating leaves of a pytree as float64 arrays (others, including leaves
+    that are no numbers, unchanged).
 
     A state made while float64 was off is float32; inside a check it must be promoted,
     or the whole computation silently runs in single precision.
     """
 
     def cast(a):
+        if not is_parameter(a):  # a static leaf: an activation function, a name
+            return a
         arr = jnp.asarray(a)
         return arr.astype(jnp.float64) if jnp.issubdtype(arr.dtype, jnp.floating) else a
 

@@ -47,6 +47,7 @@ from bea._trees import Tree
 from ._oracles import Oracles
 from ._params import check_step, number, split_h
 from ._state import Layout
+from ._static import split
 
 __all__ = ["ModifiedField", "derivative", "field_function", "vector_field"]
 
@@ -359,6 +360,9 @@ def _tree_field(meq, plan: _Plan, state, h, losses, fields, weights=None):
         )
     if len(blocks) > 1:
         state = tuple(state)
+    # leaves that are no parameters (an MLP's activation) reach only the oracles
+    state, static = split(state)
+    losses, fields = static.oracles(losses, fields)
     state = jax.tree_util.tree_map(_inexact, state)
     orc = Oracles(None, losses, fields)
     fns = {o.colour: orc.tree_function(o, blocks) for o in meq.oracles}
@@ -428,7 +432,10 @@ class ModifiedField:
 
     Call it as `field(state, h)` (or `field(state)` when `params` bound `h`); the
     result is structured like the state. Calls are jit-compiled once per state
-    structure; `h` is traced, so new values of `h` reuse the compiled kernel.
+    structure; `h` is traced, so new values of `h` reuse the compiled kernel. Leaves
+    of the state that are not numbers or arrays (the activation of an
+    `equinox.nn.MLP`) are passed to the losses and fields but have no velocity: they
+    are None in the result, as in the gradients `equinox.filter_grad` returns.
     `field.apply(state, h)` is the same function without `jax.jit`, for use inside
     your own transformations.
 
@@ -458,7 +465,7 @@ class ModifiedField:
                     f"(given: {have}); pass {kind}={{{o.name!r}: fn}}"
                 )
         self.plan = _plan(meq, self.bound)
-        self._jit = jax.jit(self._apply_weighted)
+        self._jit = jax.jit(self._apply_split, static_argnums=1)
 
     def tree(self, state, h, weights=None):
         """The field at `state` (the user's structure), not jit-compiled."""
@@ -471,6 +478,9 @@ class ModifiedField:
 
     def _apply_weighted(self, state, h, weights=None):
         return self.tree(state, h, weights)
+
+    def _apply_split(self, parameters, static, h):
+        return self.tree(static.join(parameters), h)
 
     def _h(self, h):
         if h is None:
@@ -486,7 +496,8 @@ class ModifiedField:
         return self._apply_weighted(state, self._h(h))
 
     def __call__(self, state, h=None):
-        return self._jit(state, jnp.asarray(self._h(h), dtype=float))
+        parameters, static = split(state)
+        return self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float))
 
     def __repr__(self) -> str:
         return f"ModifiedField(rule={self.meq.rule!r}, order={self.meq.order})"

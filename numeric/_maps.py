@@ -10,6 +10,7 @@ parameters (`n` of `sgd`, `m` of `alternating`) are fixed when it is built
 
 from __future__ import annotations
 
+import copy
 import os
 
 import jax
@@ -21,6 +22,7 @@ from bea._rule import as_rule, call_rule
 from ._oracles import Oracles
 from ._params import Step, Value, check_step, split_h, unwrap, wrap
 from ._state import Layout
+from ._static import Static, split
 
 __all__ = ["DiscreteMap", "discrete_map"]
 
@@ -42,7 +44,9 @@ class DiscreteMap:
     memory the state is the tuple `(theta, m1, ...)` of the parameters and each memory
     variable (shaped like the parameters) and the result has the same form;
     `step.iterate(state, h, k)` applies it `k` times. `h` is traced: new values reuse
-    the compiled code.
+    the compiled code. Leaves of the state that are not numbers or arrays (the
+    activation of an `equinox.nn.MLP`, a name) are carried through unchanged; the
+    losses and fields see the whole state.
 
     Arguments:
         rule: a `bea.Rule` or an update function.
@@ -55,7 +59,7 @@ class DiscreteMap:
         self.h, self.bound = split_h(params)
         self.losses = dict(losses or {})
         self.fields = dict(fields or {})
-        self._jit = jax.jit(self._apply_flat_state, static_argnums=(2,))
+        self._jit = jax.jit(self._apply_split, static_argnums=(1, 3))
 
     def _run(self, layout: Layout, z, h, mem: tuple = ()):
         """Call the rule once on flat vectors; returns the flat outputs as a list."""
@@ -125,7 +129,35 @@ class DiscreteMap:
         z = layout.flatten(state)
         return layout.unflatten(self.flat_iterate(layout, z, h, k))
 
-    def _split_state(self, state):
+    # -- states with static leaves (functions, names: see numeric._static) ----
+    def _static_split(self, state):
+        """`(parameters, static)` of a state; per part `(theta, m1, ...)` with memory."""
+        if not self.rule.memory:
+            return split(state)
+        self._check_memory_state(state)
+        pairs = [split(part) for part in state]
+        return tuple(p for p, _ in pairs), tuple(st for _, st in pairs)
+
+    def _static_join(self, out, static):
+        if not self.rule.memory:
+            return static.join(out)
+        return tuple(st.join(o) for o, st in zip(out, static, strict=True))
+
+    def with_static(self, static: Static) -> DiscreteMap:
+        """This map on the parameters of states with the given static leaves: the
+        losses and fields see the whole state, put back together."""
+        if not static:
+            return self
+        out = copy.copy(self)
+        out.losses, out.fields = static.oracles(self.losses, self.fields)
+        return out
+
+    def _apply_split(self, parameters, static, h, k):
+        """`k` steps on the parameters; the static leaves only reach the oracles."""
+        theta_static = static[0] if self.rule.memory else static
+        return self.with_static(theta_static)._apply_flat_state(parameters, h, k)
+
+    def _check_memory_state(self, state):
         n = 1 + len(self.rule.memory)
         if not isinstance(state, tuple | list) or len(state) != n:
             names = ", ".join(("theta", *self.rule.memory))
@@ -133,6 +165,9 @@ class DiscreteMap:
                 f"rule {self.rule.name!r} has memory {self.rule.memory}; pass the state as "
                 f"the tuple ({names}), each memory variable shaped like the parameters"
             )
+
+    def _split_state(self, state):
+        self._check_memory_state(state)
         layout = Layout.of(state[0], self.rule.blocks)
         z = layout.flatten(state[0])
         mem = tuple(
@@ -165,20 +200,22 @@ class DiscreteMap:
 
     def apply(self, state, h=None):
         """One step, not jit-compiled (for use inside your own transformations)."""
-        if self.rule.memory:
-            return self._apply_memory(state, self._h(h), 1)
-        layout = Layout.of(state, self.rule.blocks)
-        z = layout.flatten(state)
-        return layout.unflatten(self.flat(layout, z, self._h(h)))
+        h = self._h(h)
+        parameters, static = self._static_split(state)
+        return self._static_join(self._apply_split(parameters, static, h, 1), static)
 
     def __call__(self, state, h=None):
-        return self._jit(state, jnp.asarray(self._h(h), dtype=float), 1)
+        parameters, static = self._static_split(state)
+        out = self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), 1)
+        return self._static_join(out, static)
 
     def iterate(self, state, h=None, k: int = 1):
         """`k` steps of the rule from `state`."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise BeaValueError(f"k={k!r} must be a positive integer number of steps")
-        return self._jit(state, jnp.asarray(self._h(h), dtype=float), k)
+        parameters, static = self._static_split(state)
+        out = self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), k)
+        return self._static_join(out, static)
 
     def __repr__(self) -> str:
         return f"DiscreteMap(rule={self.rule.name!r})"

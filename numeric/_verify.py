@@ -46,6 +46,7 @@ from ._memory import manifold_function
 from ._params import number, split_h
 from ._plot import loglog_figure, save_figure
 from ._state import Layout
+from ._static import split
 
 __all__ = ["OrderCheck", "check_order", "check_orders", "default_hs", "html_table"]
 
@@ -290,13 +291,17 @@ def _check_orders_arg(orders) -> list[int]:
     return out
 
 
-def check_state(state0):
+def check_state(state0, static: bool = False):
     """`state0` as float64 leaves; integer, complex, string or empty states are refused.
 
     An integer state cannot be differentiated (JAX's `grad` needs floats), and a
-    string is no state at all.
+    string is no state at all. With `static`, leaves that are not numbers or arrays
+    (an `equinox.nn.MLP`'s activation) are allowed beside the parameters and kept.
     """
     leaves = jax.tree_util.tree_leaves(state0)
+    parameters = jax.tree_util.tree_leaves(split(state0)[0])
+    if static and parameters:
+        leaves = parameters
     if not leaves:
         raise BeaValueError("state0 is empty; give the starting point, e.g. jnp.array([0.5, 1.0])")
     for leaf in leaves:
@@ -313,7 +318,8 @@ def check_state(state0):
         if not jnp.issubdtype(dtype, jnp.floating):
             raise BeaTypeError(
                 f"state0 has {dtype} entries; give floats, e.g. jnp.array([1.0, 2.0]) "
-                "(gradients need real floating-point states)"
+                "(gradients need real floating-point states; mark an integer that is no parameter "
+                "static, e.g. equinox.field(static=True))"
             )
     return as_float64(state0)
 
@@ -366,7 +372,9 @@ def check_orders(
         per_order[n] = check_hs(given if given is not None else default_hs(n))
     notes: list[str] = []
     with float64(notes):
-        state0 = check_state(state0)
+        state0, static = split(check_state(state0, static=True))
+        # leaves that are no parameters (an MLP's activation) reach only the oracles
+        losses, fields = static.oracles(losses, fields)
         r = as_rule(rule)
         top = max(orders)
         if meq is None:
