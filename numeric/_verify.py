@@ -502,7 +502,9 @@ def check_order(
             h^(N+2).
         losses: loss name -> scalar JAX function of the state, for `grad` oracles.
         fields: field name -> JAX function of the state (its block's velocity).
-        state0: the starting state (a pytree, or a tuple of blocks for players).
+        state0: the starting state (a pytree, or a tuple of blocks for players); leaves
+            that are not numbers or arrays (an `equinox.nn.MLP`'s activation) reach the
+            losses and fields unchanged.
         params: numbers for the rule's symbols (`{"alpha": 0.5, "lambda": 1.5}`);
             not `h`, which is swept.
         hs: the learning rates (default: `default_hs(order)`).
