@@ -142,6 +142,9 @@ class CoordinateModifiedEquation:
     def __str__(self) -> str:
         return self.text()
 
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex()}$$"
+
     def to_dict(self) -> dict:
         """Plain data: expressions as SymPy strings (`srepr`-free, for reading and diffs)."""
         return {

@@ -49,6 +49,50 @@ class CoordinateModifiedLoss:
     def total(self) -> sp.Expr:
         return sp.Add(*(H**p * t for p, t in enumerate(self.terms)))
 
+    def text(self) -> str:
+        """`Ẽ = E + h (…) + …`, with the preconditioner it is a loss for."""
+        parts = [
+            sp.sstr(t) if p == 0 else f"{_power(p)} ({sp.sstr(sp.factor(t))})"
+            for p, t in enumerate(self.terms)
+            if t != 0
+        ]
+        lines = [
+            f"{self.rule}: modified loss to order {self.order} in h, field = −P⁻¹ ∇Ẽ",
+            f"Ẽ = {' + '.join(parts) or '0'}",
+            "P = diag(" + ", ".join(sp.sstr(p) for p in self.preconditioner) + ")",
+        ]
+        return "\n".join(lines)
+
+    def latex(self) -> str:
+        """Ẽ in LaTeX."""
+        parts = [
+            sp.latex(t) if p == 0 else rf"{_power(p, True)} \left({sp.latex(sp.factor(t))}\right)"
+            for p, t in enumerate(self.terms)
+            if t != 0
+        ]
+        return r"\tilde{E} = " + (" + ".join(parts) or "0")
+
+    def to_dict(self) -> dict:
+        """Plain data: expressions as SymPy strings."""
+        return {
+            "rule": self.rule,
+            "order": self.order,
+            "preconditioner": [str(p) for p in self.preconditioner],
+            "terms": {str(p): str(t) for p, t in enumerate(self.terms)},
+        }
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_latex_(self) -> str:
+        return f"${self.latex()}$"
+
+
+def _power(p: int, latex: bool = False) -> str:
+    if latex:
+        return "h" if p == 1 else f"h^{{{p}}}"
+    return "h" if p == 1 else "h" + str(p).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
 
 class _Jet:
     """Total derivatives in the partial-derivative symbols of one loss."""

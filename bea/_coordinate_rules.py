@@ -36,7 +36,16 @@ from . import ops
 from ._errors import BeaValueError
 from ._rule import Rule
 
-__all__ = ["adagrad", "adam", "clipped_gd", "normalised_sam", "rmsprop", "signgd"]
+__all__ = [
+    "COORDINATE_RULES",
+    "adagrad",
+    "adam",
+    "clipped_gd",
+    "is_coordinate_rule",
+    "normalised_sam",
+    "rmsprop",
+    "signgd",
+]
 
 RHO = sp.Symbol("rho", positive=True)
 EPS = sp.Symbol("eps", positive=True)
@@ -191,3 +200,26 @@ def adagrad(eps=EPS) -> Rule:
         description="AdaGrad (accumulating memory)",
         memory=("v",),
     )
+
+
+COORDINATE_RULES: dict[str, Rule] = {
+    r.name: r for r in (rmsprop(), adam(), signgd(), clipped_gd(), normalised_sam(), adagrad())
+}
+"""The built-in coordinate-wise rules by name, with symbolic parameters."""
+
+REGIONS: dict[str, dict] = {
+    "signgd": {"signs": "symbolic"},
+    "clipped_gd": {"choose": "second"},
+}
+"""The region a built-in non-smooth rule is derived on when none is declared on the
+command line: symbolic signs for sign descent, the clipped branch for clipping."""
+
+
+def is_coordinate_rule(rule) -> bool:
+    """Whether `rule` is one of the built-in coordinate-wise rules (any parameters).
+
+    Example:
+        >>> is_coordinate_rule(adam(beta1=0)), is_coordinate_rule(lambda t, h, g: t)
+        (True, False)
+    """
+    return getattr(getattr(rule, "update", None), "__module__", None) == __name__

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ._errors import BeaTypeError, BeaValueError, TraceError, user_line
+from ._scalars import exact_value, read_float
 
 __all__ = ["CSeries", "CoordinateRegion", "Tracer", "choose"]
 
@@ -393,6 +394,10 @@ class CSeries:
     def _lift(self, other) -> CSeries:
         if isinstance(other, CSeries):
             return other
+        if isinstance(other, float) and math.isfinite(other):
+            return self.t.const(read_float(other))  # 0.9 -> 9/10, as the tree tracer reads it
+        if isinstance(other, sp.Expr) and other.has(sp.Float):
+            other = exact_value(other, "a coefficient")
         if isinstance(other, bool) or isinstance(other, float | complex | str):
             raise TraceError(
                 f"{other!r} at {user_line()} is not exact; use ints, fractions.Fraction or "

@@ -64,7 +64,10 @@ def _library(path: str) -> str | None:
 
 def _ours(path: str) -> bool:
     full = os.path.abspath(path)
-    return any(full.startswith(d + os.sep) for d in _OUR_DIRS)
+    if any(full.startswith(d + os.sep) for d in _OUR_DIRS):
+        return True
+    # the `bea` console script: its `sys.exit(main())` is no line of the user's
+    return os.path.basename(full) == "bea" and os.path.basename(os.path.dirname(full)) == "bin"
 
 
 def _describe(frame) -> str:
@@ -84,6 +87,7 @@ def _locate(frames) -> tuple[str, str | None]:
     library = None
     for frame in reversed(frames):
         if _ours(frame.filename):
+            library = None  # a library that bea called itself (SymPy) is not the user's call
             continue
         site = _library(frame.filename)
         if site is None:
@@ -92,9 +96,21 @@ def _locate(frames) -> tuple[str, str | None]:
             # a decorator's `wrapper` (JAX wraps equinox's __call__) names no library
             library = site
     for frame in reversed(frames):
+        if _ours(frame.filename) and frame.name == "update":  # a built-in rule's own line
+            return _describe(frame), library
+    for frame in reversed(frames):
         if not _ours(frame.filename):
             return _describe(frame), library
     return "<unknown line>", library
+
+
+def user_frame() -> tuple[str, int]:
+    """`(file, line)` of the innermost frame of the user's code (see `user_line`)."""
+    frames = traceback.extract_stack()[:-1]
+    for frame in reversed(frames):
+        if not _ours(frame.filename) and _library(frame.filename) is None:
+            return frame.filename, frame.lineno or 0
+    return (frames[0].filename, frames[0].lineno or 0) if frames else ("<unknown>", 0)
 
 
 def user_line() -> str:

@@ -22,7 +22,7 @@ import sympy as sp
 
 from ._bseries import MAX_TREES, _solve, map_series  # noqa: F401 (_solve: for _sgd)
 from ._colour import Colour
-from ._errors import BeaTypeError, BeaValueError
+from ._errors import BeaTypeError, BeaValueError, TraceError
 from ._families import family_of
 from ._rule import Rule, as_rule
 from ._scalars import H, choose_domain, exact_value
@@ -329,6 +329,22 @@ def _notation(meq: ModifiedEquation, notation: str) -> str:
     return notation
 
 
+def _coordinate_wise(rule: Rule) -> bool:
+    """Whether the coordinate-wise family can trace `rule` (asked after the tree family
+    refused it): its order-0 map in dimension 1, where a missing region still counts."""
+    from ._coordinate import coordinate_modified_equation
+
+    try:
+        coordinate_modified_equation(rule, 0, 1, memory=rule.memory or None)
+    except TraceError:
+        return False
+    except BeaValueError:
+        return True  # traced, then refused for a region or a contraction: coordinate-wise
+    except Exception:  # the user's code failed on a coordinate value: not this family
+        return False
+    return True
+
+
 def trace_map(rule: Rule, max_power: int, domain) -> tuple[dict, Tracer]:
     """Trace `rule` once: its map as `{(tree, k): a}` (minus the identity)."""
     mt = family_of(rule).trace(rule, max_power, domain)
@@ -347,13 +363,16 @@ def modified_equation(
     dimension: int | None = None,
     loss=None,
     region=None,
+    coordinates=None,
 ) -> ModifiedEquation:
     """Derive the modified equation of an explicit update rule to order `order` in h.
 
-    With `dimension=d` (and optionally an explicit `loss` and a `region`) the rule is
-    derived by the coordinate-wise family instead, per coordinate in d dimensions, for
-    rules outside the algebra of elementary differentials (RMSProp, Adam, sign
-    descent, clipping: `bea.ops`); see `bea.coordinate_modified_equation`.
+    With `dimension=d` (and optionally an explicit `loss` in `coordinates` and a
+    `region`) the rule is derived by the coordinate-wise family instead, per
+    coordinate in d dimensions, for rules outside the algebra of elementary
+    differentials (RMSProp, Adam, sign descent, clipping: `bea.ops`); the built-in
+    coordinate-wise rules (`bea.rules.adam`, ...) take that route by themselves, in
+    dimension 2 unless told otherwise. See `bea.coordinate_modified_equation`.
 
     Arguments:
         rule: a `bea.Rule` or a function `rule(state, h, grad)` (see `bea.Rule`).
@@ -382,11 +401,24 @@ def modified_equation(
         >>> bea.modified_equation(sam, order=1).coefficient("E[E]")
         -rho - 1/2
     """
-    if dimension is not None or loss is not None or region is not None:
+    from ._coordinate_rules import is_coordinate_rule
+
+    if (
+        dimension is not None
+        or loss is not None
+        or region is not None
+        or coordinates is not None
+        or is_coordinate_rule(rule)
+    ):
         from ._coordinate import coordinate_modified_equation
 
         return coordinate_modified_equation(
-            rule, order, 2 if dimension is None else dimension, loss, region
+            rule,
+            order,
+            2 if dimension is None else dimension,
+            loss,
+            region,
+            coordinates=coordinates,
         )
     r = as_rule(rule, blocks=blocks, time=time)
     if isinstance(order, bool) or not isinstance(order, int):
@@ -406,7 +438,15 @@ def modified_equation(
             )
         times = tuple(exact_value(t, "player_times") for t in times)
 
-    mapped = map_series(r, order, force=force, player_times=times)
+    try:
+        mapped = map_series(r, order, force=force, player_times=times)
+    except TraceError as err:
+        if not _coordinate_wise(r):
+            raise
+        raise TraceError(
+            f"{err}; the rule is coordinate-wise: derive it per coordinate with "
+            f"dimension=2 (or more), e.g. bea.modified_equation(rule, {order}, dimension=2)"
+        ) from None
     series = mapped.log()
     return ModifiedEquation(
         rule=r.name,

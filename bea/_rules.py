@@ -270,10 +270,15 @@ RULES: dict[str, Rule] = {
 
 
 def get_rule(name: str) -> Rule:
-    """The built-in rule called `name`; raises `BeaValueError` listing the valid names."""
-    try:
+    """The built-in rule called `name` (the coordinate-wise ones too); raises
+    `BeaValueError` listing the valid names."""
+    from ._coordinate_rules import COORDINATE_RULES
+
+    if isinstance(name, str) and name in RULES:
         return RULES[name]
-    except (KeyError, TypeError):
-        raise BeaValueError(
-            f"unknown rule {name!r}; the built-in rules are {', '.join(RULES)}"
-        ) from None
+    if isinstance(name, str) and name in COORDINATE_RULES:
+        return COORDINATE_RULES[name]
+    raise BeaValueError(
+        f"unknown rule {name!r}; the built-in rules are {', '.join(RULES)}, and per "
+        f"coordinate {', '.join(COORDINATE_RULES)}"
+    )

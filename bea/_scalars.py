@@ -17,7 +17,7 @@ from fractions import Fraction
 import sympy as sp
 from sympy.polys.domains import QQ
 
-from ._errors import BeaTypeError, TraceError, user_line
+from ._errors import BeaTypeError, TraceError, user_frame, user_line
 
 __all__ = ["FloatReadExactly", "H", "choose_domain", "exact_value", "read_float", "to_expr"]
 
@@ -59,14 +59,21 @@ def read_float(value: float) -> sp.Rational:
     expressions are still refused, since they would make a derivation inexact.
     """
     exact = sp.Rational(Fraction(repr(value)).numerator, Fraction(repr(value)).denominator)
-    # Python's warning filter shows it once per line of the user's code
-    warnings.warn(
+    # attributed to the user's line, and shown once per line (the registry)
+    filename, lineno = user_frame()
+    warnings.warn_explicit(
         f"the float {value!r} in the rule is read exactly as {exact}; write "
         f"sympy.Rational({exact.p}, {exact.q}) to silence this",
         FloatReadExactly,
-        stacklevel=3,
+        filename,
+        lineno,
+        registry=_SHOWN,
     )
     return exact
+
+
+_SHOWN: dict = {}
+"""Where `FloatReadExactly` was shown already (`warnings.warn_explicit`'s registry)."""
 
 
 def _floats_read_exactly(expr: sp.Basic) -> sp.Basic:

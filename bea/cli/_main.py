@@ -2,7 +2,8 @@
 
     bea rules
     bea derive RULE --order N [--param NAME=VALUE]... [--format text|latex|json]
-                    [--notation auto|gradient|elementary] [--force]
+                    [--notation auto|gradient|elementary] [--dimension D]
+                    [--region KEY=VALUE]... [--force]
     bea loss RULE --order N [--block B] [--convention flow|per_player] [--held-fixed]
                   [--split symmetric|first|all_fixed] [--expected] [--format ...] [--force]
     bea principal RULE [--order N] [--param NAME=VALUE]... [--force]
@@ -27,11 +28,13 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from .._errors import BeaError, BeaValueError
 from .._params import parse_param, parse_value
 from ._budget import Budget
+from ._coordinate import coordinate_wanted, derive_coordinate, loss_coordinate
 from ._user_rules import resolve_rule
 
 __all__ = ["main", "parse_param", "parse_value"]
@@ -64,7 +67,12 @@ _FLAG_WORDS = (
     (re.compile(r"\bforce=True\b"), "--force"),
     (re.compile(r"\bheld_fixed=True\b"), "--held-fixed"),
     (re.compile(r"\bpass block= "), "pass --block "),
-    (re.compile(r"\b(order|block|split|convention)=(?=['\"\w-])"), r"--\1 "),
+    (re.compile(r"\b(order|block|split|convention|dimension)=(?=['\"\w-])"), r"--\1 "),
+    (
+        re.compile(r"region=bea\.CoordinateRegion\(signs='symbolic'\) or signs=\(1, -1, \.\.\.\)"),
+        "--region signs=symbolic or --region signs=+1,-1,...",
+    ),
+    (re.compile(r", e\.g\. bea\.modified_equation\(rule, \d+, --dimension 2\)"), ""),
 )
 
 
@@ -138,6 +146,16 @@ def _check_rule_values(rule, values: dict, budget: Budget) -> None:
             )
 
 
+def _no_coordinate(rule, command: str) -> None:
+    from .._coordinate_rules import is_coordinate_rule
+
+    if is_coordinate_rule(rule):
+        raise BeaValueError(
+            f"{command} works on tree-series rules; {rule.name!r} is coordinate-wise: use "
+            f"bea derive {rule.name} --order N --dimension D, or numeric.coordinate_vector_field"
+        )
+
+
 def _order(args, budget: Budget, low: int = 0) -> int:
     return budget.order(args.order, low=low)
 
@@ -146,11 +164,18 @@ def _order(args, budget: Budget, low: int = 0) -> int:
 
 
 def _cmd_rules(args, out: Callable[[str], None]) -> int:
+    from .._coordinate_rules import COORDINATE_RULES
     from .._rules import RULES
 
-    width = max(len(n) for n in RULES)
+    width = max(len(n) for n in (*RULES, *COORDINATE_RULES))
     for name, r in RULES.items():
         params = ", ".join(f"{k}={v}" for k, v in r.params if k not in ("A", "b"))
+        extra = f"  [{params}]" if params else ""
+        out(f"{name.ljust(width)}  {r.description}{extra}")
+    out("")
+    out("coordinate-wise (derived per coordinate: --dimension D, default 2):")
+    for name, r in COORDINATE_RULES.items():
+        params = ", ".join(f"{k}={v}" for k, v in r.params)
         extra = f"  [{params}]" if params else ""
         out(f"{name.ljust(width)}  {r.description}{extra}")
     return 0
@@ -161,6 +186,8 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget)
     rule, extra = _build_rule(args.rule, args.param, budget)
+    if coordinate_wanted(rule, args):
+        return derive_coordinate(rule, args, order, budget, extra, out)
     meq = _derive(rule, extra, order, args.force)
     if args.format == "json":
         out(meq.to_json())
@@ -178,6 +205,13 @@ def _cmd_loss(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget)
     rule, extra = _build_rule(args.rule, args.param, budget)
+    if coordinate_wanted(rule, args):
+        return loss_coordinate(rule, args, order, budget, extra, out)
+    if args.preconditioner != "identity":
+        raise BeaValueError(
+            f"--preconditioner is for coordinate-wise rules; rule {rule.name!r} gives a "
+            "loss of the gradient flow itself (leave --preconditioner out)"
+        )
     if args.expected:
         if rule.name != "sgd":
             raise BeaValueError("--expected averages over batch orderings; use it with sgd")
@@ -234,6 +268,7 @@ def _cmd_principal(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget, low=1) if args.order is not None else None
     rule, extra = _build_rule(args.rule, args.param, budget, PRINCIPAL_RESERVED)
+    _no_coordinate(rule, "bea principal")
     if extra:
         raise BeaValueError(
             f"rule {rule.name!r} has no parameter {next(iter(extra))!r} to rebuild it with; "
@@ -287,6 +322,7 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget)
     rule, extra = _build_rule(args.rule, args.param, budget)
+    _no_coordinate(rule, "bea codegen")
     target = None
     if args.output is not None:
         target = os.path.abspath(args.output)
@@ -408,9 +444,16 @@ _FORCE_HELP = "lift the size budget (orders, tree counts, parameter sizes and di
 
 
 def _rules_epilog() -> str:
+    from .._coordinate_rules import COORDINATE_RULES
     from .._rules import RULES
 
-    return "rules: " + ", ".join(RULES) + " (details: bea rules)"
+    return (
+        "rules: "
+        + ", ".join(RULES)
+        + "; per coordinate: "
+        + ", ".join(COORDINATE_RULES)
+        + " (details: bea rules)"
+    )
 
 
 def _problems_epilog() -> str:
@@ -419,6 +462,24 @@ def _problems_epilog() -> str:
     except ImportError:  # pragma: no cover - depends on the install
         return "problems: install the numeric extra to list them"
     return "problems:\n" + "\n".join(f"  {line}" for line in problem_lines())
+
+
+def _coordinate_flags(p) -> None:
+    p.add_argument(
+        "--dimension",
+        default=None,
+        metavar="D",
+        help="derive per coordinate in D dimensions (coordinate-wise rules: adam, "
+        "rmsprop, ...; default 2; budget 3)",
+    )
+    p.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="coordinate-wise rules: signs=symbolic, signs=+1,-1 (one per coordinate) or "
+        "choose=first|second (branches of maximum/minimum); repeatable",
+    )
 
 
 def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
@@ -455,6 +516,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         default="auto",
         help="gradient (∇²E ∇E), elementary differentials (E'E), or auto (default)",
     )
+    _coordinate_flags(d)
     d.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     lo = sub.add_parser(
@@ -497,6 +559,15 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         choices=("text", "latex", "json"),
         default="text",
         help="output format (default: text)",
+    )
+    _coordinate_flags(lo)
+    lo.add_argument(
+        "--preconditioner",
+        choices=("identity", "abs_grad"),
+        default="identity",
+        help="coordinate-wise rules: the loss Ẽ with field = −P⁻¹∇Ẽ for P = I (default) or "
+        "P = diag|∇E| (Adam as eps → 0, Cattaneo et al. 2024; implies --region "
+        "signs=symbolic)",
     )
     lo.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
@@ -571,6 +642,7 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         help="write a log-log plot of error against h (.png, .pdf or .svg; a folder "
         "gets RULE_orderN.png inside it); checked before the run",
     )
+    _coordinate_flags(v)
     v.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     m = sub.add_parser(
@@ -633,6 +705,15 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (a float read exactly, ...) as one line on stderr, not two."""
+    try:
+        where = f" ({os.path.basename(str(filename))}:{lineno})" if lineno else ""
+        print(f"bea: note: {message}{where}", file=sys.stderr, flush=True)
+    except OSError:  # pragma: no cover - stderr closed
+        pass
+
+
 def _fail(message: str) -> int:
     try:
         print(f"bea: error: {message}", file=sys.stderr, flush=True)
@@ -648,6 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def out(s: str) -> None:
         print(s, flush=True)
 
+    warnings.showwarning = _note
     try:
         try:
             args = _parser(help_wanted="-h" in argv or "--help" in argv).parse_args(argv)

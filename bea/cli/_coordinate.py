@@ -1,0 +1,146 @@
+"""The command line on coordinate-wise rules: RMSProp, Adam, sign descent, clipping, SAM.
+
+These rules are derived per coordinate in a fixed dimension d
+(`bea.coordinate_modified_equation`), so `bea derive`, `bea loss` and `bea verify`
+take two more flags for them:
+
+    --dimension D          the number of coordinates (default 2: the smallest in which
+                           the index form θ̇ᵢ = … Σⱼ ∂ᵢ∂ⱼE (…) can be read)
+    --region KEY=VALUE     where a non-smooth rule is expanded: signs=symbolic,
+                           signs=+1,-1 (one per coordinate), choose=first|second
+                           (the branch of each maximum/minimum); repeatable
+
+The built-in non-smooth rules have a default region (`REGIONS`), said in the output.
+Coordinate derivations grow fast with the order and the dimension (Adam at order 2
+takes seconds in dimension 2 and minutes in dimension 3), so the budget is order 2
+and dimension 3; `--force` lifts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .._coordinate_rules import REGIONS, is_coordinate_rule
+from .._errors import BeaValueError
+from ._budget import Budget
+
+__all__ = ["coordinate_wanted", "derive_coordinate", "loss_coordinate", "parse_region"]
+
+MAX_ORDER, HARD_ORDER = 2, 8
+MAX_DIMENSION, HARD_DIMENSION = 3, 10
+
+
+def coordinate_wanted(rule, args) -> bool:
+    """Whether a command derives `rule` per coordinate: a built-in coordinate-wise rule,
+    or any rule when --dimension or --region is given."""
+    return (
+        is_coordinate_rule(rule)
+        or getattr(args, "dimension", None) is not None
+        or bool(getattr(args, "region", None))
+    )
+
+
+def parse_region(texts: Sequence[str], dimension: int) -> dict | None:
+    """`--region signs=symbolic --region choose=second` -> `{"signs": ..., "choose": ...}`.
+
+    Example:
+        >>> parse_region(["signs=+1,-1", "choose=first"], 2)
+        {'signs': (1, -1), 'choose': 'first'}
+    """
+    if not texts:
+        return None
+    region: dict = {}
+    for text in texts:
+        key, sep, value = (part.strip() for part in text.partition("="))
+        if not sep or key not in ("signs", "choose"):
+            raise BeaValueError(
+                f"--region {text[:40]!r} must be signs=symbolic, signs=+1,-1 or choose=first"
+            )
+        if key in region:
+            raise BeaValueError(f"--region {key}= is given twice; give it once")
+        items = [v.strip() for v in value.split(",")]
+        if key == "signs":
+            if value == "symbolic":
+                region[key] = "symbolic"
+                continue
+            if len(items) != dimension or any(v not in ("+1", "1", "+", "-1", "-") for v in items):
+                raise BeaValueError(
+                    f"--region signs={value[:40]} must be 'symbolic' or {dimension} signs "
+                    "+1/-1 separated by commas, one per coordinate"
+                )
+            region[key] = tuple(-1 if v.startswith("-") else 1 for v in items)
+        else:
+            if any(v not in ("first", "second") for v in items):
+                raise BeaValueError(
+                    f"--region choose={value[:40]} must be first or second (or a list of "
+                    "them, one per maximum/minimum the rule calls)"
+                )
+            region[key] = items[0] if len(items) == 1 else tuple(items)
+    return region
+
+
+def _sizes(rule, args, order: int, budget: Budget) -> int:
+    """The dimension, after checking order and dimension against the coordinate budget."""
+    budget.integer(str(order), "--order", MAX_ORDER, HARD_ORDER)
+    text = args.dimension if args.dimension is not None else "2"
+    return budget.integer(text, "--dimension", MAX_DIMENSION, HARD_DIMENSION, low=1)
+
+
+def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Callable):
+    """The rule's `CoordinateModifiedEquation` as the flags ask."""
+    from .._coordinate import coordinate_modified_equation
+
+    if extra:
+        name = next(iter(extra))
+        known = ", ".join(k for k, _ in rule.params) or "none"
+        raise BeaValueError(
+            f"rule {rule.name!r} has no parameter {name!r}; its parameters are {known}"
+        )
+    dimension = _sizes(rule, args, order, budget)
+    region = parse_region(getattr(args, "region", None) or [], dimension)
+    if region is None and rule.name in REGIONS and is_coordinate_rule(rule):
+        region = REGIONS[rule.name]
+        shown = " ".join(f"--region {k}={v}" for k, v in region.items())
+        say(f"(on the region {shown}; give --region to choose another)")
+    return coordinate_modified_equation(
+        rule, order, dimension, region=region, memory=rule.memory or None
+    )
+
+
+def derive_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
+    """`bea derive` for a coordinate-wise rule."""
+    notes: list[str] = []
+    meq = derive_equation(rule, args, order, budget, extra, notes.append)
+    if args.format == "json":
+        out(meq.to_json(indent=2))
+    elif args.format == "latex":
+        out(meq.latex())
+    else:
+        for note in notes:
+            out(note)
+        out(meq.text())
+    return 0
+
+
+def loss_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
+    """`bea loss` for a coordinate-wise rule: Ẽ with field = −P⁻¹∇Ẽ."""
+    from .._coordinate_loss import coordinate_modified_loss
+
+    notes: list[str] = []
+    if args.preconditioner == "abs_grad" and not getattr(args, "region", None):
+        args.region = ["signs=symbolic"]
+        notes.append("(on the region --region signs=symbolic, where |∂ᵢE| = s_i ∂ᵢE)")
+    meq = derive_equation(rule, args, order, budget, extra, notes.append)
+    precond = None if args.preconditioner == "identity" else args.preconditioner
+    loss = coordinate_modified_loss(meq, precond)
+    if args.format == "json":
+        import json
+
+        out(json.dumps(loss.to_dict(), indent=2))
+    elif args.format == "latex":
+        out(loss.latex())
+    else:
+        for note in notes:
+            out(note)
+        out(loss.text())
+    return 0
