@@ -360,19 +360,23 @@ def _manifold_fn(meq, name, losses, params):
 
 
 class ElementwiseField:
-    """An order ≤ 1 coordinate-wise field on states of any size, elementwise with HVPs.
+    """A coordinate-wise field of any order on states of any size: elementwise
+    functions of ∇E and directional derivatives of the gradient.
 
-    A coordinate-wise rule's field at order ≤ 1, derived in dimension d ≥ 2, reads for
-    coordinate i: θ̇ᵢ = A(∂ᵢE) + Σ_k X_k(∂ᵢE) Σⱼ ∂ᵢ∂ⱼE Y_k(∂ⱼE) (sums of elementwise
-    functions of the gradient and Hessian contractions, because every Hessian entry
-    comes from differentiating an elementwise function of the gradient along a
-    vector field). The plan is read off coordinate 1 (the coefficient of ∂₁∂₂E gives
-    the X_k, Y_k; the coefficient of ∂₁∂₁E must be Σ_k X_k Y_k at the same
-    coordinate, which is checked exactly), and evaluated without the Hessian: one
-    `jax.linearize` of `jax.grad` gives ∇E and the Hessian-vector product map, which
-    is applied once per distinct Y_k (all of them in one batched call, `jax.vmap`
-    over the tangents, when there are several). The state may be an array or a
-    pytree of arrays (e.g. a network's parameters); the functions act on every leaf.
+    Every term of a coordinate-wise rule's field is a weighted tree contraction
+    (`bea` reads them off coordinate 1 of a derivation in dimension d ≥ N + 1 and
+    checks them exactly; see `bea.CoordinateModifiedEquation.text`): vertex v carries
+    an elementwise weight w_v(∂E, sign ∂E) and a derivative tensor ∂_{v c₁…c_m}E joins
+    v to its children c₁ … c_m. Bottom-up, the value at a vertex is
+
+        val_v = w_v(∇E) ⊙ Π_{hyperedges from v} D^m(∇E)[val_c₁, …, val_c_m],
+
+    D^m ∇E[u₁, …, u_m] the m-th directional derivative of the gradient, so no
+    Hessian or higher tensor is formed: one `jax.linearize` of `jax.grad` gives ∇E and
+    the Hessian-vector products (m = 1), nested `jax.jvp`s the higher ones. Equal
+    subtrees are evaluated once, and the products of one depth and one m are taken in
+    one batched call (`jax.vmap` over the tangents). The state may be an array or a
+    pytree of arrays (e.g. a network's parameters); the weights act on every leaf.
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
@@ -382,57 +386,108 @@ class ElementwiseField:
         self.loss = losses["E"]
         num = {k: sp.Float(float(v), 17) for k, v in subs.items()}
         U, S = INDEX_SYMBOLS[:2]
+        terms = index_form(meq)
+        exprs: list[sp.Expr] = []
 
-        def fn(expr):
+        def weight(expr):
             expr = sp.sympify(expr).xreplace(num)
-            return None if expr == 0 else sp.lambdify([U, S], expr, modules=[LOOKUP, "jax"])
+            if expr not in exprs:
+                exprs.append(expr)
+            return exprs.index(expr)
 
-        plan = index_form(meq)
-        # distinct Y_k over all powers of h: one Hessian-vector product each
-        ys: list[sp.Expr] = []
-        for _, _, groups in plan:
-            for _, y in groups:
-                if y not in ys:
-                    ys.append(y)
-        self.ys = [fn(y) for y in ys]
-        self.plan = [
-            (p, fn(local), [(fn(x), ys.index(y)) for x, y in groups if fn(x) is not None])
-            for p, local, groups in plan
-        ]
-        self.uses_sign = any(
-            S in e.free_symbols for _, local, groups in plan for e in (local, *sum(groups, ()))
-        )
+        # nodes: (weight index, ((child node, ...), ...)), shared between equal subtrees
+        self.nodes: list[tuple[int, tuple[tuple[int, ...], ...]]] = []
+        index: dict = {}
+
+        def node(t, v):
+            key = (weight(t.weights[v]), tuple(tuple(node(t, c) for c in e) for e in t.children(v)))
+            if key not in index:
+                index[key] = len(self.nodes)
+                self.nodes.append(key)
+            return index[key]
+
+        self.roots = [(t.power, node(t, 0)) for t in terms]
+        leftover = set().union(*(e.free_symbols for e in exprs)) - {U, S}
+        if leftover:
+            name = sorted(s.name for s in leftover)[0]
+            raise BeaValueError(
+                f"parameter {name!r} of rule {meq.rule!r} is unbound; "
+                f"pass params={{{name!r}: value}}"
+            )
+        self.weights = [sp.lambdify([U, S], e, modules=[LOOKUP, "jax"]) for e in exprs]
+        self.uses_sign = any(S in e.free_symbols for e in exprs)
+        depth: list[int] = []
+        for _, edges in self.nodes:
+            depth.append(1 + max((depth[c] for e in edges for c in e), default=-1))
+        self.depth = depth
         self._jit = jax.jit(self._apply)
 
     def _apply(self, theta, h):
         tree = jax.tree_util
-        g, hvp = jax.linearize(jax.grad(self.loss), theta)
+        grad = jax.grad(self.loss)
+        g, hvp = jax.linearize(grad, theta)
         s = tree.tree_map(jnp.sign, g) if self.uses_sign else g
 
-        def each(f):
-            """f(∂ᵢE, sᵢ) on every leaf, with the leaf's shape and dtype."""
+        def each(k):
+            """Weight k on every leaf, with the leaf's shape and dtype."""
+            f = self.weights[k]
             return tree.tree_map(
                 lambda a, b: jnp.broadcast_to(jnp.asarray(f(a, b), a.dtype), a.shape), g, s
             )
 
-        if len(self.ys) == 1:
-            hvs = [hvp(each(self.ys[0]))]
-        elif self.ys:
-            batched = jax.vmap(hvp)(tree.tree_map(lambda *v: jnp.stack(v), *map(each, self.ys)))
-            hvs = [tree.tree_map(lambda v, k=k: v[k], batched) for k in range(len(self.ys))]
-        else:
-            hvs = []
+        def directional(tangents):
+            """D^m ∇E[u₁, …, u_m] by nested forward-mode derivatives of the gradient."""
+            if len(tangents) == 1:
+                return hvp(tangents[0])
+
+            def along(f, u):
+                return lambda x: jax.jvp(f, (x,), (u,))[1]
+
+            fn = grad
+            for u in tangents[:-1]:
+                fn = along(fn, u)
+            return jax.jvp(fn, (theta,), (tangents[-1],))[1]
+
+        def batched(groups):
+            """directional() of several tangent tuples of one length, one vmapped call."""
+            if len(groups) == 1:
+                return [directional(groups[0])]
+            stacked = [
+                tree.tree_map(lambda *v: jnp.stack(v), *(grp[k] for grp in groups))
+                for k in range(len(groups[0]))
+            ]
+            out = jax.vmap(lambda *us: directional(us))(*stacked)
+            return [tree.tree_map(lambda v, n=n: v[n], out) for n in range(len(groups))]
+
+        values: dict[int, object] = {}
+        contractions: dict[tuple[int, ...], object] = {}
+        for level in range(max(self.depth, default=-1) + 1):
+            todo = sorted(
+                {
+                    e
+                    for n, (_, edges) in enumerate(self.nodes)
+                    if self.depth[n] == level
+                    for e in edges
+                    if e not in contractions
+                },
+                key=lambda e: (len(e), e),
+            )
+            by_m: dict[int, list[tuple[int, ...]]] = {}
+            for e in todo:
+                by_m.setdefault(len(e), []).append(e)
+            for edges in by_m.values():
+                outs = batched([tuple(values[c] for c in e) for e in edges])
+                contractions.update(zip(edges, outs, strict=True))
+            for n, (w, edges) in enumerate(self.nodes):
+                if self.depth[n] != level:
+                    continue
+                val = each(w)
+                for e in edges:
+                    val = tree.tree_map(lambda a, b: a * b, val, contractions[e])
+                values[n] = val
         out = tree.tree_map(jnp.zeros_like, g)
-        for p, loc, pairs in self.plan:
-            scale = h**p
-            if loc is not None:
-                out = tree.tree_map(
-                    lambda o, a, c=scale: o + (c * a).astype(o.dtype), out, each(loc)
-                )
-            for x, k in pairs:
-                out = tree.tree_map(
-                    lambda o, a, v, c=scale: o + (c * a * v).astype(o.dtype), out, each(x), hvs[k]
-                )
+        for p, n in self.roots:
+            out = tree.tree_map(lambda o, a, c=h**p: o + (c * a).astype(o.dtype), out, values[n])
         return out
 
     def __call__(self, theta, h=None):
@@ -443,12 +498,14 @@ class ElementwiseField:
 
 
 def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
-    """The order ≤ 1 field of a coordinate-wise rule on arrays of any size (see
-    `ElementwiseField`): elementwise functions of ∇E and Hessian-vector products.
+    """The field of a coordinate-wise rule on arrays of any size (see
+    `ElementwiseField`): elementwise functions of ∇E contracted with Hessian-vector
+    products and higher directional derivatives of the gradient.
 
     Arguments:
-        meq: a `bea.CoordinateModifiedEquation` of order ≤ 1 derived in dimension ≥ 2
-            (the dimension of the derivation does not limit the state's size).
+        meq: a `bea.CoordinateModifiedEquation` of order N derived in dimension
+            d ≥ max(2, N + 1) (the dimension of the derivation does not limit the
+            state's size).
         losses: `{"E": fn}`, a scalar JAX function of the state (an array or a pytree
             of arrays, e.g. a network's parameters).
         params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`, and
