@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 import bea
+from bea._coordinate_rules import is_coordinate_rule
 from bea._errors import BeaTypeError, BeaValueError
 from bea._rule import as_rule
 
@@ -99,6 +100,10 @@ def format_table(hs, errors, title: str = "") -> str:
     return "\n".join(lines)
 
 
+EXACT = "exact:"
+"""How a note of `OrderCheck` starts when the map equals the flow at every h tried."""
+
+
 @dataclass(frozen=True)
 class OrderCheck:
     """The result of `check_order`.
@@ -132,7 +137,15 @@ class OrderCheck:
         A slope above the expected one passes: the next corrections of the rule
         vanish on this problem, so the error falls faster than h^(N+2).
         """
+        if self.exact:
+            return True
         return math.isfinite(self.slope) and self.slope >= self.expected - tol
+
+    @property
+    def exact(self) -> bool:
+        """Whether the map equals the flow to round-off at every h, also at large ones
+        (sign descent on its region: the field −sign ∇E is the map's own step)."""
+        return not math.isfinite(self.slope) and any(n.startswith(EXACT) for n in self.notes)
 
     @property
     def round_off(self) -> bool:
@@ -144,6 +157,8 @@ class OrderCheck:
 
         Example: `PASS: slope 4.99 >= 4 (the next correction vanishes)`.
         """
+        if self.exact:
+            return "PASS: the map equals the flow to round-off at every h (an exact equation)"
         if not math.isfinite(self.slope):
             why = (
                 "the errors are at round-off for every h tried; give larger --hs"
@@ -361,6 +376,10 @@ def check_orders(
     orders = _check_orders_arg(orders)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise BeaValueError(f"steps={steps!r} must be a positive integer number of calls")
+    if isinstance(meq, bea.CoordinateModifiedEquation) or is_coordinate_rule(rule):
+        return _coordinate_checks(
+            rule, orders, losses, fields, state0, params, hs, steps, meq, problem
+        )
     if "h" in {str(k) for k in (params or {})}:
         raise BeaValueError(
             "params binds h, but a check sweeps over h; pass the learning rates as hs=[...]"
@@ -479,6 +498,91 @@ def check_orders(
                 )
             )
     return tuple(out)
+
+
+def _transient(rule, params) -> int:
+    """Steps that bring the memory to its slow manifold to round-off: βⁿ < 1e-16 for the
+    slowest decay rate among the rule's parameters (at least 20, at most 5000)."""
+    rates = []
+    bound = {str(k): v for k, v in (params or {}).items()}
+    for name, value in getattr(rule, "params", ()):
+        v = bound.get(name, value)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            continue
+        if name.startswith(("rho", "beta")) and 0 < v < 1:
+            rates.append(v)
+    if not rates:
+        return 80
+    return int(min(5000, max(20, math.ceil(math.log(1e-16) / math.log(max(rates))))))
+
+
+def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, meq, problem):
+    """`check_orders` for a coordinate-wise rule: one step from the slow manifold against
+    the flow of the per-coordinate field (`numeric.coordinate_check_order`)."""
+    from dataclasses import replace
+
+    from ._coordinate import coordinate_check_order
+
+    if steps != 1:
+        raise BeaValueError(
+            f"steps={steps} is not supported for coordinate-wise rules, which are checked "
+            "one step at a time from their slow manifold; use steps=1"
+        )
+    if fields:
+        raise BeaValueError("a coordinate-wise rule takes losses, not fields; pass losses={...}")
+    with float64():
+        theta = jnp.ravel(jnp.asarray(state0, dtype=jnp.float64))
+        top = max(orders)
+        r = as_rule(rule)
+        if meq is None:
+            meq = bea.modified_equation(r, top, dimension=int(theta.size))
+        elif not isinstance(meq, bea.CoordinateModifiedEquation):
+            raise BeaValueError(
+                f"rule {r.name!r} is coordinate-wise; pass meq=bea.modified_equation(rule, "
+                f"{top}, dimension={theta.size})"
+            )
+        elif meq.order < top:
+            raise BeaValueError(
+                f"meq has order {meq.order} but order {top} is to be checked; derive to >= {top}"
+            )
+        elif meq.rule != r.name:
+            raise BeaValueError(
+                f"meq was derived from rule {meq.rule!r}, not from rule {r.name!r}; pass "
+                f"meq=bea.modified_equation(rule, {top}, dimension={theta.size})"
+            )
+        out = []
+        for n in orders:
+            given = hs.get(n) if isinstance(hs, Mapping) else hs
+            kw = {} if given is None else {"hs": check_hs(given)}
+            low = replace(meq, order=n, field=meq.field[: n + 1])
+            c = coordinate_check_order(
+                r, n, losses or {}, params, theta, meq=low, transient=_transient(r, params), **kw
+            )
+            notes = [f"memory on its slow manifold after {c.transient} steps"] if meq.memory else []
+            if all(e <= 1e-14 for e in c.errors):
+                # at round-off: try learning rates 10x larger before calling it exact
+                big = tuple(10 * h for h in c.hs)
+                again = coordinate_check_order(
+                    r, n, losses or {}, params, theta, big, meq=low, transient=_transient(r, params)
+                )
+                if all(e <= 1e-13 for e in again.errors):
+                    notes.append(f"{EXACT} the errors stay at round-off up to h = {max(big):g}")
+            out.append(
+                OrderCheck(
+                    c.rule,
+                    n,
+                    1,
+                    tuple(c.hs),
+                    tuple(c.errors),
+                    c.slope,
+                    c.expected,
+                    notes=tuple(notes),
+                    problem=problem,
+                )
+            )
+        return tuple(out)
 
 
 def check_order(

@@ -313,7 +313,22 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
         steps=steps,
         fmt=args.format,
         force=args.force,
+        region=_verify_region(rule, args, budget, order),
     )
+
+
+def _verify_region(rule, args, budget: Budget, order: int) -> dict | None:
+    """The region of a coordinate-wise check from --region (None: the rule's default);
+    --dimension is the problem's, so it is refused here."""
+    from ._coordinate import HARD_ORDER, MAX_ORDER, parse_region
+
+    if args.dimension is not None:
+        raise BeaValueError(
+            "bea verify takes the dimension from the problem's state; leave out --dimension"
+        )
+    if coordinate_wanted(rule, args):
+        budget.integer(str(order), "--order", MAX_ORDER, HARD_ORDER)
+    return parse_region(args.region, 3 if args.problem == "quadratic" else 2)
 
 
 def _cmd_codegen(args, out: Callable[[str], None]) -> int:

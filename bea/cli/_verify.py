@@ -22,6 +22,7 @@ from numeric._plot import loglog_figure, save_figure
 from numeric._problems import default_problem
 
 from .. import _modified, _rules
+from .._coordinate_rules import REGIONS, is_coordinate_rule
 from .._errors import BeaValueError
 
 __all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
@@ -31,6 +32,10 @@ DEFAULT_SYMBOLS = {
     "lambda": sp.Rational(1, 2),
     "rho": sp.Rational(1, 2),
     "beta": sp.Rational(1, 2),
+    "beta1": sp.Rational(1, 2),
+    "beta2": sp.Rational(2, 3),
+    "eps": sp.Rational(1, 10),
+    "c": sp.Rational(1, 10),
 }
 """Numbers used for a rule's symbols that the command line left symbolic."""
 
@@ -137,6 +142,7 @@ def verify_command(
     steps: int = 1,
     fmt: str = "text",
     force: bool = False,
+    region: dict | None = None,
 ) -> int:
     """`bea verify RULE --order N [--problem NAME] [--param k=v] [--hs ...] [--plot PATH]`.
 
@@ -153,6 +159,10 @@ def verify_command(
     rule = rule_name if isinstance(rule_name, _rules.Rule) else _rules.get_rule(rule_name)
     if problem is not None:
         numeric.get_problem(problem)  # an unknown name fails before any work
+    if region is not None or is_coordinate_rule(rule):
+        return _verify_coordinate(
+            rule, order, params, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt, region=region
+        )
     known = dict(rule.params)
     rule_params = {k: v for k, v in (params or {}).items() if k in known}
     numbers = {k: v for k, v in (params or {}).items() if k not in known}
@@ -178,6 +188,66 @@ def verify_command(
             steps=steps,
             force=force,
         )
+    return _report(res, order, plot, print_fn, text)
+
+
+def _verify_coordinate(rule, order, params, problem, plot, print_fn, *, hs, steps, fmt, region):
+    """`bea verify` for a coordinate-wise rule: one step from the slow manifold against the
+    flow of the per-coordinate field, on a one-player problem (default `nonconvex`)."""
+    name = problem or "nonconvex"
+    prob = numeric.get_problem(name)
+    if prob.blocks != 1:
+        raise BeaValueError(
+            f"problem {name!r} is a game; coordinate-wise rules run on a loss: use "
+            "--problem nonconvex or --problem quadratic"
+        )
+    known = {k for k, _ in rule.params}
+    for key, value in (params or {}).items():
+        if key not in known:
+            valid = ", ".join(sorted(known)) or "none"
+            raise BeaValueError(
+                f"rule {rule.name!r} has no parameter {key!r}; its parameters are {valid}"
+            )
+        if isinstance(value, sp.Basic) and value.free_symbols:
+            raise BeaValueError(
+                f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
+            )
+    text = fmt != "json"
+    say = print_fn if text else (lambda _s: None)
+    say(f"verifying {rule.name} at order {order} per coordinate on {name} (float64)")
+    numbers = {}
+    for key, value in rule.params:
+        if key in (params or {}):
+            numbers[key] = float(params[key])
+        elif isinstance(value, sp.Basic) and value.free_symbols:
+            if key not in DEFAULT_SYMBOLS:
+                raise BeaValueError(
+                    f"parameter {key!r} of rule {rule.name!r} is unbound; pass --param {key}=VALUE"
+                )
+            numbers[key] = float(DEFAULT_SYMBOLS[key])
+            say(f"  {key} = {DEFAULT_SYMBOLS[key]} (not given; pass --param {key}=...)")
+    if region is None:
+        region = REGIONS.get(rule.name)
+    with float64():
+        import jax.numpy as jnp
+
+        theta = jnp.ravel(jnp.asarray(prob.state0, dtype=jnp.float64))
+        meq = _modified.modified_equation(rule, order, dimension=int(theta.size), region=region)
+        (res,) = numeric.check_orders(
+            rule,
+            [order],
+            losses={"E": lambda t: prob.loss(t, 0, 1)},
+            state0=theta,
+            params=numbers,
+            hs=hs,
+            steps=steps,
+            meq=meq,
+            problem=name,
+        )
+    return _report(res, order, plot, print_fn, text)
+
+
+def _report(res, order: int, plot, print_fn: Callable, text: bool) -> int:
     if plot:
         save_figure(res.plot(), plot)
     if not text:
