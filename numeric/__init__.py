@@ -11,6 +11,8 @@ from ._coordinate import coordinate_check_order as coordinate_check_order
 from ._coordinate import coordinate_discrete_map as coordinate_discrete_map
 from ._coordinate import coordinate_elementwise_field as coordinate_elementwise_field
 from ._coordinate import coordinate_vector_field as coordinate_vector_field
+from ._coordinate_loss import CoordinateLossFn as CoordinateLossFn
+from ._coordinate_loss import coordinate_loss_fn as coordinate_loss_fn
 from ._kernels import ModifiedField as ModifiedField
 from ._kernels import derivative as derivative
 from ._kernels import field_function as field_function
@@ -73,6 +75,7 @@ from ._principal_eos import toy_mlp as toy_mlp
 
 __all__ = [
     "PROBLEMS",
+    "CoordinateLossFn",
     "CoordinateOrderCheck",
     "DALState",
     "DiscreteMap",
@@ -97,6 +100,7 @@ __all__ = [
     "coordinate_check_order",
     "coordinate_discrete_map",
     "coordinate_elementwise_field",
+    "coordinate_loss_fn",
     "coordinate_vector_field",
     "dal",
     "dal_p",

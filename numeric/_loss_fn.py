@@ -195,5 +195,13 @@ def loss_fn(loss: ModifiedLoss, losses: Mapping[str, Callable], params=None) -> 
         >>> fn = numeric.loss_fn(loss, {"E": lambda x: jnp.sum(x**4) / 4})
         >>> float(fn(jnp.array([1.0, 2.0]), 0.1))  # E + h/4 |x^3|^2 = 17/4 + 0.1/4 * 65
         5.875
+    A `bea.CoordinateModifiedLoss` (Adam, RMSProp, ...) goes to
+    `numeric.coordinate_loss_fn`, on states of any size.
     """
+    from bea import CoordinateModifiedLoss
+
+    if isinstance(loss, CoordinateModifiedLoss):
+        from ._coordinate_loss import coordinate_loss_fn
+
+        return coordinate_loss_fn(loss, losses, params)
     return ModifiedLossFn(loss, losses, params)

@@ -226,3 +226,43 @@ def test_user_rule_file_with_floats(tmp_path):
         "sympy.Rational(1, 2) to silence this (my_rules.py:6)"
     )
     assert "dθ1/dt = -E_1/sqrt(E_1**2 + 1)" in proc.stdout
+
+
+# -- the modified loss as a JAX function ------------------------------------------------
+
+
+def test_loss_fn_of_adam_gives_its_field_on_any_size():
+    """Adam as ε → 0 (Cattaneo, Klusowski and Shigida, ICML 2024): with
+    Ẽ = E + h c ‖∇E‖₁, c = (β₁ − β₂)/((1 − β₁)(1 − β₂)), the order-1 field is exactly
+    −∇Ẽ/|∇E| (elementwise). `numeric.loss_fn` on a 5-vector (the derivation was in
+    dimension 2) against the field derived in dimension 5, float64, rtol 1e-10."""
+    import jax
+
+    meq2 = bea.modified_equation(bea.rules.adam_rule(eps=0), 1, region={"signs": "symbolic"})
+    params = {"beta1": 0.9, "beta2": 0.999}
+    fn = numeric.loss_fn(bea.coordinate_modified_loss(meq2, "abs_grad"), {"E": E5}, params)
+    theta, h = jnp.array([0.7, -1.2, 0.4, 1.5, -0.3]), 1e-3
+    lhs = -jax.grad(fn.apply)(theta, h) / jnp.abs(jax.grad(E5)(theta))
+    meq5 = bea.modified_equation(
+        bea.rules.adam_rule(eps=0), 1, dimension=5, region={"signs": "symbolic"}
+    )
+    rhs = numeric.vector_field(meq5, {"E": E5}, params=params)(theta, h)
+    assert jnp.allclose(lhs, rhs, rtol=1e-10, atol=0), (lhs, rhs)
+    # the value: E + h c ‖∇E‖₁ with c = −990 at the defaults
+    c = (0.9 - 0.999) / (0.1 * 0.001)
+    want = E5(theta) + h * c * jnp.sum(jnp.abs(jax.grad(E5)(theta)))
+    assert jnp.allclose(fn(theta, h), want, rtol=1e-12)
+
+
+def E5(z):
+    return jnp.sum(z**4) / 4 + jnp.sum(jnp.sin(z[:-1]) * z[1:]) + jnp.sum(z**2) / 2
+
+
+def test_loss_fn_refuses_a_coupled_loss():
+    """A loss term mixing two gradient components has no elementwise kernel."""
+    from bea._coordinate_loss import CoordinateModifiedLoss
+
+    e, e1, e2 = sp.symbols("E E_1 E_2")
+    loss = CoordinateModifiedLoss("made_up", 1, (e1, e2), (e, e1 * e2), e)
+    with pytest.raises(bea.BeaValueError, match="not a function of one gradient component"):
+        numeric.loss_fn(loss, {"E": lambda z: jnp.sum(z**2)})
