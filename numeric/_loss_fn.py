@@ -181,6 +181,9 @@ def loss_function(loss: ModifiedLoss, params=None, min_power: int = 0):
 def loss_fn(loss: ModifiedLoss, losses: Mapping[str, Callable], params=None) -> ModifiedLossFn:
     """The modified loss as a jit-compiled JAX scalar function `fn(state, h)`.
 
+    A `bea.CoordinateModifiedLoss` (Adam, RMSProp, ...) goes to
+    `numeric.coordinate_loss_fn`, on states of any size.
+
     Arguments:
         loss: a `bea.ModifiedLoss` (exact or with held-fixed terms).
         losses: loss name -> scalar JAX function of the state.
@@ -195,8 +198,6 @@ def loss_fn(loss: ModifiedLoss, losses: Mapping[str, Callable], params=None) -> 
         >>> fn = numeric.loss_fn(loss, {"E": lambda x: jnp.sum(x**4) / 4})
         >>> float(fn(jnp.array([1.0, 2.0]), 0.1))  # E + h/4 |x^3|^2 = 17/4 + 0.1/4 * 65
         5.875
-    A `bea.CoordinateModifiedLoss` (Adam, RMSProp, ...) goes to
-    `numeric.coordinate_loss_fn`, on states of any size.
     """
     from bea import CoordinateModifiedLoss
 
