@@ -32,8 +32,9 @@ the start-up transient (the memory on its slow manifold); the transient itself
 decays like βⁿ and is not described by any flow.
 
 Example:
-    >>> from bea._coordinate_rules import signgd
-    >>> meq = coordinate_modified_equation(signgd(), 1, dimension=1, region={"signs": "symbolic"})
+    >>> import bea
+    >>> meq = bea.modified_equation(bea.rules.signgd, 1, dimension=1,
+    ...                             region={"signs": "symbolic"})
     >>> meq.field_at(0)
     (-s_1,)
 """
@@ -477,11 +478,10 @@ def coordinate_modified_equation(
         A `CoordinateModifiedEquation`.
 
     Example:
-        >>> import sympy as sp
-        >>> from bea._coordinate_rules import rmsprop
+        >>> import sympy as sp, bea
         >>> x = sp.Symbol("x")
-        >>> meq = coordinate_modified_equation(rmsprop(), 1, dimension=1, loss=x**2 / 2,
-        ...                                    coordinates=(x,))
+        >>> meq = bea.coordinate_modified_equation(bea.rules.rmsprop, 1, dimension=1,
+        ...                                        loss=x**2 / 2, coordinates=(x,))
         >>> meq.field_at(0)
         (-x/sqrt(eps + x**2),)
     """

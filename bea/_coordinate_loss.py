@@ -193,11 +193,10 @@ def coordinate_modified_loss(meq, preconditioner=None, loss: str = "E") -> Coord
         and `s_i` for sign ∂ᵢE.
 
     Example:
-        >>> from bea._coordinate import coordinate_modified_equation
-        >>> from bea._coordinate_rules import signgd
-        >>> meq = coordinate_modified_equation(signgd(), 1, dimension=2,
-        ...                                    region={"signs": "symbolic"})
-        >>> coordinate_modified_loss(meq, "abs_grad").terms
+        >>> import bea
+        >>> meq = bea.modified_equation(bea.rules.signgd, 1, dimension=2,
+        ...                             region={"signs": "symbolic"})
+        >>> bea.coordinate_modified_loss(meq, "abs_grad").terms
         (E, 0)
     """
     jet = _Jet(meq, loss)

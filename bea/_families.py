@@ -16,6 +16,12 @@ Families:
   values (gradient descent, SGD epochs, Runge-Kutta methods, two-player games).
 - `MEMORY`: a rule with memory variables (momentum, Nesterov, optimistic gradient,
   moving averages), read on its slow manifold (`bea._memory`).
+
+Rules outside the algebra of elementary differentials (elementwise square roots,
+signs, products of gradients: RMSProp, Adam, sign descent) have no B-series; the
+coordinate-wise engine (`bea.coordinate_modified_equation`) expands them per
+coordinate in a fixed dimension instead, into per-coordinate power series, and
+`modified_equation` sends them there (built-in coordinate-wise rules, or `dimension=`).
 """
 
 from __future__ import annotations

@@ -23,12 +23,11 @@ Example (explicit cancellation of gradient descent's implicit regulariser, Barre
 Dherin, ICLR 2021; the drift correction -h/4 |grad E|^2 of `bea.drift(meq, scale=-1)`):
 
     >>> import jax, jax.numpy as jnp, optax, bea
-    >>> from bea._drift import drift
     >>> def loss(w, batch):
     ...     x, y = batch
     ...     return jnp.mean((x @ w - y) ** 2)
     >>> h = 0.1
-    >>> cancel = drift(bea.modified_equation(bea.rules.gd, 1), scale=-1)  # bea.drift
+    >>> cancel = bea.drift(bea.modified_equation(bea.rules.gd, 1), scale=-1)
     >>> opt = optax.chain(regularised(cancel, h=h), optax.clip_by_global_norm(1.0), optax.sgd(h))
     >>> @jax.jit
     ... def step(w, state, batch):
