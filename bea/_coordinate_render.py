@@ -23,6 +23,7 @@ coinciding indices included).
 from __future__ import annotations
 
 import random
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import product
@@ -215,6 +216,8 @@ _FACTOR_CACHE: dict[sp.Expr, sp.Expr] = {}
 
 def _factor(f):
     if f not in _FACTOR_CACHE:
+        if len(_FACTOR_CACHE) > 20000:
+            _FACTOR_CACHE.clear()
         _FACTOR_CACHE[f] = sp.factor(f)
     return _FACTOR_CACHE[f]
 
@@ -252,14 +255,9 @@ def _separate(coeff, owner, what):
     return out
 
 
-_CANON_CACHE: dict[sp.Expr, sp.Expr] = {}
-
-
 def _canon(e):
     """A weight in a normal form, so that equal weights are recognised."""
-    if e not in _CANON_CACHE:
-        _CANON_CACHE[e] = sp.factor(sp.together(e))
-    return _CANON_CACHE[e]
+    return _readable(e)
 
 
 def _merge(terms):
@@ -355,6 +353,9 @@ def _is_zero(diff, ref, symbols, gs, ss) -> bool:
     return True
 
 
+_INDEX_CACHE: dict[int, tuple[weakref.ref, object]] = {}
+
+
 def index_form(meq) -> tuple[TreeTerm, ...]:
     """The field in index notation: θ̇ᵢ = Σ_p h^p Σ_trees (see `TreeTerm`).
 
@@ -369,6 +370,22 @@ def index_form(meq) -> tuple[TreeTerm, ...]:
     Returns:
         The `TreeTerm`s, or raises `BeaValueError` saying which term breaks the form.
     """
+    hit = _INDEX_CACHE.get(id(meq))
+    if hit is None or hit[0]() is not meq:
+        try:
+            out: object = _index_form(meq)
+        except BeaValueError as err:
+            out = err
+        for key in [k for k, (ref, _) in _INDEX_CACHE.items() if ref() is None]:
+            del _INDEX_CACHE[key]
+        _INDEX_CACHE[id(meq)] = (weakref.ref(meq), out)
+        hit = _INDEX_CACHE[id(meq)]
+    if isinstance(hit[1], BeaValueError):
+        raise BeaValueError(str(hit[1]))
+    return hit[1]
+
+
+def _index_form(meq) -> tuple[TreeTerm, ...]:
     top = len(meq.field) - 1
     if meq.dimension < max(2, top + 1):
         raise BeaValueError(
@@ -409,7 +426,9 @@ def index_form(meq) -> tuple[TreeTerm, ...]:
                     )
 
                 def node(v, parts=parts, kids=kids):
-                    w = parts.get(v, sp.S.One).xreplace({gs[v]: U, ss[v]: S})
+                    w = parts.get(v, sp.S.One).xreplace(
+                        {a: b for a, b in ((gs[v], U), (ss[v], S)) if isinstance(a, sp.Symbol)}
+                    )
                     w = w if v == 0 else _canon(w)
                     return _Node(w, [[node(c) for c in e] for e in kids[v]])
 
@@ -545,7 +564,19 @@ def _half(e):
     return e.is_Pow and e.exp.is_Rational and e.exp.q == 2
 
 
+_READABLE_CACHE: dict[sp.Expr, sp.Expr] = {}
+
+
 def _readable(c):
+    """c, factored as by `_factored`, remembered (text and LaTeX factor the same)."""
+    if c not in _READABLE_CACHE:
+        if len(_READABLE_CACHE) > 20000:
+            _READABLE_CACHE.clear()
+        _READABLE_CACHE[c] = _factored(c)
+    return _READABLE_CACHE[c]
+
+
+def _factored(c):
     """c over a common denominator and factored: each half-integer power base^(n/2) is
     read as Q^n, the numerator and denominator are reduced modulo Q² − base (Q > 0), and
     a factor equal to a base is Q² again, so that powers of the roots cancel."""
