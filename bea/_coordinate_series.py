@@ -555,6 +555,25 @@ class CSeries:
     def __len__(self):
         return self.t.d if self.vector else 1
 
+    def _not_numpy(self, what: str):
+        raise TraceError(
+            f"the rule applies {what} to a traced value at {user_line()}; a derivation runs "
+            "the rule on exact series: use bea.ops (sqrt, abs, sign, maximum, minimum, "
+            "norm, sum), which run on traced values and on arrays alike"
+        )
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        self._not_numpy(f"numpy.{ufunc.__name__}")
+
+    def __array_function__(self, func, types, args, kwargs):
+        self._not_numpy(f"numpy.{getattr(func, '__name__', 'function')}")
+
+    def __array__(self, *args, **kwargs):
+        self._not_numpy("a conversion to a NumPy array")
+
+    def __jax_array__(self):
+        self._not_numpy("a JAX function")
+
     def __bool__(self):
         raise TraceError(
             f"a branch on a traced value at {user_line()} cannot be expanded; use "

@@ -266,3 +266,20 @@ def test_loss_fn_refuses_a_coupled_loss():
     loss = CoordinateModifiedLoss("made_up", 1, (e1, e2), (e, e1 * e2), e)
     with pytest.raises(bea.BeaValueError, match="not a function of one gradient component"):
         numeric.loss_fn(loss, {"E": lambda z: jnp.sum(z**2)})
+
+
+def test_numpy_in_a_coordinate_rule_names_bea_ops():
+    """`np.sqrt(v + 1)` on a traced value: one sentence naming numpy.sqrt, the user's
+    line and bea.ops (it used to say 'indexing a scalar')."""
+    import numpy as np
+
+    @bea.rule(memory=("v",))
+    def rms_numpy(theta, v, h, grad):
+        g = grad("E", theta)
+        v = v / 2 + g * g / 2
+        return theta - h * g / np.sqrt(v + 1), v
+
+    with pytest.raises(bea.TraceError) as info:
+        bea.modified_equation(rms_numpy, 0, dimension=1)
+    msg = str(info.value)
+    assert "numpy.sqrt" in msg and "bea.ops" in msg and "np.sqrt(v + 1)" in msg
