@@ -531,6 +531,18 @@ def _term_text(t: TreeTerm, latex: bool) -> str:
     return sub(0)
 
 
+def _stack(pieces, p: int) -> str:
+    """The h^p part of a text line, one piece per line aligned after "+ h² (" (signs
+    moved to the line starts)."""
+    head = "" if p == 0 else f"{_h(p, False)} ("
+    pad = "\n          " + " " * len(head)
+    body = head + pad.join(
+        x if k == 0 else ("- " + x[1:] if x.startswith("-") else "+ " + x)
+        for k, x in enumerate(pieces)
+    )
+    return body if p == 0 else body + ")"
+
+
 def _index_lines(meq, latex: bool) -> str | None:
     """θ̇ᵢ = … in index notation, or None when the field is not of that form."""
     try:
@@ -542,13 +554,11 @@ def _index_lines(meq, latex: bool) -> str | None:
         pieces = [_term_text(t, latex) for t in form if t.power == p]
         if not pieces:
             continue
-        body = " + ".join(pieces).replace("+ -", "- ")
-        if p == 0:
-            parts.append(body)
-        elif latex:
-            parts.append(rf"{_h(p, True)} \left({body}\right)")
-        else:
-            parts.append(f"{_h(p, False)} ({body})")
+        if latex:
+            body = " + ".join(pieces).replace("+ - ", "- ").replace("+ -", "- ")
+            parts.append(body if p == 0 else rf"{_h(p, True)} \left({body}\right)")
+            continue
+        parts.append(_stack(pieces, p))
     if latex:
         return r"\dot\theta_i &= " + (r" \\ &\quad + ".join(parts) or "0")
     return "dθ_i/dt = " + ("\n        + ".join(parts) or "0")
@@ -643,7 +653,8 @@ def _factored(c):
 
 
 def _coordinate_text(meq, e, latex: bool):
-    """A coordinate's h^p coefficient as groups `monomial*(factored coefficient)`."""
+    """A coordinate's h^p coefficient as groups `monomial*(factored coefficient)`
+    (a list of strings, empty for 0)."""
     idx_of = {s: tuple(idx) for s, (_, idx) in meq.derivatives}
     groups = _split_monomials(e, idx_of)
     pieces = []
@@ -662,9 +673,7 @@ def _coordinate_text(meq, e, latex: bool):
             pieces.append(rf"{show(mono)} \left({show(c)}\right)")
         else:
             pieces.append(f"{show(mono)}*({show(c)})")
-    if not pieces:
-        return "0"
-    return " + ".join(pieces).replace("+ -", "- ")
+    return pieces
 
 
 def _series(meq, terms, latex: bool) -> str:
@@ -672,15 +681,14 @@ def _series(meq, terms, latex: bool) -> str:
     for p, e in enumerate(terms):
         if e == 0:
             continue
-        body = _coordinate_text(meq, e, latex)
-        if body == "0":
+        pieces = _coordinate_text(meq, e, latex)
+        if not pieces:
             continue
-        if p == 0:
-            parts.append(body)
-        else:
-            parts.append(
-                rf"{_h(p, True)} \left({body}\right)" if latex else f"{_h(p, False)} ({body})"
-            )
+        if not latex:
+            parts.append(_stack(pieces, p))
+            continue
+        body = " + ".join(pieces).replace("+ -", "- ")
+        parts.append(body if p == 0 else rf"{_h(p, True)} \left({body}\right)")
     if not parts:
         return "0"
     return (" + " if latex else "\n        + ").join(parts)
