@@ -17,7 +17,9 @@ the elementary-differential trees of Butcher series with elementwise weights
 term has at most p + 1 vertices, so it is read off coordinate 1 of a derivation in
 dimension d ≥ p + 1, from the monomials whose indices are all distinct, and checked
 exactly by rebuilding coordinates 1 and 2 from the trees (every index assignment,
-coinciding indices included).
+coinciding indices included); a field with larger trees or with a coupling that is
+not a derivative contraction (a norm of the gradient) fails the check and is
+refused.
 """
 
 from __future__ import annotations
@@ -695,6 +697,26 @@ def _series(meq, terms, latex: bool) -> str:
 
 
 def render_text(meq) -> str:
+    """The equation as text: the index form (when the field has one, see `index_form`),
+    then each coordinate and each slow manifold, every power of h grouped by its
+    monomials in derivatives of order ≥ 2 with factored coefficients.
+
+    Arguments:
+        meq: a `bea.CoordinateModifiedEquation`.
+
+    Returns:
+        Lines of text; the index form reads gᵢ = ∂ᵢE, sᵢ = sign ∂ᵢE, Σⱼ Hᵢⱼ(…) for the
+        Hessian contraction and Σⱼₖ Tᵢⱼₖ(…)(…) for the third-derivative one.
+
+    Example:
+        >>> import bea
+        >>> meq = bea.modified_equation(bea.rules.rmsprop, 1, dimension=2)
+        >>> lines = meq.text().splitlines()
+        >>> lines[1]
+        'dθ_i/dt = -g_i/sqrt(eps + g_i**2)'
+        >>> lines[2].endswith("* Σ_j H_ij*(g_j/sqrt(eps + g_j**2)))")
+        True
+    """
     lines = [
         f"{meq.rule}: coordinate-wise modified equation to order {meq.order} in h, "
         f"dimension {meq.dimension}, flow over time h"
@@ -720,6 +742,8 @@ def render_text(meq) -> str:
 
 
 def render_latex(meq) -> str:
+    """The equation as a LaTeX `aligned` block: the index form (when there is one), then
+    one row per coordinate, grouped and factored as in `render_text`."""
     rows = []
     index = _index_lines(meq, True)
     if index is not None:
