@@ -7,7 +7,8 @@ integrator* of order N is the same rule run with every oracle X replaced by a se
 
 chosen so that the modified equation of the new rule is the target flow (by default
 the rule's own h^0 field, e.g. the gradient flow -grad E for gradient descent) up to
-O(h^(N+1)) (Chartier, Hairer and Vilmart, Found. Comput. Math. 7, 2007; BSeries.jl's
+O(h^(N+1)) (Chartier, Hairer and Vilmart, "Numerical integrators based on modified differential
+equations", Math. Comp. 76, 2007; BSeries.jl's
 `modifying_integrator`). The d are found order by order: a term d h^n F(tau) in the
 oracle X changes the modified field at h^n by a_X d F(tau), where a_X is X's
 coefficient at h^0 (-1 for gradient descent, alpha for phi's field in alternating

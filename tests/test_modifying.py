@@ -1,6 +1,6 @@
 """Modifying integrators: a rule fed with modified oracles follows its target flow.
 
-Reference: Chartier, Hairer and Vilmart (Found. Comput. Math. 7, 2007), modifying
+Reference: Chartier, Hairer and Vilmart (Math. Comp. 76, 2007), modifying
 integrators; for explicit Euler on y' = f the modifying field is
 f + h/2 f'f + h^2/6 (f''(f,f) + f'f'f) + ..., read off the exact flow's Taylor series
 (Hairer, Lubich and Wanner, Geometric Numerical Integration, ch. IX), here with

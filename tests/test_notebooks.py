@@ -43,13 +43,15 @@ def kernel_dir(tmp_path_factory):
 
 
 def test_every_notebook_is_found():
-    # the four notebooks of the README's layout; a renamed or lost one fails here
+    # the six notebooks of the README's layout; a renamed or lost one fails here
     names = {p.stem for p in NOTEBOOKS}
     assert {
         "01_modified_equations",
         "02_losses_and_games",
         "03_principal_flow",
         "04_momentum",
+        "05_adaptive",
+        "06_drift_control",
     } <= names
 
 
