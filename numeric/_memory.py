@@ -55,6 +55,10 @@ def manifold_function(meq, params: Mapping | None = None) -> Callable:
     (a tuple of blocks for several players). Pure, nothing compiled: call it inside
     your own `jax.jit`.
     """
+    from bea import CoordinateModifiedEquation
+
+    if isinstance(meq, CoordinateModifiedEquation):
+        return _coordinate_manifold(meq, params)
     _check_meq(meq)
     _, bound = split_h(params)
     names = list(dict.fromkeys(m.name for m in meq.manifold))
@@ -88,11 +92,40 @@ def manifold_function(meq, params: Mapping | None = None) -> Callable:
     return apply
 
 
+def _coordinate_manifold(meq, params):
+    """`manifold_function` of a coordinate-wise rule (Adam's m, v): each memory's
+    series M₀ + h M₁ + … lowered like a field, densely when the state has the
+    derivation's d coordinates, elementwise (`numeric.coordinate_elementwise_field`)
+    on states of any other size."""
+    from dataclasses import replace
+
+    from ._coordinate import CoordinateField, coordinate_elementwise_field
+
+    if not meq.memory:
+        raise BeaValueError(
+            f"rule {meq.rule!r} has no memory, so it has no slow manifold; run it directly"
+        )
+    fakes = [replace(meq, field=meq.manifold(name)) for name in meq.memory]
+    cache: dict = {}
+
+    def apply(theta, h, losses, fields=None):
+        size = sum(jnp.size(x) for x in jax.tree_util.tree_leaves(theta))
+        key = (size == meq.dimension, tuple(sorted((k, id(v)) for k, v in (losses or {}).items())))
+        if key not in cache:
+            make = CoordinateField if key[0] else coordinate_elementwise_field
+            cache[key] = [make(f, losses or {}, params) for f in fakes]
+        return tuple(fn(theta, h) for fn in cache[key])
+
+    return apply
+
+
 def on_manifold(meq, theta, h, *, losses=None, fields=None, params=None) -> tuple:
     """`(theta, m1, ...)`: theta with its memory on the slow manifold of `meq`.
 
     Arguments:
-        meq: the modified equation of a rule with memory (`bea.modified_equation`).
+        meq: the modified equation of a rule with memory (`bea.modified_equation`),
+            also of a coordinate-wise one (Adam's moments; the state may have the
+            derivation's d coordinates or, elementwise, any size).
         theta: the parameters (any pytree; a tuple of blocks for several players).
         h: the learning rate.
         losses, fields: the oracles, as for `numeric.vector_field`.
