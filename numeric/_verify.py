@@ -518,6 +518,20 @@ def _transient(rule, params) -> int:
     return int(min(5000, max(20, math.ceil(math.log(1e-16) / math.log(max(rates))))))
 
 
+def _transient_left(rule, params, steps: int) -> float:
+    """β^steps for the slowest decay rate β of the rule (0 without one)."""
+    bound = {str(k): v for k, v in (params or {}).items()}
+    worst = 0.0
+    for name, value in getattr(rule, "params", ()):
+        try:
+            v = float(bound.get(name, value))
+        except (TypeError, ValueError):
+            continue
+        if name.startswith(("rho", "beta")) and 0 < v < 1:
+            worst = max(worst, v**steps)
+    return worst
+
+
 def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, meq, problem):
     """`check_orders` for a coordinate-wise rule: one step from the slow manifold against
     the flow of the per-coordinate field (`numeric.coordinate_check_order`)."""
@@ -561,6 +575,13 @@ def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, 
                 r, n, losses or {}, params, theta, meq=low, transient=_transient(r, params), **kw
             )
             notes = [f"memory on its slow manifold after {c.transient} steps"] if meq.memory else []
+            left = _transient_left(r, params, c.transient)
+            if left > 1e-12:
+                notes.append(
+                    f"the start-up transient is still {left:.1e} after {c.transient} steps "
+                    "(a decay rate near 1); the errors include it: check with smaller hs, or "
+                    "numeric.coordinate_check_order(..., transient=...) with more steps"
+                )
             if all(e <= 1e-14 for e in c.errors):
                 # at round-off: try learning rates 10x larger before calling it exact
                 big = tuple(10 * h for h in c.hs)
