@@ -727,6 +727,11 @@ def render_text(meq) -> str:
         lines.append(
             "  (g_i = ∂_iE, s_i = sign ∂_iE, H_ij = ∂_i∂_jE, T_ijk = ∂_i∂_j∂_kE; per coordinate:)"
         )
+    elif meq.dimension < meq.order + 1:
+        lines.append(
+            f"  (the index form θ̇_i = … needs a derivation in dimension {meq.order + 1} or more; "
+            "per coordinate:)"
+        )
     for i in range(meq.dimension):
         lines.append(f"dθ{i + 1}/dt = " + _series(meq, [row[i] for row in meq.field], False))
     for name, table in meq.slow_manifold:
