@@ -240,6 +240,7 @@ def lanczos(
     """Lanczos iterations on a symmetric map: Ritz values and vectors.
 
     The three-term recurrence beta_{j+1} q_{j+1} = A q_j - alpha_j q_j - beta_j q_{j-1}
+    (in Paige's order: the beta_j q_{j-1} term first, then alpha_j from what is left)
     loses orthogonality in floating point as Ritz values converge (Paige). Simon's
     partial reorthogonalisation (Math. Comp. 42, 1984) tracks the loss with the scalar
     recurrence for omega_{jk} ~ q_j . q_k (O(j) flops per step, no basis access) and,
@@ -251,8 +252,14 @@ def lanczos(
     to be the projection of A onto an orthonormal basis of the Krylov space to
     O(eps ||A||) (Simon 1984; Parlett, The Symmetric Eigenvalue Problem, ch. 13): the
     Ritz values are as accurate as with full reorthogonalisation, and far fewer passes
-    over the (m, n) basis are made. The basis is preallocated and filled in place inside
-    one `jax.lax.fori_loop`.
+    over the basis are made.
+
+    Cost. Besides the m products A q, each step makes a few passes over n-vectors and
+    none over the basis, which is touched only by the reorthogonalisations (two
+    matrix-vector products each) and once at the end. The basis is stored as the rows
+    of one preallocated (m + 1, n) array, filled in place inside one `jax.lax.fori_loop`
+    (unrolled twice, so that q_{j-1}, q_j pass from step to step without copies); the
+    Ritz vectors are one product Y^T Q with the kept eigenvectors Y of T.
 
     Arguments:
         matvec: v -> A v for a symmetric A of size n.
@@ -285,6 +292,34 @@ def lanczos(
         raise BeaValueError(
             f"reorthogonalise={reorthogonalise!r} is unknown; use 'partial' or 'full'"
         )
+    Q, alpha, beta = _lanczos_basis(matvec, int(n), int(iters), key, dtype, reorthogonalise)
+    vals, Y = _ritz(alpha, beta, keep)
+    return vals, (Y.T @ Q).T  # Y^T Q: Q in its row layout, no transposed copy of it
+
+
+def _ritz(alpha, beta, keep: int | None):
+    """Ritz values (ascending, the top `keep`) and the eigenvectors Y of T, padded with
+    a zero row to the basis' m + 1 rows (so that Y^T Q needs no slice of Q)."""
+    T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+    vals, Y = jnp.linalg.eigh(T)
+    if keep is not None:
+        vals, Y = vals[-keep:], Y[:, -keep:]
+    return vals, jnp.concatenate([Y, jnp.zeros((1, Y.shape[1]), Y.dtype)])
+
+
+def _start(key, n: int, dtype):
+    """The Lanczos starting vector: normal, normalised."""
+    v0 = jax.random.normal(key, (n,), dtype=jnp.dtype(dtype))
+    return v0 / jnp.linalg.norm(v0)
+
+
+def _lanczos_basis(
+    matvec: Callable, n: int, iters: int, key, dtype, reorthogonalise: str, first=None
+):
+    """(Q, alpha, beta): the Lanczos basis as the rows of an (m + 1, n) array (row m is
+    q_{m+1}, unused) and the diagonals of T; see `lanczos`. `first`, if given, is
+    A q_0 for q_0 = `_start(key, n, dtype)`, computed by the caller (with a gradient,
+    say, as `jax.jvp` of `jax.grad` gives both)."""
     m = int(min(iters, n))
     dtype = jnp.dtype(dtype)
     eps = float(jnp.finfo(dtype).eps)
@@ -293,18 +328,14 @@ def lanczos(
     full = reorthogonalise == "full"
     idx = jnp.arange(m)
     zero1 = jnp.zeros(1, dtype)
-    v0 = jax.random.normal(key, (n,), dtype=dtype)
-    v0 = v0 / jnp.linalg.norm(v0)
+    v0 = _start(key, n, dtype)
 
-    def body(j, carry):
-        V, q_prev, q, alpha, beta, om_prev, om, anorm, live, again = carry
+    def step(j, carry, Aq):
+        Q, q_prev, q, alpha, beta, om_prev, om, anorm, live = carry
         b_prev = jnp.where(j > 0, beta[jnp.maximum(j - 1, 0)], 0.0)
-        w = matvec(q) - b_prev * q_prev
+        w = Aq - b_prev * q_prev
         a = jnp.vdot(q, w)
         w = w - a * q
-        d = jnp.vdot(q, w)  # one local correction keeps q_j . q_{j+1} at rounding level
-        w = w - d * q
-        a = a + d
         b = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.abs(a) + b + b_prev)
         alpha = alpha.at[j].set(a)
@@ -317,42 +348,51 @@ def lanczos(
         )
         om_new = (jnp.abs(s) + eps1 * anorm) / jnp.where(b > 0, b, eps1 * anorm + 1e-300)
         om_new = jnp.where(idx < j, om_new, 0.0)
-        lost = jnp.max(om_new) > delta
-        need = live & (j + 1 < m) & (full | again | lost)
+        need = live & (j + 1 < m) & (full | (jnp.max(om_new) > delta))
 
-        def reorth(w):  # rows past j of V are still zero: no mask needed
-            w1 = w - (V @ w) @ V  # classical Gram-Schmidt as two matrix-vector products
+        def reorth(w):
+            # w and q_j against q_0..q_{j-1} in one blocked classical Gram-Schmidt pass:
+            # two matrix products with Q (rows past j are still zero; q_j's own row is
+            # masked out)
+            C = Q @ jnp.stack([w, q], axis=1)  # (m + 1, 2): one read of Q for both
+            C = jnp.where(jnp.arange(m + 1)[:, None] < jnp.array([m + 1, j]), C, 0.0)
+            R = C.T @ Q  # (2, n): one read of Q for both
+            w1, p = w - R[0], R[1]
             b1 = jnp.linalg.norm(w1)
             # a second pass where the first removed much of w (Kahan-Parlett: "twice is
             # enough"); at a trigger of sqrt(eps) the first pass removes O(sqrt(eps))
-            return jax.lax.cond(
+            w, b2 = jax.lax.cond(
                 b1 < 0.7 * b,  # b = |w| before the pass
-                lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(w1 - (V @ w1) @ V),
+                lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(w1 - (Q @ w1) @ Q),
                 lambda w1: (w1, b1),
                 w1,
             )
+            return w, b2, q - p
 
-        w, b = jax.lax.cond(need, reorth, lambda w: (w, b), w)
+        # q_j stays in the basis as it is, but the next step's recurrence takes its clean
+        # part q_j - p: q_{j+2} = (A q_{j+1} - alpha q_{j+1} - beta (q_j - p))/beta' then
+        # needs no pass of its own, since q_k . A q_{j+1} = O(eps ||A||) for k < j once
+        # q_{j+1} is clean (Simon reorthogonalises q_{j+1} and q_{j+2}: two passes each)
+        w, b, q_rec = jax.lax.cond(need, reorth, lambda w: (w, b, q), w)
         om_new = jnp.where(need & (idx < j), eps1, om_new)
         om_new = jnp.where(idx == j, eps1, jnp.where(idx == j + 1, 1.0, om_new))
+        om = jnp.where(need & (idx < j), eps1, om)  # the omegas of q_j - p
         ok = live & (b > 1e-10 * jnp.maximum(1.0, jnp.abs(a)))  # else: invariant subspace
-        u = jnp.where(ok, w / jnp.where(ok, b, 1.0), 0.0)
-        V = V.at[j + 1].set(u)
+        u = w * jnp.where(ok, 1 / jnp.where(ok, b, 1.0), 0.0)
+        Q = Q.at[j + 1].set(u)
         beta = beta.at[j].set(jnp.where(ok, b, 0.0))
-        # q_{j+1} was cleaned; q_{j+2} must be too, or q_j's error comes back through it
-        return V, q, u, alpha, beta, om, om_new, anorm, ok, need & lost
+        return Q, q_rec, u, alpha, beta, om, om_new, anorm, ok
 
     z = jnp.zeros(m, dtype)
-    V0 = jnp.zeros((m + 1, n), dtype).at[0].set(v0)  # row m: the unused q_{m+1}
-    carry = (V0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
-    carry = (*carry, jnp.array(True), jnp.array(False))
-    V, _, _, alpha, beta, *_ = jax.lax.fori_loop(0, m, body, carry)
-    T = jnp.diag(alpha) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
-    vals, Y = jnp.linalg.eigh(T)
-    if keep is not None:
-        vals, Y = vals[-keep:], Y[:, -keep:]
-    # V.T @ [Y; 0] rather than V[:m].T @ Y: slicing would copy the basis
-    return vals, V.T @ jnp.concatenate([Y, jnp.zeros((1, Y.shape[1]), dtype)])
+    Q0 = jnp.zeros((m + 1, n), dtype).at[0].set(v0)
+    carry = (Q0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
+    carry = (*carry, jnp.array(True))
+    start = 0
+    if first is not None:  # step 0 with the caller's product
+        carry, start = step(0, carry, first), 1
+    carry = jax.lax.fori_loop(start, m, lambda j, c: step(j, c, matvec(c[2])), carry, unroll=2)
+    Q, _, _, alpha, beta, *_ = carry
+    return Q, alpha, beta
 
 
 def _check_count(v, name: str, what: str) -> None:
@@ -579,15 +619,26 @@ class PrincipalFlowField:
                 "method='lanczos' takes real parameters; integrate complex flows with "
                 "method='eigh', or pass theta.real"
             )
+        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss)
+        V = (Y.T @ Q).T  # the Ritz vectors u_i = Q^T y_i as columns
+        rest = g - (Y @ proj) @ Q
+        return g, lam, V, s, proj, rest
+
+    def _lanczos_parts(self, theta, loss):
+        """(g, lam, Q, Y, s, proj): the Lanczos basis Q (rows) and the top-k eigenvectors
+        Y of T (u_i = Q^T y_i), with proj_i = g . u_i = y_i . (Q g)."""
         n = theta.shape[0]
-        g = jax.grad(loss)(theta)
         iters = self.iters or min(n, max(2 * self.k + 20, 40))
         key = self.key if self.key is not None else jax.random.PRNGKey(0)
-        lam, V = lanczos(lambda v: hvp(loss, theta, v), n, iters, key, theta.dtype, keep=self.k)
-        proj = V.T @ g
-        rest = g - V @ proj
-        s = _coefficients(self.poly, sign * self.h * lam)
-        return g, lam, V, s, proj, rest
+        # the gradient comes with the first Hessian-vector product (jvp of grad)
+        g, Aq0 = jax.jvp(jax.grad(loss), (theta,), (_start(key, n, theta.dtype),))
+        Q, alpha, beta = _lanczos_basis(
+            lambda v: hvp(loss, theta, v), n, iters, key, theta.dtype, "partial", first=Aq0
+        )
+        lam, Y = _ritz(alpha, beta, self.k)
+        proj = Y.T @ (Q @ g)
+        s = _coefficients(self.poly, self.poly.sign * self.h * lam)
+        return g, lam, Q, Y, s, proj
 
     def _combine(self, parts, check: bool):
         """The field sign (sum_i s_i (g . u_i) u_i + s(0) rest) from `_parts`."""
@@ -599,14 +650,39 @@ class PrincipalFlowField:
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         return self.poly.sign * (V @ (s * proj) + s0 * rest)
 
+    def _field_g_lam(self, theta, loss):
+        """(field, grad E, eigenvalues) on a flat theta, as pure JAX.
+
+        With Lanczos the field is sum_i (s_i - s(0)) (g . u_i) u_i + s(0) g, formed as
+        Q^T c with c = Y ((s - s(0)) proj) (real and imaginary parts in one pass over Q)
+        rather than from the Ritz vectors: two passes over the basis in all.
+        """
+        if self.method == "eigh":
+            parts = self._parts(theta, loss)
+            return self._combine(parts, check=False), parts[0], parts[1]
+        if jnp.iscomplexobj(theta):
+            return self._parts(theta, loss)  # raises: Lanczos takes real parameters
+        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss)
+        s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
+        c = Y @ ((s - s0) * proj)
+        r = jnp.stack([jnp.real(c), jnp.imag(c)]) @ Q
+        return self.poly.sign * (r[0] + s0 * g + 1j * r[1]), g, lam
+
     def _flat_field(self, theta, loss):
-        return self._combine(self._parts(theta, loss), check=False)
+        return self._field_g_lam(theta, loss)[0]
 
     def __call__(self, theta):
         flat, unflatten, loss = self._prepare(theta)
         if isinstance(flat, jax.core.Tracer):  # inside the caller's jit: plain JAX
             return unflatten(self._flat_field(flat, loss))
-        return unflatten(self._combine(self._jit_parts(theta), check=True))
+        fn = self._compiled(
+            "field", lambda: jax.jit(lambda th: self._field_g_lam(*self._prepare(th)[::2]))
+        )
+        f, g, lam = fn(theta)  # a concrete call: say why, not NaN
+        _check_finite(g, "grad E at theta")
+        _check_finite(lam, "the Hessian's eigenvalues at theta")
+        _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)
+        return unflatten(f)
 
     def decompose(self, theta) -> PrincipalDecomposition:
         """The eigenvalues, stability coefficients and projections at `theta` (checked).
