@@ -11,6 +11,13 @@ are jitted; each figure is the median over `--repeats` rounds after one warm-up,
 functions timed in turn within a round so that a busy machine slows all alike. Runs
 on whatever JAX device is present (CPU unless a GPU build is installed).
 
+The ratio is given in wall-clock time and in CPU time of this process (all threads).
+On a CPU the two differ: the HVPs (matrix products) spread over every core, while the
+Lanczos vector work (a few passes over n-vectors per step, and the matrix-vector
+products with the basis where orthogonality is about to be lost) parallelises less
+well, so the wall-clock ratio is largest on an idle machine and the CPU-time ratio
+is the steadier figure when other work shares the machine.
+
     .venv/bin/python benchmarks/principal.py [--repeats 7] [--k 20] [--iters 60]
 """
 
@@ -28,17 +35,21 @@ import numeric
 jax.config.update("jax_enable_x64", True)
 
 
-def _rounds(fns: dict, x, repeats: int) -> dict:
-    """Median seconds of each function, timed in turn within each round."""
+def _rounds(fns: dict, x, repeats: int) -> tuple[dict, dict]:
+    """Median wall-clock and CPU seconds of each function, timed in turn within each
+    round."""
     for fn in fns.values():
         jax.block_until_ready(fn(x))  # compile and warm up
-    ts: dict = {name: [] for name in fns}
+    wall: dict = {name: [] for name in fns}
+    cpu: dict = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             jax.block_until_ready(fn(x))
-            ts[name].append(time.perf_counter() - t)
-    return {name: statistics.median(v) for name, v in ts.items()}
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    med = lambda d: {name: statistics.median(v) for name, v in d.items()}  # noqa: E731
+    return med(wall), med(cpu)
 
 
 def main(argv=None) -> dict:
@@ -61,7 +72,7 @@ def main(argv=None) -> dict:
         )
 
     pf = numeric.principal_flow(loss, 0.05, method="lanczos", k=args.k, iters=args.iters)
-    t = _rounds(
+    t, cpu = _rounds(
         {"gradient": jax.jit(jax.grad(loss)), "hvps": jax.jit(hvps), "field": jax.jit(pf)},
         theta,
         args.repeats,
@@ -98,6 +109,9 @@ def main(argv=None) -> dict:
         "hvps_in_gradients": t["hvps"] / t["gradient"],
         "principal_flow_in_gradients": t["field"] / t["gradient"],
         "principal_flow_over_hvps": t["field"] / t["hvps"],
+        "hvps_cpu_s": cpu["hvps"],
+        "principal_flow_cpu_s": cpu["field"],
+        "principal_flow_over_hvps_cpu": cpu["field"] / cpu["hvps"],
         "top_k_partial_vs_full_reorth": spread,
     }
     for k, v in out.items():
