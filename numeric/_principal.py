@@ -261,9 +261,9 @@ def lanczos(
     none over the basis, which is touched only where orthogonality is about to be lost
     (two matrix products with it each time) and once at the end. The basis is stored as
     the rows of one preallocated (m + 1, n) array, filled in place inside one
-    `jax.lax.fori_loop` (unrolled twice, so that q_{j-1}, q_j pass from step to step
-    without copies); the Ritz vectors are one product Y^T Q with the kept eigenvectors
-    Y of T.
+    `jax.lax.fori_loop` (unrolled twice for long vectors, so that q_{j-1}, q_j pass from
+    step to step without copies); the Ritz vectors are one product Y^T Q with the kept
+    eigenvectors Y of T.
 
     Arguments:
         matvec: v -> A v for a symmetric A of size n.
@@ -397,7 +397,10 @@ def _lanczos_basis(
     start = 0
     if first is not None:  # step 0 with the caller's product
         carry, start = step(0, carry, first), 1
-    carry = jax.lax.fori_loop(start, m, lambda j, c: step(j, c, matvec(c[2])), carry, unroll=2)
+    # unrolled twice, q_{j-1} and q_j change places without copies: worth its longer
+    # compilation only where the vectors are long
+    unroll = 2 if n >= 1 << 14 else 1
+    carry = jax.lax.fori_loop(start, m, lambda j, c: step(j, c, matvec(c[2])), carry, unroll=unroll)
     Q, _, _, alpha, beta, *_ = carry
     return Q, alpha, beta
 
