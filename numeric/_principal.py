@@ -263,7 +263,9 @@ def lanczos(
     the rows of one preallocated (m + 1, n) array, filled in place inside one
     `jax.lax.fori_loop` (unrolled twice for long vectors, so that q_{j-1}, q_j pass from
     step to step without copies); the Ritz vectors are one product Y^T Q with the kept
-    eigenvectors Y of T.
+    eigenvectors Y of T. A `PrincipalFlowField` called on concrete parameters keeps
+    this array between calls and hands it to the next one to fill (no fresh allocation,
+    and none of its page faults, per call).
 
     Arguments:
         matvec: v -> A v for a symmetric A of size n.
@@ -318,12 +320,23 @@ def _start(key, n: int, dtype):
 
 
 def _lanczos_basis(
-    matvec: Callable, n: int, iters: int, key, dtype, reorthogonalise: str, first=None
+    matvec: Callable,
+    n: int,
+    iters: int,
+    key,
+    dtype,
+    reorthogonalise: str,
+    first=None,
+    buffer=None,
 ):
     """(Q, alpha, beta): the Lanczos basis as the rows of an (m + 1, n) array (row m is
     q_{m+1}, unused) and the diagonals of T; see `lanczos`. `first`, if given, is
     A q_0 for q_0 = `_start(key, n, dtype)`, computed by the caller (with a gradient,
-    say, as `jax.jvp` of `jax.grad` gives both)."""
+    say, as `jax.jvp` of `jax.grad` gives both). `buffer`, if given, is an (m + 1, n)
+    array whose rows are overwritten with the basis (a donated buffer is filled in
+    place); its old rows are never read unless finite: each pass over the basis masks
+    the rows not yet written by their coefficients, and a zero times a finite stale
+    entry adds nothing."""
     m = int(min(iters, n))
     dtype = jnp.dtype(dtype)
     eps = float(jnp.finfo(dtype).eps)
@@ -358,11 +371,13 @@ def _lanczos_basis(
         need = live & (j + 1 < m) & (full | (jnp.max(jnp.abs(om_new)) > delta))
 
         def reorth(w):
-            # w and q_j against q_0..q_{j-1} in one blocked classical Gram-Schmidt pass
-            # (rows past j of Q are still zero; q_j's own row is masked out): two
+            # w against q_0..q_j and q_j against q_0..q_{j-1} in one blocked classical
+            # Gram-Schmidt pass (the rows not yet written, stale in a reused buffer, are
+            # masked out by their coefficients; so is q_j's own row for q_j): two
             # matrix-vector products, then one (2, m + 1) x (m + 1, n) product (on CPU,
             # measured faster than one product with an (n, 2) right-hand side)
-            C = jnp.stack([Q @ w, jnp.where(jnp.arange(m + 1) < j, Q @ q, 0.0)])
+            rows = jnp.arange(m + 1)
+            C = jnp.stack([jnp.where(rows <= j, Q @ w, 0.0), jnp.where(rows < j, Q @ q, 0.0)])
             R = C @ Q
             w1, p = w - R[0], R[1]
             b1 = jnp.linalg.norm(w1)
@@ -370,7 +385,9 @@ def _lanczos_basis(
             # enough"); at a trigger of sqrt(eps) the first pass removes O(sqrt(eps))
             w, b2 = jax.lax.cond(
                 b1 < 0.7 * b,  # b = |w| before the pass
-                lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(w1 - (Q @ w1) @ Q),
+                lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(
+                    w1 - jnp.where(rows <= j, Q @ w1, 0.0) @ Q
+                ),
                 lambda w1: (w1, b1),
                 w1,
             )
@@ -391,7 +408,8 @@ def _lanczos_basis(
         return Q, q_rec, u, alpha, beta, om, om_new, anorm, ok
 
     z = jnp.zeros(m, dtype)
-    Q0 = jnp.zeros((m + 1, n), dtype).at[0].set(v0)
+    Q0 = jnp.zeros((m + 1, n), dtype) if buffer is None else buffer
+    Q0 = Q0.at[0].set(v0)
     carry = (Q0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
     carry = (*carry, jnp.array(True))
     start = 0
@@ -634,16 +652,28 @@ class PrincipalFlowField:
         rest = g - (Y @ proj) @ Q
         return g, lam, V, s, proj, rest
 
-    def _lanczos_parts(self, theta, loss):
-        """(g, lam, Q, Y, s, proj): the Lanczos basis Q (rows) and the top-k eigenvectors
-        Y of T (u_i = Q^T y_i), with proj_i = g . u_i = y_i . (Q g)."""
+    def _basis_shape(self, n: int) -> tuple[int, int]:
+        """The shape (m + 1, n) of the Lanczos basis array for n parameters."""
+        return min(n, self.iters or min(n, max(2 * self.k + 20, 40))) + 1, n
+
+    def _lanczos_parts(self, theta, loss, buffer=None):
+        """(g, lam, Q, Y, s, proj): the Lanczos basis Q (rows, written into `buffer` if
+        given) and the top-k eigenvectors Y of T (u_i = Q^T y_i), with proj_i = g . u_i =
+        y_i . (Q g)."""
         n = theta.shape[0]
-        iters = self.iters or min(n, max(2 * self.k + 20, 40))
+        iters = self._basis_shape(n)[0] - 1
         key = self.key if self.key is not None else jax.random.PRNGKey(0)
         # the gradient comes with the first Hessian-vector product (jvp of grad)
         g, Aq0 = jax.jvp(jax.grad(loss), (theta,), (_start(key, n, theta.dtype),))
         Q, alpha, beta = _lanczos_basis(
-            lambda v: hvp(loss, theta, v), n, iters, key, theta.dtype, "partial", first=Aq0
+            lambda v: hvp(loss, theta, v),
+            n,
+            iters,
+            key,
+            theta.dtype,
+            "partial",
+            first=Aq0,
+            buffer=buffer,
         )
         lam, Y = _ritz(alpha, beta, self.k)
         proj = Y.T @ (Q @ g)
@@ -660,8 +690,9 @@ class PrincipalFlowField:
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         return self.poly.sign * (V @ (s * proj) + s0 * rest)
 
-    def _field_g_lam(self, theta, loss):
-        """(field, grad E, eigenvalues) on a flat theta, as pure JAX.
+    def _field_g_lam(self, theta, loss, buffer=None):
+        """(field, grad E, eigenvalues, Lanczos basis or None) on a flat theta, as pure
+        JAX (the basis written into `buffer` if given).
 
         With Lanczos the field is sum_i (s_i - s(0)) (g . u_i) u_i + s(0) g, formed as
         Q^T c with c = Y ((s - s(0)) proj) (real and imaginary parts in one pass over Q)
@@ -669,26 +700,56 @@ class PrincipalFlowField:
         """
         if self.method == "eigh":
             parts = self._parts(theta, loss)
-            return self._combine(parts, check=False), parts[0], parts[1]
+            return self._combine(parts, check=False), parts[0], parts[1], None
         if jnp.iscomplexobj(theta):
             return self._parts(theta, loss)  # raises: Lanczos takes real parameters
-        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss)
+        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss, buffer)
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         c = Y @ ((s - s0) * proj)
         r = jnp.stack([jnp.real(c), jnp.imag(c)]) @ Q
-        return self.poly.sign * (r[0] + s0 * g + 1j * r[1]), g, lam
+        return self.poly.sign * (r[0] + s0 * g + 1j * r[1]), g, lam, Q
 
     def _flat_field(self, theta, loss):
         return self._field_g_lam(theta, loss)[0]
+
+    def _concrete_field(self, theta, flat):
+        """(field, grad E, eigenvalues) at a concrete theta (flattened: `flat`), compiled
+        once per field.
+
+        With Lanczos the basis array is kept between calls and donated to the next one,
+        which fills it in place: a fresh (m + 1, n) array per call would cost its page
+        faults (tens of milliseconds for 10^5 parameters). The array is taken from the
+        cache for the call (a concurrent call allocates its own) and kept only after a
+        call whose results are finite, so that its stale rows are finite (see
+        `_lanczos_basis`).
+        """
+        if self.method == "eigh" or jnp.iscomplexobj(flat):
+            fn = self._compiled(
+                "field",
+                lambda: jax.jit(lambda th: self._field_g_lam(*self._prepare(th)[::2])[:3]),
+            )
+            return fn(theta)
+        fn = self._compiled(
+            "field-buffer",
+            lambda: jax.jit(
+                lambda th, buf: self._field_g_lam(*self._prepare(th)[::2], buf),
+                donate_argnums=1,
+            ),
+        )
+        shape, dtype = self._basis_shape(flat.shape[0]), flat.dtype
+        buf = self._cache.pop("basis", None)
+        if buf is None or buf.shape != shape or buf.dtype != dtype or buf.is_deleted():
+            buf = jnp.zeros(shape, dtype)
+        f, g, lam, Q = fn(theta, buf)
+        if bool(jnp.all(jnp.isfinite(lam))):
+            self._cache["basis"] = Q
+        return f, g, lam
 
     def __call__(self, theta):
         flat, unflatten, loss = self._prepare(theta)
         if isinstance(flat, jax.core.Tracer):  # inside the caller's jit: plain JAX
             return unflatten(self._flat_field(flat, loss))
-        fn = self._compiled(
-            "field", lambda: jax.jit(lambda th: self._field_g_lam(*self._prepare(th)[::2]))
-        )
-        f, g, lam = fn(theta)  # a concrete call: say why, not NaN
+        f, g, lam = self._concrete_field(theta, flat)  # a concrete call: say why, not NaN
         _check_finite(g, "grad E at theta")
         _check_finite(lam, "the Hessian's eigenvalues at theta")
         _check_singular(self.poly, self.poly.sign * self.h * np.asarray(lam), self.h)

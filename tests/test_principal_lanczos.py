@@ -4,8 +4,10 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import numeric
+from bea import BeaValueError
 
 
 def test_integrate_and_decompose_reuse_their_compiled_functions():
@@ -49,3 +51,22 @@ def test_lanczos_field_from_the_basis_equals_the_decomposition():
     assert np.any(np.abs(d.coefficients.imag) > 0)  # the complex regime is exercised
     scale = np.abs(d.field).max()
     np.testing.assert_allclose(np.asarray(pf(theta)), d.field, rtol=0, atol=1e-12 * scale)
+
+
+def test_lanczos_field_reuses_its_basis_without_reading_stale_rows():
+    # a concrete call keeps the Lanczos basis array for the next call, which overwrites
+    # it; the next call's rows not yet written still hold the previous point's basis and
+    # must not enter its reorthogonalisation: the field at a second point equals a fresh
+    # field's there. iters = n: orthogonality is lost and the blocked pass runs.
+    loss, theta = numeric.toy_mlp((3, 8, 1), n_data=16, seed=1)
+    other = theta + 0.3 * jnp.sin(jnp.arange(theta.shape[0]))
+    kw = dict(method="lanczos", k=4, iters=theta.shape[0])
+    pf = numeric.principal_flow(loss, 0.1, **kw)
+    pf(theta)
+    again = pf(other)
+    fresh = numeric.principal_flow(loss, 0.1, **kw)(other)
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(fresh))
+    # and a NaN point (the call raises) leaves the next call's result intact
+    with pytest.raises(BeaValueError):
+        pf(jnp.full_like(theta, jnp.nan))
+    np.testing.assert_array_equal(np.asarray(pf(other)), np.asarray(fresh))
