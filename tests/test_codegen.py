@@ -26,6 +26,9 @@ from bea._codegen import codegen, coefficient_source
 from bea._drift import drift
 from numeric._transforms import regularised
 
+# one worker runs the whole module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("codegen")
+
 LOSSES_SRC = """
 def E(t):
     return t[0] ** 4 / 4 + t[0] * t[1] ** 2 / 2 + jnp.sin(t[1]) + jnp.cos(t[2]) * t[0]

@@ -27,6 +27,9 @@ from bea import ops
 from bea._coordinate_render import INDEX_SYMBOLS, index_form
 from bea._errors import BeaValueError
 
+# one worker runs the whole module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("coordinate_index")
+
 jax.config.update("jax_enable_x64", True)
 
 EPS, C = sp.symbols("eps c", positive=True)

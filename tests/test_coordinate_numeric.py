@@ -21,6 +21,9 @@ from numeric._coordinate import (
     coordinate_vector_field,
 )
 
+# one worker runs the whole module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("coordinate_numeric")
+
 jax.config.update("jax_enable_x64", True)
 
 
@@ -94,14 +97,19 @@ def test_adam_tends_to_optax_adam_after_transient():
     np.testing.assert_allclose(theta2, optax.apply_updates(ref, updates), rtol=0, atol=1e-12)
 
 
+class _Equations(dict):
+    """(rule name, order) -> its equation in dimension 2, derived on first use."""
+
+    def __missing__(self, key):
+        name, n = key
+        rule = {"rmsprop": rmsprop(), "adam": adam()}[name]
+        self[key] = coordinate_modified_equation(rule, n, dimension=2)
+        return self[key]
+
+
 @pytest.fixture(scope="module")
 def equations():
-    return {
-        (name, n): coordinate_modified_equation(rule, n, dimension=2)
-        for name, rule in (("rmsprop", rmsprop()), ("adam", adam()))
-        for n in (1, 2)
-        if not (name == "adam" and n == 2)
-    }
+    return _Equations()
 
 
 @pytest.mark.parametrize("order", [1, 2])

@@ -17,6 +17,9 @@ import textwrap
 
 import pytest
 
+# one worker runs the whole module, so its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("sharding")
+
 SCRIPT = textwrap.dedent(
     """
     import json
