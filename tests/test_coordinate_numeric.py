@@ -127,7 +127,22 @@ def test_adam_local_error_slope_order_1(equations):
     assert abs(chk.slope - 3) < 0.3, chk
 
 
-@pytest.mark.slow
+def test_adam_local_error_slope_order_2_one_coordinate():
+    """Adam's order-2 equation in one coordinate (its two-coordinate terms are checked
+    exactly against the independent expansion in tests/test_coordinate.py): local
+    error O(h⁴) against the rule after the transient."""
+
+    def E1(x):
+        return jnp.sum(x**4) / 4 + jnp.sum(jnp.sin(x)) + jnp.sum(x**2) / 2
+
+    meq = coordinate_modified_equation(adam(), 2, dimension=1)
+    chk = coordinate_check_order(
+        adam(), 2, {"E": E1}, ADAM, jnp.array([0.3]), meq=meq, transient=80
+    )
+    assert abs(chk.slope - 4) < 0.3, chk
+
+
+@pytest.mark.slow  # the one-coordinate test above covers the same property by default
 def test_adam_local_error_slope_order_2():
     meq = coordinate_modified_equation(adam(), 2, dimension=2)
     chk = coordinate_check_order(adam(), 2, {"E": E}, ADAM, THETA, meq=meq, transient=80)
