@@ -336,10 +336,10 @@ def _coordinate_wise(rule: Rule) -> bool:
 
     try:
         coordinate_modified_equation(rule, 0, 1, memory=rule.memory or None)
-    except TraceError:
-        return False
-    except BeaValueError:
-        return True  # traced, then refused for a region or a contraction: coordinate-wise
+    except BeaValueError as err:
+        # traced, then refused only for an undeclared region or a memory that does not
+        # contract: coordinate-wise all the same
+        return "region" in str(err) or "contraction" in str(err)
     except Exception:  # the user's code failed on a coordinate value: not this family
         return False
     return True
@@ -441,7 +441,7 @@ def modified_equation(
     try:
         mapped = map_series(r, order, force=force, player_times=times)
     except TraceError as err:
-        if not _coordinate_wise(r):
+        if "dimension=" in str(err) or not _coordinate_wise(r):
             raise
         raise TraceError(
             f"{err}; the rule is coordinate-wise: derive it per coordinate with "

@@ -39,7 +39,7 @@ def _traced(x) -> bool:
 
         raise TraceError(
             f"bea.ops at {user_line()} is outside the algebra of elementary differentials; "
-            "derive this rule with bea.coordinate_modified_equation"
+            "derive the rule per coordinate: bea.modified_equation(rule, N, dimension=2)"
         )
     return False
 

@@ -309,3 +309,27 @@ def test_on_manifold_of_adam_matches_burn_in():
             _, m_hat, v_hat = numeric.on_manifold(meq, end, h, losses={"E": E}, params=params)
             gaps.append(float(jnp.max(jnp.abs(jnp.concatenate([m - m_hat, v - v_hat])))))
         assert gaps[0] < 1e-2 and 3.3 < gaps[0] / gaps[1] < 4.8, gaps  # O(h²): ratio ≈ 4
+
+
+def test_a_field_rule_with_products_gets_no_coordinate_hint():
+    """The hint is given only when the coordinate-wise engine can trace the rule: a
+    rule on a field oracle is not one of them (the tree tracer's message stands)."""
+
+    def squares(theta, h, field):
+        f = field("f", theta)
+        return theta + h * f * f
+
+    with pytest.raises(bea.TraceError) as info:
+        bea.modified_equation(squares, 1)
+    assert "dimension" not in str(info.value)
+
+
+def test_bea_ops_in_a_rule_names_the_dimension_once():
+    @bea.rule
+    def sign_like(theta, h, grad):
+        g = grad("E", theta)
+        return theta - h * g / bea.ops.abs(g)
+
+    with pytest.raises(bea.TraceError) as info:
+        bea.modified_equation(sign_like, 1)
+    assert str(info.value).count("dimension=2") == 1

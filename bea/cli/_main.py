@@ -73,6 +73,7 @@ _FLAG_WORDS = (
         "--region signs=symbolic or --region signs=+1,-1,...",
     ),
     (re.compile(r", e\.g\. bea\.modified_equation\(rule, \d+, --dimension 2\)"), ""),
+    (re.compile(r"bea\.modified_equation\(rule, N, --dimension 2\)"), "--dimension 2"),
 )
 
 
