@@ -526,5 +526,5 @@ def test_ops_refused_by_the_tree_tracer():
     def sign_descent(theta, h, grad):
         return theta - h * ops.sign(grad("E", theta))
 
-    with pytest.raises(TraceError, match="per coordinate.*dimension=2"):
+    with pytest.raises(TraceError, match=r"per coordinate.*dimension=2"):
         bea.modified_equation(sign_descent, 1)
