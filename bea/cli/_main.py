@@ -6,13 +6,17 @@
                     [--region KEY=VALUE]... [--force]
     bea loss RULE --order N [--block B] [--convention flow|per_player] [--held-fixed]
                   [--split symmetric|first|all_fixed] [--expected] [--format ...] [--force]
+                  [--dimension D] [--region KEY=VALUE]... [--preconditioner identity|abs_grad]
     bea principal RULE [--order N] [--param NAME=VALUE]... [--force]
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--hs H,H,...]
                     [--steps K] [--format text|json] [--plot PATH] [--force]
+                    [--region KEY=VALUE]...
     bea codegen RULE --order N [--what field|loss|regulariser] [--param ...] [-o FILE]
     bea demo [--no-verify]
 
-RULE is a built-in name or `path/to/file.py:my_rule` (imported by path).
+RULE is a built-in name or `path/to/file.py:my_rule` (imported by path). The
+coordinate-wise rules (adam, rmsprop, signgd, ...) are derived per coordinate
+(`--dimension`, `--region`; see `bea.cli._coordinate`).
 
 A user mistake (a bad flag, an unknown rule, a size over the budget, an unwritable
 output) prints ONE line `bea: error: ...` on stderr and exits with status 2, never a
