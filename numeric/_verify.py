@@ -500,36 +500,28 @@ def check_orders(
     return tuple(out)
 
 
-def _transient(rule, params) -> int:
-    """Steps that bring the memory to its slow manifold to round-off: βⁿ < 1e-16 for the
-    slowest decay rate among the rule's parameters (at least 20, at most 5000)."""
+def _slowest_decay(rule, params) -> float | None:
+    """The largest decay rate β in (0, 1) among the rule's `rho*`/`beta*` parameters,
+    with numbers from `params`; None when it has none."""
+    bound = {str(k): v for k, v in (params or {}).items()}
     rates = []
-    bound = {str(k): v for k, v in (params or {}).items()}
-    for name, value in getattr(rule, "params", ()):
-        v = bound.get(name, value)
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            continue
-        if name.startswith(("rho", "beta")) and 0 < v < 1:
-            rates.append(v)
-    if not rates:
-        return 80
-    return int(min(5000, max(20, math.ceil(math.log(1e-16) / math.log(max(rates))))))
-
-
-def _transient_left(rule, params, steps: int) -> float:
-    """β^steps for the slowest decay rate β of the rule (0 without one)."""
-    bound = {str(k): v for k, v in (params or {}).items()}
-    worst = 0.0
     for name, value in getattr(rule, "params", ()):
         try:
             v = float(bound.get(name, value))
         except (TypeError, ValueError):
             continue
         if name.startswith(("rho", "beta")) and 0 < v < 1:
-            worst = max(worst, v**steps)
-    return worst
+            rates.append(v)
+    return max(rates, default=None)
+
+
+def _transient(rule, params) -> int:
+    """Steps that bring the memory to its slow manifold to round-off: βⁿ < 1e-16 for the
+    slowest decay rate among the rule's parameters (at least 20, at most 5000)."""
+    beta = _slowest_decay(rule, params)
+    if beta is None:
+        return 80
+    return int(min(5000, max(20, math.ceil(math.log(1e-16) / math.log(beta)))))
 
 
 def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, meq, problem):
@@ -575,7 +567,8 @@ def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, 
                 r, n, losses or {}, params, theta, meq=low, transient=_transient(r, params), **kw
             )
             notes = [f"memory on its slow manifold after {c.transient} steps"] if meq.memory else []
-            left = _transient_left(r, params, c.transient)
+            beta = _slowest_decay(r, params)
+            left = 0.0 if beta is None else beta**c.transient
             if left > 1e-12:
                 notes.append(
                     f"the start-up transient is still {left:.1e} after {c.transient} steps "

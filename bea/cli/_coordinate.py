@@ -18,6 +18,7 @@ and dimension 3; `--force` lifts it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 from .._coordinate_rules import REGIONS, is_coordinate_rule
@@ -79,7 +80,7 @@ def parse_region(texts: Sequence[str], dimension: int) -> dict | None:
     return region
 
 
-def _sizes(rule, args, order: int, budget: Budget) -> int:
+def _sizes(args, order: int, budget: Budget) -> int:
     """The dimension, after checking order and dimension against the coordinate budget."""
     budget.integer(str(order), "--order", MAX_ORDER, HARD_ORDER)
     text = args.dimension if args.dimension is not None else "2"
@@ -96,7 +97,7 @@ def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Ca
         raise BeaValueError(
             f"rule {rule.name!r} has no parameter {name!r}; its parameters are {known}"
         )
-    dimension = _sizes(rule, args, order, budget)
+    dimension = _sizes(args, order, budget)
     region = parse_region(getattr(args, "region", None) or [], dimension)
     if region is None and rule.name in REGIONS and is_coordinate_rule(rule):
         region = REGIONS[rule.name]
@@ -111,14 +112,19 @@ def derive_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
     """`bea derive` for a coordinate-wise rule."""
     notes: list[str] = []
     meq = derive_equation(rule, args, order, budget, extra, notes.append)
-    if args.format == "json":
-        out(meq.to_json(indent=2))
-    elif args.format == "latex":
-        out(meq.latex())
+    return _show(meq, args.format, notes, out)
+
+
+def _show(result, fmt: str, notes: list[str], out: Callable) -> int:
+    """A derived equation or loss as JSON, LaTeX, or text after its notes."""
+    if fmt == "json":
+        out(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    elif fmt == "latex":
+        out(result.latex())
     else:
         for note in notes:
             out(note)
-        out(meq.text())
+        out(result.text())
     return 0
 
 
@@ -132,15 +138,4 @@ def loss_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
         notes.append("(on the region --region signs=symbolic, where |∂ᵢE| = s_i ∂ᵢE)")
     meq = derive_equation(rule, args, order, budget, extra, notes.append)
     precond = None if args.preconditioner == "identity" else args.preconditioner
-    loss = coordinate_modified_loss(meq, precond)
-    if args.format == "json":
-        import json
-
-        out(json.dumps(loss.to_dict(), indent=2))
-    elif args.format == "latex":
-        out(loss.latex())
-    else:
-        for note in notes:
-            out(note)
-        out(loss.text())
-    return 0
+    return _show(coordinate_modified_loss(meq, precond), args.format, notes, out)

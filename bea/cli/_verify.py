@@ -159,10 +159,6 @@ def verify_command(
     rule = rule_name if isinstance(rule_name, _rules.Rule) else _rules.get_rule(rule_name)
     if problem is not None:
         numeric.get_problem(problem)  # an unknown name fails before any work
-    if region is not None or is_coordinate_rule(rule):
-        return _verify_coordinate(
-            rule, order, params, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt, region=region
-        )
     known = dict(rule.params)
     rule_params = {k: v for k, v in (params or {}).items() if k in known}
     numbers = {k: v for k, v in (params or {}).items() if k not in known}
@@ -171,6 +167,10 @@ def verify_command(
             raise BeaValueError(
                 f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
             )
+    if region is not None or is_coordinate_rule(rule):
+        return _verify_coordinate(
+            rule, order, params, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt, region=region
+        )
     if rule_params:
         rule = rule.with_params(**rule_params)
     text = fmt != "json"
@@ -201,16 +201,12 @@ def _verify_coordinate(rule, order, params, problem, plot, print_fn, *, hs, step
             f"problem {name!r} is a game; coordinate-wise rules run on a loss: use "
             "--problem nonconvex or --problem quadratic"
         )
-    known = {k for k, _ in rule.params}
-    for key, value in (params or {}).items():
+    known = {k for k, _ in rule.params}  # values of known keys are numbers (verify_command)
+    for key in params or {}:
         if key not in known:
             valid = ", ".join(sorted(known)) or "none"
             raise BeaValueError(
                 f"rule {rule.name!r} has no parameter {key!r}; its parameters are {valid}"
-            )
-        if isinstance(value, sp.Basic) and value.free_symbols:
-            raise BeaValueError(
-                f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
             )
     text = fmt != "json"
     say = print_fn if text else (lambda _s: None)
