@@ -75,8 +75,8 @@ def _describe(frame) -> str:
     return f"{os.path.basename(frame.filename)}:{frame.lineno}{code}"
 
 
-def _locate(frames) -> tuple[str, str | None]:
-    """`(the user's line, the library it called or None)` for frames listed outermost
+def _locate(frames) -> tuple[traceback.FrameSummary | None, str | None]:
+    """`(the user's frame, the library it called or None)` for frames listed outermost
     first.
 
     The user's line is the innermost frame that is neither `bea` (nor `numeric`) nor
@@ -91,26 +91,23 @@ def _locate(frames) -> tuple[str, str | None]:
             continue
         site = _library(frame.filename)
         if site is None:
-            return _describe(frame), library
+            return frame, library
         if library is None or frame.name != "wrapper":
             # a decorator's `wrapper` (JAX wraps equinox's __call__) names no library
             library = site
     for frame in reversed(frames):
         if _ours(frame.filename) and frame.name == "update":  # a built-in rule's own line
-            return _describe(frame), library
+            return frame, library
     for frame in reversed(frames):
         if not _ours(frame.filename):
-            return _describe(frame), library
-    return "<unknown line>", library
+            return frame, library
+    return None, library
 
 
 def user_frame() -> tuple[str, int]:
     """`(file, line)` of the innermost frame of the user's code (see `user_line`)."""
-    frames = traceback.extract_stack()[:-1]
-    for frame in reversed(frames):
-        if not _ours(frame.filename) and _library(frame.filename) is None:
-            return frame.filename, frame.lineno or 0
-    return (frames[0].filename, frames[0].lineno or 0) if frames else ("<unknown>", 0)
+    frame, _ = _locate(traceback.extract_stack()[:-1])
+    return (frame.filename, frame.lineno or 0) if frame else ("<unknown>", 0)
 
 
 def user_line() -> str:
@@ -121,7 +118,8 @@ def user_line() -> str:
     line of the update rule that caused them, also when a library called back into
     `bea`.
     """
-    return _locate(traceback.extract_stack()[:-1])[0]
+    frame, _ = _locate(traceback.extract_stack()[:-1])
+    return _describe(frame) if frame else "<unknown line>"
 
 
 def library_error(library: str, where: str) -> TraceError:
@@ -145,7 +143,8 @@ def rule_library_error(err: BaseException) -> TraceError | None:
     cause = err.__cause__
     if type(cause).__name__ == "UnfilteredStackTrace":  # JAX_TRACEBACK_FILTERING=remove_frames
         tb = cause.__traceback__
-    where, library = _locate(traceback.extract_tb(tb))
+    frame, library = _locate(traceback.extract_tb(tb))
+    where = _describe(frame) if frame else "<unknown line>"
     if library is None and any("JAX" in note for note in getattr(err, "__notes__", ())):
         # JAX removed its own frames from the traceback (its default filtering) and
         # said so in a note: the innermost frame left is the user's call into JAX
