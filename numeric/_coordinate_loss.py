@@ -25,8 +25,9 @@ from ._params import split_h
 __all__ = ["CoordinateLossFn", "coordinate_loss_fn"]
 
 
-def _per_coordinate(expr: sp.Expr, gs, ss, what: str) -> sp.Expr:
-    """ψ(g, s) with expr = Σᵢ ψ(gᵢ, sᵢ), or `BeaValueError` naming the coupling term."""
+def _per_coordinate(expr: sp.Expr, gs, ss, what: str):
+    """`(ψ, g, s)`: ψ(g, s) in two fresh symbols with expr = Σᵢ ψ(gᵢ, sᵢ), or
+    `BeaValueError` naming the coupling term."""
     index = {}
     for i, (g, s) in enumerate(zip(gs, ss, strict=True)):
         index[g] = i
@@ -64,20 +65,18 @@ class CoordinateLossFn:
     """`fn(state, h)`: the modified loss E + Σ_p h^p Σᵢ ψ_p(∂ᵢE, sign ∂ᵢE) (see module)."""
 
     def __init__(self, loss, losses: Mapping, params=None):
-        meq_loss = loss
-        name = "E"
-        if name not in (losses or {}):
-            raise BeaValueError(f"losses has no entry {name!r}; pass losses={{{name!r}: fn}}")
-        self.E = losses[name]
+        if "E" not in (losses or {}):
+            raise BeaValueError("losses has no entry 'E'; pass losses={'E': fn}")
+        self.E = losses["E"]
         self.h, bound = split_h(params)
-        d = len(meq_loss.preconditioner)
-        names = {s.name: s for t in meq_loss.terms for s in t.free_symbols}
+        d = len(loss.preconditioner)
+        names = {s.name: s for t in loss.terms for s in t.free_symbols}
         gs = [names.get(f"E_{i + 1}", sp.Symbol(f"E_{i + 1}")) for i in range(d)]
         ss = [names.get(f"s_{i + 1}", sp.S.One) for i in range(d)]
         self.psis = []
-        for p, term in enumerate(meq_loss.terms):
-            rest = sp.expand(term - term.coeff(meq_loss.loss_symbol) * meq_loss.loss_symbol)
-            scale = sp.expand(term - rest).coeff(meq_loss.loss_symbol)
+        for p, term in enumerate(loss.terms):
+            rest = sp.expand(term - term.coeff(loss.loss_symbol) * loss.loss_symbol)
+            scale = sp.expand(term - rest).coeff(loss.loss_symbol)
             psi, u, v = _per_coordinate(rest, gs, ss, f"the h^{p} term of the loss")
             values = {}
             for s in (psi.free_symbols | scale.free_symbols) - {u, v}:
@@ -93,8 +92,8 @@ class CoordinateLossFn:
 
     def apply(self, state, h):
         """The loss at `state` (not jit-compiled)."""
-        value = self.E(state)
-        grads = jax.tree_util.tree_leaves(jax.grad(self.E)(state))
+        value, grad = jax.value_and_grad(self.E)(state)
+        grads = jax.tree_util.tree_leaves(grad)
         total = jnp.zeros((), dtype=jnp.result_type(float))
         for p, scale, fn in self.psis:
             term = scale * value
