@@ -199,15 +199,7 @@ def _sgd_expected_by_orderings(n: int, order: int) -> ModifiedEquation:
     rule = sgd(n)
     domain = choose_domain(set(), False)
     names = _names(n)
-    series, _tracer = trace_map(rule, order + 1, domain)
-    mean: dict = {}
-    weight = domain.convert(sp.Rational(1, math.factorial(n)))
-    for p in itertools.permutations(names):
-        perm = dict(zip(names, p, strict=True))
-        for (t, k), a in series.items():
-            key = (_relabel(t, perm), k)
-            mean[key] = mean.get(key, domain.zero) + a * weight
-    mean = {key: v for key, v in mean.items() if v}
+    mean = _averaged_map(n, order, domain)
     (block,) = rule.blocks
     terms = _solve(mean, domain.convert(n), order, domain, trees_up_to(order + 1, names))
     return ModifiedEquation(
