@@ -58,12 +58,12 @@ from ._dal import dal as dal
 from ._dal import dal_p as dal_p
 from ._dal import dal_rate as dal_rate
 from ._dal import drift_estimate as drift_estimate
+from ._lanczos import hvp as hvp
+from ._lanczos import lanczos as lanczos
 from ._principal import PrincipalDecomposition as PrincipalDecomposition
 from ._principal import PrincipalFlowField as PrincipalFlowField
-from ._principal import hvp as hvp
 from ._principal import igr_field as igr_field
 from ._principal import integrate_flow as integrate_flow
-from ._principal import lanczos as lanczos
 from ._principal import ngf_field as ngf_field
 from ._principal import principal_flow as principal_flow
 from ._principal import rule_polynomial as rule_polynomial

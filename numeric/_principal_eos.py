@@ -23,14 +23,13 @@ from jax.flatten_util import ravel_pytree
 
 from bea._errors import BeaTypeError, BeaValueError
 
+from ._lanczos import hvp, lanczos
 from ._principal import (
     _check_finite,
     _check_h,
     _check_scalar_loss,
     _coefficients,
     _flatten,
-    hvp,
-    lanczos,
     rule_polynomial,
 )
 

@@ -40,6 +40,32 @@ def test_integrate_and_decompose_reuse_their_compiled_functions():
     np.testing.assert_allclose(again, exact(2 * ts, 0.5 * x0), atol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["eigh", "lanczos"])
+def test_a_concrete_field_call_traces_the_loss_only_the_first_time(method):
+    # the compiled field is kept per input structure: a second call at new values of
+    # the same shapes traces nothing (a trace costs seconds of compilation on a large
+    # model); a new structure is checked again
+    lam = jnp.array([0.5, 1.5, 2.5])
+    traces = []
+
+    def loss(x):
+        traces.append(1)
+        return 0.5 * jnp.sum(lam * x * x, axis=-1)  # a scalar for a vector only
+
+    pf = numeric.principal_flow(loss, 0.3, method=method, k=3, iters=3)
+    pf(jnp.array([1.0, -0.5, 0.25]))
+    n = len(traces)
+    x = jnp.array([0.5, 2.0, -1.0])
+    f = pf(x)
+    assert len(traces) == n
+    # on a quadratic the field is s(h lam) lam x per eigendirection (Rosca et al., TMLR
+    # 2023), the diagonal here
+    s = numeric.stability_coefficients(np.asarray(lam), 0.3)
+    np.testing.assert_allclose(f, s * np.asarray(lam * x), rtol=1e-12)
+    with pytest.raises(BeaValueError, match="not a scalar"):
+        pf(jnp.ones((2, 3)))  # a new structure is checked: here the loss is a vector
+
+
 def test_lanczos_field_from_the_basis_equals_the_decomposition():
     # the field is formed from the Lanczos basis, sum_i (s_i - s(0)) (g . u_i) u_i +
     # s(0) g, without the Ritz vectors; `decompose` forms them: both must agree, with
