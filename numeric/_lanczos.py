@@ -41,7 +41,10 @@ def lanczos(
     recurrence for omega_{jk} ~ q_j . q_k (O(j) flops per step, no basis access) and,
     where some |omega| passes sqrt(eps), cleans the newest vector by classical
     Gram-Schmidt against the basis, with a second pass where the first removed much of
-    it (Kahan and Parlett's "twice is enough", Parlett, ch. 6). Simon cleans the next
+    it (Kahan and Parlett's "twice is enough", Parlett, ch. 6) or where the loss it
+    measured is more than one pass removes (a late trigger: where beta is small the
+    omegas grow by ||A|| / beta in one step; the next vector then gets a pass of its
+    own too, as the shortcut below assumes semi-orthogonality). Simon cleans the next
     vector too, since q_j's loss comes back into q_{j+2} through the term beta q_j;
     here the same pass also projects q_j (two vectors, two matrix products with the
     basis) and the next step's recurrence takes q_j's clean part, which leaves q_{j+2}
@@ -144,7 +147,7 @@ def _lanczos_basis(
     v0 = _start(key, n, dtype)
 
     def step(j, carry, Aq):
-        Q, q_prev, q, alpha, beta, om_prev, om, anorm, live = carry
+        Q, q_prev, q, alpha, beta, om_prev, om, anorm, live, late = carry
         b_prev = jnp.where(j > 0, beta[jnp.maximum(j - 1, 0)], 0.0)
         w = Aq - b_prev * q_prev
         a = jnp.vdot(q, w)
@@ -164,7 +167,7 @@ def _lanczos_basis(
         s = s + jnp.where(s < 0, -1.0, 1.0) * eps1 * anorm
         om_new = s / jnp.where(b > 0, b, eps1 * anorm + 1e-300)
         om_new = jnp.where(idx < j, om_new, 0.0)
-        need = live & (j + 1 < m) & (full | (jnp.max(jnp.abs(om_new)) > delta))
+        need = live & (j + 1 < m) & (full | late | (jnp.max(jnp.abs(om_new)) > delta))
 
         def reorth(w):
             # w against q_0..q_j and q_j against q_0..q_{j-1} in one blocked classical
@@ -177,23 +180,31 @@ def _lanczos_basis(
             R = C @ Q
             w1, p = w - R[0], R[1]
             b1 = jnp.linalg.norm(w1)
+            # the loss measured: one pass against a basis semi-orthogonal to delta leaves
+            # about (loss x delta), at most eps1 (the omegas' reset) below eps1 / delta
+            lost = jnp.max(jnp.abs(C[0])) / jnp.where(b > 0, b, 1.0) > eps1 / delta
             # a second pass where the first removed much of w (Kahan-Parlett: "twice is
-            # enough"); at a trigger of sqrt(eps) the first pass removes O(sqrt(eps))
+            # enough") or the loss was larger than one pass removes; at a trigger of
+            # sqrt(eps) the first pass removes O(sqrt(eps)) and one is enough
             w, b2 = jax.lax.cond(
-                b1 < 0.7 * b,  # b = |w| before the pass
+                (b1 < 0.7 * b) | lost,  # b = |w| before the pass
                 lambda w1: (lambda w2: (w2, jnp.linalg.norm(w2)))(
                     w1 - jnp.where(rows <= j, Q @ w1, 0.0) @ Q
                 ),
                 lambda w1: (w1, b1),
                 w1,
             )
-            return w, b2, q - p
+            # where the loss was larger than semi-orthogonality allows (a late trigger:
+            # the omegas can grow by ||A|| / beta in one step where beta is small), q_j's
+            # clean part is no longer clean enough to spare q_{j+2} its own pass
+            late = lost | (jnp.max(jnp.abs(C[1])) > eps1 / delta)
+            return w, b2, q - p, late
 
         # q_j stays in the basis as it is, but the next step's recurrence takes its clean
         # part q_j - p: q_{j+2} = (A q_{j+1} - alpha q_{j+1} - beta (q_j - p))/beta' then
         # needs no pass of its own, since q_k . A q_{j+1} = O(eps ||A||) for k < j once
         # q_{j+1} is clean (Simon reorthogonalises q_{j+1} and q_{j+2}: two passes each)
-        w, b, q_rec = jax.lax.cond(need, reorth, lambda w: (w, b, q), w)
+        w, b, q_rec, late = jax.lax.cond(need, reorth, lambda w: (w, b, q, jnp.array(False)), w)
         om_new = jnp.where(need & (idx < j), eps1, om_new)
         om_new = jnp.where(idx == j, eps1, jnp.where(idx == j + 1, 1.0, om_new))
         om = jnp.where(need & (idx < j), eps1, om)  # the omegas of q_j - p
@@ -201,13 +212,13 @@ def _lanczos_basis(
         u = w * jnp.where(ok, 1 / jnp.where(ok, b, 1.0), 0.0)
         Q = Q.at[j + 1].set(u)
         beta = beta.at[j].set(jnp.where(ok, b, 0.0))
-        return Q, q_rec, u, alpha, beta, om, om_new, anorm, ok
+        return Q, q_rec, u, alpha, beta, om, om_new, anorm, ok, late
 
     z = jnp.zeros(m, dtype)
     Q0 = jnp.zeros((m + 1, n), dtype) if buffer is None else buffer
     Q0 = Q0.at[0].set(v0)
     carry = (Q0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
-    carry = (*carry, jnp.array(True))
+    carry = (*carry, jnp.array(True), jnp.array(False))
     start = 0
     if first is not None:  # step 0 with the caller's product
         carry, start = step(0, carry, first), 1
