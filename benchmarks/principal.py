@@ -5,14 +5,17 @@ evaluation of the principal-flow field runs `iters` Lanczos iterations (one
 Hessian-vector product each, `jax.jvp` of `jax.grad`) for the top k eigenpairs and
 combines them with the gradient. The floor is the HVPs themselves: the benchmark
 times `iters` HVPs chained in a `jax.lax.fori_loop` (no Lanczos) and reports both
-that and the whole field in units of one gradient, and their ratio; and how far the
-top-k Ritz values lie from those of full reorthogonalisation. All functions are
-jitted; the field is timed as called on concrete parameters (`pf(theta)`, which keeps
-its Lanczos basis array from call to call) and, as `jitted_flow_*`, inside the
-caller's `jax.jit` (where the basis is a temporary of each call). Each figure is the
-median over `--repeats` rounds after one warm-up, the functions timed in turn within
-a round so that a busy machine slows all alike. Runs on whatever JAX device is
-present (CPU unless a GPU build is installed).
+that and the whole field in units of one gradient, and their ratio; the same chain
+storing each vector as a row of an (iters + 1, n) array, as any Lanczos that keeps its
+basis must (on a CPU the store's memory traffic slows the products themselves); and
+how far the top-k Ritz values lie from those of full reorthogonalisation. All
+functions are jitted; the field is timed as called on concrete parameters
+(`pf(theta)`, which keeps its Lanczos basis array from call to call) and, as
+`jitted_flow_*`, inside the caller's `jax.jit` (where the basis is a temporary of each
+call). Each figure is the median over `--repeats` rounds after one warm-up, the
+functions timed in turn within a round so that a busy machine slows all alike; the
+chain that stores its vectors is timed against the bare chain in rounds of its own.
+Runs on whatever JAX device is present (CPU unless a GPU build is installed).
 
 The ratio is given in wall-clock time and in CPU time of this process (all threads).
 On a CPU the two differ: the HVPs (matrix products) spread over every core, while the
@@ -74,6 +77,24 @@ def main(argv=None) -> dict:
             0, args.iters, lambda i, v: numeric.hvp(loss, x, v) / jnp.linalg.norm(v), x
         )
 
+    # the same chain, storing each vector as a row of a basis array (donated, reused),
+    # as any Lanczos that keeps its basis must: what the store alone costs the products
+    basis = [jnp.zeros((args.iters + 1, n), theta.dtype)]
+
+    def hvps_storing(x, Q):
+        def body(i, c):
+            v, Q = c
+            v = numeric.hvp(loss, x, v) / jnp.linalg.norm(v)
+            return v, Q.at[i + 1].set(v)
+
+        return jax.lax.fori_loop(0, args.iters, body, (x, Q))
+
+    storing = jax.jit(hvps_storing, donate_argnums=1)
+
+    def hvps_store(x):
+        v, basis[0] = storing(x, basis[0])
+        return v
+
     pf = numeric.principal_flow(loss, 0.05, method="lanczos", k=args.k, iters=args.iters)
     t, cpu = _rounds(
         {
@@ -85,6 +106,9 @@ def main(argv=None) -> dict:
         theta,
         args.repeats,
     )
+    # in rounds of their own: a second basis array in the same rounds would slow the
+    # field (each evicts the other's from the caches)
+    t_store, _ = _rounds({"hvps": jax.jit(hvps), "hvps_store": hvps_store}, theta, args.repeats)
     # accuracy: the top-k Ritz values against full reorthogonalisation at every step
     key, dt = jax.random.PRNGKey(0), theta.dtype
     try:
@@ -120,6 +144,10 @@ def main(argv=None) -> dict:
         "hvps_cpu_s": cpu["hvps"],
         "principal_flow_cpu_s": cpu["field"],
         "principal_flow_over_hvps_cpu": cpu["field"] / cpu["hvps"],
+        "hvps_storing_basis_over_hvps": t_store["hvps_store"] / t_store["hvps"],
+        "principal_flow_over_hvps_storing_basis": t["field"]
+        / t["hvps"]
+        / (t_store["hvps_store"] / t_store["hvps"]),
         "jitted_flow_over_hvps": t["field_jit"] / t["hvps"],
         "jitted_flow_over_hvps_cpu": cpu["field_jit"] / cpu["hvps"],
         "top_k_partial_vs_full_reorth": spread,
