@@ -180,8 +180,9 @@ def _lanczos_basis(
             R = C @ Q
             w1, p = w - R[0], R[1]
             b1 = jnp.linalg.norm(w1)
-            # the loss measured: one pass against a basis semi-orthogonal to delta leaves
-            # about (loss x delta), at most eps1 (the omegas' reset) below eps1 / delta
+            # the loss measured: one pass against rows semi-orthogonal to delta leaves
+            # about loss x delta, which is below eps1 (the omegas' reset value) only for
+            # a loss below eps1 / delta
             lost = jnp.max(jnp.abs(C[0])) / jnp.where(b > 0, b, 1.0) > eps1 / delta
             # a second pass where the first removed much of w (Kahan-Parlett: "twice is
             # enough") or the loss was larger than one pass removes; at a trigger of
