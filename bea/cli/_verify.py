@@ -61,26 +61,27 @@ def _free_symbols(meq) -> set[str]:
     return names
 
 
-def _numbers(meq, rule, params: Mapping, print_fn: Callable) -> dict:
-    """Numbers for every symbol of `meq`: the given ones, else `DEFAULT_SYMBOLS`."""
+def _numbers(free: list[str], rule, params: Mapping, print_fn: Callable, also=()) -> dict:
+    """Numbers for the symbols `free`: the given ones, else `DEFAULT_SYMBOLS` (said on
+    `print_fn`, in the order of `free`). A given key must be one of `free` or of `also`
+    (parameters the rule fixes, which a coordinate-wise check may override)."""
     numbers = {str(k): v for k, v in (params or {}).items()}
-    free = _free_symbols(meq)
     for key, value in numbers.items():
         if key == "h":
             raise BeaValueError("--param h is not allowed: verification sweeps h itself")
-        if key not in free:
-            valid = ", ".join(sorted(free | {k for k, _ in rule.params})) or "none"
+        if key not in free and key not in also:
+            valid = ", ".join(sorted({*free, *(k for k, _ in rule.params)})) or "none"
             raise BeaValueError(
-                f"rule {meq.rule!r} has no parameter {key!r}; its parameters are {valid}"
+                f"rule {rule.name!r} has no parameter {key!r}; its parameters are {valid}"
             )
         if isinstance(value, sp.Basic) and value.free_symbols:
             raise BeaValueError(
                 f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
             )
-    for name in sorted(free - set(numbers)):
+    for name in (f for f in free if f not in numbers):
         if name not in DEFAULT_SYMBOLS:
             raise BeaValueError(
-                f"parameter {name!r} of rule {meq.rule!r} is unbound; pass --param {name}=VALUE"
+                f"parameter {name!r} of rule {rule.name!r} is unbound; pass --param {name}=VALUE"
             )
         numbers[name] = DEFAULT_SYMBOLS[name]
         print_fn(f"  {name} = {DEFAULT_SYMBOLS[name]} (not given; pass --param {name}=...)")
@@ -110,7 +111,7 @@ def run_verification(
     name = problem or default_problem(meq)
     prob = numeric.get_problem(name)
     losses, fields = prob.oracles_for(meq)  # a problem that does not fit fails here
-    numbers = _numbers(meq, rule, params or {}, print_fn)
+    numbers = _numbers(sorted(_free_symbols(meq)), rule, params or {}, print_fn)
     adapt = hs is None
     if hs is None:
         hs = {n: tuple(prob.h_scale * h for h in numeric.default_hs(n)) for n in orders}
@@ -201,27 +202,17 @@ def _verify_coordinate(rule, order, params, problem, plot, print_fn, *, hs, step
             f"problem {name!r} is a game; coordinate-wise rules run on a loss: use "
             "--problem nonconvex or --problem quadratic"
         )
+    symbolic = [k for k, v in rule.params if isinstance(v, sp.Basic) and v.free_symbols]
     known = {k for k, _ in rule.params}  # values of known keys are numbers (verify_command)
-    for key in params or {}:
-        if key not in known:
-            valid = ", ".join(sorted(known)) or "none"
-            raise BeaValueError(
-                f"rule {rule.name!r} has no parameter {key!r}; its parameters are {valid}"
-            )
+    notes: list[str] = []  # said after the heading, once the parameters are checked
+    numbers = {
+        k: float(v) for k, v in _numbers(symbolic, rule, params, notes.append, known).items()
+    }
     text = fmt != "json"
     say = print_fn if text else (lambda _s: None)
     say(f"verifying {rule.name} at order {order} per coordinate on {name} (float64)")
-    numbers = {}
-    for key, value in rule.params:
-        if key in (params or {}):
-            numbers[key] = float(params[key])
-        elif isinstance(value, sp.Basic) and value.free_symbols:
-            if key not in DEFAULT_SYMBOLS:
-                raise BeaValueError(
-                    f"parameter {key!r} of rule {rule.name!r} is unbound; pass --param {key}=VALUE"
-                )
-            numbers[key] = float(DEFAULT_SYMBOLS[key])
-            say(f"  {key} = {DEFAULT_SYMBOLS[key]} (not given; pass --param {key}=...)")
+    for note in notes:
+        say(note)
     if region is None:
         region = REGIONS.get(rule.name)
     with float64():
