@@ -57,11 +57,16 @@ def lanczos(
 
     Cost. Besides the m products A q, each step makes a few passes over n-vectors and
     none over the basis, which is touched only where orthogonality is about to be lost
-    (two matrix products with it each time) and once at the end. The basis is stored as
-    the rows of one preallocated (m + 1, n) array, filled in place inside one
-    `jax.lax.fori_loop`, unrolled four times for long vectors (q_{j-1}, q_j pass from
-    step to step without copies, and the loop's fixed cost per iteration, measured at a
-    few hundred microseconds on CPU, is paid once per four products); the Ritz vectors
+    (three passes over it each time: two matrix-vector products and one two-row
+    product) and once at the end. The basis is stored as the rows of one preallocated
+    (m + 1, n) array, filled in place inside one `jax.lax.fori_loop`, unrolled twice
+    for long vectors (q_{j-1}, q_j pass from step to step without copies, and the
+    loop's fixed cost per iteration, measured at a few hundred microseconds on CPU, is
+    paid once per two products). Each vector passes to the next step unnormalised, as
+    w_{j+1} with its scale 1/beta_{j+1} (A is linear: A q = (A w) / beta), so that only
+    the stored row is ever normalised: the scales fold into the passes that read the
+    vectors anyway, and a step writes two n-vectors and a row (on CPU these passes are
+    memory-bound, and each pass saved is a few percent of the whole). The Ritz vectors
     are one product Y^T Q with the kept eigenvectors Y of T. A `PrincipalFlowField`
     called on concrete parameters keeps this array between calls and hands it to the
     next one to fill (no fresh allocation, and none of its page faults, per call).
@@ -113,9 +118,15 @@ def _ritz(alpha, beta, keep: int | None):
 
 
 def _start(key, n: int, dtype):
-    """The Lanczos starting vector: normal, normalised."""
-    v0 = jax.random.normal(key, (n,), dtype=jnp.dtype(dtype))
-    return v0 / jnp.linalg.norm(v0)
+    """The Lanczos starting vector: normal, normalised.
+
+    A concrete key gives a concrete vector even while tracing: it enters the compiled
+    function as a constant, drawn once, rather than being drawn at every call (on CPU,
+    drawing 10^5 normal numbers inside the compiled field took about 5 % of a
+    110k-parameter principal-flow field)."""
+    with jax.ensure_compile_time_eval():
+        v0 = jax.random.normal(key, (n,), dtype=jnp.dtype(dtype))
+        return v0 / jnp.linalg.norm(v0)
 
 
 def _lanczos_basis(
@@ -125,17 +136,14 @@ def _lanczos_basis(
     key,
     dtype,
     reorthogonalise: str,
-    first=None,
     buffer=None,
 ):
     """(Q, alpha, beta): the Lanczos basis as the rows of an (m + 1, n) array (row m is
-    q_{m+1}, unused) and the diagonals of T; see `lanczos`. `first`, if given, is
-    A q_0 for q_0 = `_start(key, n, dtype)`, computed by the caller (with a gradient,
-    say, as `jax.jvp` of `jax.grad` gives both). `buffer`, if given, is an (m + 1, n)
-    array whose rows are overwritten with the basis (a donated buffer is filled in
-    place); its old rows are never read unless finite: each pass over the basis masks
-    the rows not yet written by their coefficients, and a zero times a finite stale
-    entry adds nothing."""
+    q_{m+1}, unused) and the diagonals of T; see `lanczos`. `buffer`, if given, is an
+    (m + 1, n) array whose rows are overwritten with the basis (a donated buffer is
+    filled in place); its old rows are never read unless finite: each pass over the
+    basis masks the rows not yet written by their coefficients, and a zero times a
+    finite stale entry adds nothing."""
     m = int(min(iters, n))
     dtype = jnp.dtype(dtype)
     eps = float(jnp.finfo(dtype).eps)
@@ -146,12 +154,15 @@ def _lanczos_basis(
     zero1 = jnp.zeros(1, dtype)
     v0 = _start(key, n, dtype)
 
-    def step(j, carry, Aq):
-        Q, q_prev, q, alpha, beta, om_prev, om, anorm, live, late = carry
+    def step(j, carry, Aw):
+        # invariant: q_{j-1} = sp wp and q_j = sq wq (rows j - 1 and j of Q up to
+        # rounding, q_{j-1} replaced by its clean part after a pass), Aw = A wq
+        Q, (wp, sp), (wq, sq), alpha, beta, om_prev, om, anorm, live, late = carry
+        q_prev, Aq = sp * wp, sq * Aw
         b_prev = jnp.where(j > 0, beta[jnp.maximum(j - 1, 0)], 0.0)
         w = Aq - b_prev * q_prev
-        a = jnp.vdot(q, w)
-        w = w - a * q
+        a = sq * jnp.vdot(wq, w)  # q_j = sq wq is formed only in its stored row
+        w = w - (a * sq) * wq
         b = jnp.linalg.norm(w)
         anorm = jnp.maximum(anorm, jnp.abs(a) + b + b_prev)
         alpha = alpha.at[j].set(a)
@@ -176,7 +187,9 @@ def _lanczos_basis(
             # matrix-vector products, then one (2, m + 1) x (m + 1, n) product (on CPU,
             # measured faster than one product with an (n, 2) right-hand side)
             rows = jnp.arange(m + 1)
-            C = jnp.stack([jnp.where(rows <= j, Q @ w, 0.0), jnp.where(rows < j, Q @ q, 0.0)])
+            C = jnp.stack(
+                [jnp.where(rows <= j, Q @ w, 0.0), jnp.where(rows < j, sq * (Q @ wq), 0.0)]
+            )
             R = C @ Q
             w1, p = w - R[0], R[1]
             b1 = jnp.linalg.norm(w1)
@@ -199,35 +212,36 @@ def _lanczos_basis(
             # the omegas can grow by ||A|| / beta in one step where beta is small), q_j's
             # clean part is no longer clean enough to spare q_{j+2} its own pass
             late = lost | (jnp.max(jnp.abs(C[1])) > eps1 / delta)
-            return w, b2, q - p, late
+            return w, b2, (sq * wq - p, jnp.ones((), dtype)), late
 
         # q_j stays in the basis as it is, but the next step's recurrence takes its clean
         # part q_j - p: q_{j+2} = (A q_{j+1} - alpha q_{j+1} - beta (q_j - p))/beta' then
         # needs no pass of its own, since q_k . A q_{j+1} = O(eps ||A||) for k < j once
         # q_{j+1} is clean (Simon reorthogonalises q_{j+1} and q_{j+2}: two passes each)
-        w, b, q_rec, late = jax.lax.cond(need, reorth, lambda w: (w, b, q, jnp.array(False)), w)
+        w, b, q_rec, late = jax.lax.cond(
+            need, reorth, lambda w: (w, b, (wq, sq), jnp.array(False)), w
+        )
         om_new = jnp.where(need & (idx < j), eps1, om_new)
         om_new = jnp.where(idx == j, eps1, jnp.where(idx == j + 1, 1.0, om_new))
         om = jnp.where(need & (idx < j), eps1, om)  # the omegas of q_j - p
         ok = live & (b > 1e-10 * jnp.maximum(1.0, jnp.abs(a)))  # else: invariant subspace
-        u = w * jnp.where(ok, 1 / jnp.where(ok, b, 1.0), 0.0)
-        Q = Q.at[j + 1].set(u)
+        su = jnp.where(ok, 1 / jnp.where(ok, b, 1.0), 0.0)
+        Q = jax.lax.dynamic_update_slice(Q, (w * su)[None], (j + 1, 0))  # no bounds select
         beta = beta.at[j].set(jnp.where(ok, b, 0.0))
-        return Q, q_rec, u, alpha, beta, om, om_new, anorm, ok, late
+        return Q, q_rec, (w, su), alpha, beta, om, om_new, anorm, ok, late
 
     z = jnp.zeros(m, dtype)
     Q0 = jnp.zeros((m + 1, n), dtype) if buffer is None else buffer
     Q0 = Q0.at[0].set(v0)
-    carry = (Q0, jnp.zeros(n, dtype), v0, z, z, z, z.at[0].set(1.0), jnp.zeros((), dtype))
+    one = jnp.ones((), dtype)
+    carry = (Q0, (jnp.zeros(n, dtype), one), (v0, one), z, z, z, z.at[0].set(1.0), one * 0)
     carry = (*carry, jnp.array(True), jnp.array(False))
-    start = 0
-    if first is not None:  # step 0 with the caller's product
-        carry, start = step(0, carry, first), 1
     # unrolled (an even number of times, so that q_{j-1} and q_j change places without
-    # copies): worth its longer compilation only where the vectors are long; four
-    # measured faster than two on a 110k-parameter MLP, more no faster
-    unroll = 4 if n >= 1 << 14 else 1
-    carry = jax.lax.fori_loop(start, m, lambda j, c: step(j, c, matvec(c[2])), carry, unroll=unroll)
+    # copies): worth its longer compilation only where the vectors are long; on a
+    # 110k-parameter MLP two and four measured alike (and faster than one), and two
+    # compiles in 60 % of the time
+    unroll = 2 if n >= 1 << 14 else 1
+    carry = jax.lax.fori_loop(0, m, lambda j, c: step(j, c, matvec(c[2][0])), carry, unroll=unroll)
     Q, _, _, alpha, beta, *_ = carry
     return Q, alpha, beta
 

@@ -23,7 +23,8 @@ the cut is kept on the negative imaginary axis of R so that R < 0 itself is smoo
 and the integration stops with a `BeaValueError` instead of hanging.
 
 Large models. `method="lanczos"` finds the top-k eigenpairs with Lanczos iterations on
-Hessian-vector products (`jax.jvp` of `jax.grad`, no dense Hessian) and treats the rest
+Hessian-vector products (`jax.linearize` of `jax.grad`: the forward and backward passes
+once, then a tangent pass per product; no dense Hessian) and treats the rest
 of the gradient as following s(0): gradient flow for gd. Its cost is that of the HVPs
 plus a few passes over the Lanczos basis: partial reorthogonalisation (`lanczos`)
 touches the basis only where orthogonality is about to be lost. The dense method
@@ -53,7 +54,7 @@ from bea._principal import Z
 from bea._rule import as_rule, call_rule
 from bea._scalars import H
 
-from ._lanczos import _check_count, _lanczos_basis, _ritz, _start, hvp
+from ._lanczos import _check_count, _lanczos_basis, _ritz, hvp
 
 __all__ = [
     "MAX_DENSE",
@@ -451,18 +452,13 @@ class PrincipalFlowField:
         y_i . (Q g)."""
         n = theta.shape[0]
         iters = self._basis_shape(n)[0] - 1
-        key = self.key if self.key is not None else jax.random.PRNGKey(0)
-        # the gradient comes with the first Hessian-vector product (jvp of grad)
-        g, Aq0 = jax.jvp(jax.grad(loss), (theta,), (_start(key, n, theta.dtype),))
+        with jax.ensure_compile_time_eval():  # concrete while tracing: see `_start`
+            key = self.key if self.key is not None else jax.random.PRNGKey(0)
+        # the gradient and the Hessian's linear map: the forward and backward passes
+        # at theta once, then each product H v costs only its tangent pass
+        g, hvp_at = jax.linearize(jax.grad(loss), theta)
         Q, alpha, beta = _lanczos_basis(
-            lambda v: hvp(loss, theta, v),
-            n,
-            iters,
-            key,
-            theta.dtype,
-            "partial",
-            first=Aq0,
-            buffer=buffer,
+            hvp_at, n, iters, key, theta.dtype, "partial", buffer=buffer
         )
         lam, Y = _ritz(alpha, beta, self.k)
         proj = Y.T @ (Q @ g)
