@@ -8,24 +8,24 @@ a `jax.lax.fori_loop` (no Lanczos), each `jax.jvp` of `jax.grad` (`numeric.hvp`)
 reports both that and the whole field in units of one gradient, and their ratio; the
 same chain with the products as the field makes them (`jax.linearize` of `jax.grad`
 once, then one tangent pass per product: a few percent cheaper on CPU), and the field
-against that; the same chain
-storing each vector as a row of an (iters + 1, n) array, as any Lanczos that keeps its
-basis must (on a CPU the store's memory traffic slows the products themselves); and
-how far the top-k Ritz values lie from those of full reorthogonalisation. All
-functions are jitted; the field is timed as called on concrete parameters
-(`pf(theta)`, which keeps its Lanczos basis array from call to call) and, as
-`jitted_flow_*`, inside the caller's `jax.jit` (where the basis is a temporary of each
-call). Each figure is the median over `--repeats` rounds after one warm-up, the
+against that; the same chain storing each vector as a row of an (iters + 1, n) array,
+as any Lanczos that keeps its basis must (on a CPU the store's memory traffic slows the
+products themselves); and how far the top-k Ritz values lie from those of full
+reorthogonalisation. All functions are jitted; the field is timed as called on
+concrete parameters (`pf(theta)`, which keeps its Lanczos basis array from call to
+call) and, as `jitted_flow_*`, inside the caller's `jax.jit` (where the basis is a
+temporary of each call). Each figure is the median over `--repeats` rounds after one warm-up, the
 functions timed in turn within a round so that a busy machine slows all alike; the
 chain that stores its vectors is timed against the bare chain in rounds of its own.
 Runs on whatever JAX device is present (CPU unless a GPU build is installed).
 
 The ratio is given in wall-clock time and in CPU time of this process (all threads).
 On a CPU the two differ: the HVPs (matrix products) spread over every core, while the
-Lanczos vector work (a few passes over n-vectors per step, and the matrix-vector
-products with the basis where orthogonality is about to be lost) parallelises less
-well, so the wall-clock ratio is largest on an idle machine and the CPU-time ratio
-is the steadier figure when other work shares the machine.
+Lanczos vector work (a few passes over n-vectors per step, two of them reductions,
+which XLA's CPU runtime runs on one thread, and the matrix-vector products with the
+basis where orthogonality is about to be lost) parallelises less well, so the
+wall-clock ratio is largest on an idle machine and the CPU-time ratio is the steadier
+figure when other work shares the machine.
 
     .venv/bin/python benchmarks/principal.py [--repeats 7] [--k 20] [--iters 60]
 """
