@@ -54,7 +54,7 @@ from bea._principal import Z
 from bea._rule import as_rule, call_rule
 from bea._scalars import H
 
-from ._lanczos import _check_count, _lanczos_basis, _ritz, hvp
+from ._lanczos import _check_count, _lanczos_basis, _ritz, _start, hvp
 
 __all__ = [
     "MAX_DENSE",
@@ -395,12 +395,26 @@ class PrincipalFlowField:
             fn = self._cache[key] = build()
         return fn
 
-    def _jit_parts(self, theta):
-        """`_parts` at a concrete (pytree) theta, compiled once per field."""
+    def _jit_parts(self, theta, flat):
+        """`_parts` at a concrete (pytree) theta (flattened: `flat`), compiled once per
+        field."""
         fn = self._compiled(
-            "parts", lambda: jax.jit(lambda th: self._parts(*self._prepare(th)[::2]))
+            "parts", lambda: jax.jit(lambda th, v0: self._parts(*self._prepare(th)[::2], v0))
         )
-        return fn(theta)
+        return fn(theta, self._start_vector(flat))
+
+    def _start_vector(self, flat):
+        """The Lanczos start for parameters like the concrete `flat` (None for eigh),
+        drawn once per size and dtype and passed to the compiled functions as an
+        argument (see `_lanczos_basis`)."""
+        if self.method != "lanczos" or jnp.iscomplexobj(flat):
+            return None
+        n, dtype = flat.shape[0], jnp.dtype(flat.dtype)
+        drawn = self._cache.get("start")
+        if drawn is None or drawn[0] != (n, dtype):
+            key = self.key if self.key is not None else jax.random.PRNGKey(0)
+            drawn = self._cache["start"] = ((n, dtype), _start(key, n, dtype))
+        return drawn[1]
 
     def _prepare(self, theta):
         """(flat theta, unflatten, loss of the flat vector), with the shape checks."""
@@ -417,7 +431,7 @@ class PrincipalFlowField:
         return flat, unflatten or (lambda v: v), loss
 
     # the pieces, as pure JAX, on a flat vector
-    def _parts(self, theta, loss):
+    def _parts(self, theta, loss, start=None):
         sign = self.poly.sign
         cplx = jnp.iscomplexobj(theta)
         if self.method == "eigh":
@@ -437,7 +451,7 @@ class PrincipalFlowField:
                 "method='lanczos' takes real parameters; integrate complex flows with "
                 "method='eigh', or pass theta.real"
             )
-        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss)
+        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss, start=start)
         V = (Y.T @ Q).T  # the Ritz vectors u_i = Q^T y_i as columns
         rest = g - (Y @ proj) @ Q
         return g, lam, V, s, proj, rest
@@ -446,19 +460,18 @@ class PrincipalFlowField:
         """The shape (m + 1, n) of the Lanczos basis array for n parameters."""
         return min(n, self.iters or min(n, max(2 * self.k + 20, 40))) + 1, n
 
-    def _lanczos_parts(self, theta, loss, buffer=None):
+    def _lanczos_parts(self, theta, loss, buffer=None, start=None):
         """(g, lam, Q, Y, s, proj): the Lanczos basis Q (rows, written into `buffer` if
         given) and the top-k eigenvectors Y of T (u_i = Q^T y_i), with proj_i = g . u_i =
         y_i . (Q g)."""
         n = theta.shape[0]
         iters = self._basis_shape(n)[0] - 1
-        with jax.ensure_compile_time_eval():  # concrete while tracing: see `_start`
-            key = self.key if self.key is not None else jax.random.PRNGKey(0)
+        key = self.key if self.key is not None else jax.random.PRNGKey(0)
         # the gradient and the Hessian's linear map: the forward and backward passes
         # at theta once, then each product H v costs only its tangent pass
         g, hvp_at = jax.linearize(jax.grad(loss), theta)
         Q, alpha, beta = _lanczos_basis(
-            hvp_at, n, iters, key, theta.dtype, "partial", buffer=buffer
+            hvp_at, n, iters, key, theta.dtype, "partial", buffer=buffer, start=start
         )
         lam, Y = _ritz(alpha, beta, self.k)
         proj = Y.T @ (Q @ g)
@@ -475,7 +488,7 @@ class PrincipalFlowField:
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         return self.poly.sign * (V @ (s * proj) + s0 * rest)
 
-    def _field_g_lam(self, theta, loss, buffer=None):
+    def _field_g_lam(self, theta, loss, buffer=None, start=None):
         """(field, grad E, eigenvalues, Lanczos basis or None) on a flat theta, as pure
         JAX (the basis written into `buffer` if given).
 
@@ -488,14 +501,14 @@ class PrincipalFlowField:
             return self._combine(parts, check=False), parts[0], parts[1], None
         if jnp.iscomplexobj(theta):
             return self._parts(theta, loss)  # raises: Lanczos takes real parameters
-        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss, buffer)
+        g, lam, Q, Y, s, proj = self._lanczos_parts(theta, loss, buffer, start)
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c  # s(0) = R'(0)/c
         c = Y @ ((s - s0) * proj)
         r = jnp.stack([jnp.real(c), jnp.imag(c)]) @ Q
         return self.poly.sign * (r[0] + s0 * g + 1j * r[1]), g, lam, Q
 
-    def _flat_field(self, theta, loss):
-        return self._field_g_lam(theta, loss)[0]
+    def _flat_field(self, theta, loss, start=None):
+        return self._field_g_lam(theta, loss, start=start)[0]
 
     def _concrete_field(self, theta, flat):
         """(field, grad E, eigenvalues) at a concrete theta (flattened: `flat`), compiled
@@ -517,7 +530,7 @@ class PrincipalFlowField:
         fn = self._compiled(
             "field-buffer",
             lambda: jax.jit(
-                lambda th, buf: self._field_g_lam(*self._prepare(th)[::2], buf),
+                lambda th, buf, v0: self._field_g_lam(*self._prepare(th)[::2], buf, v0),
                 donate_argnums=1,
             ),
         )
@@ -525,7 +538,7 @@ class PrincipalFlowField:
         buf = self._cache.pop("basis", None)
         if buf is None or buf.shape != shape or buf.dtype != dtype or buf.is_deleted():
             buf = jnp.zeros(shape, dtype)
-        f, g, lam, Q = fn(theta, buf)
+        f, g, lam, Q = fn(theta, buf, self._start_vector(flat))
         if bool(jnp.all(jnp.isfinite(lam))):
             self._cache["basis"] = Q
         return f, g, lam
@@ -548,7 +561,7 @@ class PrincipalFlowField:
         """
         flat, _, _ = self._prepare(theta)
         _check_finite(flat, "theta")
-        parts = self._jit_parts(theta)
+        parts = self._jit_parts(theta, flat)
         f = self._combine(parts, check=True)
         _, lam, V, s, proj, rest = parts
         s0 = sum(self.poly.coeffs[:1]) / self.poly.c
@@ -600,10 +613,11 @@ class PrincipalFlowField:
             key = None
 
         def build():
-            return _flow_solver(lambda x: self._flat_field(x, loss), flat.shape[0], *static)
+            return _flow_solver(lambda x, v0: self._flat_field(x, loss, v0), flat.shape[0], *static)
 
         solve = build() if key is None else self._compiled(key, build)
-        return unflatten(_run_flow(solve, flat, ts, complex_flow, max_steps))
+        start = self._start_vector(flat)
+        return unflatten(_run_flow(solve, flat, ts, complex_flow, max_steps, start))
 
 
 def integrate_flow(
@@ -644,13 +658,17 @@ def integrate_flow(
         def flat_field(x):
             return _flatten(fieldfn(unflatten(x)), "the field's value")[0]
 
-    solve = _flow_solver(flat_field, theta0.shape[0], complex_flow, rtol, atol, solver, max_steps)
+    solve = _flow_solver(
+        lambda x, _: flat_field(x), theta0.shape[0], complex_flow, rtol, atol, solver, max_steps
+    )
     ys = _run_flow(solve, theta0, ts, complex_flow, max_steps)
     return ys if unflatten is None else unflatten(ys)
 
 
 def _flow_solver(flat_field: Callable, n: int, complex_flow, rtol, atol, solver, max_steps):
-    """A compiled (y0, ts) -> (ys, solved) for theta_dot = F(theta) on flat vectors.
+    """A compiled (y0, ts, args) -> (ys, solved) for theta_dot = F(theta, args) on flat
+    vectors (`flat_field(theta, args)`; args: arrays the field needs, such as a Lanczos
+    start vector, passed in rather than captured as constants of the program).
 
     A complex flow is integrated as the real system (Re z, Im z) of size 2n. The times
     are an argument, not a constant, so that one compiled solver serves any horizon.
@@ -660,19 +678,19 @@ def _flow_solver(flat_field: Callable, n: int, complex_flow, rtol, atol, solver,
     if complex_flow:
 
         def rhs(t, y, args):
-            f = flat_field(y[:n] + 1j * y[n:])
+            f = flat_field(y[:n] + 1j * y[n:], args)
             return jnp.concatenate([jnp.real(f), jnp.imag(f)])
 
     else:
 
         def rhs(t, y, args):
-            return jnp.real(flat_field(y))
+            return jnp.real(flat_field(y, args))
 
     term = diffrax.ODETerm(rhs)
     solver = solver if solver is not None else diffrax.Dopri8()
 
     @jax.jit
-    def solve(y0, ts):
+    def solve(y0, ts, args):
         sol = diffrax.diffeqsolve(
             term,
             solver,
@@ -680,6 +698,7 @@ def _flow_solver(flat_field: Callable, n: int, complex_flow, rtol, atol, solver,
             t1=ts[-1],
             dt0=None,
             y0=y0,
+            args=args,
             saveat=diffrax.SaveAt(ts=ts),
             stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
             max_steps=max_steps,
@@ -690,14 +709,15 @@ def _flow_solver(flat_field: Callable, n: int, complex_flow, rtol, atol, solver,
     return solve
 
 
-def _run_flow(solve: Callable, theta0, ts: np.ndarray, complex_flow, max_steps):
-    """Run a `_flow_solver` from the flat theta0 (checked) and check what it returns."""
+def _run_flow(solve: Callable, theta0, ts: np.ndarray, complex_flow, max_steps, args=None):
+    """Run a `_flow_solver` from the flat theta0 (checked) with the field's `args`, and
+    check what it returns."""
     n = theta0.shape[0]
     if complex_flow:
         y0 = jnp.concatenate([jnp.real(theta0), jnp.imag(theta0)]).astype(jnp.float64)
     else:
         y0 = jnp.real(theta0).astype(jnp.float64)
-    ys, solved = solve(y0, jnp.asarray(ts, dtype=jnp.float64))
+    ys, solved = solve(y0, jnp.asarray(ts, dtype=jnp.float64), args)
     if not bool(solved):
         raise BeaValueError(
             f"the flow could not be integrated to t={float(ts[-1])}: the solver stalled "

@@ -298,22 +298,3 @@ def test_lanczos_on_long_vectors_unrolls_and_keeps_ritz_pairs_accurate():
     V = np.asarray(vecs)
     assert np.abs(V.T @ V - np.eye(5)).max() < 1e-10
     assert np.abs(d[:, None] * V - V * np.asarray(vals)).max() < 1e-10
-
-
-def test_lanczos_start_vector_is_drawn_once_not_inside_the_compiled_field():
-    # with a concrete key (the default one too) the start vector is a constant of the
-    # compiled function: drawing 1e5 normal numbers there at every call cost about 5 %
-    # of a 1e5-parameter field on CPU. A traced key still works, and gives the same
-    # vector (to the last bits of the compiled normal sampler).
-    loss, theta = numeric.toy_mlp((3, 8, 1), n_data=16, seed=1)
-    pf = numeric.principal_flow(loss, 0.1, method="lanczos", k=4, iters=20)
-    jaxpr = str(jax.make_jaxpr(pf)(theta))
-    assert "random_bits" not in jaxpr and "threefry" not in jaxpr
-    assert "random_bits" in str(
-        jax.make_jaxpr(lambda k: jax.random.normal(k, (3,)))(jax.random.PRNGKey(0))
-    )  # the names looked for are those JAX uses
-    A = jnp.diag(jnp.arange(1.0, 31.0))
-    top = lambda k: numeric.lanczos(lambda v: A @ v, 30, 30, k, keep=3)  # noqa: E731
-    concrete, traced = top(jax.random.PRNGKey(2)), jax.jit(top)(jax.random.PRNGKey(2))
-    np.testing.assert_allclose(np.asarray(traced[0]), np.asarray(concrete[0]), rtol=1e-12)
-    np.testing.assert_allclose(np.abs(traced[1]), np.abs(concrete[1]), atol=1e-10)
