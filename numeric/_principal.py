@@ -519,7 +519,7 @@ class PrincipalFlowField:
         faults (tens of milliseconds for 10^5 parameters). The array is taken from the
         cache for the call (a concurrent call allocates its own) and kept only after a
         call whose results are finite, so that its stale rows are finite (see
-        `_lanczos_basis`).
+        `_lanczos_basis`). The start vector is drawn once per field and passed in too.
         """
         if self.method == "eigh" or jnp.iscomplexobj(flat):
             fn = self._compiled(
