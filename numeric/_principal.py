@@ -23,8 +23,7 @@ the cut is kept on the negative imaginary axis of R so that R < 0 itself is smoo
 and the integration stops with a `BeaValueError` instead of hanging.
 
 Large models. `method="lanczos"` finds the top-k eigenpairs with Lanczos iterations on
-Hessian-vector products (`jax.linearize` of `jax.grad`: the forward and backward passes
-once, then a tangent pass per product; no dense Hessian) and treats the rest
+Hessian-vector products (`jax.jvp` of `jax.grad`, no dense Hessian) and treats the rest
 of the gradient as following s(0): gradient flow for gd. Its cost is that of the HVPs
 plus a few passes over the Lanczos basis: partial reorthogonalisation (`lanczos`)
 touches the basis only where orthogonality is about to be lost. The dense method
@@ -467,11 +466,11 @@ class PrincipalFlowField:
         n = theta.shape[0]
         iters = self._basis_shape(n)[0] - 1
         key = self.key if self.key is not None else jax.random.PRNGKey(0)
-        # the gradient and the Hessian's linear map: the forward and backward passes
-        # at theta once, then each product H v costs only its tangent pass
-        g, hvp_at = jax.linearize(jax.grad(loss), theta)
+        # the products as jax.jvp of jax.grad: XLA moves their passes at theta itself
+        # out of the loop (measured as fast as jax.linearize here, and quicker to compile)
+        g = jax.grad(loss)(theta)
         Q, alpha, beta = _lanczos_basis(
-            hvp_at, n, iters, key, theta.dtype, "partial", buffer=buffer, start=start
+            lambda v: hvp(loss, theta, v), n, iters, key, theta.dtype, "partial", buffer, start
         )
         lam, Y = _ritz(alpha, beta, self.k)
         proj = Y.T @ (Q @ g)
