@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
         def body(i, c):
             v, Q = c
             v = numeric.hvp(loss, x, v) / jnp.linalg.norm(v)
-            return v, Q.at[i + 1].set(v)
+            return v, jax.lax.dynamic_update_slice(Q, v[None], (i + 1, 0))  # as the field
 
         return jax.lax.fori_loop(0, args.iters, body, (x, Q))
 

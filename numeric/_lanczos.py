@@ -232,8 +232,10 @@ def _lanczos_basis(
     z = jnp.zeros(m, dtype)
     Q0 = jnp.zeros((m + 1, n), dtype) if buffer is None else buffer
     Q0 = Q0.at[0].set(v0)
-    one = jnp.ones((), dtype)
-    carry = (Q0, (jnp.zeros(n, dtype), one), (v0, one), z, z, z, z.at[0].set(1.0), one * 0)
+    one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
+    # (Q, (w_{-1}, scale), (w_0, scale), alpha, beta, omegas of q_{-1}, of q_0, ||A||
+    # estimate, live, late)
+    carry = (Q0, (jnp.zeros(n, dtype), one), (v0, one), z, z, z, z.at[0].set(1.0), zero)
     carry = (*carry, jnp.array(True), jnp.array(False))
     # unrolled (an even number of times, so that q_{j-1} and q_j change places without
     # copies): worth its longer compilation only where the vectors are long; on a

@@ -411,9 +411,12 @@ class PrincipalFlowField:
         n, dtype = flat.shape[0], jnp.dtype(flat.dtype)
         drawn = self._cache.get("start")
         if drawn is None or drawn[0] != (n, dtype):
-            key = self.key if self.key is not None else jax.random.PRNGKey(0)
-            drawn = self._cache["start"] = ((n, dtype), _start(key, n, dtype))
+            drawn = self._cache["start"] = ((n, dtype), _start(self._key(), n, dtype))
         return drawn[1]
+
+    def _key(self):
+        """The key of the Lanczos start: the field's, else PRNGKey(0)."""
+        return self.key if self.key is not None else jax.random.PRNGKey(0)
 
     def _prepare(self, theta):
         """(flat theta, unflatten, loss of the flat vector), with the shape checks."""
@@ -465,12 +468,18 @@ class PrincipalFlowField:
         y_i . (Q g)."""
         n = theta.shape[0]
         iters = self._basis_shape(n)[0] - 1
-        key = self.key if self.key is not None else jax.random.PRNGKey(0)
         # the products as jax.jvp of jax.grad: XLA moves their passes at theta itself
         # out of the loop (measured as fast as jax.linearize here, and quicker to compile)
         g = jax.grad(loss)(theta)
         Q, alpha, beta = _lanczos_basis(
-            lambda v: hvp(loss, theta, v), n, iters, key, theta.dtype, "partial", buffer, start
+            lambda v: hvp(loss, theta, v),
+            n,
+            iters,
+            self._key(),
+            theta.dtype,
+            "partial",
+            buffer,
+            start,
         )
         lam, Y = _ritz(alpha, beta, self.k)
         proj = Y.T @ (Q @ g)
