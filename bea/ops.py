@@ -35,7 +35,7 @@ def _traced(x) -> bool:
     if hasattr(x, "_bea_coordinate"):
         return True
     if type(x).__module__.startswith("bea."):
-        from ._errors import TraceError, user_line
+        from ._core._errors import TraceError, user_line
 
         raise TraceError(
             f"bea.ops at {user_line()} is outside the algebra of elementary differentials; "
@@ -96,7 +96,7 @@ def maximum(a, b):
     """Elementwise maximum (traced: the argument the declared region chooses)."""
     a, b = _unstep(a), _unstep(b)
     if _traced(a) or _traced(b):
-        from ._coordinate_series import choose
+        from ._families.coordinate._series import choose
 
         return choose("maximum", a, b)
     if isinstance(a, sp.Basic) or isinstance(b, sp.Basic):
@@ -108,7 +108,7 @@ def minimum(a, b):
     """Elementwise minimum (traced: the argument the declared region chooses)."""
     a, b = _unstep(a), _unstep(b)
     if _traced(a) or _traced(b):
-        from ._coordinate_series import choose
+        from ._families.coordinate._series import choose
 
         return choose("minimum", a, b)
     if isinstance(a, sp.Basic) or isinstance(b, sp.Basic):

@@ -1,36 +1,36 @@
-"""The built-in update rules (see `bea._rules` for their conventions).
+"""The built-in update rules (see `bea._rules._builtin` for their conventions).
 
 The coordinate-wise rules (`rmsprop`, `adam`, `signgd`, `clipped_gd`, `normalised_sam`,
 `adagrad`) are derived with `bea.modified_equation(rule, N, dimension=d)`; each is also a
 factory for other parameters, e.g. `bea.rules.adam_rule(beta1=...)`.
 """
 
-from . import _coordinate_rules
-from ._rules import RULES as RULES
-from ._rules import alternating as alternating
-from ._rules import ema_momentum as ema_momentum
-from ._rules import euler as euler
-from ._rules import extragradient as extragradient
-from ._rules import gd as gd
-from ._rules import general_sum_alternating as general_sum_alternating
-from ._rules import general_sum_simultaneous as general_sum_simultaneous
-from ._rules import get_rule as get_rule
-from ._rules import heavy_ball as heavy_ball
-from ._rules import heavy_ball_game as heavy_ball_game
-from ._rules import heun as heun
-from ._rules import lookahead as lookahead
-from ._rules import midpoint as midpoint
-from ._rules import nesterov as nesterov
-from ._rules import nesterov_optax as nesterov_optax
-from ._rules import optimistic as optimistic
-from ._rules import rk4 as rk4
-from ._rules import runge_kutta as runge_kutta
-from ._rules import sam as sam
-from ._rules import sgd as sgd
-from ._rules import simultaneous as simultaneous
-from ._rules import weight_average as weight_average
-from ._rules import zero_sum_alternating as zero_sum_alternating
-from ._rules import zero_sum_simultaneous as zero_sum_simultaneous
+from ._rules import _coordinate as _coordinate_rules
+from ._rules._builtin import RULES as RULES
+from ._rules._builtin import alternating as alternating
+from ._rules._builtin import ema_momentum as ema_momentum
+from ._rules._builtin import euler as euler
+from ._rules._builtin import extragradient as extragradient
+from ._rules._builtin import gd as gd
+from ._rules._builtin import general_sum_alternating as general_sum_alternating
+from ._rules._builtin import general_sum_simultaneous as general_sum_simultaneous
+from ._rules._builtin import get_rule as get_rule
+from ._rules._builtin import heavy_ball as heavy_ball
+from ._rules._builtin import heavy_ball_game as heavy_ball_game
+from ._rules._builtin import heun as heun
+from ._rules._builtin import lookahead as lookahead
+from ._rules._builtin import midpoint as midpoint
+from ._rules._builtin import nesterov as nesterov
+from ._rules._builtin import nesterov_optax as nesterov_optax
+from ._rules._builtin import optimistic as optimistic
+from ._rules._builtin import rk4 as rk4
+from ._rules._builtin import runge_kutta as runge_kutta
+from ._rules._builtin import sam as sam
+from ._rules._builtin import sgd as sgd
+from ._rules._builtin import simultaneous as simultaneous
+from ._rules._builtin import weight_average as weight_average
+from ._rules._builtin import zero_sum_alternating as zero_sum_alternating
+from ._rules._builtin import zero_sum_simultaneous as zero_sum_simultaneous
 
 adagrad = _coordinate_rules.adagrad()
 adam = _coordinate_rules.adam()

@@ -8,7 +8,7 @@ fastest of 15 runs):
   (goal: ratio <= 1.2);
 * the gd fields of orders 1-4, against the goal of at most
   3 x (distinct non-leaf subtrees + 1) gradient evaluations, "before" (every subtree
-  by its own nested jvp, `numeric._kernels.PROBES = False`) and "after" (several
+  by its own nested jvp, `numeric._lower._kernels.PROBES = False`) and "after" (several
   trees from the subsets of one nested jvp), in wall-clock and CPU time;
 * compile times, wall-clock and CPU (process) seconds;
 * the order-1 Adam field (beta1, beta2, eps = 0.9, 0.999, 1e-8; derived in dimension 2
@@ -31,7 +31,7 @@ import optax
 
 import bea
 import numeric
-from numeric import _kernels as kernels
+from numeric._lower import _kernels as kernels
 
 WIDTHS = (64, 320, 320, 10)
 BATCH = 128

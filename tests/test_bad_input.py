@@ -6,7 +6,7 @@ import sympy as sp
 
 import bea
 from bea import BeaError, BeaTypeError, BeaValueError, TraceError, rules
-from bea._scalars import read_float
+from bea._core._scalars import read_float
 
 
 def derive(fn, order=1, **kw):

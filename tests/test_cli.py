@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 from bea import BeaValueError
-from bea._params import parse_param
+from bea._core._params import parse_param
 from bea.cli import main
 
 

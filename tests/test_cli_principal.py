@@ -14,7 +14,7 @@ import pytest
 import sympy as sp
 
 import bea
-from bea._trees import count_trees
+from bea._core._trees import count_trees
 from bea.cli import main
 from bea.cli._main import DEFAULT_TREES, default_principal_order
 

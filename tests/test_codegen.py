@@ -22,9 +22,9 @@ import sympy as sp
 
 import bea
 import numeric
-from bea._codegen import codegen, coefficient_source
-from bea._drift import drift
-from numeric._transforms import regularised
+from bea._output._codegen import codegen, coefficient_source
+from bea._results._drift import drift
+from numeric._train._transforms import regularised
 
 # one worker runs the whole module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("codegen")
@@ -280,6 +280,6 @@ def test_bad_requests():
 
 def test_jax_only_in_numeric():
     # bea stays pure SymPy: generating source imports no JAX
-    code = "import sys, bea._codegen; print('jax' in sys.modules)"
+    code = "import sys, bea._output._codegen; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

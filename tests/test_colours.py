@@ -10,8 +10,8 @@ import pytest
 import sympy as sp
 
 import bea
-from bea._losses import _grad_info
-from bea._render import LATEX, TEXT
+from bea._printing._render import LATEX, TEXT
+from bea._results._losses import _grad_info
 
 h = bea.H
 

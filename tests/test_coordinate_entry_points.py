@@ -260,7 +260,7 @@ def E5(z):
 
 def test_loss_fn_refuses_a_coupled_loss():
     """A loss term mixing two gradient components has no elementwise kernel."""
-    from bea._coordinate_loss import CoordinateModifiedLoss
+    from bea._results._coordinate_loss import CoordinateModifiedLoss
 
     e, e1, e2 = sp.symbols("E E_1 E_2")
     loss = CoordinateModifiedLoss("made_up", 1, (e1, e2), (e, e1 * e2), e)

@@ -24,8 +24,8 @@ import sympy as sp
 import bea
 import numeric
 from bea import ops
-from bea._coordinate_render import INDEX_SYMBOLS, index_form
-from bea._errors import BeaValueError
+from bea._core._errors import BeaValueError
+from bea._printing._index import INDEX_SYMBOLS, index_form
 
 # one worker runs the whole module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("coordinate_index")

@@ -13,9 +13,9 @@ import numpy as np
 import optax
 import pytest
 
-from bea._coordinate import coordinate_modified_equation
-from bea._coordinate_rules import adam, rmsprop
-from numeric._coordinate import (
+from bea._families.coordinate._engine import coordinate_modified_equation
+from bea._rules._coordinate import adam, rmsprop
+from numeric._lower._coordinate import (
     coordinate_check_order,
     coordinate_discrete_map,
     coordinate_vector_field,
@@ -161,7 +161,7 @@ def test_elementwise_kernel_matches_three_dimensional_derivation(name):
     """The order-1 field read off a dimension-2 derivation, evaluated elementwise with
     Hessian-vector products, equals the dimension-3 derivation on a 3-coordinate state
     (a coupled loss, so Hessian contractions matter)."""
-    from numeric._coordinate import coordinate_elementwise_field
+    from numeric._lower._coordinate import coordinate_elementwise_field
 
     rule, params = (rmsprop(), RMS) if name == "rmsprop" else (adam(), ADAM)
 
@@ -179,7 +179,7 @@ def test_elementwise_kernel_matches_three_dimensional_derivation(name):
 def test_elementwise_kernel_on_a_matrix_state(equations):
     """On a separable loss each coordinate follows the one-dimensional equation; the
     elementwise kernel works on a (10, 10) state."""
-    from numeric._coordinate import coordinate_elementwise_field
+    from numeric._lower._coordinate import coordinate_elementwise_field
 
     def loss(x):
         return jnp.sum(x**4 / 4 + x**2 / 2)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import numeric
-from bea._errors import BeaTypeError, BeaValueError
+from bea._core._errors import BeaTypeError, BeaValueError
 
 
 def _diag_quadratic(eigs):

@@ -1,7 +1,7 @@
 """Memory budget of a derivation: its tree tables live for one call only.
 
 `bea.MAX_TREES` bounds the number of trees a derivation may use; the tables built
-from them (`bea._trees._Forest`: ids, edge cuts, series coefficients) must be
+from them (`bea._core._trees._Forest`: ids, edge cuts, series coefficients) must be
 proportional to that number and dropped when the derivation returns, and the
 module-level caches of single-tree functions must stay bounded.
 """
@@ -13,8 +13,8 @@ import sympy as sp
 from sympy import QQ
 
 import bea
-from bea._series import log_series
-from bea._trees import CACHE_SIZE, _Forest, edge_cuts, parse_tree, symmetry, trees_up_to
+from bea._core._log_exp import log_series
+from bea._core._trees import CACHE_SIZE, _Forest, edge_cuts, parse_tree, symmetry, trees_up_to
 
 
 def _live_forests() -> int:

@@ -18,7 +18,7 @@ import sympy as sp
 
 import bea
 import numeric
-from bea._drift import Drift, drift
+from bea._results._drift import Drift, drift
 
 h = bea.H
 alpha, lam = sp.symbols("alpha lambda")

@@ -16,7 +16,7 @@ from sympy.polys.rings import ring
 
 import bea
 from bea import rules
-from bea._rule import call_rule
+from bea._rules._rule import call_rule
 
 R, h, x, y = ring("h,x,y", QQ)
 Z = (x, y)

@@ -67,7 +67,7 @@ def test_expected_sgd_goes_beyond_first_order():
 def test_comparison_table_does_not_depend_on_the_text_renderer(monkeypatch):
     # the DD entries are looked up by free tree, not by printed text: respelling the
     # norm in the text backend leaves the table unchanged
-    from bea._render import _TextBackend
+    from bea._printing._render import _TextBackend
 
     before = bea.comparison_table()
     monkeypatch.setattr(_TextBackend, "_NormSquared", lambda self, n: "|x|^2")

@@ -1,4 +1,4 @@
-"""JSON round trip of modified equations (`bea._json`) and its restricted parser.
+"""JSON round trip of modified equations (`bea._equation._json`) and its restricted parser.
 
 The equations are compared with `==` (trees, powers, exact coefficients, domain,
 metadata): the round trip must be exact, not approximate.
@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 import bea
-from bea._json import equation_from_dict, equation_from_json, parse_rational_function
+from bea._equation._json import equation_from_dict, equation_from_json, parse_rational_function
 
 alpha, lam, m = sp.symbols("alpha lambda m")
 

@@ -37,7 +37,7 @@ def test_decomposition_reproduces_the_field():
     # the gradient part plus held-fixed remainder gives back every field coefficient.
     # A loss term k S(T) contributes -k grad S(T) = -k sum over vertices of F(T rooted
     # there); a held-fixed term k L^(m)[sg ...] contributes -k F(L[...]).
-    from bea._free_trees import free_tree
+    from bea._core._free_trees import free_tree
 
     meq = bea.modified_equation(rules.sgd(3), 2)
     for split in ("symmetric", "first", "all_fixed"):

@@ -12,7 +12,7 @@ import sympy as sp
 
 import bea
 import numeric
-from bea._errors import BeaTypeError, BeaValueError
+from bea._core._errors import BeaTypeError, BeaValueError
 
 
 def E(x):

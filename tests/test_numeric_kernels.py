@@ -168,7 +168,7 @@ def test_discrete_map_matches_concrete_map_for_alternating():
 
 def test_derivative_subsets_gives_every_subset():
     """Entry `mask` of one nested jvp equals `derivative` along the masked directions."""
-    from numeric._kernels import derivative_subsets
+    from numeric._lower._kernels import derivative_subsets
 
     g = jax.grad(E3)
     dirs = [jnp.array([0.3, -1.0, 0.2]), jnp.array([1.0, 0.2, -0.5]), jnp.array([0.1, 0.4, 0.9])]
@@ -183,7 +183,7 @@ def test_derivative_subsets_gives_every_subset():
 
 @pytest.mark.parametrize(("rule", "order"), [(bea.rules.gd, 4), (bea.rules.alternating, 3)])
 def test_probes_change_the_schedule_not_the_field(rule, order, monkeypatch):
-    from numeric import _kernels
+    from numeric._lower import _kernels
 
     meq = bea.modified_equation(rule, order)
     if meq.is_gradient_rule:

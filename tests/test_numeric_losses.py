@@ -14,7 +14,7 @@ import sympy as sp
 import bea
 import numeric
 from bea import rules
-from numeric._loss_fn import loss_fn
+from numeric._lower._loss_fn import loss_fn
 
 
 def quartic(x):

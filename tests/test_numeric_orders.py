@@ -118,7 +118,7 @@ def test_a_slope_above_the_expected_one_passes_and_says_why():
 
 
 def test_problems_draw_their_data_from_explicit_seeds():
-    from numeric import _problems
+    from numeric._check import _problems
 
     assert not any(isinstance(v, np.random.Generator) for v in vars(_problems).values())
     a, b = _problems.synthetic_data(0), _problems.synthetic_data(0)

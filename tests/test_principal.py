@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea
-from bea._errors import BeaValueError
-from bea._game_principal import game_principal_flow
-from bea._principal import (
+from bea._core._errors import BeaValueError
+from bea._results._game_principal import game_principal_flow
+from bea._results._principal import (
     Z,
     chain_coefficients,
     principal_flow,

@@ -105,7 +105,7 @@ def test_lanczos_start_vector_is_drawn_once_per_field_and_passed_in(monkeypatch)
     # 1e5-parameter field on CPU, and a captured vector would be embedded in the
     # program (its text grows with n). Inside the caller's jit it is drawn there, and
     # gives the same field.
-    from numeric import _principal
+    from numeric._linalg import _principal
 
     draws, draw = [], _principal._start
 

@@ -11,7 +11,7 @@ import sympy as sp
 
 import bea
 import numeric
-from bea._errors import BeaTypeError, BeaValueError
+from bea._core._errors import BeaTypeError, BeaValueError
 
 # an exact symmetric matrix for the rules' maps run in SymPy
 _Q = sp.Matrix([[2, -1, 0], [-1, 2, -1], [0, -1, 2]])  # eigenvalues 2 - sqrt(2), 2, 2 + sqrt(2)

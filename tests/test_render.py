@@ -95,7 +95,7 @@ def test_powers_of_h_print_one_way(equation):
 def test_text_and_latex_print_the_same_terms(equation):
     # both backends spell the same neutral terms: one text row per term, and each
     # term's LaTeX spelling in the aligned block
-    from bea._render import LATEX, TEXT, equation_terms
+    from bea._printing._render import LATEX, TEXT, equation_terms
 
     terms = [t for ts in equation_terms(equation).values() for t in ts]
     rows = equation.text().splitlines()[1:]
@@ -107,7 +107,7 @@ def test_text_and_latex_print_the_same_terms(equation):
 
 
 def test_repr_shows_coefficients_as_numbers():
-    from bea._render import render_repr
+    from bea._printing._render import render_repr
 
     text = render_repr(bea.modified_equation(rules.gd, 1))
     assert "mpq" not in text

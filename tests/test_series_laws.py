@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from sympy import QQ
 
 import bea
-import bea._trees
+import bea._core._trees
 from bea import rules
-from bea._series import exp_series, log_series
+from bea._core._log_exp import exp_series, log_series
 
 rationals = st.fractions(min_value=-3, max_value=3, max_denominator=7).map(
     lambda f: QQ(f.numerator, f.denominator)
@@ -71,14 +71,14 @@ def test_rule_with_h_squared_scaling_solves_in_a_polynomial_domain():
 
 
 def _reference_exp(b, c, trees_by_size):
-    # (*) of bea._series evaluated literally: D_0 = b, D_j(tau) = sum N D_{j-1}(theta) b(u)
+    # (*) of bea._core._log_exp evaluated literally: D_0 = b, D_j(tau) = sum N D_{j-1}(theta) b(u)
     # over the tree-based edge cuts, a(tau) = sum_k c^k/k! D_{k-1}(tau); per-colour c
     # is read at the root
     D, a = {}, {}
     for ts in trees_by_size:
         for tau in ts:
             d = [b.get(tau, QQ(0))] + [QQ(0)] * (tau.order - 1)
-            for theta, u, n in bea._trees.edge_cuts(tau):
+            for theta, u, n in bea._core._trees.edge_cuts(tau):
                 for j in range(1, tau.order):
                     if j - 1 < len(D[theta]):
                         d[j] += n * D[theta][j - 1] * b.get(u, QQ(0))

@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 
 import bea
-from bea._sgd import _sgd_expected_by_orderings, sgd_expected
+from bea._results._sgd import _sgd_expected_by_orderings, sgd_expected
 
 N_SYMBOL = sp.Symbol("n")
 

@@ -31,10 +31,10 @@ SCRIPT = textwrap.dedent(
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
     import bea
-    from bea._drift import drift
-    from numeric._kernels import field_function
-    from numeric._loss_fn import loss_function
-    from numeric._transforms import modified_update, regularised
+    from bea._results._drift import drift
+    from numeric._lower._kernels import field_function
+    from numeric._lower._loss_fn import loss_function
+    from numeric._train._transforms import modified_update, regularised
 
     devices = jax.devices()
     assert len(devices) == 8, devices

@@ -9,8 +9,8 @@ import pytest
 
 import bea
 import numeric
-from numeric._flow import fit_slope, integrate
-from numeric._shuffled import shuffled_sgd
+from numeric._run._flow import fit_slope, integrate
+from numeric._run._shuffled import shuffled_sgd
 
 # three generic (non-quadratic, non-commuting) mini-batch losses on R^2
 LOSSES = {

@@ -16,8 +16,13 @@ import sympy as sp
 
 import bea
 import numeric
-from bea._drift import drift
-from numeric._transforms import ModifiedUpdateState, RegularisedState, modified_update, regularised
+from bea._results._drift import drift
+from numeric._train._transforms import (
+    ModifiedUpdateState,
+    RegularisedState,
+    modified_update,
+    regularised,
+)
 
 W0 = jnp.array([0.3, -0.5, 0.8])
 X = jnp.array([[1.0, 0.2, -0.3], [0.1, -1.0, 0.5], [0.7, 0.3, 0.9], [-0.4, 0.8, 0.2]])

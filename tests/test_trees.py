@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bea import BeaValueError, Tree, count_trees, parse_tree, symmetry, trees_up_to
-from bea._trees import CACHE_SIZE, _Forest, edge_cuts, graft
+from bea._core._trees import CACHE_SIZE, _Forest, edge_cuts, graft
 
 trees = st.recursive(
     st.sampled_from("fg").map(lambda c: Tree(c)),

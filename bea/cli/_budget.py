@@ -18,7 +18,7 @@ Example:
     >>> Budget().order("2000")
     Traceback (most recent call last):
     ...
-    bea._errors.BeaValueError: --order 2000 is above the limit of 20; lower it, or pass --force
+    bea.BeaValueError: --order 2000 is above the limit of 20; lower it, or pass --force
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .._errors import BeaValueError
-from .._trees import count_trees
+from .._core._errors import BeaValueError
+from .._core._trees import count_trees
 
 __all__ = ["Budget"]
 

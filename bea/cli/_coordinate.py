@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from .._coordinate_rules import REGIONS, is_coordinate_rule
-from .._errors import BeaValueError
+from .._core._errors import BeaValueError
+from .._rules._coordinate import REGIONS, is_coordinate_rule
 from ._budget import Budget
 
 __all__ = ["coordinate_wanted", "derive_coordinate", "loss_coordinate", "parse_region"]
@@ -89,7 +89,7 @@ def _sizes(args, order: int, budget: Budget) -> int:
 
 def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Callable):
     """The rule's `CoordinateModifiedEquation` as the flags ask."""
-    from .._coordinate import coordinate_modified_equation
+    from .._families.coordinate._engine import coordinate_modified_equation
 
     if extra:
         name = next(iter(extra))
@@ -130,7 +130,7 @@ def _show(result, fmt: str, notes: list[str], out: Callable) -> int:
 
 def loss_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
     """`bea loss` for a coordinate-wise rule: Ẽ with field = −P⁻¹∇Ẽ."""
-    from .._coordinate_loss import coordinate_modified_loss
+    from .._results._coordinate_loss import coordinate_modified_loss
 
     notes: list[str] = []
     if args.preconditioner == "abs_grad" and not getattr(args, "region", None):

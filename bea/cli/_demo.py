@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._losses import modified_loss
-from .._modified import modified_equation
-from .._rules import alternating, gd, heavy_ball, zero_sum_alternating
-from .._sgd import sgd_expected
+from .._equation._modified import modified_equation
+from .._results._losses import modified_loss
+from .._results._sgd import sgd_expected
+from .._rules._builtin import alternating, gd, heavy_ball, zero_sum_alternating
 
 __all__ = ["DEMO_PLOT", "run_demo"]
 

@@ -35,8 +35,8 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
-from .._errors import BeaError, BeaValueError
-from .._params import parse_param, parse_value
+from .._core._errors import BeaError, BeaValueError
+from .._core._params import parse_param, parse_value
 from ._budget import Budget
 from ._coordinate import coordinate_wanted, derive_coordinate, loss_coordinate
 from ._user_rules import resolve_rule
@@ -129,7 +129,7 @@ def _build_rule(name: str, texts: Sequence[str], budget: Budget, reserved=RESERV
 
 
 def _derive(rule, extra: dict, order: int, force: bool, **kwargs):
-    from .._modified import modified_equation
+    from .._equation._modified import modified_equation
 
     meq = modified_equation(rule, order, force=force, **kwargs)
     return meq.subs(extra) if extra else meq
@@ -152,7 +152,7 @@ def _check_rule_values(rule, values: dict, budget: Budget) -> None:
 
 
 def _no_coordinate(rule, command: str) -> None:
-    from .._coordinate_rules import is_coordinate_rule
+    from .._rules._coordinate import is_coordinate_rule
 
     if is_coordinate_rule(rule):
         raise BeaValueError(
@@ -169,8 +169,8 @@ def _order(args, budget: Budget, low: int = 0) -> int:
 
 
 def _cmd_rules(args, out: Callable[[str], None]) -> int:
-    from .._coordinate_rules import COORDINATE_RULES
-    from .._rules import RULES
+    from .._rules._builtin import RULES
+    from .._rules._coordinate import COORDINATE_RULES
 
     width = max(len(n) for n in (*RULES, *COORDINATE_RULES))
     for name, r in RULES.items():
@@ -204,8 +204,8 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
 
 
 def _cmd_loss(args, out: Callable[[str], None]) -> int:
-    from .._losses import modified_loss
-    from .._sgd import sgd_expected
+    from .._results._losses import modified_loss
+    from .._results._sgd import sgd_expected
 
     budget = Budget(force=args.force)
     order = _order(args, budget)
@@ -252,8 +252,8 @@ def default_principal_order(rule, budget: Budget | None = None) -> int:
     rho) is derived over polynomials, several times slower: it gets order 6, enough
     for an R(z) of degree 2.
     """
-    from .._modified import modified_equation
-    from .._trees import count_trees
+    from .._core._trees import count_trees
+    from .._equation._modified import modified_equation
 
     probe = modified_equation(rule, 0)
     colours = len(probe.oracles)
@@ -267,8 +267,8 @@ def default_principal_order(rule, budget: Budget | None = None) -> int:
 
 
 def _cmd_principal(args, out: Callable[[str], None]) -> int:
-    from .._game_principal import game_principal_flow
-    from .._principal import principal_flow
+    from .._results._game_principal import game_principal_flow
+    from .._results._principal import principal_flow
 
     budget = Budget(force=args.force)
     order = _order(args, budget, low=1) if args.order is not None else None
@@ -337,7 +337,7 @@ def _verify_region(rule, args, budget: Budget, order: int) -> dict | None:
 
 
 def _cmd_codegen(args, out: Callable[[str], None]) -> int:
-    from .._codegen import codegen
+    from .._output._codegen import codegen
 
     budget = Budget(force=args.force)
     order = _order(args, budget)
@@ -349,7 +349,7 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
         if not target.endswith(".py") or not os.access(os.path.dirname(target), os.W_OK):
             raise BeaValueError(f"-o {args.output!r} must name a .py file in a writable folder")
     if args.what == "modifying":
-        from .._modifying import modifying_integrator
+        from .._results._modifying import modifying_integrator
 
         mi = modifying_integrator(rule, max(order, 1))
         source = codegen(mi.corrections.equation(f"{rule.name}, modified oracles"), "field")
@@ -464,8 +464,8 @@ _FORCE_HELP = "lift the size budget (orders, tree counts, parameter sizes and di
 
 
 def _rules_epilog() -> str:
-    from .._coordinate_rules import COORDINATE_RULES
-    from .._rules import RULES
+    from .._rules._builtin import RULES
+    from .._rules._coordinate import COORDINATE_RULES
 
     return (
         "rules: "

@@ -12,15 +12,15 @@ import importlib.util
 import os
 import sys
 
-from .._errors import BeaValueError
-from .._rule import Rule, as_rule
+from .._core._errors import BeaValueError
+from .._rules._rule import Rule, as_rule
 
 __all__ = ["resolve_rule"]
 
 
 def resolve_rule(text: str) -> Rule:
     """The rule a command-line argument names (see the module docs)."""
-    from .._rules import get_rule
+    from .._rules._builtin import get_rule
 
     path, sep, name = text.rpartition(":")
     if not sep or not path.endswith(".py"):

@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 
 import numeric
-from numeric._flow import float64
-from numeric._plot import loglog_figure, save_figure
-from numeric._problems import default_problem
+from numeric._check._plot import loglog_figure, save_figure
+from numeric._check._problems import default_problem
+from numeric._run._flow import float64
 
-from .. import _modified, _rules
-from .._coordinate_rules import REGIONS, is_coordinate_rule
-from .._errors import BeaValueError
+from .._core._errors import BeaValueError
+from .._equation import _modified
+from .._rules import _builtin as _rules
+from .._rules._coordinate import REGIONS, is_coordinate_rule
 
 __all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
 

@@ -1,0 +1,1 @@
+"""Layer 5, the equation: `ModifiedEquation`, the one result of `modified_equation`."""

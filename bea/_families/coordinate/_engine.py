@@ -1,0 +1,536 @@
+"""`coordinate_modified_equation`: modified equations of coordinate-wise optimisers.
+
+RMSProp, Adam, sign descent, clipping and normalised SAM divide by square roots and
+norms of gradients: they leave the algebra of elementary differentials that
+`bea.modified_equation` traces. This engine works per coordinate instead, in plain
+SymPy, in a fixed dimension d: the loss is an undefined function E(θ₁, …, θ_d)
+(results are written in its partial derivatives, the symbol `E_12` being ∂₁∂₂E) or an
+explicit SymPy expression, and every value of the rule is a vector of truncated
+power series in h (`bea._families.coordinate._series`).
+
+**Rules with memory.** A rule `rule(theta, m1, ..., h, grad)` returning
+`(theta', m1', ...)` maps (θ, m) ↦ (θ', m'), and m is updated by a contraction in m
+(Adam: m' = β₁ m + (1 − β₁) g, |β₁| < 1). Iterates are attracted at rate βⁿ to an
+invariant slow manifold m = M_h(θ), on which the rule is a one-step map of θ alone
+(Hairer, Lubich and Wanner, *Geometric Numerical Integration*, ch. XV; Kirchgraber,
+"Multistep methods are essentially one-step methods", Numer. Math. 1986). With
+M_h = M₀ + h M₁ + …, the invariance
+
+    M_h(θ'(θ, M_h(θ))) = m'(θ, M_h(θ))
+
+holds order by order in h; at order k it is linear in the unknown M_k with the
+factor (1 − ∂m'/∂m) at h = 0 (1 − β for an exponential average), which is solved
+exactly. A memory that is not a contraction (AdaGrad's running sum, ∂m'/∂m = 1)
+makes that factor singular, and the engine refuses it. The slow-manifold series
+substituted into θ' gives a one-step map θ ↦ θ + h Φ₁ + h² Φ₂ + …
+
+**Modified equation.** The field f̃ = f₁ + h f₂ + … + h^N f_{N+1} is the one whose
+flow over time h matches the map to O(h^(N+2)): with L = f̃·∇ the flow is
+y(h) = θ + Σ_k h^k/k! L^(k−1) f̃ (θ), so f₁ = Φ₁, f₂ = Φ₂ − ½ f₁′f₁, and in general
+f_k = Φ_k − Σ_{j≥2} [h^(k−j)] L^(j−1) f̃ / j!. The flow describes the iterates after
+the start-up transient (the memory on its slow manifold); the transient itself
+decays like βⁿ and is not described by any flow.
+
+Example:
+    >>> import bea
+    >>> meq = bea.modified_equation(bea.rules.signgd, 1, dimension=1,
+    ...                             region={"signs": "symbolic"})
+    >>> meq.field_at(0)
+    (-s_1,)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..._core._errors import BeaTypeError, BeaValueError, TraceError, user_line
+from ..._core._scalars import H
+from ..._rules._rule import call_rule
+from ._series import CoordinateRegion, CSeries, Tracer
+
+__all__ = [
+    "CoordinateModifiedEquation",
+    "coordinate_modified_equation",
+    "one_step_map",
+]
+
+
+@dataclass(frozen=True)
+class CoordinateModifiedEquation:
+    """The modified equation of a coordinate-wise rule in dimension d.
+
+    dθ_i/dt = Σ_{p=0}^{N} h^p field[p][i], exact SymPy expressions in the partial
+    derivatives of the loss at θ (`E_1` = ∂₁E, `E_12` = ∂₁∂₂E; for an explicit loss,
+    in the coordinates), the rule's parameters and the declared signs `s_i` = sign ∂ᵢE.
+
+    Arguments:
+        rule: the rule's name.
+        order: N.
+        dimension: d.
+        params: `(name, value)` of the rule's parameters (SymPy symbols by default).
+        memory: the names of the memory variables.
+        field: field[p][i], the h^p coefficient of coordinate i.
+        slow_manifold: memory name -> M[k][i], the h^k coefficient of the memory's slow
+            manifold at coordinate i (what the memory is after the transient).
+        map_terms: Φ[k][i], the h^(k+1) coefficient of the one-step map θ' − θ.
+        coordinates: the coordinate symbols x1, …, xd (for explicit losses).
+        derivatives: partial-derivative symbol -> (loss, 0-based indices).
+        signs: the declared sign symbols or values, ((loss, i), value).
+        loss: the explicit losses as `(name, expression)`, empty for undefined E.
+    """
+
+    rule: str
+    order: int
+    dimension: int
+    params: tuple[tuple[str, object], ...]
+    memory: tuple[str, ...]
+    field: tuple[tuple[sp.Expr, ...], ...]
+    slow_manifold: tuple[tuple[str, tuple[tuple[sp.Expr, ...], ...]], ...]
+    map_terms: tuple[tuple[sp.Expr, ...], ...]
+    coordinates: tuple[sp.Symbol, ...]
+    derivatives: tuple[tuple[sp.Symbol, tuple[str, tuple[int, ...]]], ...] = field(
+        default=(), repr=False
+    )
+    signs: tuple[tuple[tuple[str, int], sp.Expr], ...] = ()
+    loss: tuple[tuple[str, sp.Expr], ...] = ()
+
+    def field_at(self, power: int) -> tuple[sp.Expr, ...]:
+        """The h^power coefficient of the field, one expression per coordinate."""
+        if isinstance(power, bool) or not isinstance(power, int) or not 0 <= power <= self.order:
+            raise BeaValueError(
+                f"power={power!r} must be an integer from 0 to the order {self.order}"
+            )
+        return self.field[power]
+
+    def total(self) -> tuple[sp.Expr, ...]:
+        """The whole field Σ_p h^p field[p], one expression per coordinate."""
+        return tuple(
+            sp.expand(sum((H**p * self.field[p][i] for p in range(self.order + 1)), sp.S.Zero))
+            for i in range(self.dimension)
+        )
+
+    def manifold(self, name: str) -> tuple[tuple[sp.Expr, ...], ...]:
+        """M[k][i] of the memory variable `name`."""
+        for n, m in self.slow_manifold:
+            if n == name:
+                return m
+        raise BeaValueError(
+            f"memory {name!r} is not one of the rule's memory variables {list(self.memory)}"
+        )
+
+    def derivative_map(self) -> dict[sp.Symbol, sp.Expr]:
+        """Partial-derivative symbols -> `sympy.Derivative` of E(x1, …, xd)."""
+        out = {}
+        for s, (loss, idx) in self.derivatives:
+            f = sp.Function(loss)(*self.coordinates)
+            out[s] = sp.Derivative(f, *(self.coordinates[i] for i in idx)) if idx else f
+        return out
+
+    def text(self) -> str:
+        from ..._printing._index import render_text
+
+        return render_text(self)
+
+    def latex(self) -> str:
+        from ..._printing._index import render_latex
+
+        return render_latex(self)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_latex_(self) -> str:
+        return f"$${self.latex()}$$"
+
+    def to_dict(self) -> dict:
+        """Plain data: expressions as SymPy strings (`srepr`-free, for reading and diffs)."""
+        return {
+            "rule": self.rule,
+            "order": self.order,
+            "dimension": self.dimension,
+            "params": {k: str(v) for k, v in self.params},
+            "memory": list(self.memory),
+            "field": {str(p): [str(e) for e in row] for p, row in enumerate(self.field)},
+            "slow_manifold": {
+                name: {str(k): [str(e) for e in row] for k, row in enumerate(m)}
+                for name, m in self.slow_manifold
+            },
+            "signs": {f"{loss}_{i + 1}": str(v) for (loss, i), v in self.signs},
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+
+
+# -- calling the rule ---------------------------------------------------------------
+
+
+def _memory_of(rule, memory) -> tuple[str, ...]:
+    declared = tuple(getattr(rule, "memory", ()) or ())
+    if memory is None:
+        return declared
+    if isinstance(memory, str) or not all(isinstance(m, str) for m in memory):
+        raise BeaTypeError(f"memory={memory!r} must be a tuple of names such as ('v',)")
+    if declared and tuple(memory) != declared:
+        raise BeaValueError(
+            f"memory={tuple(memory)!r} disagrees with the rule's declared memory {declared!r}"
+        )
+    return tuple(memory)
+
+
+def _update_of(rule) -> Callable:
+    update = getattr(rule, "update", rule)
+    if not callable(update):
+        raise BeaTypeError(
+            f"rule {rule!r} is not an update function; pass rule(theta, *memory, h, grad)"
+        )
+    return update
+
+
+def _no_field(name, point):
+    raise TraceError(
+        f"field({name!r}, ·) at {user_line()}: coordinate-wise rules take gradients of "
+        "losses; use grad"
+    )
+
+
+def call_coordinate_rule(update: Callable, theta, memories: Sequence, h, grad):
+    """Run `update(theta, *memories, h, grad)` (see `bea._rules._rule.call_rule`)."""
+    return call_rule(update, theta, h, grad, _no_field, memory=tuple(memories))
+
+
+def _name(rule) -> str:
+    return getattr(rule, "name", None) or getattr(rule, "__name__", "rule")
+
+
+def _losses(loss, coordinates, dimension: int, tracer_xs) -> dict:
+    if loss is None:
+        return {"E": None}
+    items = loss.items() if isinstance(loss, Mapping) else [("E", loss)]
+    out = {}
+    for name, expr in items:
+        if not isinstance(name, str):
+            raise BeaTypeError(f"loss name {name!r} must be a string such as 'E'")
+        if expr is None:
+            out[name] = None
+            continue
+        if not isinstance(expr, sp.Expr) or expr.has(sp.Float):
+            raise BeaTypeError(
+                f"loss {name!r} must be an exact SymPy expression in the coordinates, not {expr!r}"
+            )
+        if coordinates is None:
+            raise BeaValueError(
+                "an explicit loss needs coordinates=(x, y, ...), the symbols it is written in"
+            )
+        out[name] = expr
+    return out
+
+
+def _check_order(order) -> int:
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise BeaValueError(f"order={order!r} must be a non-negative integer such as 2")
+    return order
+
+
+# -- the engine ------------------------------------------------------------------------
+
+
+def one_step_map(
+    rule,
+    trunc: int,
+    dimension: int = 2,
+    loss=None,
+    region=None,
+    *,
+    coordinates=None,
+    memory=None,
+):
+    """The rule as a one-step map on its slow manifold, to O(h^(trunc+1)).
+
+    Returns `(tracer, phi, manifold)`: `phi[k][i]` is the h^k coefficient of θ'_i
+    (phi[0] = θ), `manifold[name][k][i]` the h^k coefficient of the memory's slow
+    manifold.
+    """
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
+        raise BeaValueError(f"dimension={dimension!r} must be a positive integer such as 2")
+    mem = _memory_of(rule, memory)
+    update = _update_of(rule)
+    if coordinates is not None:
+        coordinates = tuple(coordinates)
+        if len(coordinates) != dimension:
+            raise BeaValueError(
+                f"coordinates has {len(coordinates)} symbols but dimension={dimension}; "
+                "give one symbol per coordinate"
+            )
+    tracer = Tracer(dimension, trunc, {}, CoordinateRegion.of(region), coordinates)
+    tracer.losses = _losses(loss, coordinates, dimension, tracer.xs)
+    d = dimension
+    placeholders = {
+        name: [[sp.Dummy(f"{name}{k}_{i + 1}") for i in range(d)] for k in range(trunc + 1)]
+        for name in mem
+    }
+    theta = tracer.point()
+    mems = [tracer.vector(placeholders[name]) for name in mem]
+
+    def grad(name, point):
+        return tracer.grad(name, point)
+
+    out = call_coordinate_rule(update, theta, mems, tracer.h(), grad)
+    if mem:
+        if not isinstance(out, tuple) or len(out) != 1 + len(mem):
+            raise TraceError(
+                f"rule {_name(rule)!r} has memory {mem!r}, so it must return "
+                f"(new state, {', '.join('new ' + m for m in mem)})"
+            )
+        new_theta, new_mem = out[0], list(out[1:])
+    else:
+        new_theta, new_mem = out, []
+    for what, v in [("the new state", new_theta)] + [
+        (f"the new {m}", v) for m, v in zip(mem, new_mem, strict=True)
+    ]:
+        if isinstance(v, CSeries) and not v.vector:
+            v = v + tracer.vector([[0] * d])
+        if not isinstance(v, CSeries):
+            raise TraceError(
+                f"rule {_name(rule)!r} returns {v!r} as {what}; return traced values "
+                "built from the state, the memory and grad"
+            )
+    new_theta = new_theta if new_theta.vector else new_theta + tracer.vector([[0] * d])
+    new_mem = [m if m.vector else m + tracer.vector([[0] * d]) for m in new_mem]
+
+    solved: dict[sp.Symbol, sp.Expr] = {}
+    manifold: dict[str, list[list[sp.Expr]]] = {name: [] for name in mem}
+    if mem:
+        unfolded = [[tracer.unatom(new_theta.c[j][i]) for i in range(d)] for j in range(trunc + 1)]
+        needed = max(
+            (
+                k
+                for k in range(trunc + 1)
+                for name in mem
+                if any(e.has(*placeholders[name][k]) for row in unfolded for e in row)
+            ),
+            default=-1,
+        )
+        for k in range(needed + 1):
+            _solve_order(
+                tracer, k, mem, placeholders, new_theta, new_mem, manifold, solved, _name(rule)
+            )
+
+    def sub(e):
+        return tracer.canon(tracer.resolve(e.xreplace(solved) if solved else e))
+
+    phi = [[sub(new_theta.c[k][i]) for i in range(d)] for k in range(trunc + 1)]
+    for i in range(d):
+        if sp.expand(phi[0][i] - tracer.xs[i]) != 0:
+            raise TraceError(
+                f"rule {_name(rule)!r} moves coordinate {i + 1} by {phi[0][i] - tracer.xs[i]} "
+                "at h = 0; a consistent rule returns the state itself when h = 0"
+            )
+    leftover = {
+        s
+        for row in phi
+        for e in row
+        for s in tracer.unatom(e).free_symbols
+        if isinstance(s, sp.Dummy)
+    }
+    if leftover:
+        raise TraceError(
+            f"rule {_name(rule)!r}: the memory enters the state at an order the slow "
+            "manifold was not solved to; raise the order"
+        )
+    return tracer, phi, manifold
+
+
+def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, solved, rname):
+    """Solve the invariance equation at order h^k for M_k of every memory variable."""
+    d = tracer.d
+    unknowns = [placeholders[name][k][i] for name in mem for i in range(d)]
+    # θ' − θ with what is known substituted, as a series (its h⁰ part is zero)
+    delta_rows = [
+        [
+            tracer.canon(new_theta.c[j][i].xreplace(solved) - (tracer.xs[i] if j == 0 else 0))
+            for i in range(d)
+        ]
+        for j in range(tracer.trunc + 1)
+    ]
+    for i in range(d):
+        if sp.expand(delta_rows[0][i]) != 0 and k == 0:
+            has_mem = delta_rows[0][i].has(*unknowns)
+            if not has_mem:
+                raise TraceError(
+                    f"rule {rname!r} moves coordinate {i + 1} at h = 0; a consistent rule "
+                    "returns the state itself when h = 0"
+                )
+    delta = tracer.vector(delta_rows)
+    eqs = []
+    for name, mnew in zip(mem, new_mem, strict=True):
+        lhs = [placeholders[name][k][i] for i in range(d)]
+        for j in range(k):
+            Mj = manifold[name][j]
+            caches = [dict() for _ in range(d)]
+            shifted = tracer.taylor(
+                lambda idx, i, Mj=Mj, caches=caches: tracer.D_multi(Mj[i], idx, caches[i]), delta
+            )
+            for i in range(d):
+                lhs[i] += shifted.c[k - j][i]
+        for i in range(d):
+            eqs.append(tracer.canon(lhs[i] - mnew.c[k][i].xreplace(solved)))
+    try:
+        A, b = sp.linear_eq_to_matrix(eqs, unknowns)
+    except (sp.PolynomialError, ValueError):
+        raise TraceError(
+            f"rule {rname!r}: the memory update is not affine in the memory at order h^{k}; "
+            "the slow manifold cannot be solved order by order"
+        ) from None
+    A = A.applyfunc(sp.expand)
+    if A.is_diagonal():
+        diag = [sp.factor(A[i, i]) for i in range(A.rows)]
+        if any(v == 0 for v in diag):
+            bad = next(i for i, v in enumerate(diag) if v == 0)
+            raise BeaValueError(_not_contraction(rname, mem[bad // d]))
+        sol = [tracer.canon(b[i] / diag[i]) for i in range(A.rows)]
+    else:
+        if sp.simplify(A.det()) == 0:
+            raise BeaValueError(_not_contraction(rname, ", ".join(mem)))
+        sol = [tracer.canon(v) for v in A.LUsolve(b)]
+    sol = [tracer.resolve(v) for v in sol]
+    for u, v in zip(unknowns, sol, strict=True):
+        solved[u] = v
+    tracer.substitute_in_atoms(solved)
+    for n, name in enumerate(mem):
+        manifold[name].append([sol[n * d + i] for i in range(d)])
+
+
+def _not_contraction(rname: str, name: str) -> str:
+    return (
+        f"rule {rname!r}: the update of memory {name!r} is not a contraction in the memory "
+        "(1 − ∂m'/∂m is singular, as for AdaGrad's running sum), so there is no slow "
+        "manifold and no modified equation in powers of h; use an exponential average "
+        "(RMSProp) instead"
+    )
+
+
+def modified_field_of_map(tracer: Tracer, phi, order: int) -> list[list[sp.Expr]]:
+    """f_1, …, f_{order+1} from the map coefficients Φ (phi[k] = h^k coefficient of θ')."""
+    d = tracer.d
+    f: list[list[sp.Expr]] = []
+    # G[j][c]: h^c coefficient of L^(j-1) f̃
+    G: dict[tuple[int, int], list[sp.Expr]] = {}
+
+    def lie(g, v):
+        return [
+            tracer.canon(sum((tracer.D(g[i], l) * v[l] for l in range(d) if v[l] != 0), sp.S.Zero))
+            for i in range(d)
+        ]
+
+    def get(j, c):
+        if j == 1:
+            return f[c]
+        if (j, c) not in G:
+            acc = [sp.S.Zero] * d
+            for a in range(c + 1):
+                term = lie(get(j - 1, a), f[c - a])
+                acc = [x + y for x, y in zip(acc, term, strict=True)]
+            G[(j, c)] = [tracer.canon(v) for v in acc]
+        return G[(j, c)]
+
+    for k in range(1, order + 2):
+        fk = list(phi[k])
+        for j in range(2, k + 1):
+            g = get(j, k - j)
+            fk = [a - b / sp.factorial(j) for a, b in zip(fk, g, strict=True)]
+        f.append([tracer.canon(tracer.resolve(v)) for v in fk])
+    return f
+
+
+def coordinate_modified_equation(
+    rule,
+    order: int,
+    dimension: int = 2,
+    loss=None,
+    region=None,
+    *,
+    coordinates=None,
+    memory=None,
+) -> CoordinateModifiedEquation:
+    """The modified equation of a coordinate-wise rule (with or without memory).
+
+    Arguments:
+        rule: a `bea.Rule` (its `memory` names the memory variables) or a function
+            `rule(theta, *memory, h, grad)` returning the new state, then each new
+            memory value. Use `bea.ops` for sqrt, abs, sign, maximum, minimum, norm.
+        order: N; the field has terms h⁰ … h^N and its flow over time h matches the
+            map (on the slow manifold) to O(h^(N+2)).
+        dimension: d, the number of coordinates the derivation is carried out in.
+        loss: None for an undefined loss E(θ₁, …, θ_d) (results in its partial
+            derivatives `E_1`, `E_12`, …), an explicit SymPy expression in
+            `coordinates`, or a dict name -> expression/None for several losses.
+        region: a `bea.CoordinateRegion` (or dict) declaring the signs of ∂ᵢE and the
+            branches of maximum/minimum, needed by non-smooth rules.
+        coordinates: the symbols an explicit loss is written in (d of them).
+        memory: the memory names of a plain function (a `Rule` carries them).
+
+    Returns:
+        A `CoordinateModifiedEquation`.
+
+    Example:
+        >>> import sympy as sp, bea
+        >>> x = sp.Symbol("x")
+        >>> meq = bea.coordinate_modified_equation(bea.rules.rmsprop, 1, dimension=1,
+        ...                                        loss=x**2 / 2, coordinates=(x,))
+        >>> meq.field_at(0)
+        (-x/sqrt(eps + x**2),)
+    """
+    order = _check_order(order)
+    # An explicit loss is derived with partial-derivative symbols and substituted at the
+    # end: the expansion then works with short expressions, not expanded polynomials.
+    explicit = {}
+    if loss is not None:
+        explicit = _losses(loss, coordinates, dimension, None)
+        if coordinates is None:
+            coordinates = tuple(sp.Symbol(f"x{i + 1}", real=True) for i in range(dimension))
+    tracer, phi, manifold = one_step_map(
+        rule,
+        order + 1,
+        dimension,
+        {name: None for name in explicit} or None,
+        region,
+        coordinates=coordinates,
+        memory=memory,
+    )
+    f = modified_field_of_map(tracer, phi, order)
+    mem = tuple(manifold)
+    subs = {}
+    for s, (name, idx) in tracer.derivative_symbols().items():
+        if explicit.get(name) is not None:
+            subs[s] = sp.diff(explicit[name], *(tracer.xs[i] for i in idx))
+
+    def out(e):
+        e = tracer.unatom(e)
+        if tracer.region.signs is not None:
+            e = tracer.canon(tracer.resolve(e))
+        return e.xreplace(subs)
+
+    def rows(table):
+        return tuple(tuple(out(e) for e in row) for row in table)
+
+    return CoordinateModifiedEquation(
+        rule=_name(rule),
+        order=order,
+        dimension=dimension,
+        params=tuple(getattr(rule, "params", ()) or ()),
+        memory=mem,
+        field=rows(f),
+        slow_manifold=tuple((name, rows(manifold[name][: order + 1])) for name in mem),
+        map_terms=rows(phi[1:]),
+        coordinates=tracer.xs,
+        derivatives=tuple(
+            (s, key) for s, key in tracer.derivative_symbols().items() if s not in subs
+        ),
+        signs=tuple(tracer.signs.items()),
+        loss=tuple((k, v) for k, v in explicit.items() if v is not None),
+    )

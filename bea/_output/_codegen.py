@@ -1,0 +1,629 @@
+r"""Generated source: a derivation as a self-contained JAX module.
+
+`codegen(obj, what)` writes Python source that imports only `jax` (and `optax` when it
+defines a transformation) and never `bea`, so a derivation can be shipped into a
+training code base as a file:
+
+* `what="field"`: `make_field(losses, fields=None, constants=None)` returns
+  `field(state, h)`, the modified field sum_tau c(tau) h^(|tau|-1) F(tau)(state);
+  `make_update(h, losses=None, constants=None)` returns an optax transformation whose
+  update is one explicit Euler step of that field over the rule's time.
+* `what="loss"`: `make_loss(losses, constants=None)` returns `loss(state, h)`, the
+  modified loss L~ (`bea.modified_loss`), with held-fixed factors as
+  `jax.lax.stop_gradient`.
+* `what="regulariser"`: the loss without its h^0 terms, R = L~ - L, and
+  `make_update(h, losses=None, constants=None)` adding grad R to the incoming gradients
+  (explicit regularisation, Barrett and Dherin, ICLR 2021).
+
+Every distinct elementary differential gets one named inner function, whose docstring
+carries its LaTeX; the field (or loss) evaluates each of them once, in order of size,
+passing the children's values down (shared subexpressions). Derivatives are nested
+forward-over-reverse `jax.jvp`s of `jax.grad` (Hessian-vector products and their
+higher analogues), never dense derivative tensors. `constants` binds the rule's
+symbols (`{"alpha": 0.5, "lambda": 1.5}`); the learning rate `h` is an argument.
+
+This module is pure string generation: `bea` never imports JAX.
+
+Example:
+    >>> import bea
+    >>> src = codegen(bea.modified_equation(bea.rules.gd, 1))   # bea.codegen
+    >>> body = src.split("    def field(state, h):\n")[1].split("\n\n")[0]
+    >>> print("\n".join(line.strip() for line in body.splitlines()[1:]))
+    v_E = grad_E(state)
+    v_E_of_E = E_of_E(state, v_E)
+    out = jax.tree_util.tree_map(jnp.zeros_like, state)
+    out = _axpy(k0_0, v_E, out)
+    out = _axpy(k1_1 * h, v_E_of_E, out)
+    return out
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from fractions import Fraction
+
+import sympy as sp
+
+from .._core._errors import BeaTypeError, BeaValueError
+from .._core._trees import Tree
+from .._results._losses import ModifiedLoss, modified_loss
+
+__all__ = ["codegen"]
+
+_WHATS = ("field", "loss", "regulariser")
+
+
+# -- exact coefficients as Python source ----------------------------------------------
+def _ident(name: str) -> str:
+    """A Python identifier for a rule symbol (`lambda` -> `c_lambda`)."""
+    return "c_" + re.sub(r"\W", "_", name)
+
+
+def _number(q: Fraction) -> str:
+    if q.denominator == 1:
+        return f"{q.numerator}.0"
+    return f"({q.numerator} / {q.denominator})"
+
+
+def _poly_source(expr: sp.Expr, gens: list[sp.Symbol]) -> str:
+    if not gens:
+        q = sp.Rational(expr)
+        return _number(Fraction(int(q.p), int(q.q)))
+    poly = sp.Poly(expr, *gens)
+    parts = []
+    for monom, coeff in poly.terms():
+        q = Fraction(int(sp.Rational(coeff).p), int(sp.Rational(coeff).q))
+        factors = [_number(q)] if q != 1 or not any(monom) else []
+        for g, e in zip(gens, monom, strict=True):
+            if e == 1:
+                factors.append(_ident(g.name))
+            elif e > 1:
+                factors.append(f"{_ident(g.name)}**{e}")
+        parts.append(" * ".join(factors))
+    return " + ".join(parts) if parts else "0.0"
+
+
+def coefficient_source(expr) -> str:
+    """A rational function of symbols as a Python expression over `c_<name>` floats."""
+    expr = sp.cancel(sp.sympify(expr))
+    num, den = sp.fraction(expr)
+    gens = sorted(expr.free_symbols, key=lambda s: s.name)
+    if not den.free_symbols:  # a polynomial with rational coefficients
+        return _poly_source(sp.expand(expr), gens)
+    top = _poly_source(sp.expand(num), gens)
+    if den == 1:
+        return top
+    return f"({top}) / ({_poly_source(sp.expand(den), gens)})"
+
+
+# -- names and LaTeX of elementary differentials ----------------------------------------
+def _tree_name(t: Tree) -> str:
+    if not t.children:
+        return t.root
+    return f"{t.root}_of_" + "_and_".join(_tree_name(c) for c in t.children)
+
+
+def _latex_symbol(name: str) -> str:
+    return sp.latex(sp.Symbol(name))
+
+
+def _tree_latex(t: Tree, colours: dict, single: bool) -> str:
+    """F(t) as LaTeX: nabla^(m+1) L(F(t_1), ...) for a gradient, f^(m)(...) for a field."""
+    o = colours[t.root]
+    m = len(t.children)
+    args = ", ".join(_tree_latex(c, colours, single) for c in t.children)
+    if o.kind == "grad":
+        sub = "" if single else f"_{{{_latex_symbol(o.block)}}}"
+        power = "" if m == 0 else f"^{{{m + 1}}}"
+        head = f"\\nabla{power}{sub} {_latex_symbol(o.name)}"
+    else:
+        sub = "" if single else f"_{{{_latex_symbol(o.block)}}}"
+        power = "" if m == 0 else f"^{{({m})}}"
+        head = f"{_latex_symbol(o.name)}{sub}{power}"
+    return head if m == 0 else f"{head}\\left({args}\\right)"
+
+
+_WIDTH = 100
+
+
+def _wrap_text(ind: str, text: str) -> list[str]:
+    """Docstring text broken at spaces so that every line fits in `_WIDTH`."""
+    out, line = [], ind
+    for word in text.split(" "):
+        if line.strip() and len(line) + 1 + len(word) > _WIDTH:
+            out.append(line.rstrip())
+            line = ind + "    " + word
+        else:
+            line = line + (" " if line.strip() else "") + word
+    out.append(line.rstrip())
+    return out
+
+
+def _call(ind: str, target: str, func: str, args: list[str]) -> list[str]:
+    """`target = func(args)` on one line, or one argument per line when too long."""
+    one = f"{ind}{target} = {func}({', '.join(args)})"
+    if len(one) <= _WIDTH:
+        return [one]
+    return [f"{ind}{target} = {func}(", *(f"{ind}    {a}," for a in args), f"{ind})"]
+
+
+class _Writer:
+    """Collects the inner functions of one module: one per distinct differential."""
+
+    def __init__(self, colours: dict, blocks: tuple[str, ...]):
+        self.colours = colours
+        self.blocks = blocks
+        self.single = len(blocks) == 1
+        self.names: dict[Tree, str] = {}
+        self.order: list[Tree] = []
+        self.taken: set[str] = set()
+
+    def need(self, t: Tree) -> None:
+        if t in self.names:
+            return
+        for c in t.children:
+            self.need(c)
+        base = _tree_name(t)
+        base = base if len(base) <= 40 and base.isidentifier() else f"d{len(self.order)}"
+        name, i = base, 1
+        while name in self.taken or keyword.iskeyword(name):
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        self.names[t] = name
+        self.order.append(t)
+
+    def value(self, t: Tree) -> str:
+        return "v_" + self.names[t]
+
+    def oracle_functions(self, ind: str) -> list[str]:
+        out = []
+        for colour in sorted({t.root for t in self.order}):
+            o = self.colours[colour]
+            i = self.blocks.index(o.block)
+            leaf = Tree(colour)
+            fname = ("grad_" if o.kind == "grad" else "field_") + colour
+            tex = _tree_latex(leaf, self.colours, self.single)
+            what = (
+                f"the gradient of loss {o.name!r}" if o.kind == "grad" else f"the field {o.name!r}"
+            )
+            if not self.single:
+                what += f" in block {o.block!r}, zero in the others"
+            out.append(f"{ind}def {fname}(state):")
+            doc = _wrap_text(ind + "    ", f'r"""${tex}$: {what}."""')
+            out += doc
+            if o.kind == "grad":
+                value = f'jax.grad(losses["{o.name}"])(state)'
+                if not self.single:
+                    value += f"[{i}]"
+            else:
+                value = f'fields["{o.name}"](state)'
+            if self.single:
+                out.append(f"{ind}    return {value}")
+            else:
+                out.append(f"{ind}    return _in_block(state, {i}, {value})")
+            out.append("")
+        return out
+
+    def differential_functions(self, ind: str) -> list[str]:
+        out = []
+        for t in self.order:
+            if not t.children:
+                continue
+            args = [f"u{j}" for j in range(len(t.children))]
+            tex = _tree_latex(t, self.colours, self.single)
+            kids = ", ".join(f"u{j} = F({c})" for j, c in enumerate(t.children))
+            root = ("grad_" if self.colours[t.root].kind == "grad" else "field_") + t.root
+            out.append(f"{ind}def {self.names[t]}(state, {', '.join(args)}):")
+            out += _wrap_text(ind + "    ", f'r"""${tex}$')
+            out.append("")
+            out.append(f"{ind}    F({t}), the derivative of order {len(args)} of {root} along")
+            out.append(f"{ind}    {kids} (nested jax.jvp).")
+            out.append(f'{ind}    """')
+            out.append(f"{ind}    return _derivative({root}, state, [{', '.join(args)}])")
+            out.append("")
+        return out
+
+    def evaluations(self, ind: str) -> list[str]:
+        out = []
+        for t in self.order:
+            if not t.children:
+                fname = ("grad_" if self.colours[t.root].kind == "grad" else "field_") + t.root
+                out += _call(ind, self.value(t), fname, ["state"])
+            else:
+                kids = [self.value(c) for c in t.children]
+                out += _call(ind, self.value(t), self.names[t], ["state", *kids])
+        return out
+
+
+_HELPERS = '''
+
+def _axpy(a, x, y):
+    """a * x + y for pytrees x, y and a scalar a."""
+    return jax.tree_util.tree_map(lambda u, v: a * u + v, x, y)
+
+
+def _derivative(fn, state, directions):
+    """fn^(m)(state)[v_1, ..., v_m] by m nested forward-mode jax.jvp (no dense tensors)."""
+    if not directions:
+        return fn(state)
+    *inner, last = directions
+    return jax.jvp(lambda y: _derivative(fn, y, inner), (state,), (last,))[1]
+'''
+
+_IN_BLOCK = '''
+
+def _in_block(state, i, value):
+    """`value` in block i of the state, zeros in the other blocks."""
+    return tuple(
+        value if j == i else jax.tree_util.tree_map(jnp.zeros_like, part)
+        for j, part in enumerate(state)
+    )
+'''
+
+_VDOT = '''
+
+def _held(fn, state, *directions):
+    """fn^(m)(state)[sg v_1, ..., sg v_m]: the directions are held fixed (stop-gradient)."""
+    return _derivative(fn, state, [jax.lax.stop_gradient(v) for v in directions])
+
+
+def _vdot(a, b):
+    """The inner product of two pytrees of the same structure."""
+    pairs = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True)
+    return sum(jnp.vdot(x, y) for x, y in pairs)
+'''
+
+_CONSTANTS_DOC = (
+    "constants: values of the rule's symbols {}, e.g. {{'alpha': 0.5}}; h is an argument."
+)
+
+
+def _constants_block(symbols: list[str], ind: str) -> list[str]:
+    out = [f"{ind}constants = dict(constants or {{}})"]
+    for name in symbols:
+        out.append(f'{ind}{_ident(name)} = float(constants["{name}"])')
+    return out
+
+
+def _header(
+    title: str, body_latex: str, entry: list[str], optax: bool, names: list[str]
+) -> list[str]:
+    lines = _wrap_text("", 'r"""' + title)
+    lines.append("")
+    lines += body_latex.splitlines()
+    lines += ["", "Entry points:", ""]
+    lines += [f"* {e}" for e in entry]
+    lines += [
+        "",
+        "Generated by bea.codegen; needs jax" + (" and optax" if optax else "") + ", not bea.",
+        '"""',
+        "",
+        "import jax",
+        "import jax.numpy as jnp",
+    ]
+    if optax:
+        lines.append("import optax")
+    quoted = ", ".join(f'"{n}"' for n in names) + ("," if len(names) == 1 else "")
+    lines += ["", f"LOSS_NAMES = ({quoted})", '"""The loss names the rule uses."""']
+    return lines
+
+
+def _wrap_latex(text: str, width: int = 96) -> str:
+    """Break a long LaTeX line at its top-level + and - signs."""
+    out = []
+    for line in text.splitlines():
+        while len(line) > width:
+            cut = max(line.rfind(" + ", 0, width), line.rfind(" - ", 0, width))
+            if cut <= 8:  # no sign past the continuation indent: break at a space
+                cut = line.rfind(" ", 0, width)
+            if cut <= 8:
+                break
+            out.append(line[:cut])
+            line = "    " + line[cut + 1 :]
+        out.append(line)
+    return "\n".join(out)
+
+
+def _field_source(eq) -> str:
+    colours = {o.colour: o for o in eq.oracles}
+    w = _Writer(colours, eq.blocks)
+    by_tree: dict[Tree, list[tuple[int, sp.Expr]]] = {}
+    for t, k, c in eq.terms:
+        coeff = eq.domain.to_sympy(c)
+        if coeff != 0:
+            by_tree.setdefault(t, []).append((k, coeff))
+            w.need(t)
+    symbols = sorted(
+        {s.name for ts in by_tree.values() for _, c in ts for s in sp.sympify(c).free_symbols}
+    )
+    time_factor = sp.expand(sp.sympify(eq.time) / sp.Symbol("h"))
+    symbols = sorted(set(symbols) | {s.name for s in time_factor.free_symbols})
+    kinds = {o.kind for o in eq.oracles}
+    title = f"The modified field of {eq.rule} to order {eq.order} in h (generated by bea.codegen)."
+    entry = [
+        "make_field(losses, fields=None, constants=None) -> field(state, h)",
+        "make_update(h, losses=None, fields=None, constants=None) -> an optax transformation",
+    ]
+    loss_names = sorted({o.name for o in eq.oracles if o.kind == "grad"})
+    lines = _header(title, _wrap_latex(_latex_of(eq)), entry, optax=True, names=loss_names)
+    lines.append(_HELPERS.rstrip("\n"))
+    if len(eq.blocks) > 1:
+        lines.append(_IN_BLOCK.rstrip("\n"))
+    lines += ["", "", "def make_field(losses=None, fields=None, constants=None):"]
+    lines.append('    """The modified field as a JAX function `field(state, h)`.')
+    lines.append("")
+    lines.append("    Arguments:")
+    if "grad" in kinds:
+        names = sorted({o.name for o in eq.oracles if o.kind == "grad"})
+        lines.append(f"        losses: {{name: scalar function of the state}} for {names}.")
+    if "field" in kinds:
+        names = sorted({o.name for o in eq.oracles if o.kind == "field"})
+        lines.append(f"        fields: {{name: velocity of its block}} for {names}.")
+    lines += _wrap_text("        ", _CONSTANTS_DOC.format(symbols or "(none)"))
+    if len(eq.blocks) > 1:
+        lines.append(f"    The state is a tuple of blocks {eq.blocks}.")
+    lines.append('    """')
+    lines += _constants_block(symbols, "    ")
+    lines.append("")
+    lines += w.oracle_functions("    ")
+    lines += w.differential_functions("    ")
+    # coefficients that do not depend on h, computed once
+    coeff_names = []
+    for j, (t, ts) in enumerate(by_tree.items()):
+        parts = []
+        for k, c in ts:
+            src = coefficient_source(c)
+            parts.append((k, src))
+        coeff_names.append((t, parts, j))
+    for t, parts, j in coeff_names:
+        for k, src in parts:
+            lines.append(f"    k{j}_{k} = {src}  # {t}, h^{k}")
+    lines.append("")
+    lines.append("    def field(state, h):")
+    lines.append(f'        """dy/dt at `state` for the learning rate `h` (rule {eq.rule})."""')
+    lines += w.evaluations("        ")
+    if not coeff_names:
+        lines.append("        return jax.tree_util.tree_map(jnp.zeros_like, state)")
+    else:
+        lines.append("        out = jax.tree_util.tree_map(jnp.zeros_like, state)")
+        for t, parts, j in coeff_names:
+            scal = " + ".join(f"k{j}_{k}" + _h_power(k) for k, _ in parts)
+            lines += _call("        ", "out", "_axpy", [scal, w.value(t), "out"])
+        lines.append("        return out")
+    lines += ["", "    return field", ""]
+    time_symbols = sorted(s.name for s in time_factor.free_symbols)
+    lines += _update_for_field(coefficient_source(time_factor), time_symbols)
+    return _finish(lines)
+
+
+def _update_for_field(time_src: str, time_symbols: list[str]) -> list[str]:
+    return [
+        "",
+        "def make_update(h, losses=None, fields=None, constants=None):",
+        '    """An optax transformation stepping along the modified field (explicit Euler).',
+        "",
+        "    `update(grads, state, params, *, loss=None, batch=None)` returns T * field(params, h)",
+        "    with T the rule's time over h; the incoming gradients are not used. `loss` (a",
+        "    function or {name: function}) and `batch` replace `losses` per call: each loss is",
+        "    then called as loss(params, batch). `h` is a number or a schedule of the count.",
+        '    """',
+        *_constants_block(time_symbols, "    "),
+        f"    time = {time_src}",
+        "",
+        "    def init(params):",
+        "        del params",
+        "        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))",
+        "",
+        "    def update(grads, state, params=None, *, loss=None, batch=None, **extra):",
+        "        del grads, extra",
+        "        fns = _losses(losses, loss, batch)",
+        "        field = make_field(fns, fields, constants)",
+        "        step = h(state.count) if callable(h) else h",
+        "        out = jax.tree_util.tree_map(",
+        "            lambda v, p: (time * step * v).astype(jnp.result_type(p)),",
+        "            field(params, step),",
+        "            params,",
+        "        )",
+        "        return out, _next(state)",
+        "",
+        "    return optax.GradientTransformationExtraArgs(init, update)",
+        "",
+        _LOSSES_HELPER,
+    ]
+
+
+_LOSSES_HELPER = '''
+def _losses(fixed, loss, batch):
+    """The loss functions for one update: `loss` (a function or a mapping) or `fixed`,
+    closed over `batch` when one is given."""
+    if not LOSS_NAMES:  # a rule of generic fields: nothing to bind
+        return {}
+    given = fixed if loss is None else loss
+    if given is None:
+        raise ValueError("no loss function: pass update(..., loss=fn) or make_update(losses=...)")
+    if callable(given):
+        given = {name: given for name in LOSS_NAMES}
+    if batch is None:
+        return dict(given)
+    return {name: (lambda p, fn=fn: fn(p, batch)) for name, fn in given.items()}
+
+
+def _add(a, b):
+    """a + b in the dtype of a (the gradients keep the parameters' dtype)."""
+    return a + b.astype(jnp.result_type(a))
+
+
+def _next(state):
+    """The transformation's state after one more update."""
+    return optax.ScaleByScheduleState(count=optax.safe_int32_increment(state.count))'''
+
+
+def _h_power(k: int) -> str:
+    return "" if k == 0 else (" * h" if k == 1 else f" * h**{k}")
+
+
+def _finish(lines: list[str]) -> str:
+    text = "\n".join(lines)
+    text = re.sub(r"\n{4,}", "\n\n\n", text)
+    return text.rstrip("\n") + "\n"
+
+
+def _latex_of(obj) -> str:
+    try:
+        return obj.latex()
+    except BeaValueError:  # pragma: no cover - rendering is best effort in docstrings
+        return str(obj)
+
+
+def _loss_source(loss: ModifiedLoss, regulariser: bool) -> str:
+    colours = {o.colour: o for o in loss.oracles}
+    for t in loss.terms:  # colours of other blocks are named by the rendering info
+        tree = t.free_tree.representative if t.free_tree is not None else t.held_fixed
+        for c in tree.colours:
+            if c not in colours:  # pragma: no cover - every colour comes from the equation
+                raise BeaValueError(f"loss uses colour {c!r} unknown to its equation")
+    terms = [t for t in loss.terms if not regulariser or t.h_power >= 1]
+    w = _Writer(colours, loss.blocks)
+    for t in terms:
+        if t.free_tree is not None:
+            rep = t.free_tree.representative
+            if rep.children:
+                w.need(Tree(rep.root))
+                w.need(rep.children[0])
+        else:
+            for c in t.held_fixed.children:
+                w.need(c)
+    symbols = sorted({s.name for t in terms for s in sp.sympify(t.coefficient).free_symbols})
+    names = sorted({o.name for o in loss.oracles})
+    what = "regulariser R = L~ - L (the h^k terms, k >= 1)" if regulariser else "loss L~"
+    title = (
+        f"The modified {what} of {loss.rule}, block {loss.block}, to order {loss.order} "
+        "in h (generated by bea.codegen)."
+    )
+    entry = ["make_loss(losses, constants=None) -> loss(state, h)"]
+    if regulariser:
+        entry.append(
+            "make_update(h, losses=None, constants=None) -> optax transformation adding grad R"
+        )
+    tex = _latex_of(loss)
+    lines = _header(title, _wrap_latex(tex), entry, optax=regulariser, names=names)
+    lines.append(_HELPERS.rstrip("\n"))
+    if len(loss.blocks) > 1:
+        lines.append(_IN_BLOCK.rstrip("\n"))
+    lines.append(_VDOT.rstrip("\n"))
+    lines += ["", "", "def make_loss(losses, constants=None):"]
+    lines.append('    """The modified loss as a JAX scalar function `loss(state, h)`.')
+    lines.append("")
+    lines.append("    Arguments:")
+    lines.append(f"        losses: {{name: scalar function of the state}} for {names}.")
+    lines += _wrap_text("        ", _CONSTANTS_DOC.format(symbols or "(none)"))
+    lines.append('    """')
+    lines += _constants_block(symbols, "    ")
+    lines.append("")
+    lines += w.oracle_functions("    ")
+    lines += w.differential_functions("    ")
+    for j, t in enumerate(terms):
+        lines.append(f"    k{j} = {coefficient_source(t.coefficient)}  # {loss.scalar_text(t)}")
+    lines.append("")
+    lines.append("    def loss(state, h):")
+    lines.append(
+        f'        """The scalar at `state` for the learning rate `h` (rule {loss.rule})."""'
+    )
+    lines += w.evaluations("        ")
+    lines.append("        total = 0.0")
+    for j, t in enumerate(terms):
+        hp = _h_power(t.h_power)
+        if t.free_tree is not None:
+            rep = t.free_tree.representative
+            if not rep.children:
+                lines.append(f'        s{j} = losses["{colours[rep.root].name}"](state)')
+            else:
+                args = [w.value(Tree(rep.root)), w.value(rep.children[0])]
+                lines += _call("        ", f"s{j}", "_vdot", args)
+        else:
+            rep = t.held_fixed
+            args = [f'losses["{colours[rep.root].name}"]', "state"]
+            args += [w.value(c) for c in rep.children]
+            lines += _call("        ", f"s{j}", "_held", args)
+        lines.append(f"        total = total + k{j}{hp} * s{j}")
+    lines += ["        return total", "", "    return loss", ""]
+    if regulariser:
+        lines += _update_for_regulariser(loss)
+    return _finish(lines)
+
+
+def _update_for_regulariser(loss: ModifiedLoss) -> list[str]:
+    single = len(loss.blocks) == 1
+    i = loss.blocks.index(loss.block)
+    lines = [
+        "",
+        "def make_update(h, losses=None, constants=None):",
+        '    """An optax transformation adding grad R, R the regulariser, to the gradients.',
+        "",
+        "    `update(grads, state, params, *, loss=None, batch=None)`: `loss` (a function or",
+        "    {name: function}) and `batch` replace `losses` per call, each loss then called as",
+        "    loss(params, batch). `h` is a number or a schedule of the step count.",
+        '    """',
+        "",
+        "    def init(params):",
+        "        del params",
+        "        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))",
+        "",
+        "    def update(grads, state, params=None, *, loss=None, batch=None, **extra):",
+        "        del extra",
+        "        reg = make_loss(_losses(losses, loss, batch), constants)",
+        "        step = h(state.count) if callable(h) else h",
+        "        g = jax.grad(lambda p: reg(p, step))(params)",
+    ]
+    if not single:
+        lines.append(f"        g = _in_block(g, {i}, g[{i}])  # the loss of block {loss.block!r}")
+    lines += [
+        "        out = jax.tree_util.tree_map(_add, grads, g)",
+        "        return out, _next(state)",
+        "",
+        "    return optax.GradientTransformationExtraArgs(init, update)",
+        "",
+        _LOSSES_HELPER,
+    ]
+    return lines
+
+
+def codegen(obj, what: str = "field", *, block: str | None = None, held_fixed: bool = False) -> str:
+    """Python source of a self-contained JAX module for a derivation.
+
+    Arguments:
+        obj: a `bea.ModifiedEquation`, a `bea.drift` correction, or a
+            `bea.ModifiedLoss`.
+        what: `"field"` (needs an equation or a drift), `"loss"` or `"regulariser"`
+            (an equation or drift is first turned into its loss with
+            `bea.modified_loss`, passing `block` and `held_fixed`).
+        block: the player whose loss to generate (games).
+        held_fixed: allow held-fixed (stop-gradient) terms when the field is not a
+            gradient.
+
+    Returns:
+        The module's source text: write it to a file and import it; it needs `jax`
+        (and `optax` for `make_update`), not `bea`.
+    """
+    if what not in _WHATS:
+        raise BeaValueError(f"what={what!r} is unknown; use one of {', '.join(_WHATS)}")
+    is_loss = isinstance(obj, ModifiedLoss)
+    is_eq = hasattr(obj, "terms") and hasattr(obj, "oracles") and hasattr(obj, "domain")
+    if not (is_loss or is_eq):
+        raise BeaTypeError(
+            f"obj={obj!r} is not a modified equation, drift or loss; pass "
+            "bea.modified_equation(rule, N), bea.drift(meq) or bea.modified_loss(meq)"
+        )
+    if what == "field":
+        if is_loss:
+            raise BeaValueError(
+                "what='field' needs a modified equation or drift, not a loss; pass the "
+                "equation, or use what='loss'"
+            )
+        return _field_source(obj)
+    if not is_loss:
+        eq = obj.equation if hasattr(obj, "scales") else obj
+        obj = modified_loss(eq, block, held_fixed=held_fixed)
+    return _loss_source(obj, regulariser=what == "regulariser")

@@ -1,0 +1,225 @@
+"""Built-in coordinate-wise rules: RMSProp, Adam, sign descent, clipping, normalised SAM.
+
+Each is a factory returning a `bea.Rule`; parameters are SymPy symbols by default
+(`rho`, `eps`, `beta1`, `beta2`, `c`) and may be exact numbers for a derivation or
+floats for a numerical run (`numeric.coordinate_discrete_map` rebuilds the rule with
+the numbers it is given). The update functions use `bea.ops`, so the same code is
+traced by `bea.coordinate_modified_equation` and run on JAX arrays.
+
+Conventions (g = ∇E(θ), products, squares, square roots and quotients elementwise):
+
+- `rmsprop(rho, eps)`: v' = ρ v + (1 − ρ) g², θ' = θ − h g / √(v' + ε)
+  (optax `rmsprop(decay=rho, eps=eps)`, ε inside the root).
+- `adam(beta1, beta2, eps)`: m' = β₁ m + (1 − β₁) g, v' = β₂ v + (1 − β₂) g²,
+  θ' = θ − h m' / √(v' + ε) (optax `scale_by_adam(eps=0, eps_root=eps)` without its
+  bias correction); `eps_in_sqrt=False` gives θ' = θ − h m' / (√v' + ε).
+  Bias correction divides m', v' by 1 − βⁿ at step n: a time-dependent map, not one
+  rule iterated. It tends to 1 geometrically, so after the start-up transient (the
+  same transient the slow manifold describes) Adam is the bias-free rule; the
+  factory refuses `bias_correction=True` rather than silently dropping it.
+- `signgd()`: θ' = θ − h sign(g), on a region of declared signs of g.
+- `clipped_gd(c)`: θ' = θ − h g min(1, c/‖g‖) (clipping by norm, threshold c on the
+  gradient, i.e. c·h on the step); `mode="coordinate"` clips each component to
+  [−c, c]. The region declares which branch holds.
+- `normalised_sam(c)`: θ' = θ − h ∇E(θ + ρ g/‖g‖) with radius ρ = c h, so that the
+  expansion stays one-parameter (Foret et al., ICLR 2021, with ρ scaled with h as in
+  the backward error analysis of SAM by Compagnoni et al., 2023).
+- `adagrad(eps)`: v' = v + g², θ' = θ − h g/√(v' + ε). Its memory accumulates
+  (∂v'/∂v = 1): no contraction, no slow manifold; the engine refuses it.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .. import ops
+from .._core._errors import BeaValueError
+from ._rule import Rule
+
+__all__ = [
+    "COORDINATE_RULES",
+    "adagrad",
+    "adam",
+    "clipped_gd",
+    "is_coordinate_rule",
+    "normalised_sam",
+    "rmsprop",
+    "signgd",
+]
+
+RHO = sp.Symbol("rho", positive=True)
+EPS = sp.Symbol("eps", positive=True)
+BETA1 = sp.Symbol("beta1", positive=True)
+BETA2 = sp.Symbol("beta2", positive=True)
+C = sp.Symbol("c", positive=True)
+
+
+def rmsprop(rho=RHO, eps=EPS) -> Rule:
+    """RMSProp: v' = ρ v + (1 − ρ) g², θ' = θ − h g/√(v' + ε) (memory `v`).
+
+    Example:
+        >>> rmsprop().memory
+        ('v',)
+    """
+
+    def update(theta, v, h, grad):
+        g = grad("E", theta)
+        v = rho * v + (1 - rho) * g * g
+        return theta - h * g / ops.sqrt(v + eps), v
+
+    return Rule(
+        update=update,
+        name="rmsprop",
+        params=(("rho", rho), ("eps", eps)),
+        factory=rmsprop,
+        description="RMSProp, eps inside the square root (optax rmsprop)",
+        memory=("v",),
+    )
+
+
+def adam(
+    beta1=BETA1, beta2=BETA2, eps=EPS, *, eps_in_sqrt: bool = True, bias_correction: bool = False
+) -> Rule:
+    """Adam without bias correction (memory `m`, `v`); see the module for conventions.
+
+    Example:
+        >>> adam().memory
+        ('m', 'v')
+    """
+    if bias_correction:
+        raise BeaValueError(
+            "adam(bias_correction=True) is a time-dependent map with no modified equation "
+            "of its own; use bias_correction=False, the rule it tends to after the "
+            "start-up transient"
+        )
+
+    def update(theta, m, v, h, grad):
+        g = grad("E", theta)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        denom = ops.sqrt(v + eps) if eps_in_sqrt else ops.sqrt(v) + eps
+        return theta - h * m / denom, m, v
+
+    def factory(beta1=beta1, beta2=beta2, eps=eps):
+        return adam(beta1, beta2, eps, eps_in_sqrt=eps_in_sqrt)
+
+    return Rule(
+        update=update,
+        name="adam",
+        params=(("beta1", beta1), ("beta2", beta2), ("eps", eps)),
+        factory=factory,
+        description="Adam without bias correction",
+        memory=("m", "v"),
+    )
+
+
+def signgd() -> Rule:
+    """Sign descent θ' = θ − h sign(∇E) (needs a region of declared signs).
+
+    Example:
+        >>> signgd().name
+        'signgd'
+    """
+
+    def update(theta, h, grad):
+        return theta - h * ops.sign(grad("E", theta))
+
+    return Rule(update=update, name="signgd", factory=signgd, description="sign descent")
+
+
+def clipped_gd(c=C, *, mode: str = "norm") -> Rule:
+    """Gradient descent with the gradient clipped at threshold c (by norm or per coordinate).
+
+    On the region `choose="first"` the clip is inactive (plain gradient descent);
+    `choose="second"` is the clipped branch.
+
+    Example:
+        >>> clipped_gd().params
+        (('c', c),)
+    """
+    if mode not in ("norm", "coordinate"):
+        raise BeaValueError(f"mode={mode!r} must be 'norm' or 'coordinate'")
+
+    def update(theta, h, grad):
+        g = grad("E", theta)
+        if mode == "norm":
+            return theta - h * g * ops.minimum(1, c / ops.norm(g))
+        return theta - h * ops.maximum(-c, ops.minimum(g, c))
+
+    def factory(c=c):
+        return clipped_gd(c, mode=mode)
+
+    return Rule(
+        update=update,
+        name="clipped_gd",
+        params=(("c", c),),
+        factory=factory,
+        description=f"gradient descent with {mode} clipping",
+    )
+
+
+def normalised_sam(c=C) -> Rule:
+    """Normalised SAM with radius ρ = c h: θ' = θ − h ∇E(θ + c h ∇E/‖∇E‖).
+
+    Example:
+        >>> normalised_sam().params
+        (('c', c),)
+    """
+
+    def update(theta, h, grad):
+        g = grad("E", theta)
+        return theta - h * grad("E", theta + c * h * g / ops.norm(g))
+
+    return Rule(
+        update=update,
+        name="normalised_sam",
+        params=(("c", c),),
+        factory=normalised_sam,
+        description="normalised SAM, radius c*h",
+    )
+
+
+def adagrad(eps=EPS) -> Rule:
+    """AdaGrad: v' = v + g², θ' = θ − h g/√(v' + ε) (refused by the derivation: no contraction).
+
+    Example:
+        >>> adagrad().memory
+        ('v',)
+    """
+
+    def update(theta, v, h, grad):
+        g = grad("E", theta)
+        v = v + g * g
+        return theta - h * g / ops.sqrt(v + eps), v
+
+    return Rule(
+        update=update,
+        name="adagrad",
+        params=(("eps", eps),),
+        factory=adagrad,
+        description="AdaGrad (accumulating memory)",
+        memory=("v",),
+    )
+
+
+COORDINATE_RULES: dict[str, Rule] = {
+    r.name: r for r in (rmsprop(), adam(), signgd(), clipped_gd(), normalised_sam(), adagrad())
+}
+"""The built-in coordinate-wise rules by name, with symbolic parameters."""
+
+REGIONS: dict[str, dict] = {
+    "signgd": {"signs": "symbolic"},
+    "clipped_gd": {"choose": "second"},
+}
+"""The region a built-in non-smooth rule is derived on when none is declared on the
+command line: symbolic signs for sign descent, the clipped branch for clipping."""
+
+
+def is_coordinate_rule(rule) -> bool:
+    """Whether `rule` is one of the built-in coordinate-wise rules (any parameters).
+
+    Example:
+        >>> is_coordinate_rule(adam(beta1=0)), is_coordinate_rule(lambda t, h, g: t)
+        (True, False)
+    """
+    return getattr(getattr(rule, "update", None), "__module__", None) == __name__

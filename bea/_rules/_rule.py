@@ -1,0 +1,234 @@
+"""Update rules: ordinary Python functions, run symbolically or numerically.
+
+An update rule maps the state to the next state:
+
+    def gd(theta, h, grad):
+        return theta - h * grad("E", theta)
+
+`h` is the learning rate; `grad(name, point)` is the gradient of the loss `name`
+and `field(name, point)` a generic vector field. Name the rule's parameters `grad`
+and/or `field` to receive those oracles. For several players the state is a tuple of
+blocks, `grad(name, (phi, theta))` returns the tuple of partial gradients, and
+`field(name, (phi, theta))` the velocity of one block.
+
+The same function is traced by `bea.modified_equation` (the state becomes a
+B-series, `h` a SymPy symbol) and run by `numeric` on JAX arrays.
+
+`Rule` attaches what tracing cannot see: a name, the blocks, the time one call
+covers (h by default; `n*h` for n SGD steps), and the parameters it was built with.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sympy as sp
+
+from .._core._errors import BeaTypeError, BeaValueError, rule_library_error
+from .._core._scalars import H, exact_value
+
+__all__ = ["Rule", "as_rule", "call_rule", "rule"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An update rule with its metadata.
+
+    Arguments:
+        update: `update(state, h, grad=..., field=...) -> new state`.
+        name: shown in results and used by the CLI.
+        time: the time the modified flow covers per call, an expression `c*h`.
+        blocks: names of the state's blocks (players); one block by default.
+        params: the parameters the rule was built with, for display and rebuilding.
+        factory: `factory(**params) -> Rule`, used by `with_params`.
+        description: one line for `bea rules`.
+        player_times: for several players, the time each player's own step covers
+            (alpha*h, lambda*h), used by the per-player convention.
+        memory: names of the rule's memory variables (velocity, previous gradient,
+            moment estimate, weight average). A rule with memory is written
+            `update(state, m1, ..., h, grad) -> (new_state, new_m1, ...)`; each memory
+            variable has the structure of the state (one block per player).
+        corrections: for a modifying integrator, the `ModifiedOracles` its oracles
+            carry (`bea.modifying_integrator`).
+
+    A `Rule` is itself callable like its update function.
+    """
+
+    update: Callable
+    name: str = "rule"
+    time: sp.Expr = H
+    blocks: tuple[str, ...] = ("theta",)
+    params: tuple[tuple[str, Any], ...] = ()
+    factory: Callable[..., Rule] | None = field(default=None, repr=False, compare=False)
+    description: str = ""
+    player_times: tuple[sp.Expr, ...] | None = None
+    memory: tuple[str, ...] = ()
+    corrections: Any = field(default=None, repr=False, compare=False)
+
+    def __call__(self, state, h, *args, **kwargs):
+        return self.update(state, h, *args, **kwargs)
+
+    def with_params(self, **params) -> Rule:
+        """The same rule built with other parameters, e.g. `alternating.with_params(m=2)`."""
+        known = dict(self.params)
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            valid = ", ".join(known) or "none"
+            raise BeaValueError(
+                f"rule {self.name!r} has no parameter {unknown[0]!r}; its parameters are {valid}"
+            )
+        if self.factory is None:
+            raise BeaValueError(f"rule {self.name!r} cannot be rebuilt with other parameters")
+        known.update(params)
+        return self.factory(**known)
+
+
+def rule(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    time: sp.Expr | None = None,
+    blocks: tuple[str, ...] | None = None,
+    memory: tuple[str, ...] | None = None,
+    description: str = "",
+):
+    """Decorator turning an update function into a `Rule`.
+
+    A rule with memory declares the names of its memory variables; the function takes
+    the state, then each memory variable, then `h` and the oracles, and returns the
+    new state followed by the new memory (heavy ball, with velocity `v`):
+
+        >>> import sympy as sp, bea
+        >>> beta = sp.Symbol("beta")
+        >>> @bea.rule(memory=("v",))
+        ... def heavy_ball(theta, v, h, grad):
+        ...     v = beta * v - h * grad("E", theta)
+        ...     return theta + v, v
+        >>> heavy_ball.memory
+        ('v',)
+
+    Example:
+        >>> import bea
+        >>> @bea.rule(blocks=("phi", "theta"))
+        ... def sim(state, h, field):
+        ...     phi, theta = state
+        ...     return phi + h * field("f", state), theta + h * field("g", state)
+        >>> sim.blocks
+        ('phi', 'theta')
+    """
+
+    def wrap(f: Callable) -> Rule:
+        return as_rule(
+            f, name=name, time=time, blocks=blocks, memory=memory, description=description
+        )
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def as_rule(
+    obj,
+    *,
+    name: str | None = None,
+    time: sp.Expr | None = None,
+    blocks: tuple[str, ...] | None = None,
+    memory: tuple[str, ...] | None = None,
+    description: str = "",
+) -> Rule:
+    """A `Rule` from a `Rule` or a plain update function, with optional overrides."""
+    if isinstance(obj, Rule):
+        r = obj
+    elif callable(obj):
+        doc = inspect.getdoc(obj) or ""
+        r = Rule(
+            update=obj,
+            name=getattr(obj, "__name__", "rule"),
+            description=description or (doc.splitlines()[0] if doc else ""),
+        )
+    else:
+        raise BeaTypeError(
+            f"rule {obj!r} is not an update function; pass a function "
+            "rule(state, h, grad) or a bea.Rule"
+        )
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if time is not None:
+        changes["time"] = exact_value(time, "time")
+    if blocks is not None:
+        if isinstance(blocks, str) or not all(isinstance(b, str) for b in blocks) or not blocks:
+            raise BeaTypeError(
+                f"blocks={blocks!r} must be a non-empty tuple of names such as ('phi', 'theta')"
+            )
+        if len(set(blocks)) != len(blocks):
+            raise BeaValueError(f"blocks={blocks!r} repeats a name; name each block once")
+        changes["blocks"] = tuple(blocks)
+    if memory is not None:
+        if isinstance(memory, str):
+            memory = (memory,)
+        if not all(isinstance(m, str) and m.isidentifier() for m in memory):
+            raise BeaTypeError(
+                f"memory={memory!r} must be a tuple of names such as ('v',) or ('m', 'v')"
+            )
+        if len(set(memory)) != len(memory) or {"h", "grad", "field"} & set(memory):
+            raise BeaValueError(
+                f"memory={memory!r} repeats a name or uses h, grad or field; name each "
+                "memory variable once, differently from the rule's other arguments"
+            )
+        changes["memory"] = tuple(memory)
+    return replace(r, **changes) if changes else r
+
+
+def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memory=()):
+    """Run `update` with the oracles its parameter names ask for.
+
+    Parameters named `grad` and `field` receive those oracles (by keyword); a rule
+    with exactly three positional parameters of other names gets `grad` third. The
+    memory values, if any, come between the state and `h`.
+
+    When the state is symbolic (traced series, SymPy values) and the rule hands it to
+    a library (`jnp.sqrt(g)`, `optax.sgd(h).update(...)`), whatever the library raises
+    becomes a `TraceError` naming the rule's line.
+    """
+    args = (state, *memory, h)
+    try:
+        return _call(update, args, grad, field, len(memory))
+    except Exception as err:
+        if not _symbolic(args[:-1]):
+            raise
+        converted = rule_library_error(err)
+        if converted is None:
+            raise
+        raise converted from err
+
+
+def _symbolic(values) -> bool:
+    """Whether a state holds symbolic values (bea's traced series or SymPy objects)."""
+    for v in values:
+        if isinstance(v, tuple | list):
+            if _symbolic(v):
+                return True
+        elif type(v).__module__.startswith("bea.") or isinstance(v, sp.Basic | sp.MatrixBase):
+            return True
+    return False
+
+
+def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memory: int):
+    try:
+        sig = inspect.signature(update)
+    except (TypeError, ValueError):  # builtins, partials of builtins
+        return update(*args, grad)
+    names = list(sig.parameters)
+    kwargs: Mapping[str, Callable] = {}
+    if "grad" in names or "field" in names:
+        kwargs = {k: v for k, v in (("grad", grad), ("field", field)) if k in names}
+        return update(*args, **kwargs)
+    if len(names) < len(args) + 1:
+        mem = "".join(f"{m}, " for m in ("m",) * n_memory)
+        raise BeaTypeError(
+            f"update rule {getattr(update, '__name__', update)!r} takes {len(names)} "
+            f"arguments; write it as rule(state, {mem}h, grad) or rule(state, {mem}h, field)"
+        )
+    return update(*args, grad)

@@ -1,0 +1,1 @@
+"""Layer 4 of numeric: Lanczos and the principal flow on many parameters."""

@@ -1,0 +1,1 @@
+"""Layer 1 of numeric: lowering equations and losses to JAX functions."""

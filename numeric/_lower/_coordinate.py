@@ -1,0 +1,528 @@
+"""Coordinate-wise rules numerically: the derived field in JAX, the rule itself, order checks.
+
+- `coordinate_vector_field(meq, losses, params)` lowers a
+  `bea.CoordinateModifiedEquation` to `field(theta, h)`. The SymPy expressions are
+  converted once, at construction, by `sympy.lambdify` with common-subexpression
+  elimination and a lookup table of the functions they use (sqrt, Abs, sign, Max,
+  Min -> `jax.numpy`); the partial derivatives of the loss they need (∂ᵢE, ∂ᵢ∂ⱼE, …)
+  are computed by JAX (`jax.grad` and nested `jax.jacfwd`), and a declared sign
+  symbol s_i is evaluated as sign(∂ᵢE). The derivation is in dimension d, so the
+  state has d coordinates (any array shape of that size).
+- `coordinate_discrete_map(rule, losses, params)` runs the rule's own update
+  function with its memory: `step(theta, memory, h) -> (theta', memory')`. Rule
+  parameters given in `params` rebuild a built-in rule with numbers (its factory);
+  `h` reaches the rule as `numeric`'s `Step`, which absorbs SymPy coefficients
+  such as `c * h`.
+- `coordinate_check_order(rule, order, losses, params, theta)` puts the memory on
+  its slow manifold (it runs the start-up transient: a start point is found by
+  fixed-point iteration such that `transient` steps of the rule land on `theta`,
+  the memory then being on the slow manifold up to βⁿ), takes one more step, and
+  compares with the flow of the order-N field over h (diffrax Dopri8, float64):
+  the local error is O(h^(N+2)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import sympy as sp
+
+from bea._core._errors import BeaTypeError, BeaValueError
+from bea._families.coordinate._engine import call_coordinate_rule, coordinate_modified_equation
+from bea._printing._index import INDEX_SYMBOLS, index_form
+
+from .._run._flow import as_float64, check_hs, fit_slope, float64, integrate
+from ._params import Step, split_h, unwrap
+
+__all__ = [
+    "CoordinateOrderCheck",
+    "ElementwiseField",
+    "coordinate_check_order",
+    "coordinate_discrete_map",
+    "coordinate_elementwise_field",
+    "coordinate_vector_field",
+]
+
+LOOKUP = {
+    "sqrt": jnp.sqrt,
+    "Abs": jnp.abs,
+    "sign": jnp.sign,
+    "Max": jnp.maximum,
+    "Min": jnp.minimum,
+}
+"""SymPy function names -> JAX, for lambdify."""
+
+
+def _bind(meq, params: Mapping | None):
+    """The rule's symbols -> numbers, from `params` (keys: names or symbols)."""
+    h, bound = split_h(params)
+    subs = {}
+    for _name, value in meq.params:
+        if isinstance(value, sp.Basic) and value.free_symbols:
+            for s in value.free_symbols:
+                if s.name not in bound:
+                    raise BeaValueError(
+                        f"parameter {s.name!r} of rule {meq.rule!r} is unbound; pass "
+                        f"params={{{s.name!r}: value}}"
+                    )
+                subs[s] = bound[s.name]
+    return h, subs
+
+
+def _derivative_arrays(loss, theta, max_order: int):
+    """[∇E, ∇²E, …] at theta (flat vector), by jax.grad and nested jax.jacfwd."""
+    g = jax.grad(loss)
+    fns = [g]
+    for _ in range(max_order - 1):
+        fns.append(jax.jacfwd(fns[-1]))
+    return [f(theta) for f in fns]
+
+
+class CoordinateField:
+    """The lowered field: `field(theta, h)` returns dθ/dt with theta's shape."""
+
+    def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
+        self.meq = meq
+        self.h, subs = _bind(meq, params)
+        self.losses = dict(losses or {})
+        self.derivs = list(meq.derivatives)
+        names = {loss for _, (loss, _) in self.derivs} | {loss for (loss, _), _ in meq.signs}
+        missing = sorted(names - set(self.losses))
+        if missing:
+            raise BeaValueError(
+                f"the field needs the loss {missing[0]!r}; pass losses={{{missing[0]!r}: fn}}"
+            )
+        self.max_order = max((len(idx) for _, (_, idx) in self.derivs), default=1)
+        self.sign_syms = [(key, s) for key, s in meq.signs if isinstance(s, sp.Symbol)]
+        hs = sp.Symbol("h")
+        exprs = [
+            sp.expand(
+                sum((hs**p * meq.field[p][i] for p in range(meq.order + 1)), sp.S.Zero)
+            ).xreplace({k: sp.Float(float(v), 17) for k, v in subs.items()})
+            for i in range(meq.dimension)
+        ]
+        args = [hs, *meq.coordinates, *(s for s, _ in self.derivs), *(s for _, s in self.sign_syms)]
+        leftover = set().union(*(e.free_symbols for e in exprs)) - set(args)
+        if leftover:
+            name = sorted(s.name for s in leftover)[0]
+            raise BeaValueError(
+                f"parameter {name!r} of rule {meq.rule!r} is unbound; "
+                f"pass params={{{name!r}: value}}"
+            )
+        self._fn = sp.lambdify(args, exprs, modules=[LOOKUP, "jax"], cse=True)
+        self._jit = jax.jit(self._apply)
+
+    def _apply(self, theta, h):
+        z = jnp.ravel(theta)
+        d = self.meq.dimension
+        if z.size != d:
+            raise BeaValueError(
+                f"the state has {z.size} coordinates but the equation was derived in "
+                f"dimension {d}; derive it with dimension={z.size}"
+            )
+        tables = {}
+        for loss in {loss for _, (loss, _) in self.derivs} | {k[0] for k, _ in self.sign_syms}:
+            fn = self.losses[loss]
+            tables[loss] = _derivative_arrays(
+                lambda v, fn=fn: fn(jnp.reshape(v, jnp.shape(theta))), z, self.max_order
+            )
+        vals = [tables[loss][len(idx) - 1][tuple(idx)] for _, (loss, idx) in self.derivs]
+        signs = [jnp.sign(tables[loss][0][i]) for (loss, i), _ in self.sign_syms]
+        out = self._fn(h, *(z[i] for i in range(d)), *vals, *signs)
+        return jnp.reshape(
+            jnp.stack([jnp.asarray(o, dtype=z.dtype) * jnp.ones((), z.dtype) for o in out]),
+            jnp.shape(theta),
+        )
+
+    def __call__(self, theta, h=None):
+        if h is None:
+            if self.h is None:
+                raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
+            h = self.h
+        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+
+
+def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None) -> CoordinateField:
+    """The derived field of a coordinate-wise rule as a JAX function `field(theta, h)`.
+
+    Arguments:
+        meq: a `bea.CoordinateModifiedEquation` (undefined loss E).
+        losses: loss name -> scalar JAX function of the state.
+        params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`.
+
+    Returns:
+        A `CoordinateField`; its value has theta's shape.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import bea, numeric
+        >>> meq = bea.modified_equation(bea.rules.rmsprop, 0, dimension=2)
+        >>> field = numeric.coordinate_vector_field(meq, {"E": lambda x: jnp.sum(x**2) / 2},
+        ...                                         {"rho": 0.9, "eps": 0.0})
+        >>> field(jnp.array([1.0, -2.0]), 0.1)
+        Array([-1.,  1.], dtype=float64)
+    """
+    return CoordinateField(meq, losses, params)
+
+
+def _numeric_rule(rule, bound: Mapping):
+    """The rule rebuilt with numbers for its symbolic parameters (through its factory)."""
+    params = dict(getattr(rule, "params", ()) or ())
+    if not params or getattr(rule, "factory", None) is None:
+        return rule
+    values = {}
+    for name, value in params.items():
+        if isinstance(value, sp.Basic):
+            if value.free_symbols:
+                missing = sorted(s.name for s in value.free_symbols if s.name not in bound)
+                if missing:
+                    raise BeaValueError(
+                        f"parameter {missing[0]!r} of rule {rule.name!r} is unbound; pass "
+                        f"params={{{missing[0]!r}: value}}"
+                    )
+                value = value.xreplace(
+                    {s: sp.Float(float(bound[s.name]), 17) for s in value.free_symbols}
+                )
+            value = float(value)
+        values[name] = value
+    return rule.factory(**values)
+
+
+@dataclass
+class CoordinateDiscreteMap:
+    """`step(theta, memory, h) -> (theta', memory')`, the rule's own code, jit-compiled.
+
+    `memory` is a tuple with one array per memory variable (empty for none).
+    """
+
+    rule: object
+    losses: dict
+    bound: dict
+    h: object = None
+
+    def __post_init__(self):
+        self.numeric_rule = _numeric_rule(self.rule, self.bound)
+        self.memory = tuple(getattr(self.rule, "memory", ()) or ())
+        self._jit = jax.jit(self._step)
+        self._iter = jax.jit(self._iterate, static_argnums=3)
+
+    def _iterate(self, theta, memory, h, k):
+        def body(_, carry):
+            return self._step(carry[0], carry[1], h)
+
+        return jax.lax.fori_loop(0, k, body, (theta, tuple(memory)))
+
+    def _step(self, theta, memory, h):
+        def grad(name, point):
+            if name not in self.losses:
+                raise BeaValueError(
+                    f"the rule asks for the gradient of {name!r}; pass losses={{{name!r}: fn}}"
+                )
+            return jax.grad(self.losses[name])(point)
+
+        update = getattr(self.numeric_rule, "update", self.numeric_rule)
+        out = call_coordinate_rule(update, theta, memory, Step(h, self.bound), grad)
+        if self.memory:
+            return unwrap(out[0]), tuple(unwrap(m) for m in out[1:])
+        return unwrap(out), ()
+
+    def __call__(self, theta, memory=(), h=None):
+        h = self.h if h is None else h
+        if h is None:
+            raise BeaValueError("the learning rate h is unbound; call step(theta, memory, h)")
+        return self._jit(theta, tuple(memory), jnp.asarray(h, dtype=jnp.result_type(float)))
+
+    def iterate(self, theta, memory, h, k: int):
+        """`k` steps (a `lax.fori_loop`)."""
+        return self._iter(theta, tuple(memory), jnp.asarray(h, dtype=jnp.result_type(float)), k)
+
+
+def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None):
+    """A coordinate-wise rule (with memory) run numerically on JAX arrays.
+
+    Arguments:
+        rule: a `bea.Rule` (built-in rules are rebuilt with the numbers in `params`)
+            or an update function `rule(theta, *memory, h, grad)`.
+        losses: loss name -> scalar JAX function.
+        params: `{"h": ..., "rho": ...}` numbers for h (optional) and the rule's symbols.
+
+    Returns:
+        A `CoordinateDiscreteMap`: `step(theta, memory, h) -> (theta', memory')`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import bea, numeric
+        >>> step = numeric.coordinate_discrete_map(
+        ...     bea.rules.rmsprop, {"E": lambda x: jnp.sum(x**2) / 2}, {"rho": 0.5, "eps": 0.0}
+        ... )
+        >>> theta, (v,) = step(jnp.array([2.0]), (jnp.array([4.0]),), 0.1)
+        >>> theta, v
+        (Array([1.9], dtype=float64), Array([4.], dtype=float64))
+    """
+    if not isinstance(losses, Mapping):
+        raise BeaTypeError("losses must be a dict name -> JAX function, e.g. {'E': fn}")
+    h, bound = split_h(params)
+    return CoordinateDiscreteMap(rule, dict(losses), bound, h)
+
+
+@dataclass(frozen=True)
+class CoordinateOrderCheck:
+    """Local errors of an order-N coordinate equation against the rule on its slow manifold.
+
+    Arguments:
+        rule: the rule's name. order: N. hs, errors: learning rates and
+        |one step − flow over h|. slope: the fitted log-log slope. expected: N + 2.
+        transient: the steps run to reach the slow manifold.
+    """
+
+    rule: str
+    order: int
+    hs: tuple[float, ...]
+    errors: tuple[float, ...]
+    slope: float
+    expected: int
+    transient: int
+
+    @property
+    def passed(self) -> bool:
+        return math.isfinite(self.slope) and abs(self.slope - self.expected) < 0.3
+
+
+def _on_manifold(step, theta, memory0, h, n: int, iters: int = 30):
+    """(θ*, m) with m on the slow manifold at θ*: start points z with n steps landing on θ*."""
+    z = theta
+    for _ in range(iters):
+        zn, mem = step.iterate(z, memory0(z), h, n)
+        miss = theta - zn
+        z = z + miss
+        if float(jnp.max(jnp.abs(miss))) < 1e-15:
+            break
+    zn, mem = step.iterate(z, memory0(z), h, n)
+    return zn, mem
+
+
+def coordinate_check_order(
+    rule,
+    order: int,
+    losses: Mapping,
+    params: Mapping | None,
+    theta,
+    hs=(0.004, 0.006, 0.009, 0.0135),
+    *,
+    meq=None,
+    transient: int = 200,
+) -> CoordinateOrderCheck:
+    """Fit the local-error slope of the order-N equation of a rule with memory.
+
+    The memory starts from the gradient-based guess M₀ of the derivation, `transient`
+    steps remove the start-up transient (βⁿ), and the start point is chosen so that
+    they end at `theta`; one more step is compared with the flow over h.
+    """
+    with float64():
+        theta = as_float64(jnp.asarray(theta))
+        if meq is None:
+            meq = coordinate_modified_equation(rule, order, dimension=int(theta.size))
+        field = coordinate_vector_field(meq, losses, params)
+        step = coordinate_discrete_map(rule, losses, params)
+        lead = [_manifold_fn(meq, name, losses, params) for name in meq.memory]
+
+        def memory0(z):
+            return tuple(fn(z) for fn in lead)
+
+        hs = check_hs(hs)
+        flow_jit = jax.jit(lambda z, h: integrate(lambda y, a: field._apply(y, a), z, h, h))
+        errors = []
+        for h in hs:
+            z, mem = _on_manifold(step, theta, memory0, h, transient)
+            one, _ = step(z, mem, h)
+            flow, ok = flow_jit(z, jnp.asarray(h))
+            err = float(jnp.max(jnp.abs(one - flow))) if bool(ok) else float("nan")
+            errors.append(err)
+        slope, _ = fit_slope(hs, errors, floor=1e-15)
+        return CoordinateOrderCheck(meq.rule, order, hs, tuple(errors), slope, order + 2, transient)
+
+
+def _manifold_fn(meq, name, losses, params):
+    """The leading slow-manifold term M₀ of memory `name` as a JAX function of θ."""
+    from dataclasses import replace
+
+    m0 = meq.manifold(name)[0]
+    fake = replace(meq, order=0, field=(m0,))
+    f = CoordinateField(fake, losses, params)
+    return lambda z: f(z, 0.0)
+
+
+# -- elementwise kernels of any size ----------------------------------------------------
+
+
+class ElementwiseField:
+    """A coordinate-wise field of any order on states of any size: elementwise
+    functions of ∇E and directional derivatives of the gradient.
+
+    Every term of a coordinate-wise rule's field is a weighted tree contraction
+    (`bea` reads them off coordinate 1 of a derivation in dimension d ≥ N + 1 and
+    checks them exactly; see `bea.CoordinateModifiedEquation.text`): vertex v carries
+    an elementwise weight w_v(∂E, sign ∂E) and a derivative tensor ∂_{v c₁…c_m}E joins
+    v to its children c₁ … c_m. Bottom-up, the value at a vertex is
+
+        val_v = w_v(∇E) ⊙ Π_{hyperedges from v} D^m(∇E)[val_c₁, …, val_c_m],
+
+    D^m ∇E[u₁, …, u_m] the m-th directional derivative of the gradient, so no
+    Hessian or higher tensor is formed: one `jax.linearize` of `jax.grad` gives ∇E and
+    the Hessian-vector products (m = 1), nested `jax.jvp`s the higher ones. Equal
+    subtrees are evaluated once, and the products of one depth and one m are taken in
+    one batched call (`jax.vmap` over the tangents). The state may be an array or a
+    pytree of arrays (e.g. a network's parameters); the weights act on every leaf.
+    """
+
+    def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
+        self.h, subs = _bind(meq, params)
+        if not isinstance(losses, Mapping) or "E" not in losses:
+            raise BeaValueError("the field needs the loss 'E'; pass losses={'E': fn}")
+        self.loss = losses["E"]
+        num = {k: sp.Float(float(v), 17) for k, v in subs.items()}
+        U, S = INDEX_SYMBOLS[:2]
+        terms = index_form(meq)
+        exprs: list[sp.Expr] = []
+
+        def weight(expr):
+            expr = sp.sympify(expr).xreplace(num)
+            if expr not in exprs:
+                exprs.append(expr)
+            return exprs.index(expr)
+
+        # nodes: (weight index, ((child node, ...), ...)), shared between equal subtrees
+        self.nodes: list[tuple[int, tuple[tuple[int, ...], ...]]] = []
+        index: dict = {}
+
+        def node(t, v):
+            key = (weight(t.weights[v]), tuple(tuple(node(t, c) for c in e) for e in t.children(v)))
+            if key not in index:
+                index[key] = len(self.nodes)
+                self.nodes.append(key)
+            return index[key]
+
+        self.roots = [(t.power, node(t, 0)) for t in terms]
+        leftover = set().union(*(e.free_symbols for e in exprs)) - {U, S}
+        if leftover:
+            name = sorted(s.name for s in leftover)[0]
+            raise BeaValueError(
+                f"parameter {name!r} of rule {meq.rule!r} is unbound; "
+                f"pass params={{{name!r}: value}}"
+            )
+        self.weights = [sp.lambdify([U, S], e, modules=[LOOKUP, "jax"]) for e in exprs]
+        self.uses_sign = any(S in e.free_symbols for e in exprs)
+        depth: list[int] = []
+        for _, edges in self.nodes:
+            depth.append(1 + max((depth[c] for e in edges for c in e), default=-1))
+        self.depth = depth
+        self._jit = jax.jit(self._apply)
+
+    def _apply(self, theta, h):
+        tree = jax.tree_util
+        grad = jax.grad(self.loss)
+        g, hvp = jax.linearize(grad, theta)
+        s = tree.tree_map(jnp.sign, g) if self.uses_sign else g
+
+        def each(k):
+            """Weight k on every leaf, with the leaf's shape and dtype."""
+            f = self.weights[k]
+            return tree.tree_map(
+                lambda a, b: jnp.broadcast_to(jnp.asarray(f(a, b), a.dtype), a.shape), g, s
+            )
+
+        def directional(tangents):
+            """D^m ∇E[u₁, …, u_m] by nested forward-mode derivatives of the gradient."""
+            if len(tangents) == 1:
+                return hvp(tangents[0])
+
+            def along(f, u):
+                return lambda x: jax.jvp(f, (x,), (u,))[1]
+
+            fn = grad
+            for u in tangents[:-1]:
+                fn = along(fn, u)
+            return jax.jvp(fn, (theta,), (tangents[-1],))[1]
+
+        def batched(groups):
+            """directional() of several tangent tuples of one length, one vmapped call."""
+            if len(groups) == 1:
+                return [directional(groups[0])]
+            stacked = [
+                tree.tree_map(lambda *v: jnp.stack(v), *(grp[k] for grp in groups))
+                for k in range(len(groups[0]))
+            ]
+            out = jax.vmap(lambda *us: directional(us))(*stacked)
+            return [tree.tree_map(lambda v, n=n: v[n], out) for n in range(len(groups))]
+
+        values: dict[int, object] = {}
+        contractions: dict[tuple[int, ...], object] = {}
+        for level in range(max(self.depth, default=-1) + 1):
+            todo = sorted(
+                {
+                    e
+                    for n, (_, edges) in enumerate(self.nodes)
+                    if self.depth[n] == level
+                    for e in edges
+                    if e not in contractions
+                },
+                key=lambda e: (len(e), e),
+            )
+            by_m: dict[int, list[tuple[int, ...]]] = {}
+            for e in todo:
+                by_m.setdefault(len(e), []).append(e)
+            for edges in by_m.values():
+                outs = batched([tuple(values[c] for c in e) for e in edges])
+                contractions.update(zip(edges, outs, strict=True))
+            for n, (w, edges) in enumerate(self.nodes):
+                if self.depth[n] != level:
+                    continue
+                val = each(w)
+                for e in edges:
+                    val = tree.tree_map(lambda a, b: a * b, val, contractions[e])
+                values[n] = val
+        out = tree.tree_map(jnp.zeros_like, g)
+        for p, n in self.roots:
+            out = tree.tree_map(lambda o, a, c=h**p: o + (c * a).astype(o.dtype), out, values[n])
+        return out
+
+    def __call__(self, theta, h=None):
+        h = self.h if h is None else h
+        if h is None:
+            raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
+        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+
+
+def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
+    """The field of a coordinate-wise rule on arrays of any size (see
+    `ElementwiseField`): elementwise functions of ∇E contracted with Hessian-vector
+    products and higher directional derivatives of the gradient.
+
+    Arguments:
+        meq: a `bea.CoordinateModifiedEquation` of order N derived in dimension
+            d ≥ max(2, N + 1) (the dimension of the derivation does not limit the
+            state's size).
+        losses: `{"E": fn}`, a scalar JAX function of the state (an array or a pytree
+            of arrays, e.g. a network's parameters).
+        params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`, and
+            optionally `"h"`.
+
+    Returns:
+        An `ElementwiseField`, `field(theta, h)`, jit-compiled; its value has theta's
+        structure, shapes and dtypes.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import bea, numeric
+        >>> meq = bea.modified_equation(bea.rules.rmsprop, 1, dimension=2)
+        >>> f = numeric.coordinate_elementwise_field(
+        ...     meq, {"E": lambda x: jnp.sum(x**2) / 2}, {"rho": 0.5, "eps": 0.0}
+        ... )
+        >>> f(jnp.array([1.0, -2.0, 3.0]), 0.0)
+        Array([-1.,  1., -1.], dtype=float64)
+    """
+    return ElementwiseField(meq, losses, params)

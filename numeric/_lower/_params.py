@@ -1,0 +1,263 @@
+"""Binding a rule's symbols to numbers, and the learning rate the rule sees when run.
+
+A derivation keeps the rule's parameters symbolic (`alpha`, `lambda`, `rho`); a run
+needs numbers. `params` is a dict keyed by symbol name or `sympy.Symbol`, e.g.
+`{"h": 0.1, "alpha": 0.5, "lambda": 1.5}`. `h` is special: it is the learning rate,
+passed to kernels as a traced JAX scalar so that changing it never recompiles; the
+other symbols are fixed numbers baked into the compiled kernels.
+
+The update function of a rule is run numerically on JAX arrays with `h` wrapped in a
+`Step`: a scalar that multiplies JAX arrays and absorbs SymPy coefficients
+(`rho * h`, `alpha / m * h`, `sympy.Rational(1, 6) * h`), substituting the bound
+numbers. This is how the same function, with SymPy symbols in its body, runs
+numerically. A symbol must reach an array through `h` (as in `alpha * h * f`); a rule
+writing `alpha * field(...)` without `h` in between cannot run and is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import sympy as sp
+
+from bea._core._errors import BeaTypeError, BeaValueError
+
+__all__ = ["Step", "Value", "bind_params", "number", "split_h", "unwrap", "wrap"]
+
+
+def bind_params(params: Mapping | None) -> dict[str, object]:
+    """`params` as `{name: value}`, keys given as names or `sympy.Symbol`s.
+
+    Values may be ints, floats, SymPy numbers or JAX scalars.
+    """
+    out: dict[str, object] = {}
+    for key, value in (params or {}).items():
+        if isinstance(key, sp.Symbol):
+            name = key.name
+        elif isinstance(key, str):
+            name = key
+        else:
+            raise BeaTypeError(
+                f"params key {key!r} is neither a name nor a sympy.Symbol; "
+                "key params by name, e.g. {'alpha': 0.5}"
+            )
+        if isinstance(value, sp.Basic):
+            if value.free_symbols:
+                raise BeaValueError(
+                    f"params[{name!r}] = {value} still contains symbols; give a number"
+                )
+            value = float(value)
+        elif isinstance(value, bool) or not (
+            isinstance(value, numbers.Number) or hasattr(value, "dtype")
+        ):
+            raise BeaTypeError(f"params[{name!r}] = {value!r} is not a number; give a number")
+        out[name] = value
+    return out
+
+
+def check_step(h):
+    """A learning rate passed per call: a finite real scalar (a Python number or a 0-d
+    array, traced or not); a string, a bool, NaN, inf or an array of several values is
+    refused with one sentence."""
+    if isinstance(h, str | bool) or (not isinstance(h, numbers.Real) and not hasattr(h, "shape")):
+        raise BeaTypeError(f"h={h!r} must be a real number (the learning rate)")
+    if isinstance(h, numbers.Real) and not math.isfinite(h):
+        raise BeaValueError(f"h={h!r} must be a finite learning rate")
+    if hasattr(h, "shape") and tuple(jnp.shape(h)) != ():
+        raise BeaValueError(
+            f"h has shape {tuple(jnp.shape(h))}; pass one learning rate (vmap over h for several)"
+        )
+    return h
+
+
+def split_h(params: Mapping | None) -> tuple[object | None, dict[str, object]]:
+    """`(h or None, the other bound symbols)` from a `params` dict."""
+    bound = bind_params(params)
+    h = bound.pop("h", None)
+    return h, bound
+
+
+def number(expr, bound: Mapping[str, object], what: str) -> float:
+    """A SymPy expression without `h` as a float, with the bound symbols substituted.
+
+    Raises `BeaValueError` naming the first unbound symbol.
+    """
+    expr = sp.sympify(expr)
+    missing = sorted(s.name for s in expr.free_symbols if s.name not in bound)
+    if missing:
+        raise BeaValueError(
+            f"parameter {missing[0]!r} of {what} is unbound; pass params={{{missing[0]!r}: value}}"
+        )
+    if expr.free_symbols:
+        expr = expr.subs({s: sp.Float(float(bound[s.name]), 17) for s in expr.free_symbols})
+    try:
+        return float(expr)
+    except TypeError:
+        raise BeaValueError(f"{what} evaluates to {expr}, which is not a real number") from None
+
+
+class Step:
+    """The learning rate as the update function sees it in a numerical run.
+
+    Wraps a JAX scalar; SymPy coefficients multiplying it are converted to numbers
+    with the bound parameters. Arithmetic with arrays gives arrays.
+    """
+
+    __slots__ = ("_bound", "_what", "value")
+    __array_priority__ = 1000  # NumPy: let Step handle `ndarray * h`
+
+    def __init__(self, value, bound: Mapping[str, object], what: str = "the rule"):
+        self.value = value
+        self._bound = bound
+        self._what = what
+
+    def _num(self, other):
+        if isinstance(other, Step | Value):
+            return other.value
+        if isinstance(other, sp.Basic):
+            if any(s.name == "h" for s in other.free_symbols):
+                raise BeaValueError(
+                    f"{self._what} multiplies the learning rate by the symbol h; use the h "
+                    "the rule receives"
+                )
+            return number(other, self._bound, self._what)
+        return other
+
+    def _wrap(self, value, other):
+        # a scalar stays a Step so that later SymPy factors are still absorbed
+        if isinstance(other, Step | sp.Basic | numbers.Number):
+            return Step(value, self._bound, self._what)
+        return Value(value, self._bound, self._what)
+
+    def __mul__(self, other):
+        return self._wrap(self.value * self._num(other), other)
+
+    def __rmul__(self, other):
+        return self._wrap(self._num(other) * self.value, other)
+
+    def __truediv__(self, other):
+        return self._wrap(self.value / self._num(other), other)
+
+    def __rtruediv__(self, other):
+        return self._wrap(self._num(other) / self.value, other)
+
+    def __add__(self, other):
+        return self._wrap(self.value + self._num(other), other)
+
+    def __radd__(self, other):
+        return self._wrap(self._num(other) + self.value, other)
+
+    def __sub__(self, other):
+        return self._wrap(self.value - self._num(other), other)
+
+    def __rsub__(self, other):
+        return self._wrap(self._num(other) - self.value, other)
+
+    def __neg__(self):
+        return Step(-self.value, self._bound, self._what)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, other):
+        return Step(self.value ** self._num(other), self._bound, self._what)
+
+    def __jax_array__(self):
+        return jnp.asarray(self.value)
+
+    def __repr__(self) -> str:
+        return f"Step({self.value!r})"
+
+
+class Value:
+    """An array as the update function sees it in a numerical run.
+
+    Like `Step`, it absorbs SymPy coefficients (`beta * v`, `sympy.Rational(1, 2) * g`,
+    `alpha * (fast - theta)`) by substituting the bound parameters, so that the same
+    function runs symbolically and numerically whether or not a coefficient stands
+    next to `h`. JAX functions see the array itself (`__jax_array__`).
+    """
+
+    __slots__ = ("_bound", "_what", "value")
+    __array_priority__ = 1001
+
+    def __init__(self, value, bound: Mapping[str, object], what: str = "the rule"):
+        self.value = value
+        self._bound = bound
+        self._what = what
+
+    _num = Step._num
+
+    def _wrap(self, value, other=None):
+        return Value(value, self._bound, self._what)
+
+    def __mul__(self, other):
+        return self._wrap(self.value * self._num(other))
+
+    def __rmul__(self, other):
+        return self._wrap(self._num(other) * self.value)
+
+    def __truediv__(self, other):
+        return self._wrap(self.value / self._num(other))
+
+    def __rtruediv__(self, other):
+        return self._wrap(self._num(other) / self.value)
+
+    def __add__(self, other):
+        return self._wrap(self.value + self._num(other))
+
+    def __radd__(self, other):
+        return self._wrap(self._num(other) + self.value)
+
+    def __sub__(self, other):
+        return self._wrap(self.value - self._num(other))
+
+    def __rsub__(self, other):
+        return self._wrap(self._num(other) - self.value)
+
+    def __neg__(self):
+        return self._wrap(-self.value)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, other):
+        return self._wrap(self.value ** self._num(other))
+
+    def __matmul__(self, other):
+        return self._wrap(self.value @ self._num(other))
+
+    def __rmatmul__(self, other):
+        return self._wrap(self._num(other) @ self.value)
+
+    def __getitem__(self, index):
+        return self._wrap(self.value[index])
+
+    def __jax_array__(self):
+        return jnp.asarray(self.value)
+
+    @property
+    def shape(self):
+        return jnp.shape(self.value)
+
+    @property
+    def dtype(self):
+        return jnp.result_type(self.value)
+
+    def __repr__(self) -> str:
+        return f"Value({self.value!r})"
+
+
+def wrap(tree, bound: Mapping[str, object], what: str = "the rule"):
+    """Every array leaf of `tree` as a `Value` (the state as a rule sees it)."""
+    import jax
+
+    return jax.tree_util.tree_map(lambda x: Value(x, bound, what), tree)
+
+
+def unwrap(x):
+    """A rule's output leaf as a JAX value (a `Step` or `Value` becomes its array)."""
+    return x.value if isinstance(x, Step | Value) else x

@@ -1,0 +1,1 @@
+"""Layer 2 of numeric: running rules (discrete maps, memory, shuffled SGD) and flows."""

@@ -1,0 +1,246 @@
+"""`discrete_map`: the update rule itself, run numerically on JAX arrays.
+
+The function written for the derivation is the one executed: `bea._rules._rule.call_rule`
+calls it with `h` wrapped in a `Step` (see `numeric._lower._params`), `grad` as `jax.grad`
+of the user's losses and `field` as the user's fields. A `Rule`'s structural
+parameters (`n` of `sgd`, `m` of `alternating`) are fixed when it is built
+(`rule.with_params(...)`); its symbols (`alpha`, `lambda`, `rho`) are bound through
+`params`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import jax
+import jax.numpy as jnp
+
+from bea._core._errors import BeaValueError
+from bea._rules._rule import as_rule, call_rule
+
+from .._lower._oracles import Oracles
+from .._lower._params import Step, Value, check_step, split_h, unwrap, wrap
+from .._lower._state import Layout
+from .._lower._static import Static, split
+
+__all__ = ["DiscreteMap", "discrete_map"]
+
+
+def _from_sympy(err: BaseException) -> bool:
+    """Whether an exception was raised inside SymPy (a symbol met an array)."""
+    tb = err.__traceback__
+    while tb is not None:
+        if f"{os.sep}sympy{os.sep}" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return "Symbol" in str(err) or "Rational" in str(err)
+
+
+class DiscreteMap:
+    """One call of an update rule as a jit-compiled JAX function `step(state, h)`.
+
+    `step(state, h)` returns the next state, structured like `state`; for a rule with
+    memory the state is the tuple `(theta, m1, ...)` of the parameters and each memory
+    variable (shaped like the parameters) and the result has the same form;
+    `step.iterate(state, h, k)` applies it `k` times. `h` is traced: new values reuse
+    the compiled code. Leaves of the state that are not numbers or arrays (the
+    activation of an `equinox.nn.MLP`, a name) are carried through unchanged; the
+    losses and fields see the whole state.
+
+    Arguments:
+        rule: a `bea.Rule` or an update function.
+        losses, fields: the oracles (see `numeric.vector_field`).
+        params: values of `h` (optional) and of the rule's symbols.
+    """
+
+    def __init__(self, rule, losses=None, fields=None, params=None, blocks=None):
+        self.rule = as_rule(rule, blocks=blocks)
+        self.h, self.bound = split_h(params)
+        self.losses = dict(losses or {})
+        self.fields = dict(fields or {})
+        self._jit = jax.jit(self._apply_split, static_argnums=(1, 3))
+
+    def _run(self, layout: Layout, z, h, mem: tuple = ()):
+        """Call the rule once on flat vectors; returns the flat outputs as a list."""
+        orc = Oracles(layout, self.losses, self.fields)
+        what = f"rule {self.rule.name!r}"
+        step = Step(h, self.bound, what)
+
+        def grad(name, point):
+            return wrap(orc.rule_grad(name, point), self.bound, what)
+
+        def field(name, point):
+            return wrap(orc.rule_field(name, point), self.bound, what)
+
+        def series(terms, point, h, block, colours):
+            # sum c h^k F(tau)(point) for a modifying integrator's oracle corrections
+            from .._lower._modifying import series_at
+
+            out = series_at(layout, orc, terms, point, h, block, colours, self.bound)
+            return wrap(out, self.bound, what)
+
+        grad.series = field.series = series
+
+        def view(v):
+            return wrap(layout.view(v), self.bound, what)
+
+        try:
+            out = call_rule(self.rule.update, view(z), step, grad, field, [view(m) for m in mem])
+        except TypeError as err:
+            if _from_sympy(err):
+                raise BeaValueError(
+                    f"rule {self.rule.name!r} multiplies an array by a SymPy number in a way "
+                    f"the numerical run cannot absorb ({err}); rebuild the rule with numbers"
+                ) from err
+            raise
+        out = jax.tree_util.tree_map(unwrap, out, is_leaf=lambda x: isinstance(x, Step | Value))
+        if not self.rule.memory:
+            return [layout.unview(out, what)]
+        if not isinstance(out, tuple | list) or len(out) != 1 + len(self.rule.memory):
+            names = ", ".join(("state", *self.rule.memory))
+            raise BeaValueError(
+                f"rule {self.rule.name!r} has memory {self.rule.memory}; it must return ({names})"
+            )
+        return [
+            layout.unview(o, f"{what} ({name})")
+            for o, name in zip(out, ("state", *self.rule.memory), strict=True)
+        ]
+
+    def flat(self, layout: Layout, z, h):
+        """One step on the flat vector `z` of a state with `layout` (memoryless rules)."""
+        return self._run(layout, z, h)[0]
+
+    def flat_memory(self, layout: Layout, z, mem: tuple, h):
+        """One step of a rule with memory: `(z', mem')` from flat state and memory."""
+        out = self._run(layout, z, h, mem)
+        return out[0], tuple(out[1:])
+
+    def flat_iterate(self, layout: Layout, z, h, k: int):
+        """`k` steps on the flat vector (a `lax.fori_loop`)."""
+        if k == 1:
+            return self.flat(layout, z, h)
+        return jax.lax.fori_loop(0, k, lambda _, y: self.flat(layout, y, h), z)
+
+    def _apply_flat_state(self, state, h, k):
+        if self.rule.memory:
+            return self._apply_memory(state, h, k)
+        layout = Layout.of(state, self.rule.blocks)
+        z = layout.flatten(state)
+        return layout.unflatten(self.flat_iterate(layout, z, h, k))
+
+    # -- states with static leaves (functions, names: see numeric._lower._static) ----
+    def _static_split(self, state):
+        """`(parameters, static)` of a state; per part `(theta, m1, ...)` with memory."""
+        if not self.rule.memory:
+            return split(state)
+        self._check_memory_state(state)
+        pairs = [split(part) for part in state]
+        return tuple(p for p, _ in pairs), tuple(st for _, st in pairs)
+
+    def _static_join(self, out, static):
+        if not self.rule.memory:
+            return static.join(out)
+        return tuple(st.join(o) for o, st in zip(out, static, strict=True))
+
+    def with_static(self, static: Static) -> DiscreteMap:
+        """This map on the parameters of states with the given static leaves: the
+        losses and fields see the whole state, put back together."""
+        if not static:
+            return self
+        out = copy.copy(self)
+        out.losses, out.fields = static.oracles(self.losses, self.fields)
+        return out
+
+    def _apply_split(self, parameters, static, h, k):
+        """`k` steps on the parameters; the static leaves only reach the oracles."""
+        theta_static = static[0] if self.rule.memory else static
+        return self.with_static(theta_static)._apply_flat_state(parameters, h, k)
+
+    def _check_memory_state(self, state):
+        n = 1 + len(self.rule.memory)
+        if not isinstance(state, tuple | list) or len(state) != n:
+            names = ", ".join(("theta", *self.rule.memory))
+            raise BeaValueError(
+                f"rule {self.rule.name!r} has memory {self.rule.memory}; pass the state as "
+                f"the tuple ({names}), each memory variable shaped like the parameters"
+            )
+
+    def _split_state(self, state):
+        self._check_memory_state(state)
+        layout = Layout.of(state[0], self.rule.blocks)
+        z = layout.flatten(state[0])
+        mem = tuple(
+            layout.flatten(m, f"memory {name!r}")
+            for m, name in zip(state[1:], self.rule.memory, strict=True)
+        )
+        return layout, z, mem
+
+    def flat_iterate_memory(self, layout: Layout, z, mem: tuple, h, k: int):
+        """`k` steps of a rule with memory on flat vectors: `(z', mem')`."""
+
+        def body(_, carry):
+            return self.flat_memory(layout, carry[0], carry[1], h)
+
+        return jax.lax.fori_loop(0, k, body, (z, mem)) if k > 1 else body(0, (z, mem))
+
+    def _apply_memory(self, state, h, k):
+        layout, z, mem = self._split_state(state)
+        z, mem = self.flat_iterate_memory(layout, z, mem, h, k)
+        return (layout.unflatten(z), *(layout.unflatten(m) for m in mem))
+
+    def _h(self, h):
+        if h is None:
+            if self.h is None:
+                raise BeaValueError(
+                    "the learning rate h is unbound; call step(state, h) or pass params={'h': ...}"
+                )
+            return self.h
+        return check_step(h)
+
+    def apply(self, state, h=None):
+        """One step, not jit-compiled (for use inside your own transformations)."""
+        h = self._h(h)
+        parameters, static = self._static_split(state)
+        return self._static_join(self._apply_split(parameters, static, h, 1), static)
+
+    def __call__(self, state, h=None):
+        parameters, static = self._static_split(state)
+        out = self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), 1)
+        return self._static_join(out, static)
+
+    def iterate(self, state, h=None, k: int = 1):
+        """`k` steps of the rule from `state`."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise BeaValueError(f"k={k!r} must be a positive integer number of steps")
+        parameters, static = self._static_split(state)
+        out = self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), k)
+        return self._static_join(out, static)
+
+    def __repr__(self) -> str:
+        return f"DiscreteMap(rule={self.rule.name!r})"
+
+
+def discrete_map(rule, losses=None, fields=None, params=None, *, blocks=None) -> DiscreteMap:
+    """The update rule as a numerical map `step(state, h)`, running the rule's own code.
+
+    Arguments:
+        rule: a `bea.Rule` or an update function `rule(state, h, grad)` (the one
+            given to `bea.modified_equation`).
+        losses: loss name -> scalar JAX function of the state, for `grad`.
+        fields: field name -> JAX function of the state returning its block's
+            velocity, for `field`.
+        params: `{"h": ..., "alpha": ...}`: numbers for `h` (optional, may be passed
+            per call) and for the SymPy symbols in the rule's body.
+        blocks: block names of a plain function over several players.
+
+    Returns:
+        A `DiscreteMap`.
+
+    Example:
+        >>> import bea, jax.numpy as jnp
+        >>> step = discrete_map(bea.rules.gd, losses={"E": lambda x: jnp.sum(x**2) / 2})
+        >>> step(jnp.array([1.0, 2.0]), 0.5)
+        Array([0.5, 1. ], dtype=float64)
+    """
+    return DiscreteMap(rule, losses, fields, params, blocks)
