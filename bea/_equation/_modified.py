@@ -109,6 +109,10 @@ class ModifiedEquation:
     source: Rule | None = field(default=None, repr=False, compare=False)
     manifold: tuple[MemorySeries, ...] = ()
 
+    basis = "trees"
+    """The basis the field is written in: "trees" (elementary differentials) or
+    "coordinates" (per-coordinate expressions in partial derivatives)."""
+
     # -- access ----------------------------------------------------------------
     @property
     def colours(self) -> dict[str, Oracle]:

@@ -98,6 +98,9 @@ class CoordinateModifiedEquation:
     signs: tuple[tuple[tuple[str, int], sp.Expr], ...] = ()
     loss: tuple[tuple[str, sp.Expr], ...] = ()
 
+    basis = "coordinates"
+    """The basis the field is written in (see `bea.ModifiedEquation.basis`)."""
+
     def field_at(self, power: int) -> tuple[sp.Expr, ...]:
         """The h^power coefficient of the field, one expression per coordinate."""
         if isinstance(power, bool) or not isinstance(power, int) or not 0 <= power <= self.order:
