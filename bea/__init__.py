@@ -17,6 +17,7 @@ from ._core._errors import BeaError as BeaError
 from ._core._errors import BeaTypeError as BeaTypeError
 from ._core._errors import BeaValueError as BeaValueError
 from ._core._errors import TraceError as TraceError
+from ._core._expansion import MemorySeries as MemorySeries
 from ._core._free_trees import FreeTree as FreeTree
 from ._core._scalars import FloatReadExactly as FloatReadExactly
 from ._core._scalars import H as H
@@ -25,19 +26,14 @@ from ._core._trees import count_trees as count_trees
 from ._core._trees import parse_tree as parse_tree
 from ._core._trees import symmetry as symmetry
 from ._core._trees import trees_up_to as trees_up_to
-from ._equation._modified import MemorySeries as MemorySeries
 from ._equation._modified import ModifiedEquation as ModifiedEquation
 from ._equation._modified import Oracle as Oracle
 from ._equation._modified import modified_equation as modified_equation
 from ._families._bseries import MAX_TREES as MAX_TREES
 from ._families._bseries import Series as Series
-from ._families._bseries import map_series as map_series
 from ._families._registry import RuleFamily as RuleFamily
 from ._families._registry import family_of as family_of
-from ._families.coordinate._engine import CoordinateModifiedEquation as CoordinateModifiedEquation
-from ._families.coordinate._engine import (
-    coordinate_modified_equation as coordinate_modified_equation,
-)
+from ._families._registry import map_series as map_series
 from ._families.coordinate._series import CoordinateRegion as CoordinateRegion
 from ._output._codegen import codegen as codegen
 from ._results._concrete import concrete_field as concrete_field
@@ -72,7 +68,6 @@ __all__ = [
     "BeaTypeError",
     "BeaValueError",
     "Colour",
-    "CoordinateModifiedEquation",
     "CoordinateModifiedLoss",
     "CoordinateRegion",
     "Drift",
@@ -99,7 +94,6 @@ __all__ = [
     "comparison_table",
     "concrete_field",
     "concrete_map",
-    "coordinate_modified_equation",
     "coordinate_modified_loss",
     "count_trees",
     "drift",

@@ -3,10 +3,10 @@
 Coordinate-wise optimisers (RMSProp, Adam, sign descent, clipping, normalised SAM)
 use square roots, absolute values, signs, maxima and norms of gradients. These are
 outside the algebra of elementary differentials, so `bea.modified_equation` cannot
-trace them; `bea.coordinate_modified_equation` can, coordinate by coordinate. Write
+trace them; `bea.modified_equation` can, coordinate by coordinate. Write
 the rule with these functions and the same function runs in both worlds:
 
-- on values traced by `bea.coordinate_modified_equation` (truncated series in h),
+- on values traced by `bea.modified_equation` (truncated series in h),
   each operation is expanded exactly (binomial series for `sqrt`, the declared
   region for `abs`, `sign`, `maximum`, `minimum`);
 - on JAX arrays it calls `jax.numpy` (JAX is imported inside the function, never by
@@ -25,21 +25,24 @@ from __future__ import annotations
 
 import builtins
 
-import numpy as np
 import sympy as sp
+
+from ._core._errors import TraceError, user_line
 
 __all__ = ["abs", "maximum", "minimum", "norm", "sign", "sqrt", "sum"]
 
 
 def _traced(x) -> bool:
+    """Whether `x` is a value traced by the coordinate-wise family (it implements the
+    operations itself); any other `bea` value is a tree-traced one, which these
+    operations leave the algebra of."""
     if hasattr(x, "_bea_coordinate"):
         return True
     if type(x).__module__.startswith("bea."):
-        from ._core._errors import TraceError, user_line
-
         raise TraceError(
             f"bea.ops at {user_line()} is outside the algebra of elementary differentials; "
-            "derive the rule per coordinate: bea.modified_equation(rule, N, dimension=2)"
+            "derive the rule per coordinate: bea.modified_equation(rule, N, dimension=2)",
+            suggestion="coordinate",
         )
     return False
 
@@ -49,11 +52,14 @@ def _is_jax(x) -> bool:
 
 
 def _lib(*xs):
-    """`jax.numpy` when an argument is a JAX array or tracer, else `numpy`."""
+    """`jax.numpy` when an argument is a JAX array or tracer, else `numpy` (imported
+    here: `bea` itself depends on neither)."""
     if builtins.any(_is_jax(x) for x in xs):
         import jax.numpy as jnp
 
         return jnp
+    import numpy as np
+
     return np
 
 
@@ -96,9 +102,7 @@ def maximum(a, b):
     """Elementwise maximum (traced: the argument the declared region chooses)."""
     a, b = _unstep(a), _unstep(b)
     if _traced(a) or _traced(b):
-        from ._families.coordinate._series import choose
-
-        return choose("maximum", a, b)
+        return (a if _traced(a) else b)._bea_choose("maximum", a, b)
     if isinstance(a, sp.Basic) or isinstance(b, sp.Basic):
         return sp.Max(a, b)
     return _lib(a, b).maximum(a, b)
@@ -108,9 +112,7 @@ def minimum(a, b):
     """Elementwise minimum (traced: the argument the declared region chooses)."""
     a, b = _unstep(a), _unstep(b)
     if _traced(a) or _traced(b):
-        from ._families.coordinate._series import choose
-
-        return choose("minimum", a, b)
+        return (a if _traced(a) else b)._bea_choose("minimum", a, b)
     if isinstance(a, sp.Basic) or isinstance(b, sp.Basic):
         return sp.Min(a, b)
     return _lib(a, b).minimum(a, b)

@@ -2,7 +2,7 @@
 
 The reference for RMSProp and Adam is an independent expansion written here on plain
 SymPy polynomial rings; it shares no code with the engine, whose result is read only
-through the public `bea.coordinate_modified_equation`.
+through the public `bea.modified_equation`.
 
 - Algebra. For an explicit polynomial loss with gradient g, put A_i = g_i² + ε and
   work in QQ[θ, ε, q, w] with q_i standing for √A_i and w_i for 1/A_i; every product
@@ -42,8 +42,8 @@ from bea import (
     BeaValueError,
     NotAGradientError,
     TraceError,
-    coordinate_modified_equation,
     coordinate_modified_loss,
+    modified_equation,
 )
 from bea.rules import adagrad_rule as adagrad
 from bea.rules import adam_rule as adam
@@ -339,9 +339,7 @@ def same(a, b, loss=LOSS_2D, params=()) -> bool:
 
 def check_against_reference(name, loss, order):
     expr, xs = loss
-    meq = coordinate_modified_equation(
-        RULES[name], order, dimension=len(xs), loss=expr, coordinates=xs
-    )
+    meq = modified_equation(RULES[name], order, dimension=len(xs), loss=expr, coordinates=xs)
     ref = Reference(expr, xs)
     field, manifold = independent(ref, name, order)
     point = POINTS[len(xs)]
@@ -349,7 +347,7 @@ def check_against_reference(name, loss, order):
         ((p, i), meq.field_at(p)[i], field[p][i]) for p in range(order + 1) for i in range(len(xs))
     ]
     pairs += [
-        ((mem, k, i), meq.manifold(mem)[k][i], manifold[j][k][i])
+        ((mem, k, i), dict(meq.slow_manifold)[mem][k][i], manifold[j][k][i])
         for j, mem in enumerate(meq.memory)
         for k in range(order + 1)
         for i in range(len(xs))
@@ -385,16 +383,16 @@ def test_matches_independent_expansion_2d_order_2(name):
 
 def test_order_two_extends_order_one():
     """The h⁰, h¹ terms of the order-2 equation are the order-1 equation (ε, β symbolic)."""
-    one = coordinate_modified_equation(adam(), 1, dimension=1)
-    two = coordinate_modified_equation(adam(), 2, dimension=1)
+    one = modified_equation(adam(), 1, dimension=1)
+    two = modified_equation(adam(), 2, dimension=1)
     assert two.field[:2] == one.field
 
 
 def test_order_one_in_partial_derivatives():
     """The undefined-loss result, with ∂E substituted, is the explicit-loss result."""
-    meq = coordinate_modified_equation(adam(), 1, dimension=2)
+    meq = modified_equation(adam(), 1, dimension=2)
     expr, xs = LOSS_2D
-    explicit = coordinate_modified_equation(adam(), 1, dimension=2, loss=expr, coordinates=xs)
+    explicit = modified_equation(adam(), 1, dimension=2, loss=expr, coordinates=xs)
     subs = {s: sp.diff(expr, *(xs[i] for i in idx)) for s, (_, idx) in meq.derivatives}
     for p in range(2):
         for i in range(2):
@@ -405,15 +403,15 @@ def test_order_one_in_partial_derivatives():
 def test_leading_terms():
     """RMSProp: θ̇ = −g/√(g² + ε) + O(h); slow manifold v = g² + O(h) (exponential average
     of a constant g², the fixed point of v = ρ v + (1 − ρ) g²)."""
-    meq = coordinate_modified_equation(rmsprop(), 1, dimension=2)
+    meq = modified_equation(rmsprop(), 1, dimension=2)
     E1, E2 = sp.Symbol("E_1", real=True), sp.Symbol("E_2", real=True)
     assert meq.field_at(0) == (-E1 / sp.sqrt(E1**2 + EPS), -E2 / sp.sqrt(E2**2 + EPS))
-    assert meq.manifold("v")[0] == (E1**2, E2**2)
+    assert dict(meq.slow_manifold)["v"][0] == (E1**2, E2**2)
 
 
 def test_adagrad_is_refused():
     with pytest.raises(BeaValueError, match="not a contraction"):
-        coordinate_modified_equation(adagrad(), 1, dimension=1)
+        modified_equation(adagrad(), 1, dimension=1)
 
 
 def test_bias_correction_is_refused():
@@ -433,7 +431,7 @@ def test_adam_eps_to_zero_modified_loss_cattaneo():
     engine from Adam without bias correction (the paper's bias-corrected Adam tends to
     it after the transient) on the region sign ∂ᵢE = s_i, where ‖∇E‖₁ = Σ s_i ∂ᵢE."""
 
-    meq = coordinate_modified_equation(adam(eps=0), 1, dimension=2, region={"signs": "symbolic"})
+    meq = modified_equation(adam(eps=0), 1, dimension=2, region={"signs": "symbolic"})
     loss = coordinate_modified_loss(meq, "abs_grad")
     s1, s2 = (v for _, v in meq.signs)
     l1 = s1 * E1 + s2 * E2
@@ -446,7 +444,7 @@ def test_sign_descent_loss_is_the_loss():
     """Sign descent on a region of constant signs: θ̇ = −sign ∇E exactly (no h terms), the
     |∇E|-preconditioned flow of E itself."""
 
-    meq = coordinate_modified_equation(signgd(), 2, dimension=2, region={"signs": "symbolic"})
+    meq = modified_equation(signgd(), 2, dimension=2, region={"signs": "symbolic"})
     s1, s2 = (v for _, v in meq.signs)
     assert meq.field == ((-s1, -s2), (0, 0), (0, 0))
     assert coordinate_modified_loss(meq, "abs_grad").terms == (sp.Symbol("E", real=True), 0, 0)
@@ -456,7 +454,7 @@ def test_clipped_field_is_not_a_gradient_and_error_says_why():
     """Clipped by norm, θ̇ = −c ∇E/‖∇E‖: its Jacobian c(H/‖g‖ − g gᵀH/‖g‖³) is not
     symmetric, so no Ẽ gives it with P = I; with P = ‖∇E‖/c it is −∇E."""
 
-    meq = coordinate_modified_equation(clipped_gd(), 0, dimension=2, region={"choose": "second"})
+    meq = modified_equation(clipped_gd(), 0, dimension=2, region={"choose": "second"})
     with pytest.raises(NotAGradientError, match=r"not a gradient: ∂2\(P f̃\)_1"):
         coordinate_modified_loss(meq)
     norm = sp.sqrt(E1**2 + E2**2) / C
@@ -469,9 +467,9 @@ def test_clipped_field_is_not_a_gradient_and_error_says_why():
 def test_regions_must_be_declared():
 
     with pytest.raises(TraceError, match="declare the region"):
-        coordinate_modified_equation(signgd(), 1, dimension=2)
+        modified_equation(signgd(), 1, dimension=2)
     with pytest.raises(TraceError, match="declare which argument wins"):
-        coordinate_modified_equation(clipped_gd(), 1, dimension=2)
+        modified_equation(clipped_gd(), 1, dimension=2)
 
 
 def test_clipped_gd_branches():
@@ -479,10 +477,10 @@ def test_clipped_gd_branches():
     2021); coordinate clipping above the threshold: θ̇ = −c exactly."""
 
     E11, E12, _E22 = (sp.Symbol(n, real=True) for n in ("E_11", "E_12", "E_22"))
-    meq = coordinate_modified_equation(clipped_gd(), 1, dimension=2, region={"choose": "first"})
+    meq = modified_equation(clipped_gd(), 1, dimension=2, region={"choose": "first"})
     assert meq.field[0] == (-E1, -E2)
     assert sp.expand(meq.field[1][0] + (E11 * E1 + E12 * E2) / 2) == 0
-    box = coordinate_modified_equation(
+    box = modified_equation(
         clipped_gd(mode="coordinate"), 1, dimension=2, region={"choose": "second"}
     )
     assert box.field == ((-C, -C), (0, 0))
@@ -494,14 +492,14 @@ def test_normalised_sam_order_one():
     SDE for modeling SAM", AISTATS 2023, at ρ = c h)."""
 
     E11, E12 = sp.Symbol("E_11", real=True), sp.Symbol("E_12", real=True)
-    meq = coordinate_modified_equation(normalised_sam(), 1, dimension=2)
+    meq = modified_equation(normalised_sam(), 1, dimension=2)
     norm = sp.sqrt(E1**2 + E2**2)
     expected = -(E11 * E1 + E12 * E2) * (C / norm + sp.Rational(1, 2))
     assert sp.expand(meq.field[1][0] - expected) == 0
 
 
 def test_text_and_json():
-    meq = coordinate_modified_equation(rmsprop(), 1, dimension=2)
+    meq = modified_equation(rmsprop(), 1, dimension=2)
     lines = meq.text().splitlines()
     assert lines[1] == "dθ_i/dt = -g_i/sqrt(eps + g_i**2)"
     assert "Σ_j H_ij*(g_j/sqrt(eps + g_j**2))" in lines[2]
@@ -513,9 +511,9 @@ def test_text_and_json():
 
 def test_order_zero_with_memory():
     """Order 0 still solves the slow manifold's leading term (v = g²) before the field."""
-    meq = coordinate_modified_equation(rmsprop(), 0, dimension=1)
+    meq = modified_equation(rmsprop(), 0, dimension=1)
     assert meq.field == ((-E1 / sp.sqrt(E1**2 + EPS),),)
-    assert meq.manifold("v") == ((E1**2,),)
+    assert dict(meq.slow_manifold)["v"] == ((E1**2,),)
 
 
 def test_ops_refused_by_the_tree_tracer():

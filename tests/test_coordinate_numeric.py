@@ -13,7 +13,7 @@ import numpy as np
 import optax
 import pytest
 
-from bea._families.coordinate._engine import coordinate_modified_equation
+from bea import modified_equation
 from bea._rules._coordinate import adam, rmsprop
 from numeric._lower._coordinate import (
     coordinate_check_order,
@@ -103,7 +103,7 @@ class _Equations(dict):
     def __missing__(self, key):
         name, n = key
         rule = {"rmsprop": rmsprop(), "adam": adam()}[name]
-        self[key] = coordinate_modified_equation(rule, n, dimension=2)
+        self[key] = modified_equation(rule, n, dimension=2)
         return self[key]
 
 
@@ -135,7 +135,7 @@ def test_adam_local_error_slope_order_2_one_coordinate():
     def E1(x):
         return jnp.sum(x**4) / 4 + jnp.sum(jnp.sin(x)) + jnp.sum(x**2) / 2
 
-    meq = coordinate_modified_equation(adam(), 2, dimension=1)
+    meq = modified_equation(adam(), 2, dimension=1)
     chk = coordinate_check_order(
         adam(), 2, {"E": E1}, ADAM, jnp.array([0.3]), meq=meq, transient=80
     )
@@ -144,7 +144,7 @@ def test_adam_local_error_slope_order_2_one_coordinate():
 
 @pytest.mark.slow  # the one-coordinate test above covers the same property by default
 def test_adam_local_error_slope_order_2():
-    meq = coordinate_modified_equation(adam(), 2, dimension=2)
+    meq = modified_equation(adam(), 2, dimension=2)
     chk = coordinate_check_order(adam(), 2, {"E": E}, ADAM, THETA, meq=meq, transient=80)
     assert abs(chk.slope - 4) < 0.3, chk
 
@@ -169,8 +169,8 @@ def test_elementwise_kernel_matches_three_dimensional_derivation(name):
         return E(x[:2]) + x[2] * x[0] + x[2] ** 4 / 4
 
     theta = jnp.array([0.3, -0.7, 0.5])
-    two = coordinate_modified_equation(rule, 1, dimension=2)
-    three = coordinate_modified_equation(rule, 1, dimension=3)
+    two = modified_equation(rule, 1, dimension=2)
+    three = modified_equation(rule, 1, dimension=3)
     a = coordinate_elementwise_field(two, {"E": loss}, params)(theta, 0.05)
     b = coordinate_vector_field(three, {"E": loss}, params)(theta, 0.05)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
@@ -187,7 +187,7 @@ def test_elementwise_kernel_on_a_matrix_state(equations):
     theta = jnp.linspace(-1.0, 1.0, 100).reshape(10, 10) + 0.005
     f = coordinate_elementwise_field(equations[("rmsprop", 1)], {"E": loss}, RMS)
     one = coordinate_vector_field(
-        coordinate_modified_equation(rmsprop(), 1, dimension=1), {"E": lambda x: loss(x)}, RMS
+        modified_equation(rmsprop(), 1, dimension=1), {"E": lambda x: loss(x)}, RMS
     )
     ref = jnp.stack([one(t[None], 0.05)[0] for t in theta.ravel()]).reshape(10, 10)
     np.testing.assert_allclose(f(theta, 0.05), ref, rtol=0, atol=1e-14)

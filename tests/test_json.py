@@ -10,7 +10,10 @@ import pytest
 import sympy as sp
 
 import bea
-from bea._equation._json import equation_from_dict, equation_from_json, parse_rational_function
+from bea._core._read import parse_rational_function
+
+equation_from_dict = bea.ModifiedEquation.from_dict
+equation_from_json = bea.ModifiedEquation.from_json
 
 alpha, lam, m = sp.symbols("alpha lambda m")
 

@@ -12,6 +12,7 @@ import sysconfig
 import traceback
 
 __all__ = [
+    "BeaAttributeError",
     "BeaError",
     "BeaTypeError",
     "BeaValueError",
@@ -28,7 +29,17 @@ _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"])
 
 
 class BeaError(Exception):
-    """Base class of every error `bea` raises on purpose."""
+    """Base class of every error `bea` raises on purpose.
+
+    `suggestion` is a typed hint for the code that catches it (never parsed from the
+    text): "coordinate" where a rule turned out to be coordinate-wise (a `bea.ops`
+    function met a tree-traced value, or the coordinate engine traced the rule and
+    stopped only for an undeclared region or a memory that does not contract).
+    """
+
+    def __init__(self, *args, suggestion: str | None = None):
+        super().__init__(*args)
+        self.suggestion = suggestion
 
 
 class BeaValueError(BeaError, ValueError):
@@ -39,12 +50,17 @@ class BeaTypeError(BeaError, TypeError):
     """An argument has the wrong kind (a float in an exact derivation, ...)."""
 
 
+class BeaAttributeError(BeaError, AttributeError):
+    """An attribute that belongs to another kind of result (an equation over the other
+    basis); an `AttributeError` too, so `hasattr` and `getattr` with a default work."""
+
+
 class TraceError(BeaValueError):
     """An update rule did something the symbolic tracer cannot represent."""
 
 
 # Shown to users (tracebacks, doctests) under the public name, `bea.BeaValueError`.
-for _cls in (BeaError, BeaValueError, BeaTypeError, TraceError):
+for _cls in (BeaError, BeaValueError, BeaTypeError, BeaAttributeError, TraceError):
     _cls.__module__ = "bea"
 del _cls
 
@@ -134,7 +150,7 @@ def library_error(library: str, where: str) -> TraceError:
         f"the rule passes a traced value to {library} at {where}; a derivation runs the "
         "rule on exact series, not arrays, so write the update with Python operators "
         "(theta - h * g) and bea.ops (sqrt, abs, sign, maximum, minimum, norm; derived "
-        "by bea.coordinate_modified_equation)"
+        "per coordinate by bea.modified_equation)"
     )
 
 

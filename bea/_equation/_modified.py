@@ -21,122 +21,142 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaTypeError, BeaValueError, TraceError
-from .._core._scalars import H, choose_domain, exact_value
-from .._core._trees import Tree, parse_tree
-from .._families._bseries import MAX_TREES, _solve, map_series  # noqa: F401 (_solve: for _sgd)
-from .._families._registry import family_of
-from .._families._trace import Tracer
+from .._core._errors import BeaAttributeError, BeaValueError
+from .._core._expansion import MemorySeries, TreeExpansion
+from .._core._scalars import H, exact_value
+from .._core._trees import Tree
+from .._families._bseries import MAX_TREES
+from .._families._registry import COORDINATE_OPTIONS, check_order, family_of
+from .._families.coordinate._engine import CoordinateExpansion
+from .._printing import _index, _render
 from .._rules._rule import Rule, as_rule
+from ._json import read_header, read_json, read_tree_expansion
 
-__all__ = [
-    "MAX_TREES",
-    "MemorySeries",
-    "ModifiedEquation",
-    "Oracle",
-    "modified_equation",
-    "trace_map",
-]
+__all__ = ["MAX_TREES", "MemorySeries", "ModifiedEquation", "Oracle", "modified_equation"]
 
 Oracle = Colour
 """Former name of `bea.Colour`, kept so old code keeps working."""
 
+_BASES = {"trees": TreeExpansion, "coordinates": CoordinateExpansion}
 
-@dataclass(frozen=True)
-class MemorySeries:
-    """The slow manifold of one memory variable in one block: m = M_h(theta).
 
-    M_h(theta) = identity * theta + sum coefficient * h**h_power * F(tree)(theta), the
-    value the memory takes once the start-up transient has died out (see
-    `bea._families._memory`). Heavy ball's velocity: v = -h/(1 - beta) grad E + O(h^2).
+def _of(basis: str):
+    """A property that reads `name` from the expansion, for equations over `basis`."""
 
-    Arguments:
-        name: the memory variable.
-        block: the block (player) it belongs to.
-        identity: the coefficient of theta itself (1 for a memory of past iterates).
-        terms: `(tree, h_power, coefficient)` in the equation's domain.
-    """
-
-    name: str
-    block: str
-    identity: object
-    terms: tuple[tuple[Tree, int, object], ...]
-
-    def coefficient(self, tree, domain) -> sp.Expr:
-        t = parse_tree(tree)
-        return sp.expand(
-            sum(
-                (domain.to_sympy(c) * H ** (k - t.order) for tt, k, c in self.terms if tt == t),
-                sp.Integer(0),
+    def getter(self, name):
+        if self.basis != basis:
+            raise BeaAttributeError(
+                f"{name} belongs to equations over the {basis} basis; rule {self.rule!r} "
+                f"is derived over the {self.basis} basis"
             )
-        )
+        return getattr(self.expansion, name)
+
+    def make(name: str, doc: str):
+        return property(lambda self: getter(self, name), doc=doc)
+
+    return make
+
+
+_trees = _of("trees")
+_coordinates = _of("coordinates")
 
 
 @dataclass(frozen=True)
 class ModifiedEquation:
-    """The modified vector field of a rule, truncated at order `order` in h.
+    """The modified vector field of a rule, truncated at order `order` in h, over the
+    basis its family chooses.
 
     Arguments:
         rule: the rule's name.
         order: N, the highest power of h in the field.
-        time: the time T that one call of the rule covers (`h`, `3*h`, ...).
-        blocks: the state's blocks (players).
-        oracles: what each tree colour means.
-        terms: `(tree, h_power, coefficient)` with exact coefficients in `domain`,
-            sorted by power and tree; the field is the sum of
-            coefficient * h**h_power * F(tree).
-        domain: SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).
+        expansion: the field over its basis: a `TreeExpansion` (elementary
+            differentials of coloured trees, the explicit and memory families) or a
+            `CoordinateExpansion` (per-coordinate expressions in the partial
+            derivatives of the loss, the coordinate family).
         params: the parameters the rule was built with.
         convention: "flow" (the whole state flows over `time`) or "per_player" (each
             block of the flow is read at its player's own time, `player_times`).
         player_times: the players' own times, c_b h.
         source: the `Rule` the equation was derived from (numerics check that an
             equation and a rule belong together).
-        manifold: for a rule with memory, the slow manifold: one `MemorySeries` per
-            memory variable and block, m = M_h(theta).
+
+    Over the tree basis, the field is `sum coefficient * h**h_power * F(tree)` with
+    exact coefficients in `domain` (`terms`, `oracles`, `blocks`, `time`, and for a rule
+    with memory its slow manifold, `manifold`); over the coordinate basis,
+    dθ_i/dt = Σ_p h^p field[p][i] (`dimension`, `field`, `slow_manifold`, ...). Reading
+    an attribute of the other basis raises a `bea.BeaError` naming the basis.
     """
 
     rule: str
     order: int
-    time: sp.Expr
-    blocks: tuple[str, ...]
-    oracles: tuple[Oracle, ...]
-    terms: tuple[tuple[Tree, int, object], ...]
-    domain: object = field(repr=False)
+    expansion: TreeExpansion | CoordinateExpansion
     params: tuple[tuple[str, object], ...] = ()
     convention: str = "flow"
     player_times: tuple[sp.Expr, ...] | None = None
     source: Rule | None = field(default=None, repr=False, compare=False)
-    manifold: tuple[MemorySeries, ...] = ()
 
-    basis = "trees"
-    """The basis the field is written in: "trees" (elementary differentials) or
-    "coordinates" (per-coordinate expressions in partial derivatives)."""
+    @classmethod
+    def of_trees(
+        cls,
+        *,
+        rule,
+        order,
+        time,
+        blocks,
+        oracles,
+        terms,
+        domain,
+        params=(),
+        convention="flow",
+        player_times=None,
+        source=None,
+        manifold=(),
+    ) -> ModifiedEquation:
+        """An equation over the tree basis from its parts."""
+        expansion = TreeExpansion(time, tuple(blocks), tuple(oracles), tuple(terms), domain)
+        expansion = replace(expansion, manifold=tuple(manifold))
+        return cls(rule, order, expansion, tuple(params), convention, player_times, source)
 
-    # -- access ----------------------------------------------------------------
     @property
-    def colours(self) -> dict[str, Oracle]:
+    def basis(self) -> str:
+        """The basis the field is written in: "trees" (elementary differentials) or
+        "coordinates" (per-coordinate expressions in partial derivatives)."""
+        return self.expansion.basis
+
+    def with_trees(self, **changes) -> ModifiedEquation:
+        """The equation with parts of its tree expansion replaced (`terms`, `domain`,
+        `manifold`, ...)."""
+        if self.basis != "trees":
+            raise BeaValueError(f"rule {self.rule!r} has no tree expansion to change")
+        return replace(self, expansion=replace(self.expansion, **changes))
+
+    # -- the tree basis ------------------------------------------------------------
+    time = _trees("time", "The time T one call of the rule covers (`h`, `3*h`, ...).")
+    oracles = _trees("oracles", "What each tree colour means (`bea.Colour`).")
+    terms = _trees("terms", "`(tree, h_power, coefficient)`, coefficients in `domain`.")
+    domain = _trees("domain", "SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).")
+    manifold = _trees("manifold", "The slow manifold: one `MemorySeries` per memory and block.")
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """The state's blocks (players); one block for a coordinate-wise rule."""
+        return self.expansion.blocks if self.basis == "trees" else ("theta",)
+
+    @property
+    def memory(self) -> tuple[str, ...]:
+        """The names of the rule's memory variables (none for a memoryless rule)."""
+        if self.basis == "coordinates":
+            return self.expansion.memory
+        return tuple(dict.fromkeys(m.name for m in self.expansion.manifold))
+
+    @property
+    def colours(self) -> dict[str, Colour]:
         return {o.colour: o for o in self.oracles}
 
     @property
     def is_gradient_rule(self) -> bool:
         """True when every oracle is a gradient (so gradient notation applies)."""
-        return all(o.kind == "grad" for o in self.oracles)
-
-    def _tree(self, tree) -> Tree:
-        t = parse_tree(tree)
-        unknown = sorted(set(t.colours) - set(self.colours))
-        if unknown:
-            raise BeaValueError(
-                f"tree {str(t)!r} uses {unknown[0]!r}, which rule {self.rule!r} never calls; "
-                f"its oracles are {', '.join(sorted(self.colours))}"
-            )
-        if t.order > self.order + 1:
-            raise BeaValueError(
-                f"tree {str(t)!r} has {t.order} vertices but the derivation stops at order "
-                f"{self.order}; derive to order >= {t.order - 1}"
-            )
-        return t
+        return self.basis == "coordinates" or all(o.kind == "grad" for o in self.oracles)
 
     def coefficient(self, tree) -> sp.Expr:
         """The coefficient of F(tree) divided by h^(|tree|-1), as a SymPy expression.
@@ -144,7 +164,7 @@ class ModifiedEquation:
         `tree` is a `Tree` or bracket notation (`"E[E]"`). For the usual rules this is
         free of h; in a rule that scales an oracle value by h^2 it is a polynomial in h.
         """
-        t = self._tree(tree)
+        t = self.expansion_of("trees").check_tree(tree, self.rule, self.order)
         out = sp.Integer(0)
         for tt, k, c in self.terms:
             if tt == t:
@@ -158,10 +178,11 @@ class ModifiedEquation:
         v = -h/(1 - beta) grad E + O(h^2). `tree="theta"` gives the multiple of the
         state itself (1 for a memory of the previous iterate).
         """
-        names = sorted({m.name for m in self.manifold})
+        expansion = self.expansion_of("trees")
+        names = sorted({m.name for m in expansion.manifold})
         if not names:
             raise BeaValueError(f"rule {self.rule!r} has no memory; it has no slow manifold")
-        hits = [m for m in self.manifold if m.name == name]
+        hits = [m for m in expansion.manifold if m.name == name]
         if not hits:
             raise BeaValueError(
                 f"memory {name!r} is not a memory variable of rule {self.rule!r}; "
@@ -174,7 +195,50 @@ class ModifiedEquation:
         m = hits[0]
         if tree in self.blocks:
             return self.domain.to_sympy(m.identity)
-        return m.coefficient(self._tree(tree), self.domain)
+        return m.coefficient(expansion.check_tree(tree, self.rule, self.order), self.domain)
+
+    @property
+    def series(self) -> dict[tuple[Tree, int], object]:
+        """`{(tree, h_power): exact coefficient in self.domain}`."""
+        return {(t, k): c for t, k, c in self.terms}
+
+    # -- the coordinate basis ------------------------------------------------------
+    dimension = _coordinates("dimension", "d, the dimension the field is derived in.")
+    field = _coordinates("field", "field[p][i], the h^p coefficient of coordinate i.")
+    slow_manifold = _coordinates("slow_manifold", "`(memory, M)`, M[k][i] per coordinate.")
+    map_terms = _coordinates("map_terms", "Φ[k][i], the h^(k+1) coefficient of the map.")
+    coordinates = _coordinates("coordinates", "The coordinate symbols x1, …, xd.")
+    derivatives = _coordinates("derivatives", "Partial-derivative symbol -> (loss, indices).")
+    signs = _coordinates("signs", "The declared signs, `((loss, i), value)`.")
+    loss = _coordinates("loss", "The explicit losses as `(name, expression)`.")
+
+    def total(self) -> tuple[sp.Expr, ...]:
+        """The whole field Σ_p h^p field[p], one expression per coordinate."""
+        return self.expansion_of("coordinates").total()
+
+    def derivative_map(self) -> dict[sp.Symbol, sp.Expr]:
+        """Partial-derivative symbols -> `sympy.Derivative` of E(x1, …, xd)."""
+        return self.expansion_of("coordinates").derivative_map()
+
+    # -- every basis ---------------------------------------------------------------
+    def expansion_of(self, basis: str):
+        """The expansion, refused in one sentence when it is not over `basis`."""
+        if self.basis != basis:
+            raise BeaValueError(
+                f"this needs an equation over the {basis} basis; rule {self.rule!r} is "
+                f"derived over the {self.basis} basis"
+            )
+        return self.expansion
+
+    @property
+    def symbols(self) -> set[sp.Symbol]:
+        """The parameters the field is written in (what `subs` and numerics bind)."""
+        return self.expansion.symbols
+
+    def field_at(self, power: int):
+        """The h^power coefficient of the field: `{tree: coefficient}` over trees, one
+        expression per coordinate over coordinates."""
+        return self.expansion.field_at(power)
 
     def subs(self, values: dict) -> ModifiedEquation:
         """The equation with parameters replaced by exact values, e.g.
@@ -184,8 +248,8 @@ class ModifiedEquation:
         user's function), this is how concrete values reach the result; the
         coefficients stay exact (rational functions evaluated at rationals).
         """
+        names = {s.name: s for s in self.symbols}
         table = {}
-        names = {s.name: s for s in getattr(self.domain, "symbols", ())}
         for key, value in values.items():
             name = key.name if isinstance(key, sp.Symbol) else key
             if name not in names:
@@ -197,125 +261,76 @@ class ModifiedEquation:
             table[names[name]] = exact_value(value, name)
         if not table:
             return self
+        params = tuple((k, v.subs(table) if isinstance(v, sp.Basic) else v) for k, v in self.params)
+        given = dict(self.params)
+        params += tuple((s.name, v) for s, v in table.items() if s.name not in given)
+        return replace(self, expansion=self.expansion.subs(table), params=params)
 
-        def conv(c):
-            return sp.cancel(self.domain.to_sympy(c).subs(table))
-
-        terms = [(t, k, conv(c)) for t, k, c in self.terms]
-        manifold = [
-            (m, conv(m.identity), [(t, k, conv(c)) for t, k, c in m.terms]) for m in self.manifold
-        ]
-        exprs = [c for _, _, c in terms] + [
-            c for _, y, ts in manifold for c in (y, *[x[2] for x in ts])
-        ]
-        left = set().union(*(e.free_symbols for e in exprs)) if exprs else set()
-        fractions = any(sp.fraction(e)[1].free_symbols for e in exprs)
-        domain = choose_domain(left, fractions)
-        if left and self.domain.is_Field and not domain.is_Field:
-            domain = domain.get_field()
-        params = tuple(
-            (k, sp.sympify(v).subs(table) if isinstance(v, sp.Basic) else v) for k, v in self.params
-        )
-        return replace(
-            self,
-            terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in terms if c != 0),
-            domain=domain,
-            params=params
-            + tuple((s.name, v) for s, v in table.items() if s.name not in dict(self.params)),
-            manifold=tuple(
-                replace(
-                    m,
-                    identity=domain.from_sympy(y),
-                    terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in ts if c != 0),
-                )
-                for m, y, ts in manifold
-            ),
-        )
-
-    def field_at(self, power: int) -> dict[Tree, sp.Expr]:
-        """f_power: the trees and coefficients multiplying h**power."""
-        return {t: self.domain.to_sympy(c) for t, k, c in self.terms if k == power}
-
-    @property
-    def series(self) -> dict[tuple[Tree, int], object]:
-        """`{(tree, h_power): exact coefficient in self.domain}`."""
-        return {(t, k): c for t, k, c in self.terms}
-
-    # -- output ----------------------------------------------------------------
+    # -- output --------------------------------------------------------------------
     def text(self, notation: str = "auto") -> str:
-        """Unicode text in `gradient` or `elementary` notation (`auto`: gradient when
-        every oracle is a gradient)."""
-        from .._printing._render import render_text
-
-        return render_text(self, _notation(self, notation))
+        """Unicode text: over trees in `gradient` or `elementary` notation (`auto`:
+        gradient when every oracle is a gradient); over coordinates in index notation
+        and per coordinate."""
+        if self.basis == "coordinates":
+            return _index.render_text(self)
+        return _render.render_text(self, _notation(self, notation))
 
     def latex(self, notation: str = "auto") -> str:
         """A LaTeX `aligned` block of the modified equation."""
-        from .._printing._render import render_latex
-
-        return render_latex(self, _notation(self, notation))
+        if self.basis == "coordinates":
+            return _index.render_latex(self)
+        return _render.render_latex(self, _notation(self, notation))
 
     def __str__(self) -> str:
         return self.text()
 
     def __repr__(self) -> str:
-        from .._printing._render import render_repr
-
-        return render_repr(self)
+        if self.basis == "coordinates":
+            return (
+                f"ModifiedEquation(rule={self.rule!r}, order={self.order}, basis='coordinates', "
+                f"dimension={self.dimension})"
+            )
+        return _render.render_repr(self)
 
     def _repr_latex_(self) -> str:
         return f"$$\n{self.latex()}\n$$"
 
     def to_dict(self) -> dict:
-        """The JSON-ready description used by the CLI (`bea derive --format json`)."""
+        """The JSON-ready description (`bea derive --format json`): the header, then the
+        expansion's own entries."""
         return {
             "rule": self.rule,
             "order": self.order,
-            "time": str(self.time),
+            "basis": self.basis,
             "convention": self.convention,
             "player_times": [str(t) for t in self.player_times] if self.player_times else None,
-            "blocks": list(self.blocks),
             "params": {k: str(v) for k, v in self.params},
-            "fields": {o.colour: o.describe(self.blocks) for o in self.oracles},
-            "domain": str(self.domain),
-            "terms": [
-                {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
-                for t, k, c in self.terms
-            ],
-            **({"manifold": self._manifold_dict()} if self.manifold else {}),
+            **self.expansion.to_dict(),
         }
-
-    def _manifold_dict(self) -> list:
-        return [
-            {
-                "memory": m.name,
-                "block": m.block,
-                "identity": str(self.domain.to_sympy(m.identity)),
-                "terms": [
-                    {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
-                    for t, k, c in m.terms
-                ],
-            }
-            for m in self.manifold
-        ]
 
     @staticmethod
     def from_dict(d) -> ModifiedEquation:
         """Rebuild an equation from `to_dict()` exactly (coefficients through a restricted
         parser, never `sympify`)."""
-        from ._json import equation_from_dict
-
-        return equation_from_dict(d)
+        header = read_header(d)
+        basis = d.get("basis", "trees")
+        if basis not in _BASES:
+            raise BeaValueError(f"basis={basis!r} is unknown; use 'trees' or 'coordinates'")
+        if basis == "coordinates":
+            expansion = CoordinateExpansion.from_dict(d)
+            known = {s.name: s for s in expansion.symbols}
+            header["params"] = tuple((k, known.get(str(v), v)) for k, v in header["params"])
+        else:
+            expansion = read_tree_expansion(d, header)
+        return ModifiedEquation(expansion=expansion, **header)
 
     @staticmethod
     def from_json(text: str) -> ModifiedEquation:
         """Rebuild an equation from `to_json()` (`bea derive --format json`)."""
-        from ._json import equation_from_json
-
-        return equation_from_json(text)
+        return ModifiedEquation.from_dict(read_json(text))
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
 def _notation(meq: ModifiedEquation, notation: str) -> str:
@@ -333,28 +348,6 @@ def _notation(meq: ModifiedEquation, notation: str) -> str:
     return notation
 
 
-def _coordinate_wise(rule: Rule) -> bool:
-    """Whether the coordinate-wise family can trace `rule` (asked after the tree family
-    refused it): its order-0 map in dimension 1, where a missing region still counts."""
-    from .._families.coordinate._engine import coordinate_modified_equation
-
-    try:
-        coordinate_modified_equation(rule, 0, 1, memory=rule.memory or None)
-    except BeaValueError as err:
-        # traced, then refused only for an undeclared region or a memory that does not
-        # contract: coordinate-wise all the same
-        return "region" in str(err) or "contraction" in str(err)
-    except Exception:  # the user's code failed on a coordinate value: not this family
-        return False
-    return True
-
-
-def trace_map(rule: Rule, max_power: int, domain) -> tuple[dict, Tracer]:
-    """Trace `rule` once: its map as `{(tree, k): a}` (minus the identity)."""
-    mt = family_of(rule).trace(rule, max_power, domain)
-    return mt.series, mt.tracer
-
-
 def modified_equation(
     rule: Rule | Callable,
     order: int,
@@ -369,14 +362,13 @@ def modified_equation(
     region=None,
     coordinates=None,
 ) -> ModifiedEquation:
-    """Derive the modified equation of an explicit update rule to order `order` in h.
+    """Derive the modified equation of an update rule to order `order` in h.
 
-    With `dimension=d` (and optionally an explicit `loss` in `coordinates` and a
-    `region`) the rule is derived by the coordinate-wise family instead, per
-    coordinate in d dimensions, for rules outside the algebra of elementary
-    differentials (RMSProp, Adam, sign descent, clipping: `bea.ops`); the built-in
-    coordinate-wise rules (`bea.rules.adam`, ...) take that route by themselves, in
-    dimension 2 unless told otherwise. See `bea.coordinate_modified_equation`.
+    The rule's family (`bea.family_of`) chooses the basis: trees of elementary
+    differentials for explicit rules and rules with memory, per-coordinate
+    expressions for coordinate-wise rules (RMSProp, Adam, sign descent, clipping,
+    written with `bea.ops`), which the built-ins declare and user rules declare with
+    `bea.rule(..., family="coordinate")` or by passing `dimension=d`.
 
     Arguments:
         rule: a `bea.Rule` or a function `rule(state, h, grad)` (see `bea.Rule`).
@@ -392,9 +384,17 @@ def modified_equation(
             phi, lambda*h for theta), so the field is per unit learning rate. The two
             agree, up to the factor alpha, when all players' times are equal.
         player_times: the players' times for "per_player" (default: the rule's).
+        dimension: coordinate family: d, the dimension the field is derived in
+            (default 2; the index form of order N needs d >= N + 1).
+        loss: coordinate family: None for an undefined loss E (results in its partial
+            derivatives `E_1`, `E_12`, ...), an explicit SymPy expression in
+            `coordinates`, or a dict name -> expression/None.
+        region: coordinate family: a `bea.CoordinateRegion` (or dict) declaring the
+            signs of the partial derivatives and the branches of maximum/minimum.
+        coordinates: coordinate family: the symbols an explicit loss is written in.
 
     Returns:
-        A `ModifiedEquation`.
+        A `ModifiedEquation`, for every family.
 
     Example:
         >>> import sympy as sp, bea
@@ -405,80 +405,35 @@ def modified_equation(
         >>> bea.modified_equation(sam, order=1).coefficient("E[E]")
         -rho - 1/2
     """
-    from .._rules._coordinate import is_coordinate_rule
-
-    if (
-        dimension is not None
-        or loss is not None
-        or region is not None
-        or coordinates is not None
-        or is_coordinate_rule(rule)
-    ):
-        from .._families.coordinate._engine import coordinate_modified_equation
-
-        return coordinate_modified_equation(
-            rule,
-            order,
-            2 if dimension is None else dimension,
-            loss,
-            region,
-            coordinates=coordinates,
-        )
     r = as_rule(rule, blocks=blocks, time=time)
-    if isinstance(order, bool) or not isinstance(order, int):
-        raise BeaTypeError(f"order={order!r} must be an integer >= 0")
-    if order < 0:
-        raise BeaValueError(f"order={order} is negative; use an order >= 0")
-
-    if convention not in ("flow", "per_player"):
-        raise BeaValueError(f"convention={convention!r} is unknown; use 'flow' or 'per_player'")
-    times = None
-    if convention == "per_player":
-        times = tuple(player_times) if player_times is not None else r.player_times
-        if times is None or len(times) != len(r.blocks):
+    check_order(order)
+    coordinate_options = {
+        "dimension": dimension,
+        "loss": loss,
+        "region": region,
+        "coordinates": coordinates,
+    }
+    family = family_of(r, **coordinate_options)
+    if family.basis == "trees":
+        unused = sorted(k for k in COORDINATE_OPTIONS if coordinate_options[k] is not None)
+        if unused:  # pragma: no cover - family_of chooses the coordinate family then
+            raise BeaValueError(f"{unused[0]}= is an option of the coordinate family")
+        expansion, times = family.expansion(
+            r, order, force=force, convention=convention, player_times=player_times
+        )
+    else:
+        if convention != "flow" or player_times is not None:
             raise BeaValueError(
-                f"the per_player convention needs one time per block {r.blocks}; pass "
-                "player_times=(alpha*h, lambda*h)"
+                f"rule {r.name!r} is in the coordinate family, which derives the flow of "
+                "its one player; leave out convention and player_times"
             )
-        times = tuple(exact_value(t, "player_times") for t in times)
-
-    try:
-        mapped = map_series(r, order, force=force, player_times=times)
-    except TraceError as err:
-        if "dimension=" in str(err) or not _coordinate_wise(r):
-            raise
-        raise TraceError(
-            f"{err}; the rule is coordinate-wise: derive it per coordinate with "
-            f"dimension=2 (or more), e.g. bea.modified_equation(rule, {order}, dimension=2)"
-        ) from None
-    series = mapped.log()
+        expansion, times = family.expansion(r, order, **coordinate_options)
     return ModifiedEquation(
         rule=r.name,
         order=order,
-        time=exact_value(r.time, "time"),
-        blocks=r.blocks,
-        oracles=series.colours,
-        terms=series.terms,
-        domain=series.domain,
+        expansion=expansion,
         params=r.params,
         convention=convention,
-        player_times=times if times is not None else r.player_times,
+        player_times=times,
         source=r,
-        manifold=_manifold(mapped.manifold, r, order),
     )
-
-
-def _manifold(manifold: dict | None, r: Rule, order: int) -> tuple[MemorySeries, ...]:
-    """The slow manifold as `MemorySeries`, truncated like the field (trees of at most
-    N+1 vertices)."""
-    if not manifold:
-        return ()
-    out = []
-    for name, per_block in manifold.items():
-        for b, (y, terms) in enumerate(per_block):
-            kept = sorted(
-                ((t, k, c) for (t, k), c in terms.items() if t.order <= order + 1 and c),
-                key=lambda x: (x[1], x[0]._key),
-            )
-            out.append(MemorySeries(name, r.blocks[b], y, tuple(kept)))
-    return tuple(out)

@@ -1,1 +1,4 @@
-"""Layer 3, families: how a rule becomes the series of its one-step map (the only place that looks at a rule to choose one)."""
+"""Layer 3, families: how a rule becomes its modified field over a basis.
+
+The registry is the only place that looks at a rule to choose a family.
+"""

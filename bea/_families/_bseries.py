@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import sympy as sp
@@ -36,10 +35,9 @@ from .._core._errors import BeaTypeError, BeaValueError, TraceError
 from .._core._log_exp import exp_series, log_series
 from .._core._scalars import H, choose_domain, exact_value, scalar_terms
 from .._core._trees import Tree, count_trees, parse_tree, trees_up_to
-from .._rules._rule import Rule, as_rule
-from ._registry import family_of
+from .._rules._rule import Rule
 
-__all__ = ["MAX_TREES", "Series", "map_series"]
+__all__ = ["MAX_TREES", "Series", "trace_series"]
 
 MAX_TREES = 200_000
 """Refuse derivations over more trees than this unless `force=True` (memory budget:
@@ -122,26 +120,17 @@ class Series:
         return replace(self, terms=tuple(x for x in self.terms if x[0].root in own))
 
 
-def map_series(
-    rule: Rule | Callable,
-    order: int,
-    *,
-    blocks: tuple[str, ...] | None = None,
-    time=None,
-    force: bool = False,
-    player_times=None,
-) -> Series:
-    """The one-step map of `rule` as a B-series to h^(order+1), from its family.
+def trace_series(r: Rule, order: int, family, *, force: bool = False, player_times=None) -> Series:
+    """The one-step map of `r` as a B-series to h^(order+1), traced by `family`
+    (`bea.map_series` is this with the family the registry chooses).
 
-    Arguments as for `bea.modified_equation`; `player_times` (per-player times) makes
-    the series' time per colour, as the per-player convention reads it.
+    `player_times` (per-player times) makes the series' time per colour, as the
+    per-player convention reads it.
     """
-    r = as_rule(rule, blocks=blocks, time=time)
     if isinstance(order, bool) or not isinstance(order, int):
         raise BeaTypeError(f"order={order!r} must be an integer >= 0")
     if order < 0:
         raise BeaValueError(f"order={order} is negative; use an order >= 0")
-    family = family_of(r)
     # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
     probe = family.probe(r)
     symbols = set(probe.record.get("symbols", set()))

@@ -1,79 +1,134 @@
-"""Rule families: how a rule becomes the B-series of its one-step map.
+"""Rule families: the one place that looks at a rule to choose how it is derived.
 
-Every family answers two questions about a `Rule`: does it handle it (`accepts`),
-and what is the rule's one-step map as a truncated B-series in the state
-(`trace`). Everything after that (the logarithm that gives the modified field,
-losses, principal flows, numerics) is shared, so adding a family touches no other
-family and not `modified_equation`:
+A family turns a `Rule` into its modified field expanded over a basis:
 
-    modified_equation(rule, N) = log(family_of(rule).trace(rule, N + 1, domain))
+- `EXPLICIT` (tree basis): a rule whose new state is a sum of the state and h-scaled
+  oracle values (gradient descent, SGD epochs, Runge-Kutta methods, two-player
+  games). Its one-step map is a B-series (`trace_series`), and the modified field is
+  its logarithm (`Series.log`), the shape of BSeries.jl's
+  `modified_equation(rk, o) = modified_equation(bseries(rk, o))`.
+- `MEMORY` (tree basis): a rule with memory variables (momentum, Nesterov,
+  optimistic gradient, moving averages), read on its slow manifold
+  (`bea._families._memory`), then as `EXPLICIT`.
+- `COORDINATE` (coordinate basis): a rule outside the algebra of elementary
+  differentials (elementwise square roots, signs, products of gradients: RMSProp,
+  Adam, sign descent, clipping), expanded per coordinate in a fixed dimension
+  (`bea._families.coordinate`).
 
-This is the shape of BSeries.jl's `modified_equation(rk, o) =
-modified_equation(bseries(rk, o))`.
-
-Families:
-- `EXPLICIT`: a rule whose new state is a sum of the state and h-scaled oracle
-  values (gradient descent, SGD epochs, Runge-Kutta methods, two-player games).
-- `MEMORY`: a rule with memory variables (momentum, Nesterov, optimistic gradient,
-  moving averages), read on its slow manifold (`bea._families._memory`).
-
-Rules outside the algebra of elementary differentials (elementwise square roots,
-signs, products of gradients: RMSProp, Adam, sign descent) have no B-series; the
-coordinate-wise engine (`bea.coordinate_modified_equation`) expands them per
-coordinate in a fixed dimension instead, into per-coordinate power series, and
-`modified_equation` sends them there (built-in coordinate-wise rules, or `dimension=`).
+A rule declares its family (`bea.rule(..., family="coordinate")`; the built-ins do);
+otherwise the registry chooses by the rule's memory, and options only the coordinate
+family takes (`dimension`, `loss`, `region`, `coordinates`) choose it too. Adding a
+family is one object here; `bea.modified_equation` only asks `family_of`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from sympy.polys.domains import EX
 
-from .._core._errors import BeaValueError
-from .._core._scalars import H
-from .._rules._rule import Rule, call_rule
+from .._core._errors import BeaTypeError, BeaValueError, TraceError
+from .._core._expansion import MemorySeries, TreeExpansion
+from .._core._scalars import H, exact_value
+from .._rules._rule import Rule, as_rule, call_rule
+from ._bseries import Series, trace_series
 from ._memory import trace_memory_map
 from ._trace import Traced, Tracer
+from .coordinate._engine import coordinate_expansion
 
-__all__ = ["EXPLICIT", "FAMILIES", "MEMORY", "MapTrace", "RuleFamily", "family_of"]
+__all__ = [
+    "COORDINATE",
+    "EXPLICIT",
+    "FAMILIES",
+    "MEMORY",
+    "MapTrace",
+    "RuleFamily",
+    "family_of",
+    "map_series",
+]
+
+COORDINATE_OPTIONS = ("dimension", "loss", "region", "coordinates")
+"""The options of `modified_equation` that only the coordinate family takes."""
 
 
-@dataclass
 class MapTrace:
-    """A traced one-step map.
+    """A traced one-step map: `series` `{(tree, k): a}` (the map minus the identity,
+    truncated at h^max_power), the `tracer` that produced it, and for rules with
+    memory the slow manifold `manifold` (memory name -> per block
+    `(identity coefficient, {(tree, k): mu})`)."""
 
-    Attributes:
-        series: `{(tree, k): a}`, the map minus the identity, truncated at h^max_power.
-        tracer: the tracer that produced it (its `oracles` and `record`).
-        manifold: for rules with memory, memory name -> per block
-            `(identity coefficient, {(tree, k): mu})`, the slow manifold M_h.
-    """
-
-    series: dict
-    tracer: Tracer
-    manifold: dict | None = field(default=None)
+    def __init__(self, series: dict, tracer: Tracer, manifold: dict | None = None):
+        self.series, self.tracer, self.manifold = series, tracer, manifold
 
 
 class RuleFamily:
-    """A way of turning rules into B-series (see the module docs)."""
+    """A way of deriving rules (see the module docs).
+
+    Attributes:
+        name: the family's name (`bea.rule(..., family=name)`).
+        basis: the basis its fields are expanded over, "trees" or "coordinates".
+    """
 
     name: str = "family"
+    basis: str = "trees"
     needs_field: bool = False
     """Whether coefficients need a field (QQ or QQ(params)) because the family divides."""
+
+    def __repr__(self) -> str:
+        return f"<rule family {self.name!r} ({self.basis} basis)>"
 
     def accepts(self, rule: Rule) -> bool:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def probe(self, rule: Rule) -> Tracer:
+    def expansion(self, rule: Rule, order: int, **options):  # pragma: no cover - interface
+        """The modified field of `rule` to order `order`, over the family's basis."""
+        raise NotImplementedError
+
+
+class _TreeFamily(RuleFamily):
+    """A family whose one-step map is a B-series: the field is its logarithm."""
+
+    basis = "trees"
+
+    def probe(self, rule: Rule) -> Tracer:  # pragma: no cover - interface
         """A cheap trace in SymPy's EX domain at h^1, to learn parameters and oracles."""
-        raise NotImplementedError  # pragma: no cover - interface
+        raise NotImplementedError
 
     def trace(self, rule: Rule, max_power: int, domain) -> MapTrace:  # pragma: no cover
         raise NotImplementedError
 
+    def expansion(
+        self, rule: Rule, order: int, *, force=False, convention="flow", player_times=None
+    ) -> tuple[TreeExpansion, tuple | None]:
+        """`(TreeExpansion, the player times it was read at)`."""
+        if convention not in ("flow", "per_player"):
+            raise BeaValueError(f"convention={convention!r} is unknown; use 'flow' or 'per_player'")
+        times = None
+        if convention == "per_player":
+            times = tuple(player_times) if player_times is not None else rule.player_times
+            if times is None or len(times) != len(rule.blocks):
+                raise BeaValueError(
+                    f"the per_player convention needs one time per block {rule.blocks}; pass "
+                    "player_times=(alpha*h, lambda*h)"
+                )
+            times = tuple(exact_value(t, "player_times") for t in times)
+        try:
+            mapped = trace_series(rule, order, self, force=force, player_times=times)
+        except TraceError as err:
+            raise _suggest_coordinate(err, rule, order) from None
+        series = mapped.log()
+        expansion = TreeExpansion(
+            time=exact_value(rule.time, "time"),
+            blocks=rule.blocks,
+            oracles=series.colours,
+            terms=series.terms,
+            domain=series.domain,
+            manifold=_manifold(mapped.manifold, rule, order),
+        )
+        return expansion, times if times is not None else rule.player_times
 
-class _Explicit(RuleFamily):
+
+class _Explicit(_TreeFamily):
     name = "explicit"
 
     def accepts(self, rule: Rule) -> bool:
@@ -88,7 +143,7 @@ class _Explicit(RuleFamily):
         return MapTrace(tracer.result(out), tracer)
 
 
-class _Memory(RuleFamily):
+class _Memory(_TreeFamily):
     name = "memory"
     needs_field = True
 
@@ -107,17 +162,131 @@ class _Memory(RuleFamily):
         return MapTrace(mt.series, mt.tracer, mt.manifold)
 
 
+class _Coordinate(RuleFamily):
+    name = "coordinate"
+    basis = "coordinates"
+
+    def accepts(self, rule: Rule) -> bool:
+        return rule.family == self.name
+
+    def expansion(self, rule: Rule, order: int, *, dimension=None, **options):
+        """A `CoordinateExpansion` in `dimension` (2 unless told otherwise)."""
+        if len(rule.blocks) != 1:
+            raise BeaValueError(
+                f"rule {rule.name!r} has blocks {rule.blocks}; the coordinate family derives "
+                "one-player rules only"
+            )
+        return coordinate_expansion(
+            rule, order, 2 if dimension is None else dimension, **options
+        ), None
+
+
 EXPLICIT: RuleFamily = _Explicit()
 MEMORY: RuleFamily = _Memory()
-FAMILIES: list[RuleFamily] = [MEMORY, EXPLICIT]
-"""The families tried in order; the first that accepts a rule handles it."""
+COORDINATE: RuleFamily = _Coordinate()
+FAMILIES: tuple[RuleFamily, ...] = (COORDINATE, MEMORY, EXPLICIT)
+"""The families by precedence: a rule's declared family, else the first that accepts it."""
 
 
-def family_of(rule: Rule) -> RuleFamily:
-    """The family that handles `rule`."""
-    for fam in FAMILIES:
-        if fam.accepts(rule):
-            return fam
-    raise BeaValueError(  # pragma: no cover - EXPLICIT accepts every memoryless rule
-        f"no rule family handles rule {rule.name!r}"
+def family_of(rule: Rule | Callable, **options) -> RuleFamily:
+    """The family that derives `rule`.
+
+    Arguments:
+        rule: a `bea.Rule` or an update function.
+        options: the options `modified_equation` is called with; the coordinate
+            family's own (`dimension`, `loss`, `region`, `coordinates`) choose it.
+
+    Example:
+        >>> import bea
+        >>> [bea.family_of(r).name for r in (bea.rules.gd, bea.rules.heavy_ball, bea.rules.adam)]
+        ['explicit', 'memory', 'coordinate']
+    """
+    r = as_rule(rule)
+    if r.family is not None:
+        for fam in FAMILIES:
+            if fam.name == r.family:
+                return fam
+        names = ", ".join(repr(f.name) for f in FAMILIES)
+        raise BeaValueError(f"rule {r.name!r} declares family={r.family!r}; use one of {names}")
+    if any(options.get(k) is not None for k in COORDINATE_OPTIONS):
+        return COORDINATE
+    return next(fam for fam in FAMILIES if fam.accepts(r))
+
+
+def map_series(
+    rule: Rule | Callable,
+    order: int,
+    *,
+    blocks: tuple[str, ...] | None = None,
+    time=None,
+    force: bool = False,
+    player_times=None,
+) -> Series:
+    """The one-step map of `rule` as a B-series to h^(order+1), from its family.
+
+    Arguments as for `bea.modified_equation`; `player_times` (per-player times) makes
+    the series' time per colour, as the per-player convention reads it. Rules of the
+    coordinate family have no B-series and are refused.
+    """
+    r = as_rule(rule, blocks=blocks, time=time)
+    check_order(order)
+    family = family_of(r)
+    if not isinstance(family, _TreeFamily):
+        raise BeaValueError(
+            f"rule {r.name!r} is in the {family.name} family, which has no B-series; "
+            "derive it with bea.modified_equation"
+        )
+    return trace_series(r, order, family, force=force, player_times=player_times)
+
+
+def check_order(order) -> int:
+    """`order` validated: an integer >= 0 (the one check every entry point shares)."""
+    if isinstance(order, bool) or not isinstance(order, int):
+        raise BeaTypeError(f"order={order!r} must be an integer >= 0")
+    if order < 0:
+        raise BeaValueError(f"order={order} is negative; use an order >= 0")
+    return order
+
+
+def _suggest_coordinate(err: TraceError, rule: Rule, order: int) -> TraceError:
+    """A tree tracer's refusal, with the coordinate family suggested where the
+    coordinate engine traces the rule (an error that already suggests it, from a
+    `bea.ops` function meeting a tree-traced value, is passed on as it is)."""
+    if err.suggestion == "coordinate" or not _coordinate_wise(rule):
+        return err
+    return TraceError(
+        f"{err}; the rule is coordinate-wise: derive it per coordinate with "
+        f"bea.modified_equation(rule, {order}, dimension=2) or declare "
+        "bea.rule(..., family='coordinate')",
+        suggestion="coordinate",
     )
+
+
+def _coordinate_wise(rule: Rule) -> bool:
+    """Whether the coordinate-wise family can trace `rule` (asked after a tree family
+    refused it): its order-0 map in dimension 1, where a missing region still counts."""
+    try:
+        coordinate_expansion(rule, 0, 1, memory=rule.memory or None)
+    except BeaValueError as err:
+        # traced, then refused only for an undeclared region or a memory that does not
+        # contract: coordinate-wise all the same
+        return err.suggestion == "coordinate"
+    except Exception:  # the user's code failed on a coordinate value: not this family
+        return False
+    return True
+
+
+def _manifold(manifold: dict | None, r: Rule, order: int) -> tuple[MemorySeries, ...]:
+    """The slow manifold as `MemorySeries`, truncated like the field (trees of at most
+    N+1 vertices)."""
+    if not manifold:
+        return ()
+    out = []
+    for name, per_block in manifold.items():
+        for b, (y, terms) in enumerate(per_block):
+            kept = sorted(
+                ((t, k, c) for (t, k), c in terms.items() if t.order <= order + 1 and c),
+                key=lambda x: (x[1], x[0]._key),
+            )
+            out.append(MemorySeries(name, r.blocks[b], y, tuple(kept)))
+    return tuple(out)

@@ -1,4 +1,4 @@
-"""Text and LaTeX of a `CoordinateModifiedEquation`: index notation and per coordinate.
+"""Text and LaTeX of a coordinate-basis `ModifiedEquation`: index notation and per coordinate.
 
 θ̇_i = Σ_p h^p field[p][i]; `E_12` is ∂₁∂₂E and `s_i` the declared sign of ∂ᵢE.
 
@@ -702,7 +702,7 @@ def render_text(meq) -> str:
     monomials in derivatives of order ≥ 2 with factored coefficients.
 
     Arguments:
-        meq: a `bea.CoordinateModifiedEquation`.
+        meq: a `bea.ModifiedEquation` over the coordinate basis.
 
     Returns:
         Lines of text; the index form reads gᵢ = ∂ᵢE, sᵢ = sign ∂ᵢE, Σⱼ Hᵢⱼ(…) for the

@@ -183,7 +183,7 @@ def coordinate_modified_loss(meq, preconditioner=None, loss: str = "E") -> Coord
     """The loss Ẽ with field = −P⁻¹ ∇Ẽ, or `NotAGradientError` naming the failing order.
 
     Arguments:
-        meq: a `CoordinateModifiedEquation` with an undefined loss.
+        meq: a `ModifiedEquation` over the coordinate basis with an undefined loss.
         preconditioner: P's diagonal: None (P = I), `"abs_grad"` (|∂ᵢE| = s_i ∂ᵢE, needs
             declared signs), or d SymPy expressions in the partial-derivative symbols.
         loss: the loss whose derivatives the field is written in.

@@ -36,7 +36,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import sympy as sp
 
@@ -113,9 +113,8 @@ class Drift:
     def equation(self) -> ModifiedEquation:
         """The correction terms as a `bea.ModifiedEquation` (for rendering, losses, JSON)."""
         if self.base is not None:
-            extra = {"manifold": ()} if hasattr(self.base, "manifold") else {}
-            return replace(self.base, terms=self.terms, domain=self.domain, **extra)
-        return ModifiedEquation(
+            return self.base.with_trees(terms=self.terms, domain=self.domain, manifold=())
+        return ModifiedEquation.of_trees(
             rule=self.rule,
             order=self.order,
             time=self.time,

@@ -72,7 +72,7 @@ class ModifiedOracles:
         symbols = set().union(*(sp.sympify(c).free_symbols for _, _, c in terms))
         fractions = any(sp.fraction(sp.together(c))[1].free_symbols for _, _, c in terms)
         domain = choose_domain(symbols, fractions)
-        return ModifiedEquation(
+        return ModifiedEquation.of_trees(
             rule=name,
             order=max(k for _, k, _ in terms),
             time=H,

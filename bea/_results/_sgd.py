@@ -44,7 +44,9 @@ from .._core._colour import Colour, colour_label
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._scalars import H, choose_domain
 from .._core._trees import Tree, count_trees, trees_up_to
-from .._equation._modified import MAX_TREES, ModifiedEquation, _solve, modified_equation, trace_map
+from .._equation._modified import MAX_TREES, ModifiedEquation, modified_equation
+from .._families._bseries import _solve
+from .._families._registry import EXPLICIT
 from .._rules._builtin import sgd
 
 __all__ = ["closed_form_in", "sgd_closed_forms", "sgd_expected"]
@@ -85,7 +87,7 @@ def _check_n(n) -> int | sp.Symbol:
 
 def _averaged_map(m: int, order: int, domain) -> dict:
     """The map of an m-step epoch averaged over its m! orderings, `{(tree, k): a}`."""
-    series, _tracer = trace_map(sgd(m), order + 1, domain)
+    series = EXPLICIT.trace(sgd(m), order + 1, domain).series
     names = _names(m)
     mean: dict = {}
     weight = domain.convert(sp.Rational(1, math.factorial(m)))
@@ -179,7 +181,7 @@ def sgd_expected(n, order: int, *, force: bool = False) -> ModifiedEquation:
         terms = tuple(sorted(out, key=lambda x: (x[1], x[0]._key)))
     rule = sgd(1)
     (block,) = rule.blocks
-    return ModifiedEquation(
+    return ModifiedEquation.of_trees(
         rule="sgd_expected",
         order=order,
         time=n * H,
@@ -202,7 +204,7 @@ def _sgd_expected_by_orderings(n: int, order: int) -> ModifiedEquation:
     mean = _averaged_map(n, order, domain)
     (block,) = rule.blocks
     terms = _solve(mean, domain.convert(n), order, domain, trees_up_to(order + 1, names))
-    return ModifiedEquation(
+    return ModifiedEquation.of_trees(
         rule="sgd_expected",
         order=order,
         time=rule.time,

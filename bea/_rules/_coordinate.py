@@ -4,7 +4,7 @@ Each is a factory returning a `bea.Rule`; parameters are SymPy symbols by defaul
 (`rho`, `eps`, `beta1`, `beta2`, `c`) and may be exact numbers for a derivation or
 floats for a numerical run (`numeric.coordinate_discrete_map` rebuilds the rule with
 the numbers it is given). The update functions use `bea.ops`, so the same code is
-traced by `bea.coordinate_modified_equation` and run on JAX arrays.
+traced by `bea.modified_equation` and run on JAX arrays.
 
 Conventions (g = ∇E(θ), products, squares, square roots and quotients elementwise):
 
@@ -69,6 +69,7 @@ def rmsprop(rho=RHO, eps=EPS) -> Rule:
 
     return Rule(
         update=update,
+        family="coordinate",
         name="rmsprop",
         params=(("rho", rho), ("eps", eps)),
         factory=rmsprop,
@@ -105,6 +106,7 @@ def adam(
 
     return Rule(
         update=update,
+        family="coordinate",
         name="adam",
         params=(("beta1", beta1), ("beta2", beta2), ("eps", eps)),
         factory=factory,
@@ -124,7 +126,13 @@ def signgd() -> Rule:
     def update(theta, h, grad):
         return theta - h * ops.sign(grad("E", theta))
 
-    return Rule(update=update, name="signgd", factory=signgd, description="sign descent")
+    return Rule(
+        update=update,
+        family="coordinate",
+        name="signgd",
+        factory=signgd,
+        description="sign descent",
+    )
 
 
 def clipped_gd(c=C, *, mode: str = "norm") -> Rule:
@@ -151,6 +159,7 @@ def clipped_gd(c=C, *, mode: str = "norm") -> Rule:
 
     return Rule(
         update=update,
+        family="coordinate",
         name="clipped_gd",
         params=(("c", c),),
         factory=factory,
@@ -172,6 +181,7 @@ def normalised_sam(c=C) -> Rule:
 
     return Rule(
         update=update,
+        family="coordinate",
         name="normalised_sam",
         params=(("c", c),),
         factory=normalised_sam,
@@ -194,6 +204,7 @@ def adagrad(eps=EPS) -> Rule:
 
     return Rule(
         update=update,
+        family="coordinate",
         name="adagrad",
         params=(("eps", eps),),
         factory=adagrad,
@@ -216,10 +227,10 @@ command line: symbolic signs for sign descent, the clipped branch for clipping."
 
 
 def is_coordinate_rule(rule) -> bool:
-    """Whether `rule` is one of the built-in coordinate-wise rules (any parameters).
+    """Whether `rule` declares the coordinate-wise family (the built-ins do).
 
     Example:
         >>> is_coordinate_rule(adam(beta1=0)), is_coordinate_rule(lambda t, h, g: t)
         (True, False)
     """
-    return getattr(getattr(rule, "update", None), "__module__", None) == __name__
+    return getattr(rule, "family", None) == "coordinate"

@@ -53,6 +53,10 @@ class Rule:
             variable has the structure of the state (one block per player).
         corrections: for a modifying integrator, the `ModifiedOracles` its oracles
             carry (`bea.modifying_integrator`).
+        family: the rule family that derives it: None (the registry chooses: the
+            memory family for a rule with memory, else the explicit one) or a family's
+            name, "coordinate" for rules written with `bea.ops` (RMSProp, Adam, sign
+            descent), which are derived per coordinate.
 
     A `Rule` is itself callable like its update function.
     """
@@ -67,6 +71,7 @@ class Rule:
     player_times: tuple[sp.Expr, ...] | None = None
     memory: tuple[str, ...] = ()
     corrections: Any = field(default=None, repr=False, compare=False)
+    family: str | None = None
 
     def __call__(self, state, h, *args, **kwargs):
         return self.update(state, h, *args, **kwargs)
@@ -94,6 +99,7 @@ def rule(
     blocks: tuple[str, ...] | None = None,
     memory: tuple[str, ...] | None = None,
     description: str = "",
+    family: str | None = None,
 ):
     """Decorator turning an update function into a `Rule`.
 
@@ -122,7 +128,13 @@ def rule(
 
     def wrap(f: Callable) -> Rule:
         return as_rule(
-            f, name=name, time=time, blocks=blocks, memory=memory, description=description
+            f,
+            name=name,
+            time=time,
+            blocks=blocks,
+            memory=memory,
+            description=description,
+            family=family,
         )
 
     return wrap(fn) if fn is not None else wrap
@@ -136,6 +148,7 @@ def as_rule(
     blocks: tuple[str, ...] | None = None,
     memory: tuple[str, ...] | None = None,
     description: str = "",
+    family: str | None = None,
 ) -> Rule:
     """A `Rule` from a `Rule` or a plain update function, with optional overrides."""
     if isinstance(obj, Rule):
@@ -153,6 +166,10 @@ def as_rule(
             "rule(state, h, grad) or a bea.Rule"
         )
     changes: dict[str, Any] = {}
+    if family is not None:
+        if not isinstance(family, str):
+            raise BeaTypeError(f"family={family!r} must be a family's name such as 'coordinate'")
+        changes["family"] = family
     if name is not None:
         changes["name"] = name
     if time is not None:

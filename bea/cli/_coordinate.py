@@ -1,7 +1,7 @@
 """The command line on coordinate-wise rules: RMSProp, Adam, sign descent, clipping, SAM.
 
 These rules are derived per coordinate in a fixed dimension d
-(`bea.coordinate_modified_equation`), so `bea derive`, `bea loss` and `bea verify`
+(`bea.modified_equation`), so `bea derive`, `bea loss` and `bea verify`
 take two more flags for them:
 
     --dimension D          the number of coordinates (default 2: the smallest in which
@@ -88,8 +88,8 @@ def _sizes(args, order: int, budget: Budget) -> int:
 
 
 def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Callable):
-    """The rule's `CoordinateModifiedEquation` as the flags ask."""
-    from .._families.coordinate._engine import coordinate_modified_equation
+    """The rule's coordinate-basis `ModifiedEquation` as the flags ask."""
+    from .._equation._modified import modified_equation
 
     if extra:
         name = next(iter(extra))
@@ -103,9 +103,7 @@ def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Ca
         region = REGIONS[rule.name]
         shown = " ".join(f"--region {k}={v}" for k, v in region.items())
         say(f"(on the region {shown}; give --region to choose another)")
-    return coordinate_modified_equation(
-        rule, order, dimension, region=region, memory=rule.memory or None
-    )
+    return modified_equation(rule, order, dimension=dimension, region=region)
 
 
 def derive_coordinate(rule, args, order, budget, extra, out: Callable) -> int:

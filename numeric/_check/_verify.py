@@ -31,6 +31,7 @@ from bea._core._errors import BeaTypeError, BeaValueError
 from bea._rules._coordinate import is_coordinate_rule
 from bea._rules._rule import as_rule
 
+from .._lower._coordinate import with_field
 from .._lower._kernels import ModifiedField
 from .._lower._params import number, split_h
 from .._lower._state import Layout
@@ -376,7 +377,7 @@ def check_orders(
     orders = _check_orders_arg(orders)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise BeaValueError(f"steps={steps!r} must be a positive integer number of calls")
-    if isinstance(meq, bea.CoordinateModifiedEquation) or is_coordinate_rule(rule):
+    if getattr(meq, "basis", None) == "coordinates" or is_coordinate_rule(rule):
         return _coordinate_checks(
             rule, orders, losses, fields, state0, params, hs, steps, meq, problem
         )
@@ -527,7 +528,6 @@ def _transient(rule, params) -> int:
 def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, meq, problem):
     """`check_orders` for a coordinate-wise rule: one step from the slow manifold against
     the flow of the per-coordinate field (`numeric.coordinate_check_order`)."""
-    from dataclasses import replace
 
     from .._lower._coordinate import coordinate_check_order
 
@@ -544,7 +544,7 @@ def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, 
         r = as_rule(rule)
         if meq is None:
             meq = bea.modified_equation(r, top, dimension=int(theta.size))
-        elif not isinstance(meq, bea.CoordinateModifiedEquation):
+        elif getattr(meq, "basis", None) != "coordinates":
             raise BeaValueError(
                 f"rule {r.name!r} is coordinate-wise; pass meq=bea.modified_equation(rule, "
                 f"{top}, dimension={theta.size})"
@@ -562,7 +562,7 @@ def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, 
         for n in orders:
             given = hs.get(n) if isinstance(hs, Mapping) else hs
             kw = {} if given is None else {"hs": check_hs(given)}
-            low = replace(meq, order=n, field=meq.field[: n + 1])
+            low = with_field(meq, meq.field[: n + 1])
             c = coordinate_check_order(
                 r, n, losses or {}, params, theta, meq=low, transient=_transient(r, params), **kw
             )

@@ -1,7 +1,7 @@
 """Coordinate-wise rules numerically: the derived field in JAX, the rule itself, order checks.
 
 - `coordinate_vector_field(meq, losses, params)` lowers a
-  `bea.CoordinateModifiedEquation` to `field(theta, h)`. The SymPy expressions are
+  `bea.ModifiedEquation` over the coordinate basis to `field(theta, h)`. The SymPy expressions are
   converted once, at construction, by `sympy.lambdify` with common-subexpression
   elimination and a lookup table of the functions they use (sqrt, Abs, sign, Max,
   Min -> `jax.numpy`); the partial derivatives of the loss they need (∂ᵢE, ∂ᵢ∂ⱼE, …)
@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
 import sympy as sp
 
+import bea
 from bea._core._errors import BeaTypeError, BeaValueError
-from bea._families.coordinate._engine import call_coordinate_rule, coordinate_modified_equation
+from bea._families.coordinate._engine import call_coordinate_rule
 from bea._printing._index import INDEX_SYMBOLS, index_form
 
 from .._run._flow import as_float64, check_hs, fit_slope, float64, integrate
@@ -55,6 +56,13 @@ LOOKUP = {
     "Min": jnp.minimum,
 }
 """SymPy function names -> JAX, for lambdify."""
+
+
+def with_field(meq, field) -> bea.ModifiedEquation:
+    """`meq` with another coordinate field, of order len(field) - 1 (a slow manifold or
+    a truncation, lowered by the field's own machinery)."""
+    field = tuple(field)
+    return replace(meq, order=len(field) - 1, expansion=replace(meq.expansion, field=field))
 
 
 def _bind(meq, params: Mapping | None):
@@ -150,7 +158,7 @@ def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None)
     """The derived field of a coordinate-wise rule as a JAX function `field(theta, h)`.
 
     Arguments:
-        meq: a `bea.CoordinateModifiedEquation` (undefined loss E).
+        meq: a `bea.ModifiedEquation` over the coordinate basis (undefined loss E).
         losses: loss name -> scalar JAX function of the state.
         params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`.
 
@@ -325,7 +333,7 @@ def coordinate_check_order(
     with float64():
         theta = as_float64(jnp.asarray(theta))
         if meq is None:
-            meq = coordinate_modified_equation(rule, order, dimension=int(theta.size))
+            meq = bea.modified_equation(rule, order, dimension=int(theta.size))
         field = coordinate_vector_field(meq, losses, params)
         step = coordinate_discrete_map(rule, losses, params)
         lead = [_manifold_fn(meq, name, losses, params) for name in meq.memory]
@@ -348,10 +356,8 @@ def coordinate_check_order(
 
 def _manifold_fn(meq, name, losses, params):
     """The leading slow-manifold term M₀ of memory `name` as a JAX function of θ."""
-    from dataclasses import replace
-
-    m0 = meq.manifold(name)[0]
-    fake = replace(meq, order=0, field=(m0,))
+    m0 = dict(meq.slow_manifold)[name][0]
+    fake = with_field(meq, (m0,))
     f = CoordinateField(fake, losses, params)
     return lambda z: f(z, 0.0)
 
@@ -365,7 +371,7 @@ class ElementwiseField:
 
     Every term of a coordinate-wise rule's field is a weighted tree contraction
     (`bea` reads them off coordinate 1 of a derivation in dimension d ≥ N + 1 and
-    checks them exactly; see `bea.CoordinateModifiedEquation.text`): vertex v carries
+    checks them exactly; see `bea.ModifiedEquation.text`): vertex v carries
     an elementwise weight w_v(∂E, sign ∂E) and a derivative tensor ∂_{v c₁…c_m}E joins
     v to its children c₁ … c_m. Bottom-up, the value at a vertex is
 
@@ -503,7 +509,7 @@ def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = 
     products and higher directional derivatives of the gradient.
 
     Arguments:
-        meq: a `bea.CoordinateModifiedEquation` of order N derived in dimension
+        meq: a `bea.ModifiedEquation` over the coordinate basis of order N derived in dimension
             d ≥ max(2, N + 1) (the dimension of the derivation does not limit the
             state's size).
         losses: `{"E": fn}`, a scalar JAX function of the state (an array or a pytree

@@ -506,8 +506,8 @@ class ModifiedField:
 def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
     """The modified field of `meq` as a jit-compiled JAX function `field(state, h)`.
 
-    A `bea.CoordinateModifiedEquation` (coordinate-wise rules such as Adam) is lowered
-    by `numeric.coordinate_vector_field` instead.
+    An equation over the coordinate basis (coordinate-wise rules such as Adam) is
+    lowered by `numeric.coordinate_vector_field` instead.
 
     Arguments:
         meq: a `bea.ModifiedEquation`.
@@ -528,9 +528,7 @@ def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
         >>> f(jnp.array([1.0]), 0.1)   # -x^3 - 3/2 h x^5
         Array([-1.15], dtype=float64)
     """
-    from bea import CoordinateModifiedEquation
-
-    if isinstance(meq, CoordinateModifiedEquation):
+    if getattr(meq, "basis", None) == "coordinates":
         from ._coordinate import coordinate_vector_field
 
         return coordinate_vector_field(meq, losses or {}, params)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 
 from bea._core._errors import BeaTypeError, BeaValueError
 
+from .._lower._coordinate import with_field as _with_field
 from .._lower._kernels import TermSeries, field_function
 from .._lower._params import number, split_h
 from ._maps import DiscreteMap
@@ -55,9 +56,7 @@ def manifold_function(meq, params: Mapping | None = None) -> Callable:
     (a tuple of blocks for several players). Pure, nothing compiled: call it inside
     your own `jax.jit`.
     """
-    from bea import CoordinateModifiedEquation
-
-    if isinstance(meq, CoordinateModifiedEquation):
+    if getattr(meq, "basis", None) == "coordinates":
         return _coordinate_manifold(meq, params)
     _check_meq(meq)
     _, bound = split_h(params)
@@ -97,7 +96,6 @@ def _coordinate_manifold(meq, params):
     series M₀ + h M₁ + … lowered like a field, densely when the state has the
     derivation's d coordinates, elementwise (`numeric.coordinate_elementwise_field`)
     on states of any other size."""
-    from dataclasses import replace
 
     from .._lower._coordinate import CoordinateField, coordinate_elementwise_field
 
@@ -105,7 +103,8 @@ def _coordinate_manifold(meq, params):
         raise BeaValueError(
             f"rule {meq.rule!r} has no memory, so it has no slow manifold; run it directly"
         )
-    fakes = [replace(meq, field=meq.manifold(name)) for name in meq.memory]
+    manifold = dict(meq.slow_manifold)
+    fakes = [_with_field(meq, manifold[name]) for name in meq.memory]
     cache: dict = {}
 
     def apply(theta, h, losses, fields=None):

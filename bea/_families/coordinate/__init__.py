@@ -1,1 +1,2 @@
-"""The coordinate-wise family: rules with elementwise square roots, divisions and signs, expanded per coordinate."""
+"""The coordinate-wise family: rules with elementwise square roots, divisions and
+signs, expanded per coordinate."""

@@ -1,4 +1,4 @@
-"""`coordinate_modified_equation`: modified equations of coordinate-wise optimisers.
+"""The coordinate-wise engine: modified fields of coordinate-wise optimisers, per coordinate.
 
 RMSProp, Adam, sign descent, clipping and normalised SAM divide by square roots and
 norms of gradients: they leave the algebra of elementary differentials that
@@ -41,41 +41,36 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
 from ..._core._errors import BeaTypeError, BeaValueError, TraceError, user_line
+from ..._core._read import parse_prefix, to_prefix
 from ..._core._scalars import H
 from ..._rules._rule import call_rule
 from ._series import CoordinateRegion, CSeries, Tracer
 
-__all__ = [
-    "CoordinateModifiedEquation",
-    "coordinate_modified_equation",
-    "one_step_map",
-]
+__all__ = ["CoordinateExpansion", "coordinate_expansion", "one_step_map"]
 
 
 @dataclass(frozen=True)
-class CoordinateModifiedEquation:
-    """The modified equation of a coordinate-wise rule in dimension d.
+class CoordinateExpansion:
+    """A modified field over the coordinate basis, in dimension d.
 
     dθ_i/dt = Σ_{p=0}^{N} h^p field[p][i], exact SymPy expressions in the partial
     derivatives of the loss at θ (`E_1` = ∂₁E, `E_12` = ∂₁∂₂E; for an explicit loss,
     in the coordinates), the rule's parameters and the declared signs `s_i` = sign ∂ᵢE.
+    `bea.ModifiedEquation` wraps it with the rule's name and order.
 
     Arguments:
-        rule: the rule's name.
-        order: N.
         dimension: d.
-        params: `(name, value)` of the rule's parameters (SymPy symbols by default).
         memory: the names of the memory variables.
         field: field[p][i], the h^p coefficient of coordinate i.
-        slow_manifold: memory name -> M[k][i], the h^k coefficient of the memory's slow
-            manifold at coordinate i (what the memory is after the transient).
+        slow_manifold: `(memory name, M)` with M[k][i] the h^k coefficient of the
+            memory's slow manifold at coordinate i (what the memory is after the
+            transient).
         map_terms: Φ[k][i], the h^(k+1) coefficient of the one-step map θ' − θ.
         coordinates: the coordinate symbols x1, …, xd (for explicit losses).
         derivatives: partial-derivative symbol -> (loss, 0-based indices).
@@ -83,10 +78,7 @@ class CoordinateModifiedEquation:
         loss: the explicit losses as `(name, expression)`, empty for undefined E.
     """
 
-    rule: str
-    order: int
     dimension: int
-    params: tuple[tuple[str, object], ...]
     memory: tuple[str, ...]
     field: tuple[tuple[sp.Expr, ...], ...]
     slow_manifold: tuple[tuple[str, tuple[tuple[sp.Expr, ...], ...]], ...]
@@ -99,30 +91,32 @@ class CoordinateModifiedEquation:
     loss: tuple[tuple[str, sp.Expr], ...] = ()
 
     basis = "coordinates"
-    """The basis the field is written in (see `bea.ModifiedEquation.basis`)."""
+
+    def _expressions(self):
+        yield from (e for row in self.field for e in row)
+        yield from (e for _, m in self.slow_manifold for row in m for e in row)
+        yield from (e for row in self.map_terms for e in row)
+
+    @property
+    def symbols(self) -> set[sp.Symbol]:
+        """The parameters the field is written in (not the partial derivatives, signs
+        or coordinates)."""
+        own = {s for s, _ in self.derivatives} | set(self.coordinates)
+        own |= {v for _, v in self.signs if isinstance(v, sp.Symbol)}
+        return {s for e in self._expressions() for s in e.free_symbols} - own
 
     def field_at(self, power: int) -> tuple[sp.Expr, ...]:
         """The h^power coefficient of the field, one expression per coordinate."""
-        if isinstance(power, bool) or not isinstance(power, int) or not 0 <= power <= self.order:
-            raise BeaValueError(
-                f"power={power!r} must be an integer from 0 to the order {self.order}"
-            )
+        order = len(self.field) - 1
+        if isinstance(power, bool) or not isinstance(power, int) or not 0 <= power <= order:
+            raise BeaValueError(f"power={power!r} must be an integer from 0 to the order {order}")
         return self.field[power]
 
     def total(self) -> tuple[sp.Expr, ...]:
         """The whole field Σ_p h^p field[p], one expression per coordinate."""
         return tuple(
-            sp.expand(sum((H**p * self.field[p][i] for p in range(self.order + 1)), sp.S.Zero))
+            sp.expand(sum((H**p * row[i] for p, row in enumerate(self.field)), sp.S.Zero))
             for i in range(self.dimension)
-        )
-
-    def manifold(self, name: str) -> tuple[tuple[sp.Expr, ...], ...]:
-        """M[k][i] of the memory variable `name`."""
-        for n, m in self.slow_manifold:
-            if n == name:
-                return m
-        raise BeaValueError(
-            f"memory {name!r} is not one of the rule's memory variables {list(self.memory)}"
         )
 
     def derivative_map(self) -> dict[sp.Symbol, sp.Expr]:
@@ -133,40 +127,128 @@ class CoordinateModifiedEquation:
             out[s] = sp.Derivative(f, *(self.coordinates[i] for i in idx)) if idx else f
         return out
 
-    def text(self) -> str:
-        from ..._printing._index import render_text
+    def subs(self, table: dict) -> CoordinateExpansion:
+        """The expansion with symbols replaced by exact values (`{Symbol: value}`)."""
 
-        return render_text(self)
+        def rows(table_):
+            return tuple(tuple(e.xreplace(table) for e in row) for row in table_)
 
-    def latex(self) -> str:
-        from ..._printing._index import render_latex
+        return replace(
+            self,
+            field=rows(self.field),
+            slow_manifold=tuple((n, rows(m)) for n, m in self.slow_manifold),
+            map_terms=rows(self.map_terms),
+        )
 
-        return render_latex(self)
-
-    def __str__(self) -> str:
-        return self.text()
-
-    def _repr_latex_(self) -> str:
-        return f"$${self.latex()}$$"
-
+    # -- JSON ----------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Plain data: expressions as SymPy strings (`srepr`-free, for reading and diffs)."""
+        """Plain data: each expression as text (for reading and diffs) and, under
+        `exact`, in the prefix form `from_dict` rebuilds exactly; each symbol with the
+        assumptions it was made with."""
+        symbols = {s for e in self._expressions() for s in e.free_symbols}
+        symbols |= set(self.coordinates) | {s for s, _ in self.derivatives}
+        symbols |= {v for _, v in self.signs if isinstance(v, sp.Symbol)}
+        symbols |= {s for _, e in self.loss for s in e.free_symbols}
+
+        def table(m, write):
+            return {str(k): [write(e) for e in row] for k, row in enumerate(m)}
+
+        def entries(write):
+            return {
+                "field": table(self.field, write),
+                "slow_manifold": {name: table(m, write) for name, m in self.slow_manifold},
+                "map_terms": table(self.map_terms, write),
+                "signs": [[loss, i, write(v)] for (loss, i), v in self.signs],
+                "loss": {name: write(e) for name, e in self.loss},
+            }
+
         return {
-            "rule": self.rule,
-            "order": self.order,
             "dimension": self.dimension,
-            "params": {k: str(v) for k, v in self.params},
             "memory": list(self.memory),
-            "field": {str(p): [str(e) for e in row] for p, row in enumerate(self.field)},
-            "slow_manifold": {
-                name: {str(k): [str(e) for e in row] for k, row in enumerate(m)}
-                for name, m in self.slow_manifold
-            },
-            "signs": {f"{loss}_{i + 1}": str(v) for (loss, i), v in self.signs},
+            "symbols": {s.name: _assumptions(s) for s in sorted(symbols, key=lambda s: s.name)},
+            "coordinates": [s.name for s in self.coordinates],
+            "derivatives": {s.name: [loss, list(idx)] for s, (loss, idx) in self.derivatives},
+            **entries(str),
+            "exact": entries(to_prefix),
         }
 
-    def to_json(self, **kwargs) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, **kwargs)
+    @staticmethod
+    def from_dict(d) -> CoordinateExpansion:
+        """Rebuild an expansion exactly from `to_dict()`: the `exact` entries through a
+        restricted reader (`bea._core._read.parse_prefix`), never `sympify`."""
+        symbols = _read_symbols(d.get("symbols"))
+        exact = d.get("exact")
+        if not isinstance(exact, dict):
+            raise BeaValueError("the equation's description has no 'exact' entries; add them")
+
+        def table(m, what):
+            if not isinstance(m, dict) or not all(str(k).isdigit() for k in m):
+                raise BeaTypeError(f"{what} must map powers to lists of expressions")
+            return tuple(
+                tuple(parse_prefix(e, f"{what}[{k}][{i}]", symbols) for i, e in enumerate(m[k]))
+                for k in sorted(m, key=int)
+            )
+
+        def symbol(name, what):
+            if name not in symbols:
+                raise BeaValueError(f"{what} names {name!r}, which 'symbols' does not declare")
+            return symbols[name]
+
+        try:
+            return CoordinateExpansion(
+                dimension=int(d["dimension"]),
+                memory=tuple(str(m) for m in d.get("memory", ())),
+                field=table(exact["field"], "field"),
+                slow_manifold=tuple(
+                    (str(n), table(m, f"slow_manifold[{n!r}]"))
+                    for n, m in exact.get("slow_manifold", {}).items()
+                ),
+                map_terms=table(exact.get("map_terms", {}), "map_terms"),
+                coordinates=tuple(symbol(n, "coordinates") for n in d.get("coordinates", ())),
+                derivatives=tuple(
+                    (symbol(n, "derivatives"), (str(loss), tuple(int(i) for i in idx)))
+                    for n, (loss, idx) in d.get("derivatives", {}).items()
+                ),
+                signs=tuple(
+                    ((str(loss), int(i)), parse_prefix(v, "signs", symbols))
+                    for loss, i, v in exact.get("signs", ())
+                ),
+                loss=tuple(
+                    (str(n), parse_prefix(e, f"loss[{n!r}]", symbols))
+                    for n, e in exact.get("loss", {}).items()
+                ),
+            )
+        except KeyError as err:
+            raise BeaValueError(f"the equation's description has no {err.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as err:
+            if isinstance(err, BeaValueError | BeaTypeError):
+                raise
+            raise BeaValueError(f"the equation's description is malformed ({err})") from None
+
+
+def _read_symbols(raw) -> dict[str, sp.Symbol]:
+    """The `symbols` entry of a description: name -> Symbol with its assumptions."""
+    if not isinstance(raw, dict):
+        raise BeaValueError("the equation's description has no 'symbols'; add them")
+    symbols = {}
+    for name, assumptions in raw.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise BeaValueError(f"symbols has the name {name!r}; give identifiers")
+        if not isinstance(assumptions, dict) or not all(
+            isinstance(k, str) and k.isidentifier() and isinstance(v, bool)
+            for k, v in assumptions.items()
+        ):
+            raise BeaTypeError(f"symbols[{name!r}] must map assumption names to booleans")
+        try:
+            symbols[name] = sp.Symbol(name, **assumptions)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            raise BeaValueError(f"symbols[{name!r}] has assumptions SymPy refuses") from None
+    return symbols
+
+
+def _assumptions(s: sp.Symbol) -> dict[str, bool]:
+    """The assumptions a symbol was created with (`real`, `positive`, ...)."""
+    return dict(sorted((getattr(s, "_assumptions_orig", None) or s.assumptions0).items()))
 
 
 # -- calling the rule ---------------------------------------------------------------
@@ -394,11 +476,11 @@ def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, sol
         diag = [sp.factor(A[i, i]) for i in range(A.rows)]
         if any(v == 0 for v in diag):
             bad = next(i for i, v in enumerate(diag) if v == 0)
-            raise BeaValueError(_not_contraction(rname, mem[bad // d]))
+            raise BeaValueError(_not_contraction(rname, mem[bad // d]), suggestion="coordinate")
         sol = [tracer.canon(b[i] / diag[i]) for i in range(A.rows)]
     else:
         if sp.simplify(A.det()) == 0:
-            raise BeaValueError(_not_contraction(rname, ", ".join(mem)))
+            raise BeaValueError(_not_contraction(rname, ", ".join(mem)), suggestion="coordinate")
         sol = [tracer.canon(v) for v in A.LUsolve(b)]
     sol = [tracer.resolve(v) for v in sol]
     for u, v in zip(unknowns, sol, strict=True):
@@ -450,7 +532,7 @@ def modified_field_of_map(tracer: Tracer, phi, order: int) -> list[list[sp.Expr]
     return f
 
 
-def coordinate_modified_equation(
+def coordinate_expansion(
     rule,
     order: int,
     dimension: int = 2,
@@ -459,8 +541,9 @@ def coordinate_modified_equation(
     *,
     coordinates=None,
     memory=None,
-) -> CoordinateModifiedEquation:
-    """The modified equation of a coordinate-wise rule (with or without memory).
+) -> CoordinateExpansion:
+    """The modified field of a coordinate-wise rule (with or without memory), per
+    coordinate; `bea.modified_equation` wraps it as a `bea.ModifiedEquation`.
 
     Arguments:
         rule: a `bea.Rule` (its `memory` names the memory variables) or a function
@@ -478,13 +561,13 @@ def coordinate_modified_equation(
         memory: the memory names of a plain function (a `Rule` carries them).
 
     Returns:
-        A `CoordinateModifiedEquation`.
+        A `CoordinateExpansion`.
 
     Example:
         >>> import sympy as sp, bea
         >>> x = sp.Symbol("x")
-        >>> meq = bea.coordinate_modified_equation(bea.rules.rmsprop, 1, dimension=1,
-        ...                                        loss=x**2 / 2, coordinates=(x,))
+        >>> meq = bea.modified_equation(bea.rules.rmsprop, 1, dimension=1,
+        ...                             loss=x**2 / 2, coordinates=(x,))
         >>> meq.field_at(0)
         (-x/sqrt(eps + x**2),)
     """
@@ -521,11 +604,8 @@ def coordinate_modified_equation(
     def rows(table):
         return tuple(tuple(out(e) for e in row) for row in table)
 
-    return CoordinateModifiedEquation(
-        rule=_name(rule),
-        order=order,
+    return CoordinateExpansion(
         dimension=dimension,
-        params=tuple(getattr(rule, "params", ()) or ()),
         memory=mem,
         field=rows(f),
         slow_manifold=tuple((name, rows(manifold[name][: order + 1])) for name in mem),

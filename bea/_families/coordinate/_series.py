@@ -224,7 +224,8 @@ class Tracer:
                 raise TraceError(
                     f"the sign of ∂{i + 1}{loss} is needed at {user_line()}; declare the "
                     "region, e.g. region=bea.CoordinateRegion(signs='symbolic') or "
-                    "signs=(1, -1, ...) with one ±1 per coordinate"
+                    "signs=(1, -1, ...) with one ±1 per coordinate",
+                    suggestion="coordinate",
                 )
         return self.signs[key]
 
@@ -287,7 +288,8 @@ class Tracer:
             raise TraceError(
                 f"{kind} at {user_line()} is not smooth; declare which argument wins on the "
                 f"region, e.g. region=bea.CoordinateRegion(choose=('first',)) (call number "
-                f"{self._choices + 1} of maximum/minimum)"
+                f"{self._choices + 1} of maximum/minimum)",
+                suggestion="coordinate",
             )
         self._choices += 1
         items = (item,) * n if isinstance(item, str) else tuple(item)
@@ -384,6 +386,10 @@ class CSeries:
 
     __slots__ = ("c", "t", "vector")
     _bea_coordinate = True
+
+    def _bea_choose(self, kind: str, a, b):
+        """`bea.ops.maximum`/`minimum` on values one of which is this series."""
+        return choose(kind, a, b)
 
     def __init__(self, tracer: Tracer, c, vector: bool):
         self.t = tracer
