@@ -16,6 +16,7 @@ from ._core._colour import Colour as Colour
 from ._core._errors import BeaError as BeaError
 from ._core._errors import BeaTypeError as BeaTypeError
 from ._core._errors import BeaValueError as BeaValueError
+from ._core._errors import NotAGradientError as NotAGradientError
 from ._core._errors import TraceError as TraceError
 from ._core._expansion import MemorySeries as MemorySeries
 from ._core._free_trees import FreeTree as FreeTree
@@ -48,7 +49,6 @@ from ._results._games import comparison_table as comparison_table
 from ._results._games import modified_jacobian as modified_jacobian
 from ._results._losses import LossTerm as LossTerm
 from ._results._losses import ModifiedLoss as ModifiedLoss
-from ._results._losses import NotAGradientError as NotAGradientError
 from ._results._losses import modified_loss as modified_loss
 from ._results._modifying import ModifiedOracles as ModifiedOracles
 from ._results._modifying import modifying_integrator as modifying_integrator

@@ -16,6 +16,7 @@ __all__ = [
     "BeaError",
     "BeaTypeError",
     "BeaValueError",
+    "NotAGradientError",
     "TraceError",
     "library_error",
     "rule_library_error",
@@ -59,8 +60,29 @@ class TraceError(BeaValueError):
     """An update rule did something the symbolic tracer cannot represent."""
 
 
+class NotAGradientError(BeaValueError):
+    """The modified field of a block is not a gradient at some order.
+
+    Attributes:
+        obstructions: the free trees whose rootings disagree, with their b values.
+        decomposition: the `ModifiedLoss` with held-fixed remainder terms (always exists).
+    """
+
+    def __init__(self, message: str, obstructions, decomposition):
+        super().__init__(message)
+        self.obstructions = obstructions
+        self.decomposition = decomposition
+
+
 # Shown to users (tracebacks, doctests) under the public name, `bea.BeaValueError`.
-for _cls in (BeaError, BeaValueError, BeaTypeError, BeaAttributeError, TraceError):
+for _cls in (
+    BeaError,
+    BeaValueError,
+    BeaTypeError,
+    BeaAttributeError,
+    NotAGradientError,
+    TraceError,
+):
     _cls.__module__ = "bea"
 del _cls
 

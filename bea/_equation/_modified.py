@@ -32,7 +32,14 @@ from .._printing import _index, _render
 from .._rules._rule import Rule, as_rule
 from ._json import read_header, read_json, read_tree_expansion
 
-__all__ = ["MAX_TREES", "MemorySeries", "ModifiedEquation", "Oracle", "modified_equation"]
+__all__ = [
+    "MAX_TREES",
+    "MemorySeries",
+    "ModifiedEquation",
+    "Oracle",
+    "modified_equation",
+    "over_trees",
+]
 
 Oracle = Colour
 """Former name of `bea.Colour`, kept so old code keeps working."""
@@ -331,6 +338,23 @@ class ModifiedEquation:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def over_trees(subject, feature: str):
+    """`subject` (a rule or an equation) when it is over the tree basis; otherwise one
+    `BeaValueError` sentence naming its family and `feature` (results that exist only
+    for elementary differentials refuse coordinate-wise rules through this)."""
+    if isinstance(subject, ModifiedEquation):
+        name, basis = subject.rule, subject.basis
+    else:
+        r = as_rule(subject)
+        name, basis = r.name, family_of(r).basis
+    if basis != "trees":
+        raise BeaValueError(
+            f"{feature} is defined for rules over the tree basis (elementary "
+            f"differentials); rule {name!r} is in the coordinate family, which has none"
+        )
+    return subject
 
 
 def _notation(meq: ModifiedEquation, notation: str) -> str:

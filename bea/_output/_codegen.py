@@ -47,6 +47,7 @@ import sympy as sp
 
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._trees import Tree
+from .._equation._modified import ModifiedEquation, over_trees
 from .._results._losses import ModifiedLoss, modified_loss
 
 __all__ = ["codegen"]
@@ -609,6 +610,8 @@ def codegen(obj, what: str = "field", *, block: str | None = None, held_fixed: b
     """
     if what not in _WHATS:
         raise BeaValueError(f"what={what!r} is unknown; use one of {', '.join(_WHATS)}")
+    if isinstance(obj, ModifiedEquation):
+        over_trees(obj, "generated code")
     is_loss = isinstance(obj, ModifiedLoss)
     is_eq = hasattr(obj, "terms") and hasattr(obj, "oracles") and hasattr(obj, "domain")
     if not (is_loss or is_eq):

@@ -24,6 +24,7 @@ import sympy as sp
 
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._scalars import H
+from .._equation._modified import over_trees
 from .._rules._rule import as_rule, call_rule
 
 __all__ = ["concrete_field", "concrete_map", "elementary_differential"]
@@ -135,6 +136,7 @@ def concrete_field(
     Returns:
         A column `Matrix` (one block) or a tuple of them, expanded polynomials in h.
     """
+    over_trees(meq, "the concrete field")
     blocks = _blocks_of(variables, len(meq.blocks))
     orc = _Oracles(blocks, meq.blocks, meq.oracles, losses, fields)
     total = sp.zeros(len(orc.z), 1)
@@ -160,7 +162,7 @@ def concrete_map(
     The oracles differentiate the given expressions and substitute the point; the
     result is one `Matrix` per block (tuple for several blocks), not expanded.
     """
-    r = as_rule(rule, blocks=blocks)
+    r = over_trees(as_rule(rule, blocks=blocks), "the concrete map")
     vblocks = _blocks_of(variables, len(r.blocks))
     z = [v for b in vblocks for v in b]
 

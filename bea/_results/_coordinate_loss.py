@@ -22,9 +22,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .._core._errors import BeaValueError
+from .._core._errors import BeaValueError, NotAGradientError
 from .._core._scalars import H
-from ._losses import NotAGradientError
 
 __all__ = ["CoordinateModifiedLoss", "coordinate_modified_loss"]
 

@@ -43,7 +43,7 @@ import sympy as sp
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._scalars import choose_domain, exact_value
 from .._core._trees import Tree
-from .._equation._modified import ModifiedEquation, Oracle
+from .._equation._modified import ModifiedEquation, Oracle, over_trees
 from ._losses import ModifiedLoss, modified_loss
 
 __all__ = ["KINDS", "Drift", "drift", "term_kind"]
@@ -254,6 +254,7 @@ def drift(
         raise BeaTypeError(
             f"meq={meq!r} is not a bea.ModifiedEquation; pass bea.modified_equation(rule, N)"
         )
+    over_trees(meq, "the drift")
     orders = _selection(order, range(meq.order + 1), "order", "order=1 or order=(1, 2)")
     if order is None:
         orders = tuple(k for k in orders if k >= 1)

@@ -17,7 +17,7 @@ import sympy as sp
 
 from .._core._errors import BeaValueError
 from .._core._scalars import H
-from .._equation._modified import modified_equation
+from .._equation._modified import modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
 from ._principal import _is_chain, _time_factor, reserved_symbols
 
@@ -130,9 +130,14 @@ def game_principal_flow(
         >>> g.series_matches, g.R.tolist()
         (True, [[alpha*f_phi*h + 1, alpha*f_theta*h], [g_phi*h*lambda, g_theta*h*lambda + 1]])
     """
-    r = as_rule(rule)
+    r = over_trees(as_rule(rule), "the game principal flow")
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
+    if r.memory:
+        raise BeaValueError(
+            f"rule {r.name!r} has memory {', '.join(r.memory)}; the game principal flow is "
+            "derived for one-step rules without memory"
+        )
     reserved_symbols(r, ("h",))
     meq = modified_equation(r, order, force=force)
     blocks = meq.blocks

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaTypeError, BeaValueError
+from .._core._errors import BeaTypeError, BeaValueError, NotAGradientError
 from .._core._free_trees import FreeTree, free_tree
 from .._core._trees import Tree, parse_tree, symmetry
 from .._equation._modified import ModifiedEquation
@@ -69,6 +69,7 @@ from .._printing._render import (
     make_term,
     text_rows,
 )
+from ._coordinate_loss import CoordinateModifiedLoss, coordinate_modified_loss
 
 __all__ = [
     "LossTerm",
@@ -76,20 +77,6 @@ __all__ = [
     "NotAGradientError",
     "modified_loss",
 ]
-
-
-class NotAGradientError(BeaValueError):
-    """The modified field of a block is not a gradient at some order.
-
-    Attributes:
-        obstructions: the free trees whose rootings disagree, with their b values.
-        decomposition: the `ModifiedLoss` with held-fixed remainder terms (always exists).
-    """
-
-    def __init__(self, message: str, obstructions, decomposition):
-        super().__init__(message)
-        self.obstructions = obstructions
-        self.decomposition = decomposition
 
 
 # -- results -----------------------------------------------------------------------
@@ -336,8 +323,13 @@ def modified_loss(
     held_fixed: bool = False,
     split: str = "symmetric",
     order: int | None = None,
-) -> ModifiedLoss:
+    preconditioner=None,
+) -> ModifiedLoss | CoordinateModifiedLoss:
     """The modified loss of one block of a gradient rule's modified field.
+
+    Over the tree basis the field is -∇Ẽ (per block); over the coordinate basis
+    (RMSProp, Adam, sign descent) it is -P⁻¹∇Ẽ for a diagonal `preconditioner` P, and
+    the result is a `CoordinateModifiedLoss` (see `coordinate_modified_loss`).
 
     Arguments:
         meq: a `ModifiedEquation` of a rule whose oracles are all gradients.
@@ -353,14 +345,33 @@ def modified_loss(
             and holds the children of every rooting fixed (the form of Rosca et al.
             2021's released code for general-sum games).
         order: keep the terms up to h^order only (default: the derivation's order).
+        preconditioner: coordinate basis only: P's diagonal, None (P = I),
+            `"abs_grad"` (|∂ᵢE|, needs declared signs) or d SymPy expressions.
 
     Returns:
-        A `ModifiedLoss`; `.exact` tells whether it is a true gradient.
+        A `ModifiedLoss`; `.exact` tells whether it is a true gradient. Over the
+        coordinate basis a `CoordinateModifiedLoss`.
 
     Raises:
         NotAGradientError: the field is not a gradient and `held_fixed` is False;
             the error names the obstructing trees and carries the decomposition.
     """
+    if not isinstance(meq, ModifiedEquation):
+        raise BeaTypeError(
+            f"meq={meq!r} is not a bea.ModifiedEquation; pass bea.modified_equation(rule, N)"
+        )
+    if meq.basis == "coordinates":
+        if block is not None or held_fixed or split != "symmetric" or order is not None:
+            raise BeaValueError(
+                f"rule {meq.rule!r} is in the coordinate family, whose modified loss takes "
+                "only preconditioner=; leave out block, held_fixed, split and order"
+            )
+        return coordinate_modified_loss(meq, preconditioner)
+    if preconditioner is not None:
+        raise BeaValueError(
+            f"preconditioner= is for coordinate-wise rules; rule {meq.rule!r} is over the tree "
+            "basis, whose modified loss is preconditioned by its blocks' own rates"
+        )
     if not meq.is_gradient_rule:
         fields = sorted(o.name for o in meq.oracles if o.kind == "field")
         raise BeaValueError(

@@ -34,7 +34,9 @@ import sympy as sp
 
 from .._core._colour import Colour, colour_label
 from .._core._errors import BeaTypeError, BeaValueError
+from .._core._scalars import H, choose_domain
 from .._core._trees import Tree, parse_tree
+from .._equation._modified import ModifiedEquation, modified_equation, over_trees
 from .._families._trace import Tracer
 from .._rules._rule import Rule, as_rule, call_rule
 
@@ -64,9 +66,6 @@ class ModifiedOracles:
     def equation(self, name: str = "modified oracles"):
         """The modified oracles X~ = X + corrections as a `ModifiedEquation`-shaped
         field (each colour's leaf with coefficient 1), e.g. for `bea.codegen`."""
-        from .._core._scalars import H, choose_domain
-        from .._equation._modified import ModifiedEquation
-
         terms = [(Tree(c.label), 0, sp.Integer(1)) for c in self.colours]
         terms += [t for _, ts in self.corrections for t in ts]
         symbols = set().union(*(sp.sympify(c).free_symbols for _, _, c in terms))
@@ -151,9 +150,7 @@ def modifying_integrator(rule, order: int, *, target=None) -> Rule:
     Returns:
         A `Rule` named `<rule>_modifying_<N>`, traceable and runnable like any rule.
     """
-    from .._equation._modified import modified_equation
-
-    r = as_rule(rule)
+    r = over_trees(as_rule(rule), "a modifying integrator")
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
     base = modified_equation(r, 0)

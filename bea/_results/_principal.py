@@ -35,7 +35,7 @@ import sympy as sp
 
 from .._core._errors import BeaValueError
 from .._core._scalars import H, exact_value
-from .._equation._modified import ModifiedEquation, modified_equation
+from .._equation._modified import ModifiedEquation, modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
 
 __all__ = [
@@ -393,7 +393,7 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
         >>> pf.coefficient, pf.stable, pf.oscillating
         (log(1 - z)/z, Interval.open(0, 2), Interval.open(1, oo))
     """
-    r = as_rule(rule)
+    r = over_trees(as_rule(rule), "the principal flow")
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
     reserved_symbols(r, ("z", "h"))
