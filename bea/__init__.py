@@ -10,6 +10,7 @@ any order in the learning rate, exactly:
     -1/2
 """
 
+from . import backend as backend
 from . import ops as ops
 from . import rules as rules
 from ._core._colour import Colour as Colour
@@ -37,6 +38,7 @@ from ._families._registry import family_of as family_of
 from ._families._registry import map_series as map_series
 from ._families.coordinate._series import CoordinateRegion as CoordinateRegion
 from ._output._codegen import codegen as codegen
+from ._results._chains import chain_coefficients as chain_coefficients
 from ._results._concrete import concrete_field as concrete_field
 from ._results._concrete import concrete_map as concrete_map
 from ._results._coordinate_loss import CoordinateModifiedLoss as CoordinateModifiedLoss
@@ -53,7 +55,6 @@ from ._results._losses import modified_loss as modified_loss
 from ._results._modifying import ModifiedOracles as ModifiedOracles
 from ._results._modifying import modifying_integrator as modifying_integrator
 from ._results._principal import PrincipalFlow as PrincipalFlow
-from ._results._principal import chain_coefficients as chain_coefficients
 from ._results._principal import principal_flow as principal_flow
 from ._results._principal import recognise_generating_function as recognise_generating_function
 from ._results._sgd import closed_form_in as closed_form_in
@@ -88,6 +89,7 @@ __all__ = [
     "Series",
     "TraceError",
     "Tree",
+    "backend",
     "chain_coefficients",
     "closed_form_in",
     "codegen",

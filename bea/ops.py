@@ -9,8 +9,8 @@ the rule with these functions and the same function runs in both worlds:
 - on values traced by `bea.modified_equation` (truncated series in h),
   each operation is expanded exactly (binomial series for `sqrt`, the declared
   region for `abs`, `sign`, `maximum`, `minimum`);
-- on JAX arrays it calls `jax.numpy` (JAX is imported inside the function, never by
-  `bea` itself), on anything else `numpy`, on SymPy expressions `sympy`.
+- on JAX arrays it calls `jax.numpy` (already loaded by whoever made the array;
+  `bea` never imports JAX), on anything else `numpy`, on SymPy expressions `sympy`.
 
 Example:
     >>> import numpy as np
@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import builtins
+import sys
 
 import sympy as sp
 
@@ -55,9 +56,7 @@ def _lib(*xs):
     """`jax.numpy` when an argument is a JAX array or tracer, else `numpy` (imported
     here: `bea` itself depends on neither)."""
     if builtins.any(_is_jax(x) for x in xs):
-        import jax.numpy as jnp
-
-        return jnp
+        return sys.modules["jax.numpy"]  # loaded by whoever made the array
     import numpy as np
 
     return np

@@ -20,7 +20,7 @@ jax.config.update("jax_enable_x64", True)
 
 import bea  # noqa: E402
 import numeric  # noqa: E402
-from numeric._run._flow import fit_slope, integrate  # noqa: E402
+from numeric._lower._flow import fit_slope, integrate  # noqa: E402
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ from ._check._verify import OrderCheck as OrderCheck
 from ._check._verify import check_order as check_order
 from ._check._verify import check_orders as check_orders
 from ._check._verify import default_hs as default_hs
-from ._run._flow import NumericWarning as NumericWarning
+from ._lower._flow import NumericWarning as NumericWarning
 
 # isort: split
 # Training code: optax transformations built from derivations.

@@ -15,7 +15,7 @@ import pytest
 
 import bea
 import numeric
-from numeric._run._flow import fit_slope, integrate
+from numeric._lower._flow import fit_slope, integrate
 
 BETA = 0.5
 PARAMS = {"beta": BETA}

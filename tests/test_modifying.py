@@ -15,7 +15,7 @@ import sympy as sp
 
 import bea
 import numeric
-from numeric._run._flow import fit_slope, integrate
+from numeric._lower._flow import fit_slope, integrate
 
 alpha, lam = sp.symbols("alpha lambda")
 

@@ -9,7 +9,7 @@ import pytest
 
 import bea
 import numeric
-from numeric._run._flow import fit_slope, integrate
+from numeric._lower._flow import fit_slope, integrate
 from numeric._run._shuffled import shuffled_sgd
 
 # three generic (non-quadratic, non-commuting) mini-batch losses on R^2

@@ -19,7 +19,8 @@ from .._core._errors import BeaValueError
 from .._core._scalars import H
 from .._equation._modified import modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
-from ._principal import _is_chain, _time_factor, reserved_symbols
+from ._chains import _is_chain
+from ._principal import _time_factor, reserved_symbols
 
 __all__ = ["GamePrincipalFlow", "game_principal_flow"]
 

@@ -32,7 +32,7 @@ from sympy.polys.domains import QQ
 from .._core._errors import BeaValueError
 from .._equation._modified import modified_equation
 from .._rules._rule import Rule, call_rule
-from ._principal import Z, chain_coefficients
+from ._chains import Z, chain_coefficients
 
 __all__ = ["MemoryPrincipalFlow", "memory_principal_flow"]
 

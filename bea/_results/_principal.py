@@ -35,59 +35,17 @@ import sympy as sp
 
 from .._core._errors import BeaValueError
 from .._core._scalars import H, exact_value
-from .._equation._modified import ModifiedEquation, modified_equation, over_trees
+from .._equation._modified import modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
+from ._chains import Z, chain_coefficients
+from ._memory_principal import memory_principal_flow
 
 __all__ = [
     "PrincipalFlow",
-    "Z",
-    "chain_coefficients",
     "principal_flow",
     "quadratic_map",
     "recognise_generating_function",
 ]
-
-Z = sp.Symbol("z")
-"""The scaled eigenvalue z = h lambda (gradient oracles) or z = h mu (field oracles)."""
-
-
-def _is_chain(tree) -> bool:
-    while tree.children:
-        if len(tree.children) != 1:
-            return False
-        tree = tree.children[0]
-    return True
-
-
-def chain_coefficients(meq: ModifiedEquation) -> tuple[sp.Expr, ...]:
-    """S_0, ..., S_N: the summed coefficients of the chain trees, by number of edges.
-
-    Arguments:
-        meq: a modified equation of a one-block rule.
-
-    Returns:
-        S_k = sum of the coefficients of the chain trees with k+1 vertices (all
-        colourings), so that on a quadratic the chain terms are sum_k S_k (hH)^k g.
-        Raises `BeaValueError` when a coefficient depends on h separately from z.
-
-    Example:
-        >>> import bea
-        >>> chain_coefficients(bea.modified_equation(bea.rules.gd, 3))
-        (-1, -1/2, -1/3, -1/4)
-    """
-    sums = [sp.Integer(0)] * (meq.order + 1)
-    for t, k, c in meq.terms:
-        if not _is_chain(t):
-            continue
-        if k != t.order - 1:
-            raise BeaValueError(
-                f"rule {meq.rule!r} scales an oracle by a power of h other than one per "
-                "call, so its chain terms are not a function of z = h*lambda alone; "
-                "use a rule whose steps are h times an oracle value"
-            )
-        sums[k] += meq.domain.to_sympy(c)
-    return tuple(sp.simplify(s) for s in sums)
-
 
 # -- recognising a generating function ---------------------------------------------
 
@@ -398,8 +356,6 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
         raise BeaValueError(f"order={order!r} must be an integer >= 1")
     reserved_symbols(r, ("z", "h"))
     if r.memory:
-        from ._memory_principal import memory_principal_flow
-
         return memory_principal_flow(r, order, force=force)
     meq = modified_equation(r, order, force=force)
     kinds = {o.kind for o in meq.oracles}

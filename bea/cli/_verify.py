@@ -19,7 +19,7 @@ import sympy as sp
 import numeric
 from numeric._check._plot import loglog_figure, save_figure
 from numeric._check._problems import default_problem
-from numeric._run._flow import float64
+from numeric._lower._flow import float64
 
 from .._core._errors import BeaValueError
 from .._equation import _modified

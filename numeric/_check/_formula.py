@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bea._core._errors import BeaTypeError, BeaValueError
-from bea._rules._rule import as_rule
+from bea import BeaTypeError, BeaValueError
+from bea.backend import as_rule
 
-from .._run._flow import (
+from .._lower._flow import (
     RTOL,
     check_hs,
     fit_slope,

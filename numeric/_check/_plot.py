@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from bea._core._errors import BeaValueError
+from bea import BeaValueError
 
 __all__ = ["PLOT_FORMATS", "loglog_figure", "save_figure"]
 

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bea._core._errors import BeaValueError
+from bea import BeaValueError
 
 __all__ = ["PROBLEMS", "Problem", "default_problem", "get_problem"]
 

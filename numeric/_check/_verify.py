@@ -27,16 +27,11 @@ import numpy as np
 import sympy as sp
 
 import bea
-from bea._core._errors import BeaTypeError, BeaValueError
-from bea._rules._coordinate import is_coordinate_rule
-from bea._rules._rule import as_rule
+from bea import BeaTypeError, BeaValueError
+from bea.backend import as_rule
 
 from .._lower._coordinate import with_field
-from .._lower._kernels import ModifiedField
-from .._lower._params import number, split_h
-from .._lower._state import Layout
-from .._lower._static import split
-from .._run._flow import (
+from .._lower._flow import (
     RTOL,
     as_float64,
     check_hs,
@@ -46,6 +41,10 @@ from .._run._flow import (
     lipschitz,
     warn_large_h,
 )
+from .._lower._kernels import ModifiedField
+from .._lower._params import number, split_h
+from .._lower._state import Layout
+from .._lower._static import split
 from .._run._maps import DiscreteMap
 from .._run._memory import manifold_function
 from ._plot import loglog_figure, save_figure
@@ -377,7 +376,7 @@ def check_orders(
     orders = _check_orders_arg(orders)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise BeaValueError(f"steps={steps!r} must be a positive integer number of calls")
-    if getattr(meq, "basis", None) == "coordinates" or is_coordinate_rule(rule):
+    if getattr(meq, "basis", None) == "coordinates" or bea.family_of(rule).basis == "coordinates":
         return _coordinate_checks(
             rule, orders, losses, fields, state0, params, hs, steps, meq, problem
         )

@@ -48,10 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from bea._core._errors import BeaTypeError, BeaValueError
-from bea._core._scalars import H
-from bea._results._principal import Z
-from bea._rules._rule import as_rule, call_rule
+from bea import BeaTypeError, BeaValueError, H
+from bea.backend import Z, as_rule, call_rule
 
 from ._lanczos import _check_count, _lanczos_basis, _ritz, _start, hvp
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 from ._lanczos import hvp, lanczos
 from ._principal import (

@@ -32,11 +32,10 @@ import jax.numpy as jnp
 import sympy as sp
 
 import bea
-from bea._core._errors import BeaTypeError, BeaValueError
-from bea._families.coordinate._engine import call_coordinate_rule
-from bea._printing._index import INDEX_SYMBOLS, index_form
+from bea import BeaTypeError, BeaValueError
+from bea.backend import INDEX_SYMBOLS, call_coordinate_rule, index_form
 
-from .._run._flow import as_float64, check_hs, fit_slope, float64, integrate
+from ._flow import as_float64, check_hs, fit_slope, float64, integrate
 from ._params import Step, split_h, unwrap
 
 __all__ = [

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import sympy as sp
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 from ._params import split_h
 

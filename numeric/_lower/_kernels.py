@@ -41,8 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bea._core._errors import BeaTypeError, BeaValueError
-from bea._core._trees import Tree
+from bea import BeaTypeError, BeaValueError, Tree
 
 from ._oracles import Oracles
 from ._params import check_step, number, split_h

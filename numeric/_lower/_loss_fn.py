@@ -24,8 +24,8 @@ from dataclasses import replace
 import jax
 import jax.numpy as jnp
 
-from bea._core._errors import BeaTypeError, BeaValueError
-from bea._results._losses import ModifiedLoss, _grad_info
+from bea import BeaTypeError, BeaValueError, ModifiedLoss
+from bea.backend import grad_info as _grad_info
 
 from ._kernels import derivative
 from ._oracles import Oracles

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 import sympy as sp
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 __all__ = ["Step", "Value", "bind_params", "number", "split_h", "unwrap", "wrap"]
 

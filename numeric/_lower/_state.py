@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from bea._core._errors import BeaValueError
+from bea import BeaValueError
 
 __all__ = ["Layout"]
 

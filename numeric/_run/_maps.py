@@ -16,8 +16,8 @@ import os
 import jax
 import jax.numpy as jnp
 
-from bea._core._errors import BeaValueError
-from bea._rules._rule import as_rule, call_rule
+from bea import BeaValueError
+from bea.backend import as_rule, call_rule
 
 from .._lower._oracles import Oracles
 from .._lower._params import Step, Value, check_step, split_h, unwrap, wrap

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 import jax
 import jax.numpy as jnp
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 from .._lower._coordinate import with_field as _with_field
 from .._lower._kernels import TermSeries, field_function

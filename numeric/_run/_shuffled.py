@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 __all__ = ["MAX_EXACT_ORDERINGS", "ShuffledSGD", "shuffled_sgd"]
 

@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
-from .._run._flow import NumericWarning
+from .._lower._flow import NumericWarning
 
 __all__ = ["DALState", "dal", "dal_p", "dal_rate", "drift_estimate"]
 

@@ -54,7 +54,7 @@ import optax
 import sympy as sp
 
 import bea
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 from .._lower._kernels import field_function
 from .._lower._loss_fn import loss_function

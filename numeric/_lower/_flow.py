@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea import BeaTypeError, BeaValueError
 
 from .._lower._static import is_parameter
 

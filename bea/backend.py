@@ -1,0 +1,28 @@
+"""What a numerical backend lowers from: the calling convention of rules and the
+index form of coordinate-wise fields.
+
+`numeric` (JAX) reads `bea` through the package itself and this namespace only, as a
+backend of BSeries.jl hooks into its core: a rule is run on arrays by the same
+`call_rule` that traces it, and a coordinate-wise field is lowered from its weighted
+trees (`index_form`).
+"""
+
+from ._core._colour import Colour as Colour
+from ._families.coordinate._engine import call_coordinate_rule as call_coordinate_rule
+from ._printing._index import INDEX_SYMBOLS as INDEX_SYMBOLS
+from ._printing._index import index_form as index_form
+from ._results._chains import Z as Z
+from ._results._losses import _grad_info as grad_info
+from ._rules._rule import as_rule as as_rule
+from ._rules._rule import call_rule as call_rule
+
+__all__ = [
+    "INDEX_SYMBOLS",
+    "Colour",
+    "Z",
+    "as_rule",
+    "call_coordinate_rule",
+    "call_rule",
+    "grad_info",
+    "index_form",
+]
