@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 import bea
-from bea._core._errors import BeaTypeError, BeaValueError
+from bea._core._errors import BeaTypeError, BeaValueError, TraceError
 from bea._rules._coordinate import is_coordinate_rule
 from bea._rules._rule import as_rule
 
@@ -49,7 +49,15 @@ from .._run._maps import DiscreteMap
 from .._run._memory import manifold_function
 from ._plot import loglog_figure, save_figure
 
-__all__ = ["OrderCheck", "check_order", "check_orders", "default_hs", "html_table"]
+__all__ = [
+    "OrderCheck",
+    "check_order",
+    "check_orders",
+    "default_hs",
+    "derive",
+    "html_table",
+    "state_size",
+]
 
 TOL = 0.25
 """How far below the expected slope a fitted slope may fall and still pass."""
@@ -119,6 +127,11 @@ class OrderCheck:
             next corrections vanish).
         notes: what happened along the way (dropped runs, float64, ...).
         problem: the problem's name, when known.
+        transient: the steps run to bring the memory to its slow manifold before the
+            compared step (coordinate equations of rules with memory; 0 otherwise).
+
+    `passed` is a bool: the fitted slope reaches the expected one less `TOL` (0.25),
+    and every run gave a finite error.
     """
 
     rule: str
@@ -130,16 +143,30 @@ class OrderCheck:
     expected: float
     notes: tuple[str, ...] = field(default=())
     problem: str | None = None
+    transient: int = 0
 
-    def passed(self, tol: float = TOL) -> bool:
-        """Whether the fitted slope reaches the expected one (less `tol`).
+    def passes(self, tol: float = TOL) -> bool:
+        """Whether the fitted slope reaches the expected one less `tol`, every error
+        being finite (a run that gave NaN or inf never passes).
 
         A slope above the expected one passes: the next corrections of the rule
         vanish on this problem, so the error falls faster than h^(N+2).
         """
+        if not self.finite:
+            return False
         if self.exact:
             return True
         return math.isfinite(self.slope) and self.slope >= self.expected - tol
+
+    @property
+    def passed(self) -> bool:
+        """`passes(TOL)`: the slope reaches the expected one less 0.25, every error finite."""
+        return self.passes()
+
+    @property
+    def finite(self) -> bool:
+        """Whether every run gave a finite error (none NaN or inf)."""
+        return all(math.isfinite(e) for e in self.errors)
 
     @property
     def exact(self) -> bool:
@@ -157,6 +184,13 @@ class OrderCheck:
 
         Example: `PASS: slope 4.99 >= 4 (the next correction vanishes)`.
         """
+        if not self.finite:
+            bad = ", ".join(
+                f"{h:.4g}"
+                for h, e in zip(self.hs, self.errors, strict=True)
+                if not math.isfinite(e)
+            )
+            return f"FAIL: the run at h = {bad} gave no finite error (NaN or inf)"
         if self.exact:
             return "PASS: the map equals the flow to round-off at every h (an exact equation)"
         if not math.isfinite(self.slope):
@@ -169,7 +203,7 @@ class OrderCheck:
         e = f"{self.expected:g}"
         if self.slope > self.expected + 0.75:
             return f"PASS: slope {self.slope:.2f} >= {e} (the next correction vanishes)"
-        if self.passed(tol):
+        if self.passes(tol):
             return f"PASS: slope {self.slope:.2f}, expected {e}"
         return (
             f"FAIL: slope {self.slope:.2f}, expected {e}: the order-{self.order} equation "
@@ -191,9 +225,10 @@ class OrderCheck:
             "errors": [num(e) for e in self.errors],
             "slope": num(self.slope),
             "expected": self.expected,
-            "passed": self.passed(),
+            "passed": self.passed,
             "verdict": self.verdict(),
             "notes": list(self.notes),
+            "transient": self.transient,
         }
 
     def _title(self) -> str:
@@ -339,6 +374,24 @@ def check_state(state0, static: bool = False):
     return as_float64(state0)
 
 
+def state_size(state0) -> int:
+    """The number of coordinates of `state0` (all its array leaves together)."""
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(split(state0)[0])))
+
+
+def derive(rule, order: int, state0):
+    """The order-`order` equation of `rule`, in the basis its family needs: over trees,
+    or, for a rule the tree family refuses as coordinate-wise (a user's RMSProp written
+    with `bea.ops`), over coordinates in the dimension of `state0`."""
+    r = as_rule(rule)
+    try:
+        return bea.modified_equation(r, order)
+    except TraceError as err:
+        if "coordinate-wise" not in str(err):
+            raise
+    return bea.modified_equation(r, order, dimension=state_size(state0))
+
+
 def _expected(meq, order: int) -> float:
     """N+2, or p+1 when the first nonzero correction above N is at h^p."""
     later = sorted({k for _, k, c in meq.terms if c and order < k <= meq.order})
@@ -376,13 +429,17 @@ def check_orders(
     orders = _check_orders_arg(orders)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise BeaValueError(f"steps={steps!r} must be a positive integer number of calls")
-    if isinstance(meq, bea.CoordinateModifiedEquation) or is_coordinate_rule(rule):
-        return _coordinate_checks(
-            rule, orders, losses, fields, state0, params, hs, steps, meq, problem
-        )
     if "h" in {str(k) for k in (params or {})}:
         raise BeaValueError(
             "params binds h, but a check sweeps over h; pass the learning rates as hs=[...]"
+        )
+    if meq is None and not is_coordinate_rule(rule):
+        meq = derive(rule, max(orders), state0)
+    if is_coordinate_rule(rule) or (meq is not None and meq.basis == "coordinates"):
+        from ._coordinate import coordinate_checks
+
+        return coordinate_checks(
+            rule, orders, losses, fields, state0, params, hs, steps, meq, problem
         )
     per_order, chosen = {}, {}
     for n in orders:
@@ -500,105 +557,6 @@ def check_orders(
     return tuple(out)
 
 
-def _slowest_decay(rule, params) -> float | None:
-    """The largest decay rate β in (0, 1) among the rule's `rho*`/`beta*` parameters,
-    with numbers from `params`; None when it has none."""
-    bound = {str(k): v for k, v in (params or {}).items()}
-    rates = []
-    for name, value in getattr(rule, "params", ()):
-        try:
-            v = float(bound.get(name, value))
-        except (TypeError, ValueError):
-            continue
-        if name.startswith(("rho", "beta")) and 0 < v < 1:
-            rates.append(v)
-    return max(rates, default=None)
-
-
-def _transient(rule, params) -> int:
-    """Steps that bring the memory to its slow manifold to round-off: βⁿ < 1e-16 for the
-    slowest decay rate among the rule's parameters (at least 20, at most 5000)."""
-    beta = _slowest_decay(rule, params)
-    if beta is None:
-        return 80
-    return int(min(5000, max(20, math.ceil(math.log(1e-16) / math.log(beta)))))
-
-
-def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, meq, problem):
-    """`check_orders` for a coordinate-wise rule: one step from the slow manifold against
-    the flow of the per-coordinate field (`numeric.coordinate_check_order`)."""
-    from dataclasses import replace
-
-    from .._lower._coordinate import coordinate_check_order
-
-    if steps != 1:
-        raise BeaValueError(
-            f"steps={steps} is not supported for coordinate-wise rules, which are checked "
-            "one step at a time from their slow manifold; use steps=1"
-        )
-    if fields:
-        raise BeaValueError("a coordinate-wise rule takes losses, not fields; pass losses={...}")
-    with float64():
-        theta = jnp.ravel(jnp.asarray(state0, dtype=jnp.float64))
-        top = max(orders)
-        r = as_rule(rule)
-        if meq is None:
-            meq = bea.modified_equation(r, top, dimension=int(theta.size))
-        elif not isinstance(meq, bea.CoordinateModifiedEquation):
-            raise BeaValueError(
-                f"rule {r.name!r} is coordinate-wise; pass meq=bea.modified_equation(rule, "
-                f"{top}, dimension={theta.size})"
-            )
-        elif meq.order < top:
-            raise BeaValueError(
-                f"meq has order {meq.order} but order {top} is to be checked; derive to >= {top}"
-            )
-        elif meq.rule != r.name:
-            raise BeaValueError(
-                f"meq was derived from rule {meq.rule!r}, not from rule {r.name!r}; pass "
-                f"meq=bea.modified_equation(rule, {top}, dimension={theta.size})"
-            )
-        out = []
-        for n in orders:
-            given = hs.get(n) if isinstance(hs, Mapping) else hs
-            kw = {} if given is None else {"hs": check_hs(given)}
-            low = replace(meq, order=n, field=meq.field[: n + 1])
-            c = coordinate_check_order(
-                r, n, losses or {}, params, theta, meq=low, transient=_transient(r, params), **kw
-            )
-            notes = [f"memory on its slow manifold after {c.transient} steps"] if meq.memory else []
-            beta = _slowest_decay(r, params)
-            left = 0.0 if beta is None else beta**c.transient
-            if left > 1e-12:
-                notes.append(
-                    f"the start-up transient is still {left:.1e} after {c.transient} steps "
-                    "(a decay rate near 1); the errors include it: check with smaller hs, or "
-                    "numeric.coordinate_check_order(..., transient=...) with more steps"
-                )
-            if all(e <= 1e-14 for e in c.errors):
-                # at round-off: try learning rates 10x larger before calling it exact
-                big = tuple(10 * h for h in c.hs)
-                again = coordinate_check_order(
-                    r, n, losses or {}, params, theta, big, meq=low, transient=_transient(r, params)
-                )
-                if all(e <= 1e-13 for e in again.errors):
-                    notes.append(f"{EXACT} the errors stay at round-off up to h = {max(big):g}")
-            out.append(
-                OrderCheck(
-                    c.rule,
-                    n,
-                    1,
-                    tuple(c.hs),
-                    tuple(c.errors),
-                    c.slope,
-                    c.expected,
-                    notes=tuple(notes),
-                    problem=problem,
-                )
-            )
-        return tuple(out)
-
-
 def check_order(
     rule,
     order: int,
@@ -637,7 +595,7 @@ def check_order(
         >>> import bea, jax.numpy as jnp
         >>> res = check_order(bea.rules.gd, 1, losses={"E": lambda x: jnp.sum(jnp.cos(x))},
         ...                   state0=jnp.array([0.3, 1.1]))
-        >>> res.passed()
+        >>> res.passed
         True
     """
     if isinstance(order, bool) or not isinstance(order, int):

@@ -45,7 +45,7 @@ from bea._core._errors import BeaTypeError, BeaValueError
 from bea._core._trees import Tree
 
 from ._oracles import Oracles
-from ._params import check_step, number, split_h
+from ._params import check_keys, check_step, number, split_h
 from ._state import Layout
 from ._static import split
 
@@ -464,6 +464,7 @@ class ModifiedField:
                     f"{kind} has no entry {o.name!r}, which the rule's {what} uses "
                     f"(given: {have}); pass {kind}={{{o.name!r}: fn}}"
                 )
+        check_keys(meq, self.bound)
         self.plan = _plan(meq, self.bound)
         self._jit = jax.jit(self._apply_split, static_argnums=1)
 
@@ -506,11 +507,14 @@ class ModifiedField:
 def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
     """The modified field of `meq` as a jit-compiled JAX function `field(state, h)`.
 
-    A `bea.CoordinateModifiedEquation` (coordinate-wise rules such as Adam) is lowered
-    by `numeric.coordinate_vector_field` instead.
+    An equation over coordinates (`meq.basis == "coordinates"`: coordinate-wise rules
+    such as Adam, or a user's RMSProp) is lowered by `numeric.coordinate_vector_field`
+    instead. Either way `params` binds the free symbols of the equation, a rule's
+    declared parameters and a user's module-level symbols alike; a key that is no
+    parameter of the equation is refused.
 
     Arguments:
-        meq: a `bea.ModifiedEquation`.
+        meq: a `bea.ModifiedEquation` (either basis).
         losses: loss name -> scalar JAX function of the state (a pytree, or a tuple of
             blocks for several players), for the rule's `grad` oracles.
         fields: field name -> JAX function of the state returning its block's
@@ -528,9 +532,7 @@ def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
         >>> f(jnp.array([1.0]), 0.1)   # -x^3 - 3/2 h x^5
         Array([-1.15], dtype=float64)
     """
-    from bea import CoordinateModifiedEquation
-
-    if isinstance(meq, CoordinateModifiedEquation):
+    if getattr(meq, "basis", None) == "coordinates":
         from ._coordinate import coordinate_vector_field
 
         return coordinate_vector_field(meq, losses or {}, params)

@@ -1,1 +1,2 @@
-"""Layer 5 of numeric: training code built from derivations (optax transformations, drift-adjusted rates)."""
+"""Layer 5 of numeric: training code built from derivations (optax transformations,
+drift-adjusted rates)."""
