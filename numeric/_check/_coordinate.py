@@ -68,7 +68,7 @@ def contraction_rate(step, theta, memory) -> float:
         _, out = step._step(theta, tuple(parts), jnp.asarray(0.0))
         return jnp.concatenate([jnp.ravel(m) for m in out])
 
-    jac = np.asarray(jax.jacfwd(update)(flat))
+    jac = np.asarray(jax.jit(jax.jacfwd(update))(flat))
     if not np.all(np.isfinite(jac)):
         return float("nan")
     return float(np.max(np.abs(np.linalg.eigvals(jac))))
@@ -194,9 +194,12 @@ def coordinate_checks(
         bind(meq, [e for row in meq.field for e in row], params)
         step = coordinate_discrete_map(r, losses, params)
         lead = _leading(meq, losses, params)
-        rate = contraction_rate(step, theta, tuple(fn(theta) for fn in lead))
-        n_steps = transient_steps(rate, r.name) if transient is None else transient
-        left = rate**n_steps if meq.memory else 0.0
+        if transient is None:
+            rate = contraction_rate(step, theta, tuple(fn(theta) for fn in lead))
+            n_steps = transient_steps(rate, r.name)
+        else:  # given: the rate is not measured, nor the transient left said
+            rate, n_steps = None, transient
+        left = rate**n_steps if meq.memory and rate is not None else 0.0
         out = []
         for n in orders:
             given = hs.get(n) if isinstance(hs, Mapping) else hs
@@ -207,10 +210,8 @@ def coordinate_checks(
             slope, _ = fit_slope(hs_n, errors, floor=1e-15)
             notes = []
             if meq.memory:
-                notes.append(
-                    f"memory on its slow manifold after {n_steps} steps (contraction rate "
-                    f"{rate:.3g})"
-                )
+                how = "" if rate is None else f" (contraction rate {rate:.3g})"
+                notes.append(f"memory on its slow manifold after {n_steps} steps{how}")
             if left > 1e-12:
                 notes.append(
                     f"the start-up transient is still {left:.1e} after {n_steps} steps "
