@@ -36,8 +36,8 @@ from .._lower._coordinate import (
     with_field,
 )
 from .._lower._params import bind
-from .._run._flow import as_float64, check_hs, fit_slope, float64, integrate
-from ._verify import EXACT, OrderCheck
+from .._run._flow import check_hs, fit_slope, float64, integrate
+from ._verify import EXACT, OrderCheck, check_state
 
 __all__ = ["COORDINATE_HS", "contraction_rate", "coordinate_check_order", "coordinate_checks"]
 
@@ -165,7 +165,7 @@ def coordinate_checks(
         raise BeaValueError(f"transient={transient!r} must be a whole number of steps >= 0")
     losses = dict(losses or {})
     with float64():
-        theta = jnp.ravel(as_float64(jnp.asarray(state0, dtype=jnp.float64)))
+        theta = jnp.ravel(jnp.asarray(check_state(state0), dtype=jnp.float64))
         top = max(orders)
         r = as_rule(rule)
         d = int(theta.size)

@@ -572,6 +572,15 @@ def check_order(
 ) -> OrderCheck:
     """Check the order-`order` modified equation of `rule` against the rule itself.
 
+    Every family goes through here. An equation over trees is checked over K calls
+    from the slow manifold's series; an equation over coordinates (RMSProp, Adam, or a
+    user's rule written with `bea.ops` that the tree family refuses) is derived in the
+    dimension of `state0` and checked one step from the slow manifold, reached by a
+    transient as long as the memory's own contraction rate needs (see
+    `numeric._check._coordinate`); `OrderCheck.transient` says how many steps.
+    `params` binds the equation's free symbols, declared or module-level; unknown keys
+    are refused. A check with a NaN or infinite error never passes.
+
     Arguments:
         rule: a `bea.Rule` or an update function.
         order: N; the error of K calls against the flow over K*T must scale as
@@ -583,7 +592,8 @@ def check_order(
             losses and fields unchanged.
         params: numbers for the rule's symbols (`{"alpha": 0.5, "lambda": 1.5}`);
             not `h`, which is swept.
-        hs: the learning rates (default: `default_hs(order)`).
+        hs: the learning rates (default: `default_hs(order)`; coordinate equations
+            `numeric._check._coordinate.COORDINATE_HS`).
         steps: K, the number of calls of the rule (multi-step check when K > 1).
         meq: a modified equation already derived (at least to `order`).
         problem: a name for display.
