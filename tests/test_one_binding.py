@@ -109,21 +109,18 @@ def test_unknown_keys_are_refused_alike_over_trees():
         numeric.vector_field(meq, losses={"E": E}, params={"beta": 0.5, "rho": 0.25})
 
 
-def test_check_order_of_a_user_rule_takes_the_dimension_from_state0(user_rmsprop):
-    check = numeric.check_order(user_rmsprop, 1, losses={"E": E}, state0=THETA, params=PARAMS)
-    assert abs(check.slope - 3) < SLOPE_TOL, check
-    assert check.passed is True
-    # the transient from the memory's contraction rate rho: rho^n < 1e-16
-    assert check.transient == math.ceil(math.log(1e-16) / math.log(0.25))
-
-
 @pytest.mark.parametrize("order", [1, 2])
-def test_check_order_slopes_of_the_readme_rule(user_rmsprop, order2, order):
+def test_check_order_slopes_of_the_readme_rule(user_rmsprop, request, order):
+    """Order 1 derives the equation itself, in the dimension of state0 (no dimension=
+    asked for); order 2 reuses the session's derivation."""
+    meq = request.getfixturevalue("order2") if order == 2 else None
     check = numeric.check_order(
-        user_rmsprop, order, losses={"E": E}, state0=THETA, params=PARAMS, meq=order2
+        user_rmsprop, order, losses={"E": E}, state0=THETA, params=PARAMS, meq=meq
     )
     assert isinstance(check.passed, bool) and check.passed, check
     assert abs(check.slope - (order + 2)) < SLOPE_TOL, check
+    # the transient from the memory's contraction rate rho: rho^n < 1e-16
+    assert check.transient == math.ceil(math.log(1e-16) / math.log(0.25))
 
 
 @pytest.mark.parametrize("order", [1, 2])
