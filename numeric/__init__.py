@@ -5,9 +5,7 @@ Everything JAX lives here; `bea` itself is pure SymPy and never imports this pac
 
 # Modified fields and losses as JAX kernels.
 from ._lower._concrete_jax import concrete_jax as concrete_jax
-from ._lower._coordinate import CoordinateOrderCheck as CoordinateOrderCheck
 from ._lower._coordinate import ElementwiseField as ElementwiseField
-from ._lower._coordinate import coordinate_check_order as coordinate_check_order
 from ._lower._coordinate import coordinate_discrete_map as coordinate_discrete_map
 from ._lower._coordinate import coordinate_elementwise_field as coordinate_elementwise_field
 from ._lower._coordinate import coordinate_vector_field as coordinate_vector_field
@@ -33,15 +31,16 @@ from ._run._shuffled import shuffled_sgd as shuffled_sgd
 
 # isort: split
 # Verification against the discrete maps.
+from ._check._coordinate import coordinate_check_order as coordinate_check_order
 from ._check._formula import FormulaCheck as FormulaCheck
 from ._check._formula import check_formula as check_formula
+from ._check._order_check import OrderCheck as OrderCheck
+from ._check._order_check import default_hs as default_hs
 from ._check._problems import PROBLEMS as PROBLEMS
 from ._check._problems import Problem as Problem
 from ._check._problems import get_problem as get_problem
-from ._check._verify import OrderCheck as OrderCheck
 from ._check._verify import check_order as check_order
 from ._check._verify import check_orders as check_orders
-from ._check._verify import default_hs as default_hs
 from ._lower._flow import NumericWarning as NumericWarning
 
 # isort: split
@@ -72,6 +71,9 @@ from ._train._dal import dal as dal
 from ._train._dal import dal_p as dal_p
 from ._train._dal import dal_rate as dal_rate
 from ._train._dal import drift_estimate as drift_estimate
+
+CoordinateOrderCheck = OrderCheck
+"""Former name of the result of a coordinate-wise check: now `OrderCheck` for every rule."""
 
 __all__ = [
     "PROBLEMS",

@@ -99,7 +99,7 @@ def test_check_order_dispatches_coordinate_rules():
 
 
 def test_check_order_refuses_a_tree_equation_for_a_coordinate_rule():
-    with pytest.raises(bea.BeaValueError, match="coordinate-wise"):
+    with pytest.raises(bea.BeaValueError, match="derived from rule .gd., not from rule .rmsprop."):
         numeric.check_order(
             bea.rules.rmsprop,
             0,

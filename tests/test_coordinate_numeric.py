@@ -15,11 +15,8 @@ import pytest
 
 from bea import modified_equation
 from bea._rules._coordinate import adam, rmsprop
-from numeric._lower._coordinate import (
-    coordinate_check_order,
-    coordinate_discrete_map,
-    coordinate_vector_field,
-)
+from numeric import coordinate_check_order
+from numeric._lower._coordinate import coordinate_discrete_map, coordinate_vector_field
 
 # one worker runs the whole module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("coordinate_numeric")

@@ -205,7 +205,7 @@ def test_vector_field_on_an_mlp_is_minus_the_gradient_at_h_zero(mlp):
 
 def test_check_order_on_a_module_with_a_function_field():
     res = numeric.check_order(bea.rules.gd, 1, losses={"E": tiny_loss}, state0=tiny())
-    assert res.passed(), res.table()
+    assert res.passed, res.table()
 
 
 def test_an_integer_field_that_is_a_parameter_is_refused_with_the_fix():

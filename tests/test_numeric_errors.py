@@ -122,7 +122,7 @@ def test_float64_off_is_enabled_within_the_check():
         "res = numeric.check_order(bea.rules.gd, 0, losses={'E': lambda x: jnp.sum(jnp.cos(x))},"
         " state0=jnp.array([0.3, 0.9]))\n"
         "assert any('float64 was off' in n for n in res.notes), res.notes\n"
-        "assert res.passed(), res\n"
+        "assert res.passed, res\n"
         "assert not jax.config.jax_enable_x64\n"
         "print('ok')\n"
     )

@@ -17,11 +17,13 @@ from collections.abc import Callable, Mapping
 import sympy as sp
 
 import numeric
+from numeric._check._order_check import state_size
 from numeric._check._plot import loglog_figure, save_figure
 from numeric._check._problems import default_problem
 from numeric._lower._flow import float64
+from numeric._lower._params import equation_symbols
 
-from .._core._errors import BeaValueError
+from .._core._errors import BeaValueError, TraceError
 from .._equation import _modified
 from .._rules import _builtin as _rules
 from .._rules._coordinate import REGIONS, is_coordinate_rule
@@ -56,10 +58,10 @@ def _bar(print_fn: Callable, done: int, total: int, width: int = 20) -> None:
 
 
 def _free_symbols(meq) -> set[str]:
-    names: set[str] = set()
-    for _, _, c in meq.terms:
-        names |= {s.name for s in meq.domain.to_sympy(c).free_symbols}
-    return names
+    """The symbols `--param` binds: the free symbols of the whole equation (field, slow
+    manifold, time, symbolic parameters), for either basis and for a user's
+    module-level symbols alike."""
+    return equation_symbols(meq, declared=False)
 
 
 def _numbers(free: list[str], rule, params: Mapping, print_fn: Callable, also=()) -> dict:
@@ -100,15 +102,17 @@ def run_verification(
     hs=None,
     steps: int = 1,
     force: bool = False,
+    meq=None,
 ):
-    """Check `rule` at `orders` on a built-in problem; prints what it uses.
+    """Check a tree-series `rule` at `orders` on a built-in problem; prints what it uses.
 
-    Symbols of the rule left unbound by `params` get `DEFAULT_SYMBOLS`.
+    Symbols of the equation left unbound by `params` get `DEFAULT_SYMBOLS`.
 
     Returns:
         The `OrderCheck`s.
     """
-    meq = _modified.modified_equation(rule, max(orders), force=force)
+    if meq is None:
+        meq = _modified.modified_equation(rule, max(orders), force=force)
     name = problem or default_problem(meq)
     prob = numeric.get_problem(name)
     losses, fields = prob.oracles_for(meq)  # a problem that does not fit fails here
@@ -132,6 +136,44 @@ def run_verification(
     )
 
 
+def _coordinate_problem(problem: str | None):
+    """The one-player problem a coordinate equation is checked on (default `nonconvex`)."""
+    name = problem or "nonconvex"
+    prob = numeric.get_problem(name)
+    if prob.blocks != 1:
+        raise BeaValueError(
+            f"problem {name!r} is a game; coordinate-wise rules run on a loss: use "
+            "--problem nonconvex or --problem quadratic"
+        )
+    return name, prob
+
+
+def _equation(rule, order: int, problem: str | None, force: bool, region: dict | None):
+    """The rule's order-`order` equation in the basis its family needs.
+
+    Over trees unless the rule is coordinate-wise: a built-in one, one given a region,
+    or a rule the tree family refuses as coordinate-wise (a user's RMSProp); those are
+    derived per coordinate in the dimension of the problem's state, so `bea verify`
+    never asks for --dimension.
+    """
+    if region is None and not is_coordinate_rule(rule):
+        try:
+            return _modified.modified_equation(rule, order, force=force)
+        except TraceError as err:
+            if err.suggestion != "coordinate":
+                raise
+    from ._budget import Budget
+    from ._coordinate import HARD_ORDER, MAX_ORDER
+
+    Budget(force=force).integer(str(order), "--order", MAX_ORDER, HARD_ORDER)
+    _, prob = _coordinate_problem(problem)
+    if region is None and is_coordinate_rule(rule):
+        region = REGIONS.get(rule.name)
+    return _modified.modified_equation(
+        rule, order, dimension=state_size(prob.state0), region=region
+    )
+
+
 def verify_command(
     rule_name,
     order: int,
@@ -148,33 +190,40 @@ def verify_command(
 ) -> int:
     """`bea verify RULE --order N [--problem NAME] [--param k=v] [--hs ...] [--plot PATH]`.
 
-    Builds the rule with `bea.rules.get_rule(rule_name).with_params(**params)` (the
-    rule's own parameters such as `n`, `m`, `alpha`; exact values), derives its
-    order-N modified equation, runs the map and the modified flow on a built-in
-    problem over four learning rates (or `hs`), and prints a table of h, error and
-    slope, or with `fmt="json"` one JSON object.
+    A tree-series rule is rebuilt with `rule.with_params(...)` for the parameters it
+    declares (`n`, `m`, `alpha`; exact values). The order-N modified equation is derived
+    in the basis the rule's family needs (per coordinate for RMSProp, Adam or a user's
+    rule written with `bea.ops`, in the dimension of the problem's state); the other
+    `--param` values bind the equation's free symbols, whatever basis and whether
+    declared or module-level; symbols left unbound get `DEFAULT_SYMBOLS`. The map and
+    the modified flow run on a built-in problem over four learning rates (or `hs`); a
+    table of h, error and slope is printed, or with `fmt="json"` one JSON object.
 
     Returns:
-        0 when the fitted slope reaches the expected one (less 0.25), 1 otherwise.
-        Bad input raises `BeaError` (the CLI prints its sentence).
+        0 when the fitted slope reaches the expected one (less 0.25) with every error
+        finite, 1 otherwise. Bad input raises `BeaError` (the CLI prints its sentence).
     """
     rule = rule_name if isinstance(rule_name, _rules.Rule) else _rules.get_rule(rule_name)
     if problem is not None:
         numeric.get_problem(problem)  # an unknown name fails before any work
     known = dict(rule.params)
-    rule_params = {k: v for k, v in (params or {}).items() if k in known}
-    numbers = {k: v for k, v in (params or {}).items() if k not in known}
-    for key, value in rule_params.items():
-        if isinstance(value, sp.Basic) and value.free_symbols:
+    for key, value in (params or {}).items():
+        if key in known and isinstance(value, sp.Basic) and value.free_symbols:
             raise BeaValueError(
                 f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
             )
-    if region is not None or is_coordinate_rule(rule):
+    numbers = dict(params or {})
+    if region is None and not is_coordinate_rule(rule):
+        # a tree-series rule takes its declared parameters exactly, by rebuilding
+        own = {k: v for k, v in numbers.items() if k in known}
+        numbers = {k: v for k, v in numbers.items() if k not in own}
+        if own:
+            rule = rule.with_params(**own)
+    meq = _equation(rule, order, problem, force, region)
+    if meq.basis == "coordinates":
         return _verify_coordinate(
-            rule, order, params, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt, region=region
+            rule, meq, numbers, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt
         )
-    if rule_params:
-        rule = rule.with_params(**rule_params)
     text = fmt != "json"
     say = print_fn if text else (lambda _s: None)
     say(f"verifying {rule.name} at order {order} (map against modified flow, float64)")
@@ -189,38 +238,29 @@ def verify_command(
             hs=hs,
             steps=steps,
             force=force,
+            meq=meq,
         )
     return _report(res, order, plot, print_fn, text)
 
 
-def _verify_coordinate(rule, order, params, problem, plot, print_fn, *, hs, steps, fmt, region):
-    """`bea verify` for a coordinate-wise rule: one step from the slow manifold against the
+def _verify_coordinate(rule, meq, params, problem, plot, print_fn, *, hs, steps, fmt):
+    """`bea verify` on a coordinate equation: one step from the slow manifold against the
     flow of the per-coordinate field, on a one-player problem (default `nonconvex`)."""
-    name = problem or "nonconvex"
-    prob = numeric.get_problem(name)
-    if prob.blocks != 1:
-        raise BeaValueError(
-            f"problem {name!r} is a game; coordinate-wise rules run on a loss: use "
-            "--problem nonconvex or --problem quadratic"
-        )
-    symbolic = [k for k, v in rule.params if isinstance(v, sp.Basic) and v.free_symbols]
-    known = {k for k, _ in rule.params}  # values of known keys are numbers (verify_command)
+    name, prob = _coordinate_problem(problem)
+    order = meq.order
+    known = {k for k, _ in rule.params}  # a declared parameter may be overridden
     notes: list[str] = []  # said after the heading, once the parameters are checked
-    numbers = {
-        k: float(v) for k, v in _numbers(symbolic, rule, params, notes.append, known).items()
-    }
+    free = sorted(_free_symbols(meq))
+    numbers = {k: float(v) for k, v in _numbers(free, rule, params, notes.append, known).items()}
     text = fmt != "json"
     say = print_fn if text else (lambda _s: None)
     say(f"verifying {rule.name} at order {order} per coordinate on {name} (float64)")
     for note in notes:
         say(note)
-    if region is None:
-        region = REGIONS.get(rule.name)
     with float64():
         import jax.numpy as jnp
 
         theta = jnp.ravel(jnp.asarray(prob.state0, dtype=jnp.float64))
-        meq = _modified.modified_equation(rule, order, dimension=int(theta.size), region=region)
         (res,) = numeric.check_orders(
             rule,
             [order],
@@ -242,7 +282,7 @@ def _report(res, order: int, plot, print_fn: Callable, text: bool) -> int:
         data = res.to_dict()
         data["plot"] = plot
         print_fn(json.dumps(data, indent=2))
-        return 0 if res.passed() else 1
+        return 0 if res.passed else 1
     print_fn(res.table())
     for note in res.notes:
         print_fn(f"note: {note}")
@@ -251,7 +291,7 @@ def _report(res, order: int, plot, print_fn: Callable, text: bool) -> int:
     )
     if plot:
         print_fn(f"plot: {plot}")
-    return 0 if res.passed() else 1
+    return 0 if res.passed else 1
 
 
 def demo_verification(print_fn: Callable = print, path: str | None = "out/demo_check.png") -> int:
@@ -285,7 +325,7 @@ def demo_verification(print_fn: Callable = print, path: str | None = "out/demo_c
             "order-3 modified equations: map vs flow",
         )
         save_figure(fig, path)
-    ok = all(r.passed() for r in results) and all(math.isfinite(r.slope) for r in results)
+    ok = all(r.passed for r in results) and all(math.isfinite(r.slope) for r in results)
     slopes = ", ".join(f"{r.rule} {r.slope:.2f}" for r in results)
     verdict = "as expected" if ok else "NOT as expected"
     where = f"; plot written to {path}" if path is not None else ""

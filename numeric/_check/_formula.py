@@ -35,8 +35,9 @@ from .._lower._flow import (
     lipschitz,
     warn_large_h,
 )
+from ._order_check import check_state, default_hs, format_table, html_table
 from ._plot import loglog_figure, save_figure
-from ._verify import Sweep, check_state, default_hs, format_table, html_table
+from ._verify import Sweep
 
 __all__ = ["FormulaCheck", "check_formula"]
 

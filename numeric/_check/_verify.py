@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -30,10 +29,8 @@ import bea
 from bea import BeaTypeError, BeaValueError
 from bea.backend import as_rule
 
-from .._lower._coordinate import with_field
 from .._lower._flow import (
     RTOL,
-    as_float64,
     check_hs,
     fit_slope,
     float64,
@@ -47,191 +44,15 @@ from .._lower._state import Layout
 from .._lower._static import split
 from .._run._maps import DiscreteMap
 from .._run._memory import manifold_function
-from ._plot import loglog_figure, save_figure
+from ._coordinate import coordinate_checks
+from ._order_check import (
+    OrderCheck,
+    check_state,
+    default_hs,
+    state_size,
+)
 
-__all__ = ["OrderCheck", "check_order", "check_orders", "default_hs", "html_table"]
-
-TOL = 0.25
-"""How far below the expected slope a fitted slope may fall and still pass."""
-
-
-def default_hs(order: int) -> tuple[float, ...]:
-    """Four learning rates over a factor 3 where an order-`order` check of a unit-scale
-    problem is in the asymptotic regime and well above the integrator's tolerance."""
-    lo = {0: 0.002, 1: 0.004, 2: 0.008, 3: 0.012, 4: 0.016}.get(order, 0.02)
-    return tuple(float(x) for x in np.geomspace(lo, 3 * lo, 4))
-
-
-def local_slopes(hs: Sequence[float], errors: Sequence[float]) -> list[float]:
-    """The slope between each error and the previous one (NaN for the first)."""
-    out = [float("nan")]
-    for i in range(1, len(hs)):
-        a, b = errors[i - 1], errors[i]
-        ok = all(math.isfinite(v) and v > 0 for v in (a, b))
-        out.append(math.log(b / a) / math.log(hs[i] / hs[i - 1]) if ok else float("nan"))
-    return out
-
-
-def html_table(hs, errors, title: str, verdict: str) -> str:
-    """A small HTML table of h, error and local slope, with a title and a verdict."""
-    import html
-
-    rows = "".join(
-        f"<tr><td>{h:.4g}</td><td>{e:.3e}</td><td>{'' if not math.isfinite(s) else f'{s:.2f}'}"
-        "</td></tr>"
-        if math.isfinite(e)
-        else f"<tr><td>{h:.4g}</td><td>failed</td><td></td></tr>"
-        for h, e, s in zip(hs, errors, local_slopes(hs, errors), strict=True)
-    )
-    return (
-        f"<div><b>{html.escape(title)}</b><table><thead><tr><th>h</th><th>error</th>"
-        f"<th>local slope</th></tr></thead><tbody>{rows}</tbody></table>"
-        f"<p>{html.escape(verdict)}</p></div>"
-    )
-
-
-def format_table(hs, errors, title: str = "") -> str:
-    lines = [title] if title else []
-    lines.append(f"{'h':>10}  {'error':>11}  {'slope':>6}")
-    for h, e, s in zip(hs, errors, local_slopes(hs, errors), strict=True):
-        es = f"{e:11.3e}" if math.isfinite(e) else f"{'failed':>11}"
-        ss = f"{s:6.2f}" if math.isfinite(s) else f"{'':>6}"
-        lines.append(f"{h:10.4g}  {es}  {ss}")
-    return "\n".join(lines)
-
-
-EXACT = "exact:"
-"""How a note of `OrderCheck` starts when the map equals the flow at every h tried."""
-
-
-@dataclass(frozen=True)
-class OrderCheck:
-    """The result of `check_order`.
-
-    Arguments:
-        rule: the rule's name.
-        order: N, the order of the modified equation checked.
-        steps: K, the calls of the rule compared with the flow over K*T.
-        hs: the learning rates.
-        errors: |map - flow| per h (NaN where that run failed).
-        slope: the fitted log-log slope.
-        expected: the slope a correct order-N equation gives (N+2, or more when the
-            next corrections vanish).
-        notes: what happened along the way (dropped runs, float64, ...).
-        problem: the problem's name, when known.
-    """
-
-    rule: str
-    order: int
-    steps: int
-    hs: tuple[float, ...]
-    errors: tuple[float, ...]
-    slope: float
-    expected: float
-    notes: tuple[str, ...] = field(default=())
-    problem: str | None = None
-
-    def passed(self, tol: float = TOL) -> bool:
-        """Whether the fitted slope reaches the expected one (less `tol`).
-
-        A slope above the expected one passes: the next corrections of the rule
-        vanish on this problem, so the error falls faster than h^(N+2).
-        """
-        if self.exact:
-            return True
-        return math.isfinite(self.slope) and self.slope >= self.expected - tol
-
-    @property
-    def exact(self) -> bool:
-        """Whether the map equals the flow to round-off at every h, also at large ones
-        (sign descent on its region: the field −sign ∇E is the map's own step)."""
-        return not math.isfinite(self.slope) and any(n.startswith(EXACT) for n in self.notes)
-
-    @property
-    def round_off(self) -> bool:
-        """Whether no slope could be fitted because the errors are at round-off."""
-        return not math.isfinite(self.slope) and any("round-off" in n for n in self.notes)
-
-    def verdict(self, tol: float = TOL) -> str:
-        """One line: PASS or FAIL with the slope, in words.
-
-        Example: `PASS: slope 4.99 >= 4 (the next correction vanishes)`.
-        """
-        if self.exact:
-            return "PASS: the map equals the flow to round-off at every h (an exact equation)"
-        if not math.isfinite(self.slope):
-            why = (
-                "the errors are at round-off for every h tried; give larger --hs"
-                if self.round_off
-                else "fewer than two usable runs"
-            )
-            return f"FAIL: no slope ({why})"
-        e = f"{self.expected:g}"
-        if self.slope > self.expected + 0.75:
-            return f"PASS: slope {self.slope:.2f} >= {e} (the next correction vanishes)"
-        if self.passed(tol):
-            return f"PASS: slope {self.slope:.2f}, expected {e}"
-        return (
-            f"FAIL: slope {self.slope:.2f}, expected {e}: the order-{self.order} equation "
-            f"does not match the map to O(h^{e})"
-        )
-
-    def to_dict(self) -> dict:
-        """The result as plain JSON-ready data (NaN errors become None)."""
-
-        def num(x):
-            return float(x) if math.isfinite(x) else None
-
-        return {
-            "rule": self.rule,
-            "problem": self.problem,
-            "order": self.order,
-            "steps": self.steps,
-            "hs": list(self.hs),
-            "errors": [num(e) for e in self.errors],
-            "slope": num(self.slope),
-            "expected": self.expected,
-            "passed": self.passed(),
-            "verdict": self.verdict(),
-            "notes": list(self.notes),
-        }
-
-    def _title(self) -> str:
-        where = f" on {self.problem}" if self.problem else ""
-        k = f", {self.steps} steps" if self.steps > 1 else ""
-        return f"{self.rule}{where}, order {self.order}{k}"
-
-    def _repr_html_(self) -> str:
-        return html_table(self.hs, self.errors, self._title(), self.verdict())
-
-    def table(self) -> str:
-        """A text table of h, error and the slope between consecutive errors."""
-        title = f"{self._title()}: fitted slope {self.slope:.2f} (expected {self.expected:g})"
-        return format_table(self.hs, self.errors, title)
-
-    def __str__(self) -> str:
-        text = self.table()
-        return text + "".join(f"\nnote: {n}" for n in self.notes)
-
-    def plot(self, path=None, *, others: Sequence[OrderCheck] = (), ax=None):
-        """A log-log plot of error against h, with `others` on the same axes.
-
-        Arguments:
-            path: also write the figure there (.png, .pdf or .svg; folder created).
-            others: more checks to draw on the same axes.
-            ax: a matplotlib `Axes` to draw on (default: a new figure's).
-
-        Returns:
-            The `matplotlib.figure.Figure`; the global backend is left unchanged.
-        """
-        series = [
-            (f"order {c.order}", c.hs, c.errors, c.slope, c.expected) for c in (self, *others)
-        ]
-        where = f" on {self.problem}" if self.problem else ""
-        fig = loglog_figure(series, f"{self.rule}{where}: map vs modified flow", ax=ax)
-        if path is not None:
-            save_figure(fig, path)
-        return fig
+__all__ = ["OrderCheck", "check_order", "check_orders", "default_hs", "derive", "state_size"]
 
 
 class Sweep:
@@ -306,37 +127,18 @@ def _check_orders_arg(orders) -> list[int]:
     return out
 
 
-def check_state(state0, static: bool = False):
-    """`state0` as float64 leaves; integer, complex, string or empty states are refused.
-
-    An integer state cannot be differentiated (JAX's `grad` needs floats), and a
-    string is no state at all. With `static`, leaves that are not numbers or arrays
-    (an `equinox.nn.MLP`'s activation) are allowed beside the parameters and kept.
-    """
-    leaves = jax.tree_util.tree_leaves(state0)
-    parameters = jax.tree_util.tree_leaves(split(state0)[0])
-    if static and parameters:
-        leaves = parameters
-    if not leaves:
-        raise BeaValueError("state0 is empty; give the starting point, e.g. jnp.array([0.5, 1.0])")
-    for leaf in leaves:
-        if isinstance(leaf, str | bytes) or leaf is None:
-            raise BeaTypeError(
-                f"state0 holds {leaf!r}, not numbers; give float arrays, e.g. jnp.array([0.5])"
-            )
+def derive(rule, order: int, state0):
+    """The order-`order` equation of `rule`, in the basis its family needs: over trees,
+    or, for a rule the tree family refuses as coordinate-wise (a user's RMSProp written
+    with `bea.ops`), over coordinates in the dimension of `state0`."""
+    r = as_rule(rule)
+    if bea.family_of(r).basis == "trees":
         try:
-            dtype = jnp.asarray(leaf).dtype
-        except (TypeError, ValueError):
-            raise BeaTypeError(
-                f"state0 holds a {type(leaf).__name__}, not numbers; give float arrays"
-            ) from None
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise BeaTypeError(
-                f"state0 has {dtype} entries; give floats, e.g. jnp.array([1.0, 2.0]) "
-                "(gradients need real floating-point states; mark an integer that is no parameter "
-                "static, e.g. equinox.field(static=True))"
-            )
-    return as_float64(state0)
+            return bea.modified_equation(r, order)
+        except bea.TraceError as err:
+            if err.suggestion != "coordinate":
+                raise
+    return bea.modified_equation(r, order, dimension=state_size(state0))
 
 
 def _expected(meq, order: int) -> float:
@@ -376,13 +178,15 @@ def check_orders(
     orders = _check_orders_arg(orders)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise BeaValueError(f"steps={steps!r} must be a positive integer number of calls")
-    if getattr(meq, "basis", None) == "coordinates" or bea.family_of(rule).basis == "coordinates":
-        return _coordinate_checks(
-            rule, orders, losses, fields, state0, params, hs, steps, meq, problem
-        )
     if "h" in {str(k) for k in (params or {})}:
         raise BeaValueError(
             "params binds h, but a check sweeps over h; pass the learning rates as hs=[...]"
+        )
+    if meq is None:
+        meq = derive(rule, max(orders), state0)
+    if getattr(meq, "basis", None) == "coordinates":
+        return coordinate_checks(
+            rule, orders, losses, fields, state0, params, hs, steps, meq, problem
         )
     per_order, chosen = {}, {}
     for n in orders:
@@ -500,104 +304,6 @@ def check_orders(
     return tuple(out)
 
 
-def _slowest_decay(rule, params) -> float | None:
-    """The largest decay rate β in (0, 1) among the rule's `rho*`/`beta*` parameters,
-    with numbers from `params`; None when it has none."""
-    bound = {str(k): v for k, v in (params or {}).items()}
-    rates = []
-    for name, value in getattr(rule, "params", ()):
-        try:
-            v = float(bound.get(name, value))
-        except (TypeError, ValueError):
-            continue
-        if name.startswith(("rho", "beta")) and 0 < v < 1:
-            rates.append(v)
-    return max(rates, default=None)
-
-
-def _transient(rule, params) -> int:
-    """Steps that bring the memory to its slow manifold to round-off: βⁿ < 1e-16 for the
-    slowest decay rate among the rule's parameters (at least 20, at most 5000)."""
-    beta = _slowest_decay(rule, params)
-    if beta is None:
-        return 80
-    return int(min(5000, max(20, math.ceil(math.log(1e-16) / math.log(beta)))))
-
-
-def _coordinate_checks(rule, orders, losses, fields, state0, params, hs, steps, meq, problem):
-    """`check_orders` for a coordinate-wise rule: one step from the slow manifold against
-    the flow of the per-coordinate field (`numeric.coordinate_check_order`)."""
-
-    from .._lower._coordinate import coordinate_check_order
-
-    if steps != 1:
-        raise BeaValueError(
-            f"steps={steps} is not supported for coordinate-wise rules, which are checked "
-            "one step at a time from their slow manifold; use steps=1"
-        )
-    if fields:
-        raise BeaValueError("a coordinate-wise rule takes losses, not fields; pass losses={...}")
-    with float64():
-        theta = jnp.ravel(jnp.asarray(state0, dtype=jnp.float64))
-        top = max(orders)
-        r = as_rule(rule)
-        if meq is None:
-            meq = bea.modified_equation(r, top, dimension=int(theta.size))
-        elif getattr(meq, "basis", None) != "coordinates":
-            raise BeaValueError(
-                f"rule {r.name!r} is coordinate-wise; pass meq=bea.modified_equation(rule, "
-                f"{top}, dimension={theta.size})"
-            )
-        elif meq.order < top:
-            raise BeaValueError(
-                f"meq has order {meq.order} but order {top} is to be checked; derive to >= {top}"
-            )
-        elif meq.rule != r.name:
-            raise BeaValueError(
-                f"meq was derived from rule {meq.rule!r}, not from rule {r.name!r}; pass "
-                f"meq=bea.modified_equation(rule, {top}, dimension={theta.size})"
-            )
-        out = []
-        for n in orders:
-            given = hs.get(n) if isinstance(hs, Mapping) else hs
-            kw = {} if given is None else {"hs": check_hs(given)}
-            low = with_field(meq, meq.field[: n + 1])
-            c = coordinate_check_order(
-                r, n, losses or {}, params, theta, meq=low, transient=_transient(r, params), **kw
-            )
-            notes = [f"memory on its slow manifold after {c.transient} steps"] if meq.memory else []
-            beta = _slowest_decay(r, params)
-            left = 0.0 if beta is None else beta**c.transient
-            if left > 1e-12:
-                notes.append(
-                    f"the start-up transient is still {left:.1e} after {c.transient} steps "
-                    "(a decay rate near 1); the errors include it: check with smaller hs, or "
-                    "numeric.coordinate_check_order(..., transient=...) with more steps"
-                )
-            if all(e <= 1e-14 for e in c.errors):
-                # at round-off: try learning rates 10x larger before calling it exact
-                big = tuple(10 * h for h in c.hs)
-                again = coordinate_check_order(
-                    r, n, losses or {}, params, theta, big, meq=low, transient=_transient(r, params)
-                )
-                if all(e <= 1e-13 for e in again.errors):
-                    notes.append(f"{EXACT} the errors stay at round-off up to h = {max(big):g}")
-            out.append(
-                OrderCheck(
-                    c.rule,
-                    n,
-                    1,
-                    tuple(c.hs),
-                    tuple(c.errors),
-                    c.slope,
-                    c.expected,
-                    notes=tuple(notes),
-                    problem=problem,
-                )
-            )
-        return tuple(out)
-
-
 def check_order(
     rule,
     order: int,
@@ -613,6 +319,15 @@ def check_order(
 ) -> OrderCheck:
     """Check the order-`order` modified equation of `rule` against the rule itself.
 
+    Every family goes through here. An equation over trees is checked over K calls
+    from the slow manifold's series; an equation over coordinates (RMSProp, Adam, or a
+    user's rule written with `bea.ops` that the tree family refuses) is derived in the
+    dimension of `state0` and checked one step from the slow manifold, reached by a
+    transient as long as the memory's own contraction rate needs (see
+    `numeric._check._coordinate`); `OrderCheck.transient` says how many steps.
+    `params` binds the equation's free symbols, declared or module-level; unknown keys
+    are refused. A check with a NaN or infinite error never passes.
+
     Arguments:
         rule: a `bea.Rule` or an update function.
         order: N; the error of K calls against the flow over K*T must scale as
@@ -624,7 +339,8 @@ def check_order(
             losses and fields unchanged.
         params: numbers for the rule's symbols (`{"alpha": 0.5, "lambda": 1.5}`);
             not `h`, which is swept.
-        hs: the learning rates (default: `default_hs(order)`).
+        hs: the learning rates (default: `default_hs(order)`; coordinate equations
+            `numeric._check._coordinate.COORDINATE_HS`).
         steps: K, the number of calls of the rule (multi-step check when K > 1).
         meq: a modified equation already derived (at least to `order`).
         problem: a name for display.
@@ -636,7 +352,7 @@ def check_order(
         >>> import bea, jax.numpy as jnp
         >>> res = check_order(bea.rules.gd, 1, losses={"E": lambda x: jnp.sum(jnp.cos(x))},
         ...                   state0=jnp.array([0.3, 1.1]))
-        >>> res.passed()
+        >>> res.passed
         True
     """
     if isinstance(order, bool) or not isinstance(order, int):

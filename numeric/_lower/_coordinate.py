@@ -1,7 +1,7 @@
-"""Coordinate-wise rules numerically: the derived field in JAX, the rule itself, order checks.
+"""Coordinate-wise rules numerically: the derived field in JAX and the rule itself.
 
 - `coordinate_vector_field(meq, losses, params)` lowers a
-  `bea.ModifiedEquation` over the coordinate basis to `field(theta, h)`. The SymPy expressions are
+  coordinate-basis `bea.ModifiedEquation` to `field(theta, h)`. The SymPy expressions are
   converted once, at construction, by `sympy.lambdify` with common-subexpression
   elimination and a lookup table of the functions they use (sqrt, Abs, sign, Max,
   Min -> `jax.numpy`); the partial derivatives of the loss they need (∂ᵢE, ∂ᵢ∂ⱼE, …)
@@ -11,19 +11,16 @@
 - `coordinate_discrete_map(rule, losses, params)` runs the rule's own update
   function with its memory: `step(theta, memory, h) -> (theta', memory')`. Rule
   parameters given in `params` rebuild a built-in rule with numbers (its factory);
-  `h` reaches the rule as `numeric`'s `Step`, which absorbs SymPy coefficients
-  such as `c * h`.
-- `coordinate_check_order(rule, order, losses, params, theta)` puts the memory on
-  its slow manifold (it runs the start-up transient: a start point is found by
-  fixed-point iteration such that `transient` steps of the rule land on `theta`,
-  the memory then being on the slow manifold up to βⁿ), takes one more step, and
-  compares with the flow of the order-N field over h (diffrax Dopri8, float64):
-  the local error is O(h^(N+2)).
+  `h` reaches the rule as `numeric`'s `Step` and the arrays as `Value`s, which
+  absorb SymPy coefficients such as `c * h` or a user's module-level `rho * v`.
+
+Both bind the symbols the expressions and the rule hold (`numeric._lower._params.bind`):
+a rule's declared parameters and a user's module-level symbols alike. The order
+check of these rules is `numeric.check_order` (`numeric._check._coordinate`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -31,20 +28,18 @@ import jax
 import jax.numpy as jnp
 import sympy as sp
 
-import bea
 from bea import BeaTypeError, BeaValueError
 from bea.backend import INDEX_SYMBOLS, call_coordinate_rule, index_form
 
-from ._flow import as_float64, check_hs, fit_slope, float64, integrate
-from ._params import Step, split_h, unwrap
+from ._params import Step, bind, split_h, unwrap, wrap
 
 __all__ = [
-    "CoordinateOrderCheck",
     "ElementwiseField",
-    "coordinate_check_order",
     "coordinate_discrete_map",
     "coordinate_elementwise_field",
     "coordinate_vector_field",
+    "slow_manifold",
+    "with_field",
 ]
 
 LOOKUP = {
@@ -57,27 +52,16 @@ LOOKUP = {
 """SymPy function names -> JAX, for lambdify."""
 
 
-def with_field(meq, field) -> bea.ModifiedEquation:
-    """`meq` with another coordinate field, of order len(field) - 1 (a slow manifold or
-    a truncation, lowered by the field's own machinery)."""
-    field = tuple(field)
-    return replace(meq, order=len(field) - 1, expansion=replace(meq.expansion, field=field))
+def with_field(meq, field, order: int):
+    """A copy of the coordinate equation `meq` with another field of order `order`: its
+    lower orders (`meq.field[: order + 1]`) or a memory's slow-manifold series, lowered
+    like a field. The one place where numeric builds modified equations."""
+    return replace(meq, order=order, expansion=replace(meq.expansion, field=tuple(field)))
 
 
-def _bind(meq, params: Mapping | None):
-    """The rule's symbols -> numbers, from `params` (keys: names or symbols)."""
-    h, bound = split_h(params)
-    subs = {}
-    for _name, value in meq.params:
-        if isinstance(value, sp.Basic) and value.free_symbols:
-            for s in value.free_symbols:
-                if s.name not in bound:
-                    raise BeaValueError(
-                        f"parameter {s.name!r} of rule {meq.rule!r} is unbound; pass "
-                        f"params={{{s.name!r}: value}}"
-                    )
-                subs[s] = bound[s.name]
-    return h, subs
+def slow_manifold(meq, name: str):
+    """M[k][i] of the memory variable `name` of a coordinate equation."""
+    return dict(meq.slow_manifold)[name]
 
 
 def _derivative_arrays(loss, theta, max_order: int):
@@ -94,7 +78,6 @@ class CoordinateField:
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
         self.meq = meq
-        self.h, subs = _bind(meq, params)
         self.losses = dict(losses or {})
         self.derivs = list(meq.derivatives)
         names = {loss for _, (loss, _) in self.derivs} | {loss for (loss, _), _ in meq.signs}
@@ -107,19 +90,12 @@ class CoordinateField:
         self.sign_syms = [(key, s) for key, s in meq.signs if isinstance(s, sp.Symbol)]
         hs = sp.Symbol("h")
         exprs = [
-            sp.expand(
-                sum((hs**p * meq.field[p][i] for p in range(meq.order + 1)), sp.S.Zero)
-            ).xreplace({k: sp.Float(float(v), 17) for k, v in subs.items()})
+            sp.expand(sum((hs**p * meq.field[p][i] for p in range(meq.order + 1)), sp.S.Zero))
             for i in range(meq.dimension)
         ]
+        self.h, subs = bind(meq, exprs, params)
+        exprs = [e.xreplace(subs) for e in exprs]
         args = [hs, *meq.coordinates, *(s for s, _ in self.derivs), *(s for _, s in self.sign_syms)]
-        leftover = set().union(*(e.free_symbols for e in exprs)) - set(args)
-        if leftover:
-            name = sorted(s.name for s in leftover)[0]
-            raise BeaValueError(
-                f"parameter {name!r} of rule {meq.rule!r} is unbound; "
-                f"pass params={{{name!r}: value}}"
-            )
         self._fn = sp.lambdify(args, exprs, modules=[LOOKUP, "jax"], cse=True)
         self._jit = jax.jit(self._apply)
 
@@ -157,7 +133,7 @@ def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None)
     """The derived field of a coordinate-wise rule as a JAX function `field(theta, h)`.
 
     Arguments:
-        meq: a `bea.ModifiedEquation` over the coordinate basis (undefined loss E).
+        meq: a coordinate-basis `bea.ModifiedEquation` (undefined loss E).
         losses: loss name -> scalar JAX function of the state.
         params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`.
 
@@ -224,15 +200,26 @@ class CoordinateDiscreteMap:
         return jax.lax.fori_loop(0, k, body, (theta, tuple(memory)))
 
     def _step(self, theta, memory, h):
+        # values reach the rule as `Value`s, which absorb its SymPy symbols (a user's
+        # module-level `rho`, `eps`) with the numbers bound in `params`
+        name = getattr(self.rule, "name", None) or getattr(self.rule, "__name__", "rule")
+        what = f"rule {name!r}"
+
         def grad(name, point):
             if name not in self.losses:
                 raise BeaValueError(
                     f"the rule asks for the gradient of {name!r}; pass losses={{{name!r}: fn}}"
                 )
-            return jax.grad(self.losses[name])(point)
+            return wrap(jax.grad(self.losses[name])(unwrap(point)), self.bound, what)
 
         update = getattr(self.numeric_rule, "update", self.numeric_rule)
-        out = call_coordinate_rule(update, theta, memory, Step(h, self.bound), grad)
+        out = call_coordinate_rule(
+            update,
+            wrap(theta, self.bound, what),
+            [wrap(m, self.bound, what) for m in memory],
+            Step(h, self.bound, what),
+            grad,
+        )
         if self.memory:
             return unwrap(out[0]), tuple(unwrap(m) for m in out[1:])
         return unwrap(out), ()
@@ -276,91 +263,6 @@ def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None
     return CoordinateDiscreteMap(rule, dict(losses), bound, h)
 
 
-@dataclass(frozen=True)
-class CoordinateOrderCheck:
-    """Local errors of an order-N coordinate equation against the rule on its slow manifold.
-
-    Arguments:
-        rule: the rule's name. order: N. hs, errors: learning rates and
-        |one step − flow over h|. slope: the fitted log-log slope. expected: N + 2.
-        transient: the steps run to reach the slow manifold.
-    """
-
-    rule: str
-    order: int
-    hs: tuple[float, ...]
-    errors: tuple[float, ...]
-    slope: float
-    expected: int
-    transient: int
-
-    @property
-    def passed(self) -> bool:
-        return math.isfinite(self.slope) and abs(self.slope - self.expected) < 0.3
-
-
-def _on_manifold(step, theta, memory0, h, n: int, iters: int = 30):
-    """(θ*, m) with m on the slow manifold at θ*: start points z with n steps landing on θ*."""
-    z = theta
-    for _ in range(iters):
-        zn, mem = step.iterate(z, memory0(z), h, n)
-        miss = theta - zn
-        z = z + miss
-        if float(jnp.max(jnp.abs(miss))) < 1e-15:
-            break
-    zn, mem = step.iterate(z, memory0(z), h, n)
-    return zn, mem
-
-
-def coordinate_check_order(
-    rule,
-    order: int,
-    losses: Mapping,
-    params: Mapping | None,
-    theta,
-    hs=(0.004, 0.006, 0.009, 0.0135),
-    *,
-    meq=None,
-    transient: int = 200,
-) -> CoordinateOrderCheck:
-    """Fit the local-error slope of the order-N equation of a rule with memory.
-
-    The memory starts from the gradient-based guess M₀ of the derivation, `transient`
-    steps remove the start-up transient (βⁿ), and the start point is chosen so that
-    they end at `theta`; one more step is compared with the flow over h.
-    """
-    with float64():
-        theta = as_float64(jnp.asarray(theta))
-        if meq is None:
-            meq = bea.modified_equation(rule, order, dimension=int(theta.size))
-        field = coordinate_vector_field(meq, losses, params)
-        step = coordinate_discrete_map(rule, losses, params)
-        lead = [_manifold_fn(meq, name, losses, params) for name in meq.memory]
-
-        def memory0(z):
-            return tuple(fn(z) for fn in lead)
-
-        hs = check_hs(hs)
-        flow_jit = jax.jit(lambda z, h: integrate(lambda y, a: field._apply(y, a), z, h, h))
-        errors = []
-        for h in hs:
-            z, mem = _on_manifold(step, theta, memory0, h, transient)
-            one, _ = step(z, mem, h)
-            flow, ok = flow_jit(z, jnp.asarray(h))
-            err = float(jnp.max(jnp.abs(one - flow))) if bool(ok) else float("nan")
-            errors.append(err)
-        slope, _ = fit_slope(hs, errors, floor=1e-15)
-        return CoordinateOrderCheck(meq.rule, order, hs, tuple(errors), slope, order + 2, transient)
-
-
-def _manifold_fn(meq, name, losses, params):
-    """The leading slow-manifold term M₀ of memory `name` as a JAX function of θ."""
-    m0 = dict(meq.slow_manifold)[name][0]
-    fake = with_field(meq, (m0,))
-    f = CoordinateField(fake, losses, params)
-    return lambda z: f(z, 0.0)
-
-
 # -- elementwise kernels of any size ----------------------------------------------------
 
 
@@ -385,13 +287,13 @@ class ElementwiseField:
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
-        self.h, subs = _bind(meq, params)
         if not isinstance(losses, Mapping) or "E" not in losses:
             raise BeaValueError("the field needs the loss 'E'; pass losses={'E': fn}")
         self.loss = losses["E"]
-        num = {k: sp.Float(float(v), 17) for k, v in subs.items()}
         U, S = INDEX_SYMBOLS[:2]
         terms = index_form(meq)
+        weights = [sp.sympify(w) for t in terms for w in t.weights]
+        self.h, num = bind(meq, weights, params, structural=INDEX_SYMBOLS)
         exprs: list[sp.Expr] = []
 
         def weight(expr):
@@ -412,13 +314,6 @@ class ElementwiseField:
             return index[key]
 
         self.roots = [(t.power, node(t, 0)) for t in terms]
-        leftover = set().union(*(e.free_symbols for e in exprs)) - {U, S}
-        if leftover:
-            name = sorted(s.name for s in leftover)[0]
-            raise BeaValueError(
-                f"parameter {name!r} of rule {meq.rule!r} is unbound; "
-                f"pass params={{{name!r}: value}}"
-            )
         self.weights = [sp.lambdify([U, S], e, modules=[LOOKUP, "jax"]) for e in exprs]
         self.uses_sign = any(S in e.free_symbols for e in exprs)
         depth: list[int] = []
@@ -508,7 +403,7 @@ def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = 
     products and higher directional derivatives of the gradient.
 
     Arguments:
-        meq: a `bea.ModifiedEquation` over the coordinate basis of order N derived in dimension
+        meq: a coordinate-basis `bea.ModifiedEquation` of order N derived in dimension
             d ≥ max(2, N + 1) (the dimension of the derivation does not limit the
             state's size).
         losses: `{"E": fn}`, a scalar JAX function of the state (an array or a pytree

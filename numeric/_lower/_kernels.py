@@ -44,7 +44,7 @@ import numpy as np
 from bea import BeaTypeError, BeaValueError, Tree
 
 from ._oracles import Oracles
-from ._params import check_step, number, split_h
+from ._params import check_keys, check_step, number, split_h
 from ._state import Layout
 from ._static import split
 
@@ -463,6 +463,7 @@ class ModifiedField:
                     f"{kind} has no entry {o.name!r}, which the rule's {what} uses "
                     f"(given: {have}); pass {kind}={{{o.name!r}: fn}}"
                 )
+        check_keys(meq, self.bound)
         self.plan = _plan(meq, self.bound)
         self._jit = jax.jit(self._apply_split, static_argnums=1)
 
@@ -505,11 +506,14 @@ class ModifiedField:
 def vector_field(meq, losses=None, fields=None, params=None) -> ModifiedField:
     """The modified field of `meq` as a jit-compiled JAX function `field(state, h)`.
 
-    An equation over the coordinate basis (coordinate-wise rules such as Adam) is
-    lowered by `numeric.coordinate_vector_field` instead.
+    An equation over coordinates (`meq.basis == "coordinates"`: coordinate-wise rules
+    such as Adam, or a user's RMSProp) is lowered by `numeric.coordinate_vector_field`
+    instead. Either way `params` binds the free symbols of the equation, a rule's
+    declared parameters and a user's module-level symbols alike; a key that is no
+    parameter of the equation is refused.
 
     Arguments:
-        meq: a `bea.ModifiedEquation`.
+        meq: a `bea.ModifiedEquation` (either basis).
         losses: loss name -> scalar JAX function of the state (a pytree, or a tuple of
             blocks for several players), for the rule's `grad` oracles.
         fields: field name -> JAX function of the state returning its block's

@@ -25,7 +25,18 @@ import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
 
-__all__ = ["Step", "Value", "bind_params", "number", "split_h", "unwrap", "wrap"]
+__all__ = [
+    "Step",
+    "Value",
+    "bind",
+    "bind_params",
+    "check_keys",
+    "equation_symbols",
+    "number",
+    "split_h",
+    "unwrap",
+    "wrap",
+]
 
 
 def bind_params(params: Mapping | None) -> dict[str, object]:
@@ -56,6 +67,99 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
             raise BeaTypeError(f"params[{name!r}] = {value!r} is not a number; give a number")
         out[name] = value
     return out
+
+
+def _free(expr) -> set[sp.Symbol]:
+    return set(getattr(expr, "free_symbols", ()) or ())
+
+
+def _structural(meq) -> set[sp.Symbol]:
+    """The symbols of a coordinate equation that are no parameters: the coordinates,
+    the partial derivatives of the loss and the declared signs."""
+    if meq.basis != "coordinates":
+        return set()
+    return {
+        *meq.coordinates,
+        *(s for s, _ in meq.derivatives),
+        *(s for _, s in meq.signs if isinstance(s, sp.Symbol)),
+    }
+
+
+def _expressions(meq) -> list:
+    """Every SymPy expression of an equation that may hold a rule's symbols: its field,
+    its slow manifold and (coordinates) its one-step map, its time and parameters."""
+    out: list = [value for _, value in getattr(meq, "params", ()) if isinstance(value, sp.Basic)]
+    if meq.basis == "coordinates":
+        out += [e for row in meq.field for e in row]
+        out += [e for _, series in meq.slow_manifold for row in series for e in row]
+        out += [e for row in meq.map_terms for e in row]
+        return out
+    to_sympy = meq.domain.to_sympy
+    out += [to_sympy(c) for _, _, c in meq.terms]
+    for m in getattr(meq, "manifold", ()):
+        out.append(to_sympy(m.identity))
+        out += [to_sympy(c) for _, _, c in m.terms]
+    out.append(getattr(meq, "time", None))
+    out += list(getattr(meq, "player_times", None) or ())
+    return out
+
+
+def equation_symbols(meq, declared: bool = True) -> set[str]:
+    """The names `params` may bind for an equation of either basis: the free symbols of
+    its field, slow manifold, time and symbolic parameters and, with `declared`, the
+    names of all the rule's declared parameters (bound even where they cancel or were
+    given numbers); never `h`, nor a coordinate equation's coordinates, partial
+    derivatives (`E_12`) or signs (`s_1`).
+
+    Example:
+        >>> import bea
+        >>> sorted(equation_symbols(bea.modified_equation(bea.rules.weight_average, 1)))
+        ['beta']
+    """
+    skip = _structural(meq)
+    names = {s.name for e in _expressions(meq) for s in _free(e) - skip}
+    if declared:
+        names |= {name for name, _ in getattr(meq, "params", ())}
+    names.discard("h")
+    return names
+
+
+def check_keys(meq, bound: Mapping[str, object]) -> None:
+    """Refuse a key of `params` (other than `h`) that names no symbol of `meq`."""
+    if getattr(meq, "basis", None) not in ("trees", "coordinates"):
+        return
+    unknown = sorted(set(bound) - equation_symbols(meq) - {"h"})
+    if unknown:
+        known = ", ".join(sorted(equation_symbols(meq))) or "none"
+        raise BeaValueError(
+            f"params has {unknown[0]!r}, which is no parameter of rule {meq.rule!r} (its "
+            f"parameters are {known}); leave {unknown[0]!r} out of params"
+        )
+
+
+def bind(meq, exprs, params: Mapping | None, structural=()) -> tuple[object, dict]:
+    """Numbers for the symbols of `exprs`, the expressions of `meq` being lowered.
+
+    The symbols bound are the free symbols the expressions hold (a rule's own
+    parameters or module-level symbols alike), less `structural` ones (coordinates,
+    partial derivatives, signs) and `h`. A missing number raises `BeaValueError`
+    naming it; a key of `params` that is no parameter of `meq` is refused.
+
+    Returns:
+        `(h or None, {symbol: sympy.Float})`, the symbols as they occur in `exprs`.
+    """
+    h, bound = split_h(params)
+    check_keys(meq, bound)
+    skip = set(structural) | _structural(meq)
+    free = {s for e in exprs for s in _free(e)} - skip
+    free = {s for s in free if s.name != "h"}
+    missing = sorted(s.name for s in free if s.name not in bound)
+    if missing:
+        raise BeaValueError(
+            f"parameter {missing[0]!r} of rule {meq.rule!r} is unbound; pass "
+            f"params={{{missing[0]!r}: value}}"
+        )
+    return h, {s: sp.Float(float(bound[s.name]), 17) for s in free}
 
 
 def check_step(h):
@@ -235,6 +339,26 @@ class Value:
 
     def __getitem__(self, index):
         return self._wrap(self.value[index])
+
+    def _jnp(self, name: str, args, kwargs):
+        """`jax.numpy.<name>` on the arrays inside, wrapped again (`bea.ops` on a
+        `Value` reaches NumPy, which hands its ufuncs and functions over here)."""
+        fn = getattr(jnp, name, None)
+        if fn is None:
+            return NotImplemented
+        args = [self._num(a) for a in args]
+        return self._wrap(fn(*args, **kwargs))
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        if method != "__call__":
+            return NotImplemented
+        return self._jnp(ufunc.__name__, args, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return self._jnp(func.__name__, args, kwargs)
+
+    def sum(self, *args, **kwargs):
+        return self._wrap(jnp.sum(self.value, *args, **kwargs))
 
     def __jax_array__(self):
         return jnp.asarray(self.value)

@@ -30,9 +30,8 @@ import jax.numpy as jnp
 
 from bea import BeaTypeError, BeaValueError
 
-from .._lower._coordinate import with_field as _with_field
 from .._lower._kernels import TermSeries, field_function
-from .._lower._params import number, split_h
+from .._lower._params import check_keys, number, split_h
 from ._maps import DiscreteMap
 
 __all__ = ["burn_in", "manifold_function", "on_manifold"]
@@ -60,6 +59,7 @@ def manifold_function(meq, params: Mapping | None = None) -> Callable:
         return _coordinate_manifold(meq, params)
     _check_meq(meq)
     _, bound = split_h(params)
+    check_keys(meq, bound)
     names = list(dict.fromkeys(m.name for m in meq.manifold))
     parts = []
     for name in names:
@@ -96,15 +96,18 @@ def _coordinate_manifold(meq, params):
     series M₀ + h M₁ + … lowered like a field, densely when the state has the
     derivation's d coordinates, elementwise (`numeric.coordinate_elementwise_field`)
     on states of any other size."""
-
-    from .._lower._coordinate import CoordinateField, coordinate_elementwise_field
+    from .._lower._coordinate import (
+        CoordinateField,
+        coordinate_elementwise_field,
+        slow_manifold,
+        with_field,
+    )
 
     if not meq.memory:
         raise BeaValueError(
             f"rule {meq.rule!r} has no memory, so it has no slow manifold; run it directly"
         )
-    manifold = dict(meq.slow_manifold)
-    fakes = [_with_field(meq, manifold[name]) for name in meq.memory]
+    fakes = [with_field(meq, slow_manifold(meq, name), meq.order) for name in meq.memory]
     cache: dict = {}
 
     def apply(theta, h, losses, fields=None):
