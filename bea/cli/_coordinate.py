@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from .._core._errors import BeaValueError
+from .._core._errors import BeaValueError, TraceError
+from .._families._registry import _coordinate_wise, family_of
 from .._rules._coordinate import REGIONS, is_coordinate_rule
 from ._budget import Budget
 
@@ -32,13 +33,22 @@ MAX_DIMENSION, HARD_DIMENSION = 3, 10
 
 
 def coordinate_wanted(rule, args) -> bool:
-    """Whether a command derives `rule` per coordinate: a built-in coordinate-wise rule,
-    or any rule when --dimension or --region is given."""
-    return (
+    """Whether a command derives `rule` per coordinate: a rule of the coordinate family
+    (declared, or found so by the tree tracer's refusal, `TraceError.suggestion`), or
+    any rule when --dimension or --region is given."""
+    if (
         is_coordinate_rule(rule)
         or getattr(args, "dimension", None) is not None
         or bool(getattr(args, "region", None))
-    )
+    ):
+        return True
+    try:
+        family_of(rule).probe(rule)
+    except TraceError as err:
+        if err.suggestion == "coordinate" or _coordinate_wise(rule):
+            return True
+        raise
+    return False
 
 
 def parse_region(texts: Sequence[str], dimension: int) -> dict | None:
@@ -88,22 +98,19 @@ def _sizes(args, order: int, budget: Budget) -> int:
 
 
 def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Callable):
-    """The rule's coordinate-basis `ModifiedEquation` as the flags ask."""
+    """The rule's coordinate-basis `ModifiedEquation` as the flags ask; `extra` (values
+    of symbols the rule does not declare, a user's module-level `rho`) substituted
+    exactly into it, as over trees."""
     from .._equation._modified import modified_equation
 
-    if extra:
-        name = next(iter(extra))
-        known = ", ".join(k for k, _ in rule.params) or "none"
-        raise BeaValueError(
-            f"rule {rule.name!r} has no parameter {name!r}; its parameters are {known}"
-        )
     dimension = _sizes(args, order, budget)
     region = parse_region(getattr(args, "region", None) or [], dimension)
     if region is None and rule.name in REGIONS and is_coordinate_rule(rule):
         region = REGIONS[rule.name]
         shown = " ".join(f"--region {k}={v}" for k, v in region.items())
         say(f"(on the region {shown}; give --region to choose another)")
-    return modified_equation(rule, order, dimension=dimension, region=region)
+    meq = modified_equation(rule, order, dimension=dimension, region=region)
+    return meq.subs(extra) if extra else meq
 
 
 def derive_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
@@ -128,7 +135,7 @@ def _show(result, fmt: str, notes: list[str], out: Callable) -> int:
 
 def loss_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
     """`bea loss` for a coordinate-wise rule: Ẽ with field = −P⁻¹∇Ẽ."""
-    from .._results._coordinate_loss import coordinate_modified_loss
+    from .._results._losses import modified_loss
 
     notes: list[str] = []
     if args.preconditioner == "abs_grad" and not getattr(args, "region", None):
@@ -136,4 +143,4 @@ def loss_coordinate(rule, args, order, budget, extra, out: Callable) -> int:
         notes.append("(on the region --region signs=symbolic, where |∂ᵢE| = s_i ∂ᵢE)")
     meq = derive_equation(rule, args, order, budget, extra, notes.append)
     precond = None if args.preconditioner == "identity" else args.preconditioner
-    return _show(coordinate_modified_loss(meq, precond), args.format, notes, out)
+    return _show(modified_loss(meq, preconditioner=precond), args.format, notes, out)

@@ -157,7 +157,7 @@ def _no_coordinate(rule, command: str) -> None:
     if is_coordinate_rule(rule):
         raise BeaValueError(
             f"{command} works on tree-series rules; {rule.name!r} is coordinate-wise: use "
-            f"bea derive {rule.name} --order N --dimension D, or numeric.coordinate_vector_field"
+            f"bea derive {rule.name} --order N --dimension D, or numeric.vector_field"
         )
 
 
