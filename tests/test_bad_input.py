@@ -20,7 +20,7 @@ def test_errors_are_value_or_type_errors():
 
 @pytest.mark.parametrize("order", [-1, -5])
 def test_negative_order(order):
-    with pytest.raises(BeaValueError, match="order >= 0"):
+    with pytest.raises(BeaValueError, match="must be an integer >= 0"):
         derive(rules.gd, order)
 
 
@@ -211,7 +211,7 @@ def test_not_a_rule():
 def test_unknown_rule_parameter_lists_valid_ones():
     with pytest.raises(BeaValueError, match="alpha, lambda, m, k"):
         rules.alternating.with_params(beta=1)
-    with pytest.raises(BeaValueError, match="positive integer"):
+    with pytest.raises(BeaValueError, match="must be an integer >= 1"):
         rules.sgd(0)
     with pytest.raises(BeaTypeError, match="exact"):
         rules.simultaneous.with_params(alpha=sp.Float("0.5", 30))

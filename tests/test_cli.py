@@ -60,7 +60,7 @@ def test_derive_text_and_latex(capsys):
         (["derive", "sam", "--order", "1", "--param", "rho=os.system('ls')"], "not an integer"),
         (["derive", "gd", "--order", "-2"], "--order -2 is negative; give an integer >= 0"),
         (["derive", "sgd", "--order", "9", "--param", "n=4"], "--force"),
-        (["derive", "sgd", "--order", "1", "--param", "n=0"], "positive integer"),
+        (["derive", "sgd", "--order", "1", "--param", "n=0"], "must be an integer >= 1"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_sentence(capsys, argv, message):

@@ -18,6 +18,7 @@ __all__ = [
     "BeaValueError",
     "NotAGradientError",
     "TraceError",
+    "check_integer",
     "library_error",
     "rule_library_error",
     "user_line",
@@ -85,6 +86,21 @@ for _cls in (
 ):
     _cls.__module__ = "bea"
 del _cls
+
+
+def check_integer(value, name: str, low: int = 0) -> int:
+    """`value` when it is an integer >= `low` (not a bool); otherwise one sentence:
+    a `BeaTypeError` for another kind, a `BeaValueError` for a smaller integer.
+
+    Example:
+        >>> check_integer(3, "order")
+        3
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BeaTypeError(f"{name}={value!r} must be an integer >= {low}")
+    if value < low:
+        raise BeaValueError(f"{name}={value} must be an integer >= {low}")
+    return value
 
 
 def _library(path: str) -> str | None:

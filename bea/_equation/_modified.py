@@ -21,12 +21,12 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaAttributeError, BeaValueError
+from .._core._errors import BeaAttributeError, BeaValueError, check_integer
 from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
 from .._core._trees import Tree
 from .._families._bseries import MAX_TREES
-from .._families._registry import COORDINATE_OPTIONS, check_order, family_of
+from .._families._registry import COORDINATE_OPTIONS, family_of
 from .._families.coordinate._engine import CoordinateExpansion
 from .._printing import _index, _render
 from .._rules._rule import Rule, as_rule
@@ -430,7 +430,7 @@ def modified_equation(
         -rho - 1/2
     """
     r = as_rule(rule, blocks=blocks, time=time)
-    check_order(order)
+    check_integer(order, "order")
     coordinate_options = {
         "dimension": dimension,
         "loss": loss,

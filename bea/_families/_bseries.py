@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaTypeError, BeaValueError, TraceError
+from .._core._errors import BeaValueError, TraceError, check_integer
 from .._core._log_exp import exp_series, log_series
 from .._core._scalars import H, choose_domain, exact_value, scalar_terms
 from .._core._trees import Tree, count_trees, parse_tree, trees_up_to
@@ -127,10 +127,7 @@ def trace_series(r: Rule, order: int, family, *, force: bool = False, player_tim
     `player_times` (per-player times) makes the series' time per colour, as the
     per-player convention reads it.
     """
-    if isinstance(order, bool) or not isinstance(order, int):
-        raise BeaTypeError(f"order={order!r} must be an integer >= 0")
-    if order < 0:
-        raise BeaValueError(f"order={order} is negative; use an order >= 0")
+    check_integer(order, "order")
     # pass 1: cheap trace in EX at h^1, to learn the parameters and the oracles
     probe = family.probe(r)
     symbols = set(probe.record.get("symbols", set()))

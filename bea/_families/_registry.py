@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from sympy.polys.domains import EX
 
-from .._core._errors import BeaTypeError, BeaValueError, TraceError
+from .._core._errors import BeaValueError, TraceError, check_integer
 from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
 from .._rules._rule import Rule, as_rule, call_rule
@@ -229,7 +229,7 @@ def map_series(
     coordinate family have no B-series and are refused.
     """
     r = as_rule(rule, blocks=blocks, time=time)
-    check_order(order)
+    check_integer(order, "order")
     family = family_of(r)
     if not isinstance(family, _TreeFamily):
         raise BeaValueError(
@@ -237,15 +237,6 @@ def map_series(
             "derive it with bea.modified_equation"
         )
     return trace_series(r, order, family, force=force, player_times=player_times)
-
-
-def check_order(order) -> int:
-    """`order` validated: an integer >= 0 (the one check every entry point shares)."""
-    if isinstance(order, bool) or not isinstance(order, int):
-        raise BeaTypeError(f"order={order!r} must be an integer >= 0")
-    if order < 0:
-        raise BeaValueError(f"order={order} is negative; use an order >= 0")
-    return order
 
 
 def _suggest_coordinate(err: TraceError, rule: Rule, order: int) -> TraceError:

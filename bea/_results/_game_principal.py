@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .._core._errors import BeaValueError
+from .._core._errors import BeaValueError, check_integer
 from .._core._scalars import H
 from .._equation._modified import modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
@@ -132,8 +132,7 @@ def game_principal_flow(
         (True, [[alpha*f_phi*h + 1, alpha*f_theta*h], [g_phi*h*lambda, g_theta*h*lambda + 1]])
     """
     r = over_trees(as_rule(rule), "the game principal flow")
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise BeaValueError(f"order={order!r} must be an integer >= 1")
+    check_integer(order, "order", 1)
     if r.memory:
         raise BeaValueError(
             f"rule {r.name!r} has memory {', '.join(r.memory)}; the game principal flow is "

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaTypeError, BeaValueError, NotAGradientError
+from .._core._errors import BeaTypeError, BeaValueError, NotAGradientError, check_integer
 from .._core._free_trees import FreeTree, free_tree
 from .._core._trees import Tree, parse_tree, symmetry
 from .._equation._modified import ModifiedEquation
@@ -222,7 +222,7 @@ class ModifiedLoss:
         if isinstance(tree, FreeTree):
             if held_fixed:
                 raise BeaTypeError(
-                    "held_fixed=True looks up a rooted tree; pass a bea.Tree or bracket "
+                    "held_fixed=True looks up a rooted tree; pass a bea.trees.Tree or bracket "
                     "string instead of a FreeTree"
                 )
             key, order = tree.key, tree.order
@@ -243,7 +243,8 @@ class ModifiedLoss:
     def _tree(self, tree) -> Tree:
         if not isinstance(tree, Tree | str):
             raise BeaTypeError(
-                f"tree={tree!r} must be a bea.Tree, a FreeTree or bracket notation such as 'E[E]'"
+                f"tree={tree!r} must be a bea.trees.Tree, a bea.trees.FreeTree or bracket "
+                "notation such as 'E[E]'"
             )
         t = parse_tree(tree)
         unknown = sorted(set(t.colours) - set(self.colours))
@@ -390,8 +391,7 @@ def modified_loss(
         )
     if order is None:
         order = meq.order
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise BeaValueError(f"order={order!r} must be an integer >= 0")
+    check_integer(order, "order")
     if order > meq.order:
         raise BeaValueError(
             f"order={order} is beyond the derivation, which stops at order {meq.order}; "

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from .._core._colour import Colour, colour_label
-from .._core._errors import BeaTypeError, BeaValueError
+from .._core._errors import BeaTypeError, BeaValueError, check_integer
 from .._core._scalars import H, choose_domain
 from .._core._trees import Tree, parse_tree
 from .._equation._modified import ModifiedEquation, modified_equation, over_trees
@@ -151,8 +151,7 @@ def modifying_integrator(rule, order: int, *, target=None) -> Rule:
         A `Rule` named `<rule>_modifying_<N>`, traceable and runnable like any rule.
     """
     r = over_trees(as_rule(rule), "a modifying integrator")
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise BeaValueError(f"order={order!r} must be an integer >= 1")
+    check_integer(order, "order", 1)
     base = modified_equation(r, 0)
     a = {}
     for t, k, c in base.terms:

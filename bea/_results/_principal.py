@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .._core._errors import BeaValueError
+from .._core._errors import BeaValueError, check_integer
 from .._core._scalars import H, exact_value
 from .._equation._modified import modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
@@ -352,8 +352,7 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
         (log(1 - z)/z, Interval.open(0, 2), Interval.open(1, oo))
     """
     r = over_trees(as_rule(rule), "the principal flow")
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise BeaValueError(f"order={order!r} must be an integer >= 1")
+    check_integer(order, "order", 1)
     reserved_symbols(r, ("z", "h"))
     if r.memory:
         return memory_principal_flow(r, order, force=force)

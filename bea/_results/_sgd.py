@@ -41,7 +41,7 @@ import sympy as sp
 from sympy.polys.polyfuncs import rational_interpolate
 
 from .._core._colour import Colour, colour_label
-from .._core._errors import BeaTypeError, BeaValueError
+from .._core._errors import BeaTypeError, BeaValueError, check_integer
 from .._core._scalars import H, choose_domain
 from .._core._trees import Tree, count_trees, trees_up_to
 from .._equation._modified import MAX_TREES, ModifiedEquation, modified_equation
@@ -66,10 +66,7 @@ def _names(m: int) -> list[str]:
 def _check_order(order) -> int:
     if isinstance(order, sp.Integer):
         order = int(order)
-    if isinstance(order, bool) or not isinstance(order, int):
-        raise BeaTypeError(f"order={order!r} must be an integer >= 0")
-    if order < 0:
-        raise BeaValueError(f"order={order} is negative; use an order >= 0")
+    check_integer(order, "order")
     return order
 
 

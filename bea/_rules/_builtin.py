@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .._core._errors import BeaValueError
+from .._core._errors import BeaValueError, check_integer
 from .._core._scalars import H, exact_value
 from ._momentum import (
     ema_momentum,
@@ -71,8 +71,7 @@ ALPHA, LAMBDA, RHO = sp.symbols("alpha lambda rho")
 def _count(name: str, value) -> int:
     if isinstance(value, sp.Integer):
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BeaValueError(f"parameter {name}={value!r} must be a positive integer")
+    check_integer(value, f"parameter {name}", 1)
     return value
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .._core._errors import BeaValueError
+from .._core._errors import check_integer
 from .._core._scalars import H, exact_value
 from ._rule import Rule, as_rule
 
@@ -172,8 +172,7 @@ def _lookahead(alpha=ALPHA, k=2) -> Rule:
     alpha = exact_value(alpha, "alpha")
     if isinstance(k, sp.Integer):
         k = int(k)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise BeaValueError(f"parameter k={k!r} must be a positive integer")
+    check_integer(k, "parameter k", 1)
 
     def lookahead(theta, h, grad):
         fast = theta

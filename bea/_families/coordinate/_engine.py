@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
-from ..._core._errors import BeaTypeError, BeaValueError, TraceError, user_line
+from ..._core._errors import BeaTypeError, BeaValueError, TraceError, check_integer, user_line
 from ..._core._read import parse_prefix, to_prefix
 from ..._core._scalars import H
 from ..._rules._rule import call_rule
@@ -315,12 +315,6 @@ def _losses(loss, coordinates, dimension: int, tracer_xs) -> dict:
     return out
 
 
-def _check_order(order) -> int:
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise BeaValueError(f"order={order!r} must be a non-negative integer such as 2")
-    return order
-
-
 # -- the engine ------------------------------------------------------------------------
 
 
@@ -340,8 +334,7 @@ def one_step_map(
     (phi[0] = θ), `manifold[name][k][i]` the h^k coefficient of the memory's slow
     manifold.
     """
-    if isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
-        raise BeaValueError(f"dimension={dimension!r} must be a positive integer such as 2")
+    check_integer(dimension, "dimension", 1)
     mem = _memory_of(rule, memory)
     update = _update_of(rule)
     if coordinates is not None:
@@ -571,7 +564,7 @@ def coordinate_expansion(
         >>> meq.field_at(0)
         (-x/sqrt(eps + x**2),)
     """
-    order = _check_order(order)
+    order = check_integer(order, "order")
     # An explicit loss is derived with partial-derivative symbols and substituted at the
     # end: the expansion then works with short expressions, not expanded polynomials.
     explicit = {}
