@@ -20,7 +20,7 @@ from .._core._scalars import H
 from .._equation._modified import modified_equation, over_trees
 from .._rules._rule import Rule, as_rule, call_rule
 from ._chains import _is_chain
-from ._principal import _time_factor, reserved_symbols
+from ._principal import reserved_symbols
 
 __all__ = ["GamePrincipalFlow", "game_principal_flow"]
 
@@ -141,7 +141,7 @@ def game_principal_flow(
     reserved_symbols(r, ("h",))
     meq = modified_equation(r, order, force=force)
     blocks = meq.blocks
-    c = _time_factor(r)
+    c = r.time_factor
     jac = {o.colour: tuple(sp.Symbol(f"{o.colour}_{b}") for b in blocks) for o in meq.oracles}
     ys = tuple(sp.Symbol(f"_y_{b}") for b in blocks)
     by_name = {(o.kind, o.name, o.block): o.colour for o in meq.oracles}

@@ -157,13 +157,6 @@ def reserved_symbols(r: Rule, names: tuple[str, ...]) -> None:
             )
 
 
-def _time_factor(r: Rule) -> sp.Expr:
-    c = sp.simplify(sp.sympify(r.time) / H)
-    if c.has(H) or c == 0:
-        raise BeaValueError(f"rule {r.name!r} has time {r.time}; use a time c*h with c != 0")
-    return c
-
-
 def quadratic_map(rule: Rule | Callable) -> sp.Expr:
     """R(z): one step of a one-block rule on grad E(x) = lambda x (or f(y) = mu y).
 
@@ -363,7 +356,7 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
             f"rule {r.name!r} has blocks {meq.blocks}; use game_principal_flow for "
             "rules over several players"
         )
-    c = _time_factor(r)
+    c = r.time_factor
     chain = chain_coefficients(meq)
     used = {x.name for c_k in chain for x in sp.sympify(c_k).free_symbols}
     if used & {"z", "h"}:

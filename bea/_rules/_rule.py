@@ -30,7 +30,7 @@ import sympy as sp
 from .._core._errors import BeaTypeError, BeaValueError, rule_library_error
 from .._core._scalars import H, exact_value
 
-__all__ = ["Rule", "as_rule", "call_rule", "rule"]
+__all__ = ["Rule", "as_rule", "call_rule", "rule", "time_factor"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,12 @@ class Rule:
     def __call__(self, state, h, *args, **kwargs):
         return self.update(state, h, *args, **kwargs)
 
+    @property
+    def time_factor(self) -> sp.Expr:
+        """c in T = c*h: the time one call covers over the learning rate (1 for most
+        rules, n for n SGD steps), refused unless T is a nonzero constant times h."""
+        return time_factor(self.time, self.name)
+
     def with_params(self, **params) -> Rule:
         """The same rule built with other parameters, e.g. `alternating.with_params(m=2)`."""
         known = dict(self.params)
@@ -89,6 +95,14 @@ class Rule:
             raise BeaValueError(f"rule {self.name!r} cannot be rebuilt with other parameters")
         known.update(params)
         return self.factory(**known)
+
+
+def time_factor(time, rule: str) -> sp.Expr:
+    """c in T = c*h for the time `time` of rule `rule` (see `Rule.time_factor`)."""
+    c = sp.simplify(sp.sympify(time) / H)
+    if c.has(H) or c == 0:
+        raise BeaValueError(f"rule {rule!r} has time {time}; use a time c*h with c != 0")
+    return c
 
 
 def rule(
