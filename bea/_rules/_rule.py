@@ -105,17 +105,9 @@ def time_factor(time, rule: str) -> sp.Expr:
     return c
 
 
-def rule(
-    fn: Callable | None = None,
-    *,
-    name: str | None = None,
-    time: sp.Expr | None = None,
-    blocks: tuple[str, ...] | None = None,
-    memory: tuple[str, ...] | None = None,
-    description: str = "",
-    family: str | None = None,
-):
-    """Decorator turning an update function into a `Rule`.
+def rule(fn: Callable | None = None, **options):
+    """Decorator turning an update function into a `Rule`; `options` are those of
+    `as_rule` (`name`, `time`, `blocks`, `memory`, `description`, `family`).
 
     A rule with memory declares the names of its memory variables; the function takes
     the state, then each memory variable, then `h` and the oracles, and returns the
@@ -141,15 +133,7 @@ def rule(
     """
 
     def wrap(f: Callable) -> Rule:
-        return as_rule(
-            f,
-            name=name,
-            time=time,
-            blocks=blocks,
-            memory=memory,
-            description=description,
-            family=family,
-        )
+        return as_rule(f, **options)
 
     return wrap(fn) if fn is not None else wrap
 
@@ -164,7 +148,18 @@ def as_rule(
     description: str = "",
     family: str | None = None,
 ) -> Rule:
-    """A `Rule` from a `Rule` or a plain update function, with optional overrides."""
+    """A `Rule` from a `Rule` or a plain update function, with optional overrides.
+
+    Arguments:
+        obj: a `Rule` or an update function.
+        name: shown in results (default: the function's name).
+        time: the time one call covers, `c*h` (default h).
+        blocks: the names of the state's blocks, for several players.
+        memory: the names of the memory variables (see `Rule`).
+        description: one line for `bea rules` (default: the docstring's first line).
+        family: the family that derives the rule, e.g. "coordinate" for a rule written
+            with `bea.ops` (default: chosen by `bea.family_of`).
+    """
     if isinstance(obj, Rule):
         r = obj
     elif callable(obj):
