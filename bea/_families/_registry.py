@@ -24,6 +24,7 @@ family is one object here; `bea.modified_equation` only asks `family_of`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sympy.polys.domains import EX
 
@@ -43,6 +44,7 @@ __all__ = [
     "MEMORY",
     "MapTrace",
     "RuleFamily",
+    "coordinate_wise",
     "family_of",
     "map_series",
 ]
@@ -51,14 +53,20 @@ COORDINATE_OPTIONS = ("dimension", "loss", "region", "coordinates")
 """The options of `modified_equation` that only the coordinate family takes."""
 
 
+@dataclass
 class MapTrace:
-    """A traced one-step map: `series` `{(tree, k): a}` (the map minus the identity,
-    truncated at h^max_power), the `tracer` that produced it, and for rules with
-    memory the slow manifold `manifold` (memory name -> per block
-    `(identity coefficient, {(tree, k): mu})`)."""
+    """A traced one-step map.
 
-    def __init__(self, series: dict, tracer: Tracer, manifold: dict | None = None):
-        self.series, self.tracer, self.manifold = series, tracer, manifold
+    Attributes:
+        series: `{(tree, k): a}`, the map minus the identity, truncated at h^max_power.
+        tracer: the tracer that produced it (its `oracles` and `record`).
+        manifold: for rules with memory, memory name -> per block
+            `(identity coefficient, {(tree, k): mu})`, the slow manifold M_h.
+    """
+
+    series: dict
+    tracer: Tracer
+    manifold: dict | None = field(default=None)
 
 
 class RuleFamily:
@@ -243,7 +251,7 @@ def _suggest_coordinate(err: TraceError, rule: Rule, order: int) -> TraceError:
     """A tree tracer's refusal, with the coordinate family suggested where the
     coordinate engine traces the rule (an error that already suggests it, from a
     `bea.ops` function meeting a tree-traced value, is passed on as it is)."""
-    if err.suggestion == "coordinate" or not _coordinate_wise(rule):
+    if err.suggestion == "coordinate" or not coordinate_wise(rule):
         return err
     return TraceError(
         f"{err}; the rule is coordinate-wise: derive it per coordinate with "
@@ -253,7 +261,7 @@ def _suggest_coordinate(err: TraceError, rule: Rule, order: int) -> TraceError:
     )
 
 
-def _coordinate_wise(rule: Rule) -> bool:
+def coordinate_wise(rule: Rule) -> bool:
     """Whether the coordinate-wise family can trace `rule` (asked after a tree family
     refused it): its order-0 map in dimension 1, where a missing region still counts."""
     try:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Sequence
 
 from .._core._errors import BeaValueError, TraceError
-from .._families._registry import _coordinate_wise, family_of
+from .._families._registry import coordinate_wise, family_of
 from .._rules._coordinate import REGIONS, is_coordinate_rule
 from ._budget import Budget
 
@@ -45,7 +45,7 @@ def coordinate_wanted(rule, args) -> bool:
     try:
         family_of(rule).probe(rule)
     except TraceError as err:
-        if err.suggestion == "coordinate" or _coordinate_wise(rule):
+        if err.suggestion == "coordinate" or coordinate_wise(rule):
             return True
         raise
     return False
