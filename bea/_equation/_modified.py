@@ -138,11 +138,16 @@ class ModifiedEquation:
         return replace(self, expansion=replace(self.expansion, **changes))
 
     # -- the tree basis ------------------------------------------------------------
-    time = _trees("time", "The time T one call of the rule covers (`h`, `3*h`, ...).")
     oracles = _trees("oracles", "What each tree colour means (`bea.Colour`).")
     terms = _trees("terms", "`(tree, h_power, coefficient)`, coefficients in `domain`.")
     domain = _trees("domain", "SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).")
     manifold = _trees("manifold", "The slow manifold: one `MemorySeries` per memory and block.")
+
+    @property
+    def time(self) -> sp.Expr:
+        """The time T one call of the rule covers (`h`, `3*h`, ...); h for a
+        coordinate-wise rule."""
+        return self.expansion.time if self.basis == "trees" else H
 
     @property
     def blocks(self) -> tuple[str, ...]:
