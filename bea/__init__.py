@@ -8,28 +8,31 @@ any order in the learning rate, exactly:
     ...     return theta - h * grad("E", theta)
     >>> bea.modified_equation(gd, order=1).coefficient("E[E]")
     -1/2
+
+The entry points take rules of every family (over trees, or over coordinates for
+coordinate-wise rules such as Adam): `modified_equation`, `modified_loss`, `drift`,
+`principal_flow`, `codegen`, .... Specialised tools live in namespaces: `bea.rules`
+(the built-in rules), `bea.ops` (functions a rule may call), `bea.trees` (the trees
+of B-series), `bea.games` (two-player games) and `bea.backend` (what a numerical
+backend lowers from).
 """
 
+import warnings as _warnings
+
 from . import backend as backend
+from . import games as games
 from . import ops as ops
 from . import rules as rules
+from . import trees as trees
 from ._core._colour import Colour as Colour
 from ._core._errors import BeaError as BeaError
 from ._core._errors import BeaTypeError as BeaTypeError
 from ._core._errors import BeaValueError as BeaValueError
 from ._core._errors import NotAGradientError as NotAGradientError
 from ._core._errors import TraceError as TraceError
-from ._core._expansion import MemorySeries as MemorySeries
-from ._core._free_trees import FreeTree as FreeTree
 from ._core._scalars import FloatReadExactly as FloatReadExactly
 from ._core._scalars import H as H
-from ._core._trees import Tree as Tree
-from ._core._trees import count_trees as count_trees
-from ._core._trees import parse_tree as parse_tree
-from ._core._trees import symmetry as symmetry
-from ._core._trees import trees_up_to as trees_up_to
 from ._equation._modified import ModifiedEquation as ModifiedEquation
-from ._equation._modified import Oracle as Oracle
 from ._equation._modified import modified_equation as modified_equation
 from ._families._bseries import MAX_TREES as MAX_TREES
 from ._families._bseries import Series as Series
@@ -42,13 +45,8 @@ from ._results._chains import chain_coefficients as chain_coefficients
 from ._results._concrete import concrete_field as concrete_field
 from ._results._concrete import concrete_map as concrete_map
 from ._results._coordinate_loss import CoordinateModifiedLoss as CoordinateModifiedLoss
-from ._results._coordinate_loss import coordinate_modified_loss as coordinate_modified_loss
 from ._results._drift import Drift as Drift
 from ._results._drift import drift as drift
-from ._results._game_principal import GamePrincipalFlow as GamePrincipalFlow
-from ._results._game_principal import game_principal_flow as game_principal_flow
-from ._results._games import comparison_table as comparison_table
-from ._results._games import modified_jacobian as modified_jacobian
 from ._results._losses import LossTerm as LossTerm
 from ._results._losses import ModifiedLoss as ModifiedLoss
 from ._results._losses import modified_loss as modified_loss
@@ -73,47 +71,86 @@ __all__ = [
     "CoordinateRegion",
     "Drift",
     "FloatReadExactly",
-    "FreeTree",
-    "GamePrincipalFlow",
     "H",
     "LossTerm",
-    "MemorySeries",
     "ModifiedEquation",
     "ModifiedLoss",
     "ModifiedOracles",
     "NotAGradientError",
-    "Oracle",
     "PrincipalFlow",
     "Rule",
     "RuleFamily",
     "Series",
     "TraceError",
-    "Tree",
     "backend",
     "chain_coefficients",
     "closed_form_in",
     "codegen",
-    "comparison_table",
     "concrete_field",
     "concrete_map",
-    "coordinate_modified_loss",
-    "count_trees",
     "drift",
     "family_of",
-    "game_principal_flow",
+    "games",
     "map_series",
     "modified_equation",
-    "modified_jacobian",
     "modified_loss",
     "modifying_integrator",
     "ops",
-    "parse_tree",
     "principal_flow",
     "recognise_generating_function",
     "rule",
     "rules",
     "sgd_closed_forms",
     "sgd_expected",
-    "symmetry",
-    "trees_up_to",
+    "trees",
 ]
+
+# Former names, importable for one release: name -> (module, attribute, replacement).
+_DEPRECATED = {
+    "Oracle": ("._core._colour", "Colour", "bea.Colour"),
+    "MemorySeries": (
+        "._core._expansion",
+        "MemorySeries",
+        "the items of ModifiedEquation.manifold (no name of its own)",
+    ),
+    "coordinate_modified_loss": (
+        "._results._coordinate_loss",
+        "coordinate_modified_loss",
+        "bea.modified_loss(meq, preconditioner=...), which dispatches on the basis",
+    ),
+    **{
+        name: ("._core._trees", name, f"bea.trees.{name}")
+        for name in ("Tree", "count_trees", "parse_tree", "symmetry", "trees_up_to")
+    },
+    "FreeTree": ("._core._free_trees", "FreeTree", "bea.trees.FreeTree"),
+    "comparison_table": ("._results._games", "comparison_table", "bea.games.comparison_table"),
+    "modified_jacobian": ("._results._games", "modified_jacobian", "bea.games.modified_jacobian"),
+    "game_principal_flow": (
+        "._results._game_principal",
+        "game_principal_flow",
+        "bea.games.game_principal_flow",
+    ),
+    "GamePrincipalFlow": (
+        "._results._game_principal",
+        "GamePrincipalFlow",
+        "bea.games.GamePrincipalFlow",
+    ),
+}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        import importlib
+
+        module, attribute, replacement = _DEPRECATED[name]
+        _warnings.warn(
+            f"bea.{name} is deprecated and will be removed in the next release; use {replacement}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module, __name__), attribute)
+    raise AttributeError(f"module 'bea' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) - set(_DEPRECATED))

@@ -7,7 +7,6 @@ backend of BSeries.jl hooks into its core: a rule is run on arrays by the same
 trees (`index_form`).
 """
 
-from ._core._colour import Colour as Colour
 from ._families.coordinate._engine import call_coordinate_rule as call_coordinate_rule
 from ._printing._index import INDEX_SYMBOLS as INDEX_SYMBOLS
 from ._printing._index import index_form as index_form
@@ -18,7 +17,6 @@ from ._rules._rule import call_rule as call_rule
 
 __all__ = [
     "INDEX_SYMBOLS",
-    "Colour",
     "Z",
     "as_rule",
     "call_coordinate_rule",

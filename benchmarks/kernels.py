@@ -12,7 +12,7 @@ fastest of 15 runs):
   trees from the subsets of one nested jvp), in wall-clock and CPU time;
 * compile times, wall-clock and CPU (process) seconds;
 * the order-1 Adam field (beta1, beta2, eps = 0.9, 0.999, 1e-8; derived in dimension 2
-  and lowered on the whole MLP by `numeric.coordinate_elementwise_field`: elementwise
+  and lowered on the whole MLP by `numeric.vector_field`, elementwise on the pytree:
   functions of the gradient and one Hessian-vector product) against one `optax.adam`
   update (gradient and update, jit-compiled), fastest and median run (goal: ratio <= 4).
 
@@ -162,7 +162,7 @@ ADAM = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 def adam_against_optax(params, loss, t_grad: float) -> None:
     """The order-1 Adam field on the MLP against one optax.adam step (gradient + update)."""
     meq = bea.modified_equation(bea.rules.adam, 1, dimension=2)
-    field = numeric.coordinate_elementwise_field(meq, {"E": loss}, ADAM)
+    field = numeric.vector_field(meq, {"E": loss}, params=ADAM)  # a pytree: elementwise
     c_f, t_f = timed(field, params, H)
     cpu_f, med_f, ccpu_f = RUN["cpu"], RUN["median"], COMPILE["cpu"]
 

@@ -72,7 +72,7 @@ def main(argv=None) -> dict:
     if args.float32:
         jax.config.update("jax_enable_x64", False)
 
-    loss, theta = numeric.toy_mlp((64, 300, 300, 1), n_data=256, seed=0)
+    loss, theta = numeric.principal.toy_mlp((64, 300, 300, 1), n_data=256, seed=0)
     theta = theta.astype(jnp.float32 if args.float32 else jnp.float64)
     n = theta.shape[0]
 
@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
     try:
         top = [
             jax.jit(
-                lambda x, r=r: numeric.lanczos(
+                lambda x, r=r: numeric.principal.lanczos(
                     lambda v: numeric.hvp(loss, x, v),
                     n,
                     args.iters,

@@ -1,18 +1,21 @@
 """numeric: JAX kernels for `bea` derivations, checked against the discrete maps.
 
 Everything JAX lives here; `bea` itself is pure SymPy and never imports this package.
+The entry points take rules and equations of either basis (over trees, or over
+coordinates for coordinate-wise rules such as Adam): `vector_field`, `loss_fn`,
+`discrete_map`, `on_manifold`, `check_order`. Specialised tools live in two
+namespaces: `numeric.principal` (principal flow and edge of stability) and
+`numeric.drift_adjusted` (drift-adjusted learning rates).
 """
 
+import warnings as _warnings
+
+from . import drift_adjusted as drift_adjusted
+from . import principal as principal
+
+# isort: split
 # Modified fields and losses as JAX kernels.
-from ._lower._concrete_jax import concrete_jax as concrete_jax
-from ._lower._coordinate import ElementwiseField as ElementwiseField
-from ._lower._coordinate import coordinate_discrete_map as coordinate_discrete_map
-from ._lower._coordinate import coordinate_elementwise_field as coordinate_elementwise_field
-from ._lower._coordinate import coordinate_vector_field as coordinate_vector_field
-from ._lower._coordinate_loss import CoordinateLossFn as CoordinateLossFn
-from ._lower._coordinate_loss import coordinate_loss_fn as coordinate_loss_fn
 from ._lower._kernels import ModifiedField as ModifiedField
-from ._lower._kernels import derivative as derivative
 from ._lower._kernels import field_function as field_function
 from ._lower._kernels import vector_field as vector_field
 from ._lower._loss_fn import ModifiedLossFn as ModifiedLossFn
@@ -31,7 +34,6 @@ from ._run._shuffled import shuffled_sgd as shuffled_sgd
 
 # isort: split
 # Verification against the discrete maps.
-from ._check._coordinate import coordinate_check_order as coordinate_check_order
 from ._check._formula import FormulaCheck as FormulaCheck
 from ._check._formula import check_formula as check_formula
 from ._check._order_check import OrderCheck as OrderCheck
@@ -51,46 +53,19 @@ from ._train._transforms import modified_update as modified_update
 from ._train._transforms import regularised as regularised
 
 # isort: split
-# Principal flow, edge of stability and drift-adjusted learning rates.
+# The principal flow (its tools in `numeric.principal`) and Hessian-vector products.
 from ._linalg._lanczos import hvp as hvp
-from ._linalg._lanczos import lanczos as lanczos
-from ._linalg._principal import PrincipalDecomposition as PrincipalDecomposition
-from ._linalg._principal import PrincipalFlowField as PrincipalFlowField
-from ._linalg._principal import igr_field as igr_field
-from ._linalg._principal import integrate_flow as integrate_flow
-from ._linalg._principal import ngf_field as ngf_field
 from ._linalg._principal import principal_flow as principal_flow
-from ._linalg._principal import rule_polynomial as rule_polynomial
-from ._linalg._principal import stability_coefficients as stability_coefficients
-from ._linalg._principal_eos import EdgeOfStability as EdgeOfStability
-from ._linalg._principal_eos import edge_of_stability as edge_of_stability
-from ._linalg._principal_eos import plot_edge_of_stability as plot_edge_of_stability
-from ._linalg._principal_eos import toy_mlp as toy_mlp
-from ._train._dal import DALState as DALState
-from ._train._dal import dal as dal
-from ._train._dal import dal_p as dal_p
-from ._train._dal import dal_rate as dal_rate
-from ._train._dal import drift_estimate as drift_estimate
-
-CoordinateOrderCheck = OrderCheck
-"""Former name of the result of a coordinate-wise check: now `OrderCheck` for every rule."""
 
 __all__ = [
     "PROBLEMS",
-    "CoordinateLossFn",
-    "CoordinateOrderCheck",
-    "DALState",
     "DiscreteMap",
-    "EdgeOfStability",
-    "ElementwiseField",
     "FormulaCheck",
     "ModifiedField",
     "ModifiedLossFn",
     "ModifiedUpdateState",
     "NumericWarning",
     "OrderCheck",
-    "PrincipalDecomposition",
-    "PrincipalFlowField",
     "Problem",
     "RegularisedState",
     "ShuffledSGD",
@@ -98,38 +73,115 @@ __all__ = [
     "check_formula",
     "check_order",
     "check_orders",
-    "concrete_jax",
-    "coordinate_check_order",
-    "coordinate_discrete_map",
-    "coordinate_elementwise_field",
-    "coordinate_loss_fn",
-    "coordinate_vector_field",
-    "dal",
-    "dal_p",
-    "dal_rate",
     "default_hs",
-    "derivative",
     "discrete_map",
-    "drift_estimate",
-    "edge_of_stability",
+    "drift_adjusted",
     "field_function",
     "get_problem",
     "hvp",
-    "igr_field",
-    "integrate_flow",
-    "lanczos",
     "loss_fn",
     "loss_function",
     "manifold_function",
     "modified_update",
-    "ngf_field",
     "on_manifold",
-    "plot_edge_of_stability",
+    "principal",
     "principal_flow",
     "regularised",
-    "rule_polynomial",
     "shuffled_sgd",
-    "stability_coefficients",
-    "toy_mlp",
     "vector_field",
 ]
+
+# Former names, importable for one release: name -> (module, attribute, replacement).
+_DEPRECATED = {
+    "coordinate_vector_field": (
+        "._lower._coordinate",
+        "coordinate_vector_field",
+        "numeric.vector_field(meq, losses, params=...), which takes both bases and "
+        "evaluates states of any size",
+    ),
+    "coordinate_elementwise_field": (
+        "._lower._coordinate",
+        "coordinate_elementwise_field",
+        "numeric.vector_field(meq, losses, params=...), elementwise on states of any "
+        "other size than the derivation's (field.elementwise forces it)",
+    ),
+    "ElementwiseField": (
+        "._lower._coordinate",
+        "ElementwiseField",
+        "numeric.vector_field(meq, losses, params=...)",
+    ),
+    "coordinate_discrete_map": (
+        "._lower._coordinate",
+        "coordinate_discrete_map",
+        "numeric.discrete_map(rule, losses, params=...), called as step((theta, *memory), h)",
+    ),
+    "coordinate_loss_fn": ("._lower._coordinate_loss", "coordinate_loss_fn", "numeric.loss_fn"),
+    "CoordinateLossFn": (
+        "._lower._coordinate_loss",
+        "CoordinateLossFn",
+        "what numeric.loss_fn returns",
+    ),
+    "coordinate_check_order": (
+        "._check._coordinate",
+        "coordinate_check_order",
+        "numeric.check_order(rule, order, losses=..., state0=theta, params=..., hs=..., "
+        "meq=..., transient=...)",
+    ),
+    "CoordinateOrderCheck": ("._check._order_check", "OrderCheck", "numeric.OrderCheck"),
+    "derivative": (
+        "._lower._kernels",
+        "derivative",
+        "nested jax.jvp calls (numeric.vector_field evaluates the fields)",
+    ),
+    "concrete_jax": (
+        "._lower._concrete_jax",
+        "concrete_jax",
+        "bea.concrete_field(meq, variables, losses=...) and sympy.lambdify(..., modules='jax')",
+    ),
+    **{
+        name: (module, name, f"numeric.principal.{name}")
+        for module, names in (
+            ("._linalg._lanczos", ("lanczos",)),
+            (
+                "._linalg._principal",
+                (
+                    "PrincipalDecomposition",
+                    "PrincipalFlowField",
+                    "igr_field",
+                    "integrate_flow",
+                    "ngf_field",
+                    "rule_polynomial",
+                    "stability_coefficients",
+                ),
+            ),
+            (
+                "._linalg._principal_eos",
+                ("EdgeOfStability", "edge_of_stability", "plot_edge_of_stability", "toy_mlp"),
+            ),
+        )
+        for name in names
+    },
+    **{
+        name: ("._train._dal", name, f"numeric.drift_adjusted.{name}")
+        for name in ("DALState", "dal", "dal_p", "dal_rate", "drift_estimate")
+    },
+}
+
+
+def __getattr__(name: str):
+    if name in _DEPRECATED:
+        import importlib
+
+        module, attribute, replacement = _DEPRECATED[name]
+        _warnings.warn(
+            f"numeric.{name} is deprecated and will be removed in the next release; use "
+            f"{replacement}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module, __name__), attribute)
+    raise AttributeError(f"module 'numeric' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) - set(_DEPRECATED))

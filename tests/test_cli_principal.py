@@ -63,7 +63,7 @@ def test_a_parameter_named_z_is_refused_by_the_library():
     with pytest.raises(bea.BeaValueError, match="uses the symbol 'z'"):
         bea.principal_flow(bea.rules.sam.with_params(rho=z), order=2)
     with pytest.raises(bea.BeaValueError, match="uses the symbol 'h'"):
-        bea.game_principal_flow(bea.rules.simultaneous.with_params(alpha=sp.Symbol("h")), 1)
+        bea.games.game_principal_flow(bea.rules.simultaneous.with_params(alpha=sp.Symbol("h")), 1)
 
 
 def test_a_numeric_parameter_still_works(capsys):

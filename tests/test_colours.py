@@ -64,7 +64,7 @@ def test_each_block_gets_the_gd_loss(gd_pair):
         colour = {c.block: c.label for c in meq.oracles}
         assert loss.coefficient(colour[block]) == 1
         for b in blocks:
-            norm = bea.Tree(colour[b], (bea.Tree(colour[b]),))
+            norm = bea.trees.Tree(colour[b], (bea.trees.Tree(colour[b]),))
             assert loss.coefficient(norm) == sp.Rational(1, 4)
         kinds = {loss.scalar_text(t): t.kind for t in loss.terms}
         other = next(b for b in blocks if b != block)

@@ -42,8 +42,8 @@ from bea import (
     BeaValueError,
     NotAGradientError,
     TraceError,
-    coordinate_modified_loss,
     modified_equation,
+    modified_loss,
 )
 from bea.rules import adagrad_rule as adagrad
 from bea.rules import adam_rule as adam
@@ -432,7 +432,7 @@ def test_adam_eps_to_zero_modified_loss_cattaneo():
     it after the transient) on the region sign ∂ᵢE = s_i, where ‖∇E‖₁ = Σ s_i ∂ᵢE."""
 
     meq = modified_equation(adam(eps=0), 1, dimension=2, region={"signs": "symbolic"})
-    loss = coordinate_modified_loss(meq, "abs_grad")
+    loss = modified_loss(meq, preconditioner="abs_grad")
     s1, s2 = (v for _, v in meq.signs)
     l1 = s1 * E1 + s2 * E2
     paper = sp.Rational(1, 2) * ((1 + BETA1) / (1 - BETA1) - (1 + BETA2) / (1 - BETA2)) * l1
@@ -447,7 +447,7 @@ def test_sign_descent_loss_is_the_loss():
     meq = modified_equation(signgd(), 2, dimension=2, region={"signs": "symbolic"})
     s1, s2 = (v for _, v in meq.signs)
     assert meq.field == ((-s1, -s2), (0, 0), (0, 0))
-    assert coordinate_modified_loss(meq, "abs_grad").terms == (sp.Symbol("E", real=True), 0, 0)
+    assert modified_loss(meq, preconditioner="abs_grad").terms == (sp.Symbol("E", real=True), 0, 0)
 
 
 def test_clipped_field_is_not_a_gradient_and_error_says_why():
@@ -456,9 +456,9 @@ def test_clipped_field_is_not_a_gradient_and_error_says_why():
 
     meq = modified_equation(clipped_gd(), 0, dimension=2, region={"choose": "second"})
     with pytest.raises(NotAGradientError, match=r"not a gradient: ∂2\(P f̃\)_1"):
-        coordinate_modified_loss(meq)
+        modified_loss(meq)
     norm = sp.sqrt(E1**2 + E2**2) / C
-    assert coordinate_modified_loss(meq, (norm, norm)).terms == (sp.Symbol("E", real=True),)
+    assert modified_loss(meq, preconditioner=(norm, norm)).terms == (sp.Symbol("E", real=True),)
 
 
 # -- non-smooth rules on declared regions ----------------------------------------------

@@ -168,7 +168,7 @@ def test_signs_enter_the_weights():
     terms = index_form(meq)
     assert [(t.power, t.weights, t.edges) for t in terms] == [(0, (-INDEX_SYMBOLS[1],), ())]
     theta = jnp.array([0.3, -0.2, 0.5, -1.0])
-    f = numeric.coordinate_elementwise_field(meq, {"E": lambda x: jnp.sum(x**3) / 3 + x[0] * x[1]})
+    f = numeric.vector_field(meq, {"E": lambda x: jnp.sum(x**3) / 3 + x[0] * x[1]})  # 4 ≠ 3
     g = jax.grad(lambda x: jnp.sum(x**3) / 3 + x[0] * x[1])(theta)
     np.testing.assert_array_equal(f(theta, 0.1), -jnp.sign(g))
 
@@ -210,8 +210,8 @@ def E3(x):
 
 def test_kernel_matches_dense_field_order_two(two2):
     theta = jnp.array([0.3, -0.7, 0.5])
-    fast = numeric.coordinate_elementwise_field(two2, {"E": E3}, PARAMS)
-    dense = numeric.coordinate_vector_field(two2, {"E": E3}, PARAMS)
+    field = numeric.vector_field(two2, {"E": E3}, params=PARAMS)
+    fast, dense = field.elementwise, field.dense
     for h in (0.0, 0.05, 0.3):
         np.testing.assert_allclose(fast(theta, h), dense(theta, h), rtol=1e-10, atol=1e-14)
 
@@ -238,10 +238,12 @@ def test_kernel_on_other_sizes_matches_those_derivations(two2):
     )
     for meq, size, loss, theta in cases:
         order = len(meq.field) - 1
-        fast = numeric.coordinate_elementwise_field(meq, {"E": loss}, PARAMS)
-        dense = numeric.coordinate_vector_field(
-            bea.modified_equation(two_directions, order, dimension=size), {"E": loss}, PARAMS
-        )
+        fast = numeric.vector_field(meq, {"E": loss}, params=PARAMS)  # another size
+        dense = numeric.vector_field(
+            bea.modified_equation(two_directions, order, dimension=size),
+            {"E": loss},
+            params=PARAMS,
+        ).dense
         np.testing.assert_allclose(fast(theta, 0.2), dense(theta, 0.2), rtol=1e-10, atol=1e-14)
 
 
@@ -254,10 +256,8 @@ def test_kernel_on_a_pytree_equals_the_flattened_state(two2):
         w, b = p["w"], p["b"]
         return jnp.sum(jnp.tanh(w @ b[:2]) ** 2) + jnp.sum(b**4) / 4 + w[0, 0] * b[2] ** 2
 
-    f_tree = numeric.coordinate_elementwise_field(two2, {"E": tree_loss}, PARAMS)
-    f_flat = numeric.coordinate_elementwise_field(
-        two2, {"E": lambda z: tree_loss(unravel(z))}, PARAMS
-    )
+    f_tree = numeric.vector_field(two2, {"E": tree_loss}, params=PARAMS)
+    f_flat = numeric.vector_field(two2, {"E": lambda z: tree_loss(unravel(z))}, params=PARAMS)
     out = f_tree(state, 0.2)
     assert jax.tree_util.tree_structure(out) == jax.tree_util.tree_structure(state)
     np.testing.assert_allclose(
@@ -272,7 +272,7 @@ def test_rmsprop_order_two_kernel_matches_dense_field():
     meq = bea.modified_equation(bea.rules.rmsprop, 2, dimension=3)
     _rebuilt_equals_derived(meq, index_form(meq))
     theta = jnp.array([0.3, -0.7, 0.5])
-    fast = numeric.coordinate_elementwise_field(meq, {"E": E3}, RMS)
-    dense = numeric.coordinate_vector_field(meq, {"E": E3}, RMS)
+    field = numeric.vector_field(meq, {"E": E3}, params=RMS)
+    fast, dense = field.elementwise, field.dense
     for h in (0.0, 0.05, 0.3):
         np.testing.assert_allclose(fast(theta, h), dense(theta, h), rtol=1e-10, atol=1e-14)

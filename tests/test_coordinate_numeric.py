@@ -13,10 +13,10 @@ import numpy as np
 import optax
 import pytest
 
+import numeric
 from bea import modified_equation
 from bea._rules._coordinate import adam, rmsprop
-from numeric import coordinate_check_order
-from numeric._lower._coordinate import coordinate_discrete_map, coordinate_vector_field
+from numeric._lower._coordinate import coordinate_discrete_map
 
 # one worker runs the whole module, so its module-scoped fixtures are built once
 pytestmark = pytest.mark.xdist_group("coordinate_numeric")
@@ -111,15 +111,27 @@ def equations():
 
 @pytest.mark.parametrize("order", [1, 2])
 def test_rmsprop_local_error_slopes(equations, order):
-    chk = coordinate_check_order(
-        rmsprop(), order, {"E": E}, RMS, THETA, meq=equations[("rmsprop", order)], transient=80
+    chk = numeric.check_order(
+        rmsprop(),
+        order,
+        losses={"E": E},
+        params=RMS,
+        state0=THETA,
+        meq=equations[("rmsprop", order)],
+        transient=80,
     )
     assert abs(chk.slope - (order + 2)) < 0.3, chk
 
 
 def test_adam_local_error_slope_order_1(equations):
-    chk = coordinate_check_order(
-        adam(), 1, {"E": E}, ADAM, THETA, meq=equations[("adam", 1)], transient=80
+    chk = numeric.check_order(
+        adam(),
+        1,
+        losses={"E": E},
+        params=ADAM,
+        state0=THETA,
+        meq=equations[("adam", 1)],
+        transient=80,
     )
     assert abs(chk.slope - 3) < 0.3, chk
 
@@ -133,8 +145,8 @@ def test_adam_local_error_slope_order_2_one_coordinate():
         return jnp.sum(x**4) / 4 + jnp.sum(jnp.sin(x)) + jnp.sum(x**2) / 2
 
     meq = modified_equation(adam(), 2, dimension=1)
-    chk = coordinate_check_order(
-        adam(), 2, {"E": E1}, ADAM, jnp.array([0.3]), meq=meq, transient=80
+    chk = numeric.check_order(
+        adam(), 2, losses={"E": E1}, params=ADAM, state0=jnp.array([0.3]), meq=meq, transient=80
     )
     assert abs(chk.slope - 4) < 0.3, chk
 
@@ -142,13 +154,15 @@ def test_adam_local_error_slope_order_2_one_coordinate():
 @pytest.mark.slow  # the one-coordinate test above covers the same property by default
 def test_adam_local_error_slope_order_2():
     meq = modified_equation(adam(), 2, dimension=2)
-    chk = coordinate_check_order(adam(), 2, {"E": E}, ADAM, THETA, meq=meq, transient=80)
+    chk = numeric.check_order(
+        adam(), 2, losses={"E": E}, params=ADAM, state0=THETA, meq=meq, transient=80
+    )
     assert abs(chk.slope - 4) < 0.3, chk
 
 
 def test_field_leading_term_is_preconditioned_gradient(equations):
     """At h → 0 the RMSProp field is −g/√(g² + ε) (the rule's first-order term)."""
-    field = coordinate_vector_field(equations[("rmsprop", 1)], {"E": E}, RMS)
+    field = numeric.vector_field(equations[("rmsprop", 1)], {"E": E}, params=RMS)
     g = jax.grad(E)(THETA)
     np.testing.assert_allclose(field(THETA, 0.0), -g / jnp.sqrt(g**2 + 0.1), rtol=1e-14)
 
@@ -156,9 +170,9 @@ def test_field_leading_term_is_preconditioned_gradient(equations):
 @pytest.mark.parametrize("name", ["rmsprop", "adam"])
 def test_elementwise_kernel_matches_three_dimensional_derivation(name):
     """The order-1 field read off a dimension-2 derivation, evaluated elementwise with
-    Hessian-vector products, equals the dimension-3 derivation on a 3-coordinate state
-    (a coupled loss, so Hessian contractions matter)."""
-    from numeric._lower._coordinate import coordinate_elementwise_field
+    Hessian-vector products (`numeric.vector_field` on a state of another size), equals
+    the dimension-3 derivation on a 3-coordinate state (a coupled loss, so Hessian
+    contractions matter)."""
 
     rule, params = (rmsprop(), RMS) if name == "rmsprop" else (adam(), ADAM)
 
@@ -168,23 +182,22 @@ def test_elementwise_kernel_matches_three_dimensional_derivation(name):
     theta = jnp.array([0.3, -0.7, 0.5])
     two = modified_equation(rule, 1, dimension=2)
     three = modified_equation(rule, 1, dimension=3)
-    a = coordinate_elementwise_field(two, {"E": loss}, params)(theta, 0.05)
-    b = coordinate_vector_field(three, {"E": loss}, params)(theta, 0.05)
+    a = numeric.vector_field(two, {"E": loss}, params=params)(theta, 0.05)
+    b = numeric.vector_field(three, {"E": loss}, params=params).dense(theta, 0.05)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-14)
 
 
 def test_elementwise_kernel_on_a_matrix_state(equations):
     """On a separable loss each coordinate follows the one-dimensional equation; the
     elementwise kernel works on a (10, 10) state."""
-    from numeric._lower._coordinate import coordinate_elementwise_field
 
     def loss(x):
         return jnp.sum(x**4 / 4 + x**2 / 2)
 
     theta = jnp.linspace(-1.0, 1.0, 100).reshape(10, 10) + 0.005
-    f = coordinate_elementwise_field(equations[("rmsprop", 1)], {"E": loss}, RMS)
-    one = coordinate_vector_field(
-        modified_equation(rmsprop(), 1, dimension=1), {"E": lambda x: loss(x)}, RMS
+    f = numeric.vector_field(equations[("rmsprop", 1)], {"E": loss}, params=RMS)
+    one = numeric.vector_field(
+        modified_equation(rmsprop(), 1, dimension=1), {"E": lambda x: loss(x)}, params=RMS
     )
     ref = jnp.stack([one(t[None], 0.05)[0] for t in theta.ravel()]).reshape(10, 10)
     np.testing.assert_allclose(f(theta, 0.05), ref, rtol=0, atol=1e-14)

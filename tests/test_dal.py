@@ -21,7 +21,7 @@ def test_dal_on_a_one_dimensional_quadratic_jumps_to_the_minimum():
     # E = lambda/2 x^2: |H g_hat| = lambda, DAL rate 1/lambda (Rosca et al., TMLR 2023,
     # DAL h = 1/|H g_hat|): one step of gd at 1/lambda is Newton's step
     _, loss = _diag_quadratic([4.0])
-    opt = numeric.dal(loss)
+    opt = numeric.drift_adjusted.dal(loss)
     x = jnp.array([3.0])
     state = opt.init(x)
     u, state = opt.update(jax.grad(loss)(x), state, x)
@@ -35,7 +35,7 @@ def test_dal_p_rate_along_an_eigenvector(p, expected):
     # TMLR 2023, DAL-p with scale 2)
     _, loss = _diag_quadratic([1.0, 9.0])
     x = jnp.array([0.0, 1.0])
-    rate, _ = numeric.dal_rate(loss, x, scale=2.0, p=p, max_rate=10.0)
+    rate, _ = numeric.drift_adjusted.dal_rate(loss, x, scale=2.0, p=p, max_rate=10.0)
     assert float(rate) == pytest.approx(expected, rel=1e-13)
 
 
@@ -44,23 +44,23 @@ def test_dal_rate_for_a_general_gradient_matches_a_dense_computation():
     x = jnp.array([1.0, -2.0, 0.3])
     g = A @ x
     expected = 1.0 / float(jnp.linalg.norm(A @ (g / jnp.linalg.norm(g))))
-    rate, Hg = numeric.dal_rate(loss, x, scale=1.0, max_rate=10.0)
+    rate, Hg = numeric.drift_adjusted.dal_rate(loss, x, scale=1.0, max_rate=10.0)
     assert float(rate) == pytest.approx(expected, rel=1e-13)
     assert float(Hg) == pytest.approx(float(jnp.linalg.norm(A @ g)), rel=1e-13)
     h = 0.1
-    assert float(numeric.drift_estimate(loss, x, h)) == pytest.approx(
+    assert float(numeric.drift_adjusted.drift_estimate(loss, x, h)) == pytest.approx(
         h * float(jnp.linalg.norm(A @ g)), rel=1e-13
     )
 
 
 def test_max_rate_caps_and_handles_zero_gradient_and_flat_directions():
     _, loss = _diag_quadratic([1e-6, 1.0])
-    rate, _ = numeric.dal_rate(loss, jnp.array([1.0, 0.0]), max_rate=0.5)
+    rate, _ = numeric.drift_adjusted.dal_rate(loss, jnp.array([1.0, 0.0]), max_rate=0.5)
     assert float(rate) == 0.5  # 1/1e-6 capped
-    rate0, _ = numeric.dal_rate(loss, jnp.zeros(2), max_rate=0.5)
+    rate0, _ = numeric.drift_adjusted.dal_rate(loss, jnp.zeros(2), max_rate=0.5)
     assert float(rate0) == 0.5  # g = 0: no H g_hat to divide by
     lin = lambda x: jnp.sum(x)  # noqa: E731  H = 0: H g_hat = 0
-    rate_lin, _ = numeric.dal_rate(lin, jnp.ones(2), max_rate=0.3)
+    rate_lin, _ = numeric.drift_adjusted.dal_rate(lin, jnp.ones(2), max_rate=0.3)
     assert float(rate_lin) == 0.3
 
 
@@ -71,7 +71,7 @@ def test_dal_converges_where_a_fixed_rate_above_two_over_lambda_diverges():
     for _ in range(30):
         fixed = fixed - 0.25 * (A @ fixed)  # h lambda_max = 2.5 > 2
     assert float(loss(fixed)) > 1e3 * float(loss(x0))
-    opt = numeric.dal_p(loss, scale=1.0, p=1.0, max_rate=1.0)
+    opt = numeric.drift_adjusted.dal_p(loss, scale=1.0, p=1.0, max_rate=1.0)
     x, state = x0, opt.init(x0)
     for _ in range(30):
         u, state = opt.update(jax.grad(loss)(x), state, x)
@@ -87,7 +87,7 @@ def test_extra_args_reach_the_loss_and_pytrees_work():
 
     batch = jnp.array([[1.0, 2.0], [2.0, 3.0], [3.0, 5.0]])
     params = {"w": jnp.array(0.0), "b": jnp.array(0.0)}
-    opt = numeric.dal(lambda p, batch: loss(p, batch), max_rate=5.0)
+    opt = numeric.drift_adjusted.dal(lambda p, batch: loss(p, batch), max_rate=5.0)
     state = opt.init(params)
     grads = jax.grad(loss)(params, batch)
     u, state = opt.update(grads, state, params, batch=batch)
@@ -104,26 +104,26 @@ def test_extra_args_reach_the_loss_and_pytrees_work():
 def test_errors():
     _, loss = _diag_quadratic([1.0])
     with pytest.raises(BeaValueError, match="scale"):
-        numeric.dal_p(loss, scale=0.0)
+        numeric.drift_adjusted.dal_p(loss, scale=0.0)
     with pytest.raises(BeaValueError, match="max_rate"):
-        numeric.dal_p(loss, max_rate=float("nan"))
+        numeric.drift_adjusted.dal_p(loss, max_rate=float("nan"))
     with pytest.raises(BeaTypeError, match="p="):
-        numeric.dal_p(loss, p="1")
-    opt = numeric.dal(loss)
+        numeric.drift_adjusted.dal_p(loss, p="1")
+    opt = numeric.drift_adjusted.dal(loss)
     with pytest.raises(BeaValueError, match="params"):
         opt.update(jnp.ones(1), opt.init(jnp.ones(1)))
-    assert np.isfinite(float(numeric.drift_estimate(loss, jnp.ones(1), 0.1)))
+    assert np.isfinite(float(numeric.drift_adjusted.drift_estimate(loss, jnp.ones(1), 0.1)))
 
 
 def test_non_scalar_loss_is_refused():
     vec = lambda x: x**2  # noqa: E731  a vector, not a loss
     with pytest.raises(BeaValueError, match="not a scalar"):
-        numeric.dal_rate(vec, jnp.ones(3))
-    opt = numeric.dal(vec)
+        numeric.drift_adjusted.dal_rate(vec, jnp.ones(3))
+    opt = numeric.drift_adjusted.dal(vec)
     with pytest.raises(BeaValueError, match="not a scalar"):
         opt.update(jnp.ones(3), opt.init(jnp.ones(3)), jnp.ones(3))
     with pytest.raises(BeaTypeError, match="loss_fn"):
-        numeric.dal_rate("x**2", jnp.ones(3))
+        numeric.drift_adjusted.dal_rate("x**2", jnp.ones(3))
 
 
 def test_rate_is_differentiable_at_a_zero_gradient():
@@ -131,11 +131,11 @@ def test_rate_is_differentiable_at_a_zero_gradient():
     # finite (sqrt'(0) = inf must never be evaluated); here it is 0 along both outputs
     _, loss = _diag_quadratic([1.0, 3.0])
     x0 = jnp.zeros(2)
-    d_rate = jax.grad(lambda x: numeric.dal_rate(loss, x, max_rate=0.5)[0])(x0)
-    d_drift = jax.grad(lambda x: numeric.dal_rate(loss, x, max_rate=0.5)[1])(x0)
+    d_rate = jax.grad(lambda x: numeric.drift_adjusted.dal_rate(loss, x, max_rate=0.5)[0])(x0)
+    d_drift = jax.grad(lambda x: numeric.drift_adjusted.dal_rate(loss, x, max_rate=0.5)[1])(x0)
     assert np.all(np.isfinite(np.asarray(d_rate))) and np.all(np.isfinite(np.asarray(d_drift)))
     # a quadratic: |H g| = |A^2 x| is differentiable away from 0, equal to it from x = e_1
-    d1 = jax.grad(lambda x: numeric.dal_rate(loss, x)[1])(jnp.array([1.0, 0.0]))
+    d1 = jax.grad(lambda x: numeric.drift_adjusted.dal_rate(loss, x)[1])(jnp.array([1.0, 0.0]))
     assert np.allclose(np.asarray(d1), [1.0, 0.0], atol=1e-14)  # A^4 x / |A^2 x|
 
 
@@ -143,7 +143,7 @@ def test_dal_p_warns_when_its_first_rate_is_clipped_and_counts_clipped_steps():
     # E = x^2/2 (|H g_hat| = 1): DAL-p with p = 0.5 and the paper's scale 2 asks for
     # rate 2/1^0.5 = 2 > max_rate = 1 every step
     _, loss = _diag_quadratic([1.0])
-    opt = numeric.dal_p(loss, p=0.5)
+    opt = numeric.drift_adjusted.dal_p(loss, p=0.5)
     x, state = jnp.array([1.0]), None
     state = opt.init(x)
     with pytest.warns(numeric.NumericWarning, match="max_rate=1.0"):
@@ -154,7 +154,7 @@ def test_dal_p_warns_when_its_first_rate_is_clipped_and_counts_clipped_steps():
     assert float(state.rate) == 1.0 and int(state.capped) == 3 and int(state.count) == 3
     # unclipped (rate 1/4 < 1): no warning and no clipped step
     _, loss4 = _diag_quadratic([4.0])
-    opt = numeric.dal(loss4)
+    opt = numeric.drift_adjusted.dal(loss4)
     state = opt.init(jnp.array([1.0]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -168,7 +168,11 @@ def test_dal_and_dal_p_defaults_differ_by_the_documented_factor_two():
     _, loss = _diag_quadratic([8.0])
     x = jnp.array([1.0])
     rates = []
-    for opt in (numeric.dal(loss), numeric.dal_p(loss), numeric.dal_p(loss, scale=1.0)):
+    for opt in (
+        numeric.drift_adjusted.dal(loss),
+        numeric.drift_adjusted.dal_p(loss),
+        numeric.drift_adjusted.dal_p(loss, scale=1.0),
+    ):
         _, st = opt.update(jax.grad(loss)(x), opt.init(x), x)
         rates.append(float(st.rate))
     assert rates == pytest.approx([1 / 8, 2 / 8, 1 / 8], rel=1e-14)

@@ -14,12 +14,12 @@ def test_bilinear_game_modified_jacobian():
     # J~ = J - h/2 Delta. For E = phi theta, f = grad_phi E = theta, g = -grad_theta E = -phi:
     # J = [[0, 1], [-1, 0]], Delta_sim = [[-alpha, 0], [0, -lambda]] (f'f = 0, f'g = -phi ...)
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")
-    J = bea.modified_jacobian(sim, [[x], [y]], {x: 0, y: 0}, losses={"E": x * y})
+    J = bea.games.modified_jacobian(sim, [[x], [y]], {x: 0, y: 0}, losses={"E": x * y})
     assert J == sp.Matrix([[alpha * h / 2, 1], [-1, lam * h / 2]])
     # trace > 0: simultaneous updates spiral out of the equilibrium (unstable)
     assert sp.simplify(J.trace() - h * (alpha + lam) / 2) == 0
     alt = bea.modified_equation(rules.zero_sum_alternating, 1, convention="per_player")
-    Ja = bea.modified_jacobian(alt, [[x], [y]], {x: 0, y: 0}, losses={"E": x * y})
+    Ja = bea.games.modified_jacobian(alt, [[x], [y]], {x: 0, y: 0}, losses={"E": x * y})
     # alternating with alpha = lambda: trace 0, det > 0 -> a centre (bounded orbits)
     Ja = Ja.subs(lam, alpha)
     assert sp.simplify(Ja.trace()) == 0 and sp.simplify(Ja.det() - 1 + alpha**2 * h**2 / 4) == 0
@@ -30,7 +30,7 @@ def test_dirac_gan_fixed_point():
     # l'(0) = 1/2 makes the game locally bilinear at (0, 0); DD adds alpha h/2, lambda h/2
     E = -sp.log(1 + sp.exp(-y * x))
     sim = bea.modified_equation(rules.zero_sum_simultaneous, 1, convention="per_player")
-    J = bea.modified_jacobian(sim, [[x], [y]], {x: 0, y: 0}, losses={"E": E})
+    J = bea.games.modified_jacobian(sim, [[x], [y]], {x: 0, y: 0}, losses={"E": E})
     half = sp.Rational(1, 2)
     expected = sp.Matrix([[alpha * h / 8, half], [-half, lam * h / 8]])
     assert sp.simplify(J - expected) == sp.zeros(2, 2)
@@ -38,12 +38,12 @@ def test_dirac_gan_fixed_point():
 
 def test_comparison_table_reproduces_rosca_table_1():
     # Rosca et al. (ICML 2021), Table 1, DD rows in the per-player convention
-    tex = bea.comparison_table()
+    tex = bea.games.comparison_table()
     assert r"\frac{\alpha h}{4 m} \|\nabla_\phi E\|^2" in tex
     assert r"\frac{h \left(2 \alpha - \lambda\right)}{4} \|\nabla_\phi E\|^2" in tex
     assert r"\frac{h \lambda}{4 k} \|\nabla_\theta E\|^2" in tex
     assert "SGA (S)" in tex and "ODE-GAN (S)" in tex
-    flow = bea.comparison_table("flow")
+    flow = bea.games.comparison_table("flow")
     assert "whole-state flow convention" in flow
 
 
@@ -69,7 +69,7 @@ def test_comparison_table_does_not_depend_on_the_text_renderer(monkeypatch):
     # norm in the text backend leaves the table unchanged
     from bea._printing._render import _TextBackend
 
-    before = bea.comparison_table()
+    before = bea.games.comparison_table()
     monkeypatch.setattr(_TextBackend, "_NormSquared", lambda self, n: "|x|^2")
-    assert bea.comparison_table() == before
+    assert bea.games.comparison_table() == before
     assert r"\frac{\alpha h}{4 m} \|\nabla_\phi E\|^2" in before

@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 BEA_LAYERS = ("_core", "_rules", "_families", "_printing", "_equation", "_results", "_output")
 NUMERIC_LAYERS = ("_lower", "_run", "_check", "_linalg", "_train")
-PUBLIC_BEA = {"bea", "bea.ops", "bea.rules", "bea.backend"}
+PUBLIC_BEA = {"bea", "bea.ops", "bea.rules", "bea.backend", "bea.trees"}
 
 
 def _modules(package: str) -> dict[str, pathlib.Path]:

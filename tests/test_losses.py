@@ -172,7 +172,7 @@ def test_coefficients_are_looked_up_by_structure():
         t.free_tree for t in phi.terms if t.free_tree.order == 2 and t.coefficient == alpha / 4
     )
     assert phi.coefficient(ft) == alpha / 4
-    assert phi.coefficient(bea.Tree("E_phi", (bea.Tree("E_phi"),))) == alpha / 4
+    assert phi.coefficient(bea.trees.Tree("E_phi", (bea.trees.Tree("E_phi"),))) == alpha / 4
     assert phi.coefficient("E_phi[E_phi,E_phi]") == 0  # beyond the loss: absent
 
 

@@ -9,7 +9,8 @@ import pytest
 import sympy as sp
 
 import bea
-from bea import parse_tree, rules, symmetry
+from bea import rules
+from bea.trees import parse_tree, symmetry
 
 R = sp.Rational
 
@@ -81,7 +82,7 @@ def test_simultaneous_is_euler_on_the_stacked_field(order):
     alpha, lam = sp.symbols("alpha lambda")
     sim = bea.modified_equation(rules.simultaneous, order=order)
     euler = bea.modified_equation(rules.euler, order=order)
-    for tau in (t for ts in bea.trees_up_to(order + 1, ["f", "g"]) for t in ts):
+    for tau in (t for ts in bea.trees.trees_up_to(order + 1, ["f", "g"]) for t in ts):
         shape = tau.shape
         cols = tau.colours
         expected = (

@@ -2,7 +2,7 @@
 
 References:
 * concrete mode: `bea.concrete_field`, exact SymPy differentiation of the same trees,
-  lowered with `sympy.lambdify(modules="jax")` (`numeric.concrete_jax`);
+  lowered with `sympy.lambdify(modules="jax")` (`numeric._lower._concrete_jax.concrete_jax`);
 * dense reference: the gradient-descent field to h^2 (Hairer, Lubich and Wanner,
   ch. IX.1): -g - h/2 H g - h^2 (1/3 H^2 g + 1/12 T[g, g]), with H and T
   formed densely by jax.hessian / jax.jacfwd on a 3-D loss.
@@ -16,6 +16,8 @@ import sympy as sp
 
 import bea
 import numeric
+from numeric._lower._concrete_jax import concrete_jax
+from numeric._lower._kernels import derivative
 
 x, y = sp.symbols("x y")
 E_SYM = x**4 / 4 + x * y**2 / 2 + sp.sin(y)
@@ -36,7 +38,7 @@ POINT3 = jnp.array([0.7, -0.3, 0.4])
 @pytest.mark.parametrize("order", [2, 4])
 def test_gd_kernel_matches_concrete_mode(order):
     meq = bea.modified_equation(bea.rules.gd, order)
-    exact = numeric.concrete_jax(meq, [x, y], losses={"E": E_SYM})
+    exact = concrete_jax(meq, [x, y], losses={"E": E_SYM})
     field = numeric.vector_field(meq, losses={"E": E_jax})
     for h in (0.05, 0.2):
         np.testing.assert_allclose(field(POINT, h), exact(POINT, h), rtol=1e-12, atol=1e-12)
@@ -60,9 +62,9 @@ def test_derivative_matches_dense_tensors():
     g = jax.grad(E_jax)
     u, v = jnp.array([0.3, -1.0]), jnp.array([1.0, 0.2])
     T = jax.jit(jax.jacfwd(jax.hessian(E_jax)))(POINT)
-    got = jax.jit(lambda a, b: numeric.derivative(g, POINT, [a, b]))(u, v)
+    got = jax.jit(lambda a, b: derivative(g, POINT, [a, b]))(u, v)
     np.testing.assert_allclose(got, jnp.einsum("ijk,j,k->i", T, u, v), rtol=1e-12)
-    np.testing.assert_allclose(numeric.derivative(g, POINT, []), g(POINT), rtol=1e-14)
+    np.testing.assert_allclose(derivative(g, POINT, []), g(POINT), rtol=1e-14)
 
 
 def test_sgd_kernel_matches_concrete_mode():
@@ -72,7 +74,7 @@ def test_sgd_kernel_matches_concrete_mode():
         "E1": lambda t: E_jax(t) + t[0] * t[1],
         "E2": lambda t: E_jax(t) - t[1] ** 3 / 2,
     }
-    exact = numeric.concrete_jax(meq, [x, y], losses=losses_sym)
+    exact = concrete_jax(meq, [x, y], losses=losses_sym)
     field = numeric.vector_field(meq, losses=losses)
     np.testing.assert_allclose(field(POINT, 0.1), exact(POINT, 0.1), rtol=1e-12, atol=1e-12)
 
@@ -91,7 +93,7 @@ def test_game_kernel_matches_concrete_mode(name):
     rule = bea.rules.get_rule(name)
     meq = bea.modified_equation(rule, 2)
     params = {"alpha": sp.Rational(1, 2), "lambda": sp.Rational(3, 2)}
-    exact = numeric.concrete_jax(meq, [[p, q], [r]], fields=FIELDS_SYM, params=params)
+    exact = concrete_jax(meq, [[p, q], [r]], fields=FIELDS_SYM, params=params)
     field = numeric.vector_field(meq, fields=FIELDS, params={"alpha": 0.5, "lambda": 1.5})
     got, want = field(GAME_POINT, 0.1), exact(GAME_POINT, 0.1)
     for a, b in zip(got, want, strict=True):
@@ -105,7 +107,7 @@ def test_partial_gradients_of_a_two_loss_game_match_concrete_mode():
 
     meq = bea.modified_equation(sgda, 2, blocks=("phi", "theta"))
     L1, L2 = p**2 * r + sp.cos(q * r), -(p**2) * r + r**4 / 4
-    exact = numeric.concrete_jax(meq, [[p, q], [r]], losses={"L1": L1, "L2": L2})
+    exact = concrete_jax(meq, [[p, q], [r]], losses={"L1": L1, "L2": L2})
     losses = {
         "L1": lambda s: s[0][0] ** 2 * s[1][0] + jnp.cos(s[0][1] * s[1][0]),
         "L2": lambda s: -(s[0][0] ** 2) * s[1][0] + s[1][0] ** 4 / 4,
@@ -176,9 +178,7 @@ def test_derivative_subsets_gives_every_subset():
     assert len(out) == 8
     for mask in range(8):
         chosen = [d for j, d in enumerate(dirs) if mask >> j & 1]
-        np.testing.assert_allclose(
-            out[mask], numeric.derivative(g, POINT3, chosen), rtol=1e-13, atol=1e-14
-        )
+        np.testing.assert_allclose(out[mask], derivative(g, POINT3, chosen), rtol=1e-13, atol=1e-14)
 
 
 @pytest.mark.parametrize(("rule", "order"), [(bea.rules.gd, 4), (bea.rules.alternating, 3)])

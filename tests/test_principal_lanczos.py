@@ -31,7 +31,7 @@ def test_integrate_and_decompose_reuse_their_compiled_functions():
     assert len(traces) == n
     # and the reused solver solves the new problem: the flow is linear in x0 and, on a
     # quadratic, exp(t log(1 - h A)/h) x0 (Rosca et al., TMLR 2023)
-    s = numeric.stability_coefficients(np.diag(A), 1.0)
+    s = numeric.principal.stability_coefficients(np.diag(A), 1.0)
 
     def exact(t, x):
         return np.exp(s * np.diag(A) * np.asarray(t)[:, None]) * np.asarray(x)
@@ -60,7 +60,7 @@ def test_a_concrete_field_call_traces_the_loss_only_the_first_time(method):
     assert len(traces) == n
     # on a quadratic the field is s(h lam) lam x per eigendirection (Rosca et al., TMLR
     # 2023), the diagonal here
-    s = numeric.stability_coefficients(np.asarray(lam), 0.3)
+    s = numeric.principal.stability_coefficients(np.asarray(lam), 0.3)
     np.testing.assert_allclose(f, s * np.asarray(lam * x), rtol=1e-12)
     with pytest.raises(BeaValueError, match="not a scalar"):
         pf(jnp.ones((2, 3)))  # a new structure is checked: here the loss is a vector
@@ -70,7 +70,7 @@ def test_lanczos_field_from_the_basis_equals_the_decomposition():
     # the field is formed from the Lanczos basis, sum_i (s_i - s(0)) (g . u_i) u_i +
     # s(0) g, without the Ritz vectors; `decompose` forms them: both must agree, with
     # k < n (the rest follows s(0)) and in the complex regime (h lambda > 1 for some i)
-    loss, theta = numeric.toy_mlp((3, 8, 1), n_data=16, seed=1, scale=2.0)
+    loss, theta = numeric.principal.toy_mlp((3, 8, 1), n_data=16, seed=1, scale=2.0)
     lam_max = float(jnp.linalg.eigvalsh(jax.jit(jax.hessian(loss))(theta))[-1])
     pf = numeric.principal_flow(loss, 1.5 / lam_max, method="lanczos", k=4, iters=20)
     d = pf.decompose(theta)
@@ -84,7 +84,7 @@ def test_lanczos_field_reuses_its_basis_without_reading_stale_rows():
     # it; the next call's rows not yet written still hold the previous point's basis and
     # must not enter its reorthogonalisation: the field at a second point equals a fresh
     # field's there. iters = n: orthogonality is lost and the blocked pass runs.
-    loss, theta = numeric.toy_mlp((3, 8, 1), n_data=16, seed=1)
+    loss, theta = numeric.principal.toy_mlp((3, 8, 1), n_data=16, seed=1)
     other = theta + 0.3 * jnp.sin(jnp.arange(theta.shape[0]))
     kw = dict(method="lanczos", k=4, iters=theta.shape[0])
     pf = numeric.principal_flow(loss, 0.1, **kw)
@@ -114,7 +114,7 @@ def test_lanczos_start_vector_is_drawn_once_per_field_and_passed_in(monkeypatch)
         return draw(key, n, dtype)
 
     monkeypatch.setattr(_principal, "_start", start)
-    loss, theta = numeric.toy_mlp((3, 8, 1), n_data=16, seed=1)
+    loss, theta = numeric.principal.toy_mlp((3, 8, 1), n_data=16, seed=1)
     other = theta + 0.1
     pf = numeric.principal_flow(loss, 0.1, method="lanczos", k=4, iters=20)
     f = pf(theta)

@@ -26,7 +26,7 @@ def _quadratic(eigs=(0.5, 1.5, 2.5), seed=0):
 def test_stability_coefficients_reference_values():
     # Rosca et al. (TMLR 2023), the principal flow: s = log(1 - h lambda)/(h lambda),
     # principal branch
-    s = numeric.stability_coefficients(np.array([0.0, 0.5, 1.5, 3.0]), h=1.0)
+    s = numeric.principal.stability_coefficients(np.array([0.0, 0.5, 1.5, 3.0]), h=1.0)
     assert s[0] == -1  # log(1 - x)/x -> -1 at x = 0, not a division by zero
     assert abs(s[1] - math.log(0.5) / 0.5) < 1e-15
     assert abs(s[2] - cmath.log(-0.5) / 1.5) < 1e-15
@@ -39,7 +39,7 @@ def test_stability_coefficients_reference_values():
 
 def test_small_eigenvalues_use_the_series_not_a_division():
     lam = np.array([1e-14, -1e-14, 1e-9])
-    s = numeric.stability_coefficients(lam, h=0.1)
+    s = numeric.principal.stability_coefficients(lam, h=0.1)
     # log(1 - x)/x = -1 - x/2 - x^2/3 - ...
     assert np.allclose(s, -1 - 0.1 * lam / 2, rtol=0, atol=1e-15)
 
@@ -102,7 +102,7 @@ def test_mlp_principal_flow_tracks_gd_better_than_ngf_and_igr():
     # Rosca et al. (TMLR 2023), small neural nets: PF is closest to gd over a
     # few iterations. Stable regime: h lambda_max = 0.8. Measured (2-4-1 tanh MLP, K = 4):
     # PF about 0.04, IGR about 0.1-0.17, NGF about 0.32-0.36 in parameter distance.
-    loss, theta0 = numeric.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
+    loss, theta0 = numeric.principal.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
     lam_max = float(jnp.linalg.eigvalsh(jax.hessian(loss)(theta0))[-1])
     h, K = 0.8 / lam_max, 4
     g = jax.jit(jax.grad(loss))
@@ -114,8 +114,12 @@ def test_mlp_principal_flow_tracks_gd_better_than_ngf_and_igr():
     ts = h * jnp.arange(1, K + 1)
     tol = dict(rtol=1e-8, atol=1e-8)
     pf = numeric.principal_flow(loss, h).integrate(theta0, ts, **tol)
-    ngf = numeric.integrate_flow(numeric.ngf_field(loss), theta0, ts, complex_flow=False, **tol)
-    igr = numeric.integrate_flow(numeric.igr_field(loss, h), theta0, ts, complex_flow=False, **tol)
+    ngf = numeric.principal.integrate_flow(
+        numeric.principal.ngf_field(loss), theta0, ts, complex_flow=False, **tol
+    )
+    igr = numeric.principal.integrate_flow(
+        numeric.principal.igr_field(loss, h), theta0, ts, complex_flow=False, **tol
+    )
     err = {
         k: np.linalg.norm(np.real(v) - np.asarray(its), axis=1)
         for k, v in (("pf", pf), ("ngf", ngf), ("igr", igr))
@@ -125,14 +129,14 @@ def test_mlp_principal_flow_tracks_gd_better_than_ngf_and_igr():
 
 
 def test_edge_of_stability_record():
-    loss, theta0 = numeric.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
-    rec = numeric.edge_of_stability(loss, theta0, h=0.5, steps=20, every=10, iters=17)
+    loss, theta0 = numeric.principal.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
+    rec = numeric.principal.edge_of_stability(loss, theta0, h=0.5, steps=20, every=10, iters=17)
     assert rec.steps.tolist() == [0, 10, 20]
     assert rec.threshold == 4.0
     lam0 = float(jnp.linalg.eigvalsh(jax.hessian(loss)(theta0))[-1])
     assert abs(rec.top_eigenvalue[0] - lam0) < 1e-8
     assert np.all((rec.alignment >= 0) & (rec.alignment <= 1 + 1e-12))
-    s = numeric.stability_coefficients(rec.top_eigenvalue, 0.5)
+    s = numeric.principal.stability_coefficients(rec.top_eigenvalue, 0.5)
     assert np.allclose(rec.coefficient, s)
 
 
@@ -143,7 +147,7 @@ def test_singular_h_lambda_equal_one_is_reported():
     with pytest.raises(BeaValueError, match="singular"):  # the field itself, not NaN
         numeric.principal_flow(loss, 0.5)(jnp.array([1.0, 1.0]))
     with pytest.raises(BeaValueError, match="singular"):
-        numeric.stability_coefficients(np.array([4.0]), h=0.25)
+        numeric.principal.stability_coefficients(np.array([4.0]), h=0.25)
 
 
 def test_zero_hessian_eigenvalue_gives_gradient_flow_in_that_direction():
@@ -168,14 +172,16 @@ def test_bad_input_messages():
         numeric.principal_flow(loss, 0.1, rule="simultaneous")
     with pytest.raises(BeaValueError, match="diverged"):
         lossq = lambda x: 5.0 * x @ x  # noqa: E731  2/h = 2 < lambda = 10
-        numeric.edge_of_stability(lossq, jnp.ones(3), h=1.0, steps=400, every=100, iters=3)
+        numeric.principal.edge_of_stability(
+            lossq, jnp.ones(3), h=1.0, steps=400, every=100, iters=3
+        )
 
 
 def test_complex_flow_through_an_eigenvalue_crossing_stops_with_a_message():
     # 2-4-1 MLP at h lambda_max = 1.2: another eigenvalue sits at h lambda = 0.94 and
     # crosses 1 along the complex path; the log changes branch there and the solver
     # stalls (measured: 400 Tsit5 steps reach t = 0.87 h). It must stop, not hang.
-    loss, theta0 = numeric.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
+    loss, theta0 = numeric.principal.toy_mlp((2, 4, 1), n_data=16, scale=2.0)
     lam_max = float(jnp.linalg.eigvalsh(jax.hessian(loss)(theta0))[-1])
     h = 1.2 / lam_max
     pf = numeric.principal_flow(loss, h)
@@ -189,9 +195,9 @@ def test_bad_learning_rates_are_refused_everywhere(h):
     err = BeaTypeError if isinstance(h, str | np.ndarray | jax.Array) else BeaValueError
     for call in (
         lambda: numeric.principal_flow(loss, h),
-        lambda: numeric.edge_of_stability(loss, jnp.ones(3), h=h, steps=1),
-        lambda: numeric.stability_coefficients(np.array([1.0]), h),
-        lambda: numeric.igr_field(loss, h),
+        lambda: numeric.principal.edge_of_stability(loss, jnp.ones(3), h=h, steps=1),
+        lambda: numeric.principal.stability_coefficients(np.array([1.0]), h),
+        lambda: numeric.principal.igr_field(loss, h),
     ):
         with pytest.raises(err, match="h="):
             call()
@@ -205,20 +211,22 @@ def test_bad_counts_and_times_are_refused():
     with pytest.raises(BeaValueError, match="iters=2"):
         numeric.principal_flow(loss, 0.1, method="lanczos", k=3, iters=2)
     with pytest.raises(BeaValueError, match="iters=0"):
-        numeric.lanczos(lambda v: v, 3, 0, jax.random.PRNGKey(0))
+        numeric.principal.lanczos(lambda v: v, 3, 0, jax.random.PRNGKey(0))
     for kw, match in (
         ({"steps": -1}, "steps=-1"),
         ({"steps": 2, "every": 0}, "every=0"),
         ({"steps": 2, "iters": -2}, "iters=-2"),
     ):
         with pytest.raises(BeaValueError, match=match):
-            numeric.edge_of_stability(loss, x0, h=0.1, **kw)
+            numeric.principal.edge_of_stability(loss, x0, h=0.1, **kw)
     pf = numeric.principal_flow(loss, 0.1)
     for ts, match in (([], "non-empty"), ([0.2, 0.1], "increasing"), ([0.1, 0.1], "increasing")):
         with pytest.raises(BeaValueError, match=match):
             pf.integrate(x0, jnp.asarray(ts))
         with pytest.raises(BeaValueError, match=match):
-            numeric.integrate_flow(numeric.ngf_field(loss), x0, ts, complex_flow=False)
+            numeric.principal.integrate_flow(
+                numeric.principal.ngf_field(loss), x0, ts, complex_flow=False
+            )
 
 
 def test_non_scalar_loss_is_refused():
@@ -230,7 +238,7 @@ def test_non_scalar_loss_is_refused():
     with pytest.raises(BeaTypeError, match="not a scalar"):
         numeric.principal_flow(lambda x: (x @ x, x), 0.1)(jnp.ones(3))
     with pytest.raises(BeaValueError, match="not a scalar"):
-        numeric.edge_of_stability(lambda x: x**2, jnp.ones(3), h=0.1, steps=1)
+        numeric.principal.edge_of_stability(lambda x: x**2, jnp.ones(3), h=0.1, steps=1)
 
 
 def test_dense_hessian_of_a_large_model_is_refused_with_the_alternative():
@@ -253,7 +261,7 @@ def test_lanczos_keeps_ritz_pairs_accurate_where_orthogonality_is_lost_fastest(r
     eigs = np.concatenate([1.0 + 1e-3 * rng.normal(size=195), [4.0, 5.0, 5.5, 6.0, 7.0]])
     Q = np.linalg.qr(rng.normal(size=(200, 200)))[0]
     A = jnp.asarray(Q @ np.diag(eigs) @ Q.T)
-    vals, vecs = numeric.lanczos(
+    vals, vecs = numeric.principal.lanczos(
         lambda v: A @ v, 200, 80, jax.random.PRNGKey(0), keep=5, reorthogonalise=reorthogonalise
     )
     assert np.allclose(np.asarray(vals), np.sort(eigs)[-5:], rtol=0, atol=1e-12)
@@ -275,7 +283,7 @@ def test_lanczos_stays_semi_orthogonal_where_beta_collapses():
     eigs = 0.8 ** np.arange(n)
     Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
     A = jnp.asarray((Q * eigs) @ Q.T)
-    vals, vecs = numeric.lanczos(lambda v: A @ v, n, 80, jax.random.PRNGKey(0))
+    vals, vecs = numeric.principal.lanczos(lambda v: A @ v, n, 80, jax.random.PRNGKey(0))
     top = np.sort(eigs)[-5:]
     np.testing.assert_allclose(np.asarray(vals)[-5:], top, rtol=0, atol=1e-12)
     V = np.asarray(vecs)[:, -5:]
@@ -293,7 +301,7 @@ def test_lanczos_on_long_vectors_unrolls_and_keeps_ritz_pairs_accurate():
     n = (1 << 14) + 1
     d = np.concatenate([1.0 + 1e-3 * rng.normal(size=n - 5), [4.0, 5.0, 5.5, 6.0, 7.0]])
     A = jnp.asarray(d)
-    vals, vecs = numeric.lanczos(lambda v: A * v, n, 41, jax.random.PRNGKey(1), keep=5)
+    vals, vecs = numeric.principal.lanczos(lambda v: A * v, n, 41, jax.random.PRNGKey(1), keep=5)
     np.testing.assert_allclose(np.asarray(vals), np.sort(d)[-5:], rtol=0, atol=1e-12)
     V = np.asarray(vecs)
     assert np.abs(V.T @ V - np.eye(5)).max() < 1e-10

@@ -70,7 +70,9 @@ def test_integrate_flow_and_ngf_on_a_dict():
     # gradient flow on E = |a|^2/2 + b^2: a(t) = a0 e^{-t}, b(t) = b0 e^{-2t}
     loss = lambda p: 0.5 * jnp.sum(p["a"] ** 2) + p["b"] ** 2  # noqa: E731
     p0 = {"a": jnp.array([1.0, -2.0]), "b": jnp.array(0.5)}
-    ys = numeric.integrate_flow(numeric.ngf_field(loss), p0, [1.0], complex_flow=False)
+    ys = numeric.principal.integrate_flow(
+        numeric.principal.ngf_field(loss), p0, [1.0], complex_flow=False
+    )
     assert np.allclose(np.asarray(ys["a"][0]), np.exp(-1.0) * np.array([1.0, -2.0]), atol=1e-10)
     assert abs(float(ys["b"][0]) - 0.5 * np.exp(-2.0)) < 1e-10
 
@@ -83,11 +85,11 @@ def test_lanczos_method_on_a_pytree(fields):
 
 
 def test_edge_of_stability_on_a_dict_equals_the_flat_run():
-    loss, theta0 = numeric.toy_mlp((2, 3, 1), n_data=8)
+    loss, theta0 = numeric.principal.toy_mlp((2, 3, 1), n_data=8)
     tree = {"first": theta0[:5], "rest": (theta0[5:9], theta0[9:])}
     tree_loss = lambda p: loss(ravel_pytree(p)[0])  # noqa: E731
-    a = numeric.edge_of_stability(tree_loss, tree, h=0.2, steps=2, every=1, iters=6)
-    b = numeric.edge_of_stability(loss, theta0, h=0.2, steps=2, every=1, iters=6)
+    a = numeric.principal.edge_of_stability(tree_loss, tree, h=0.2, steps=2, every=1, iters=6)
+    b = numeric.principal.edge_of_stability(loss, theta0, h=0.2, steps=2, every=1, iters=6)
     assert np.allclose(a.loss, b.loss, rtol=1e-13) and np.allclose(
         a.top_eigenvalue, b.top_eigenvalue, rtol=1e-10
     )

@@ -57,7 +57,7 @@ def test_symbolic_n_agrees_with_concrete_n(symbolic_order_2, n):
     for t, _, _ in concrete.terms:
         used = sorted(t.colours)
         rename = {c: f"E{i}" for i, c in enumerate(used, start=1)}
-        rep = bea.parse_tree(str(t))
+        rep = bea.trees.parse_tree(str(t))
         rep = _rename(rep, rename)
         assert concrete.coefficient(t) == at_n.coefficient(rep), str(t)
     # and nothing is missing: the count of nonzero trees matches the pattern count
@@ -67,7 +67,7 @@ def test_symbolic_n_agrees_with_concrete_n(symbolic_order_2, n):
 
 
 def _rename(t, table):
-    return bea.Tree(table[t.root], tuple(_rename(c, table) for c in t.children))
+    return bea.trees.Tree(table[t.root], tuple(_rename(c, table) for c in t.children))
 
 
 def _canonical(t):

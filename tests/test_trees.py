@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bea import BeaValueError, Tree, count_trees, parse_tree, symmetry, trees_up_to
+from bea import BeaValueError
 from bea._core._trees import CACHE_SIZE, _Forest, edge_cuts, graft
+from bea.trees import Tree, count_trees, parse_tree, symmetry, trees_up_to
 
 trees = st.recursive(
     st.sampled_from("fg").map(lambda c: Tree(c)),

@@ -181,6 +181,9 @@ def _integrate_in(jet, coeffs, gvars):
 def coordinate_modified_loss(meq, preconditioner=None, loss: str = "E") -> CoordinateModifiedLoss:
     """The loss Ẽ with field = −P⁻¹ ∇Ẽ, or `NotAGradientError` naming the failing order.
 
+    What `bea.modified_loss(meq, preconditioner=...)` returns for an equation over the
+    coordinate basis (`bea.coordinate_modified_loss` is its former public name).
+
     Arguments:
         meq: a `ModifiedEquation` over the coordinate basis with an undefined loss.
         preconditioner: P's diagonal: None (P = I), `"abs_grad"` (|∂ᵢE| = s_i ∂ᵢE, needs
@@ -195,7 +198,7 @@ def coordinate_modified_loss(meq, preconditioner=None, loss: str = "E") -> Coord
         >>> import bea
         >>> meq = bea.modified_equation(bea.rules.signgd, 1, dimension=2,
         ...                             region={"signs": "symbolic"})
-        >>> bea.coordinate_modified_loss(meq, "abs_grad").terms
+        >>> bea.modified_loss(meq, preconditioner="abs_grad").terms
         (E, 0)
     """
     jet = _Jet(meq, loss)

@@ -161,6 +161,7 @@ def check_orders(
     problem: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     adapt_hs: bool | None = None,
+    transient: int | None = None,
 ) -> tuple[OrderCheck, ...]:
     """`check_order` for several orders at once, sharing one derivation and compilation.
 
@@ -171,6 +172,8 @@ def check_orders(
     is at round-off, the learning rates are moved up by factors of 4 (while h times
     the field's Lipschitz estimate stays below 1/2) if `adapt_hs` is true; the
     default (None) adapts only the default learning rates, never given ones.
+    `transient` (coordinate equations only) is the number of steps run to reach the
+    slow manifold (default: from the memory's contraction rate).
 
     Returns:
         One `OrderCheck` per order, in the order given.
@@ -186,7 +189,13 @@ def check_orders(
         meq = derive(rule, max(orders), state0)
     if getattr(meq, "basis", None) == "coordinates":
         return coordinate_checks(
-            rule, orders, losses, fields, state0, params, hs, steps, meq, problem
+            rule, orders, losses, fields, state0, params, hs, steps, meq, problem, transient
+        )
+    if transient is not None:
+        raise BeaValueError(
+            "transient= is for coordinate-wise rules, checked one step from the slow manifold "
+            "reached by running the rule; an equation over trees starts on the slow manifold's "
+            "series: leave transient out"
         )
     per_order, chosen = {}, {}
     for n in orders:
@@ -316,6 +325,7 @@ def check_order(
     steps: int = 1,
     meq=None,
     problem: str | None = None,
+    transient: int | None = None,
 ) -> OrderCheck:
     """Check the order-`order` modified equation of `rule` against the rule itself.
 
@@ -344,6 +354,9 @@ def check_order(
         steps: K, the number of calls of the rule (multi-step check when K > 1).
         meq: a modified equation already derived (at least to `order`).
         problem: a name for display.
+        transient: coordinate equations only: the steps run from the memory's leading
+            slow-manifold term before the compared step (default: from the memory's
+            contraction rate, at most 5000).
 
     Returns:
         An `OrderCheck` with the errors, the fitted and the expected slope.
@@ -368,4 +381,5 @@ def check_order(
         steps=steps,
         meq=meq,
         problem=problem,
+        transient=transient,
     )[0]

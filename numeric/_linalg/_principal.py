@@ -110,7 +110,7 @@ def rule_polynomial(rule="gd") -> RulePolynomial:
     if len(r.blocks) != 1:
         raise BeaValueError(
             f"rule {r.name!r} has blocks {r.blocks}; the numerical principal flow takes "
-            "one-block rules (use bea.game_principal_flow for games)"
+            "one-block rules (use bea.games.game_principal_flow for games)"
         )
     x, lam = sp.Symbol("_x"), sp.Symbol("_lambda")
     kinds: set[str] = set()

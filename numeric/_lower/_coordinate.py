@@ -1,7 +1,10 @@
 """Coordinate-wise rules numerically: the derived field in JAX and the rule itself.
 
-- `coordinate_vector_field(meq, losses, params)` lowers a
-  coordinate-basis `bea.ModifiedEquation` to `field(theta, h)`. The SymPy expressions are
+- `CoordinateVectorField` (what `numeric.vector_field` returns for a coordinate-basis
+  `bea.ModifiedEquation`) evaluates `field(theta, h)` with one of two kernels, chosen
+  per state: `CoordinateField`, dense, on states of the derivation's dimension d, and
+  `ElementwiseField`, the index form, on arrays of any other size and on pytrees.
+- `CoordinateField` lowers the equation densely: the SymPy expressions are
   converted once, at construction, by `sympy.lambdify` with common-subexpression
   elimination and a lookup table of the functions they use (sqrt, Abs, sign, Max,
   Min -> `jax.numpy`); the partial derivatives of the loss they need (∂ᵢE, ∂ᵢ∂ⱼE, …)
@@ -9,7 +12,8 @@
   symbol s_i is evaluated as sign(∂ᵢE). The derivation is in dimension d, so the
   state has d coordinates (any array shape of that size).
 - `coordinate_discrete_map(rule, losses, params)` runs the rule's own update
-  function with its memory: `step(theta, memory, h) -> (theta', memory')`. Rule
+  function with its memory: `step(theta, memory, h) -> (theta', memory')`
+  (`numeric.discrete_map` wraps it in the convention `step((theta, *memory), h)`). Rule
   parameters given in `params` rebuild a built-in rule with numbers (its factory);
   `h` reaches the rule as `numeric`'s `Step` and the arrays as `Value`s, which
   absorb SymPy coefficients such as `c * h` or a user's module-level `rho * v`.
@@ -34,6 +38,7 @@ from bea.backend import INDEX_SYMBOLS, call_coordinate_rule, index_form
 from ._params import Step, bind, split_h, unwrap, wrap
 
 __all__ = [
+    "CoordinateVectorField",
     "ElementwiseField",
     "coordinate_discrete_map",
     "coordinate_elementwise_field",
@@ -130,25 +135,9 @@ class CoordinateField:
 
 
 def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None) -> CoordinateField:
-    """The derived field of a coordinate-wise rule as a JAX function `field(theta, h)`.
-
-    Arguments:
-        meq: a coordinate-basis `bea.ModifiedEquation` (undefined loss E).
-        losses: loss name -> scalar JAX function of the state.
-        params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`.
-
-    Returns:
-        A `CoordinateField`; its value has theta's shape.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> import bea, numeric
-        >>> meq = bea.modified_equation(bea.rules.rmsprop, 0, dimension=2)
-        >>> field = numeric.coordinate_vector_field(meq, {"E": lambda x: jnp.sum(x**2) / 2},
-        ...                                         {"rho": 0.9, "eps": 0.0})
-        >>> field(jnp.array([1.0, -2.0]), 0.1)
-        Array([-1.,  1.], dtype=float64)
-    """
+    """Former public name of the dense kernel (`CoordinateField`, states of the
+    derivation's dimension only); use `numeric.vector_field`, which chooses the kernel
+    per state (`CoordinateVectorField`)."""
     return CoordinateField(meq, losses, params)
 
 
@@ -236,26 +225,18 @@ class CoordinateDiscreteMap:
 
 
 def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None):
-    """A coordinate-wise rule (with memory) run numerically on JAX arrays.
+    """A coordinate-wise rule (with memory) run numerically on JAX arrays, in the
+    convention `step(theta, memory, h) -> (theta', memory')` (`CoordinateDiscreteMap`).
+
+    `numeric.discrete_map` wraps it in the convention of every rule, `step(state, h)`
+    with `state = (theta, m1, ...)`; this is its former public name, kept for the
+    internal checks.
 
     Arguments:
         rule: a `bea.Rule` (built-in rules are rebuilt with the numbers in `params`)
             or an update function `rule(theta, *memory, h, grad)`.
         losses: loss name -> scalar JAX function.
         params: `{"h": ..., "rho": ...}` numbers for h (optional) and the rule's symbols.
-
-    Returns:
-        A `CoordinateDiscreteMap`: `step(theta, memory, h) -> (theta', memory')`.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> import bea, numeric
-        >>> step = numeric.coordinate_discrete_map(
-        ...     bea.rules.rmsprop, {"E": lambda x: jnp.sum(x**2) / 2}, {"rho": 0.5, "eps": 0.0}
-        ... )
-        >>> theta, (v,) = step(jnp.array([2.0]), (jnp.array([4.0]),), 0.1)
-        >>> theta, v
-        (Array([1.9], dtype=float64), Array([4.], dtype=float64))
     """
     if not isinstance(losses, Mapping):
         raise BeaTypeError("losses must be a dict name -> JAX function, e.g. {'E': fn}")
@@ -398,31 +379,56 @@ class ElementwiseField:
 
 
 def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
-    """The field of a coordinate-wise rule on arrays of any size (see
-    `ElementwiseField`): elementwise functions of ∇E contracted with Hessian-vector
-    products and higher directional derivatives of the gradient.
-
-    Arguments:
-        meq: a coordinate-basis `bea.ModifiedEquation` of order N derived in dimension
-            d ≥ max(2, N + 1) (the dimension of the derivation does not limit the
-            state's size).
-        losses: `{"E": fn}`, a scalar JAX function of the state (an array or a pytree
-            of arrays, e.g. a network's parameters).
-        params: numbers for the rule's symbols, e.g. `{"rho": 0.9, "eps": 1e-8}`, and
-            optionally `"h"`.
-
-    Returns:
-        An `ElementwiseField`, `field(theta, h)`, jit-compiled; its value has theta's
-        structure, shapes and dtypes.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> import bea, numeric
-        >>> meq = bea.modified_equation(bea.rules.rmsprop, 1, dimension=2)
-        >>> f = numeric.coordinate_elementwise_field(
-        ...     meq, {"E": lambda x: jnp.sum(x**2) / 2}, {"rho": 0.5, "eps": 0.0}
-        ... )
-        >>> f(jnp.array([1.0, -2.0, 3.0]), 0.0)
-        Array([-1.,  1., -1.], dtype=float64)
-    """
+    """Former public name of the index-form kernel; `numeric.vector_field` now chooses it
+    for states of any size other than the derivation's (see `CoordinateVectorField`)."""
     return ElementwiseField(meq, losses, params)
+
+
+def dense_state(meq, theta) -> bool:
+    """Whether the dense kernel (`CoordinateField`) evaluates `meq` at `theta`: theta is
+    one array with the derivation's d coordinates. Any other size, or a pytree of
+    arrays, goes to the elementwise kernel (`ElementwiseField`)."""
+    leaves = jax.tree_util.tree_leaves(theta)
+    return len(leaves) == 1 and leaves[0] is theta and jnp.size(theta) == meq.dimension
+
+
+class CoordinateVectorField:
+    """The field of a coordinate-basis equation on any state: `field(theta, h)`.
+
+    On one array with the derivation's d coordinates it is the dense kernel
+    (`CoordinateField`: the derived expressions, lambdified); on an array of any other
+    size, or a pytree of arrays (a network's parameters), the elementwise kernel
+    (`ElementwiseField`: the index form, Hessian-vector products, never a Hessian).
+    Each kernel is built on its first use; `field.dense(theta, h)` and
+    `field.elementwise(theta, h)` force one. The dense kernel is built at construction
+    when the losses it needs are all given, so a missing loss or an unknown parameter
+    fails there.
+    """
+
+    def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
+        if not isinstance(losses, Mapping):
+            raise BeaTypeError("losses must be a dict name -> JAX function, e.g. {'E': fn}")
+        self.meq = meq
+        self.losses = dict(losses)
+        self.params = params
+        self._dense = CoordinateField(meq, self.losses, params)  # checks losses and params
+        self.h = self._dense.h
+        self._elementwise = None
+
+    def dense(self, theta, h=None):
+        """The dense kernel: theta must have the derivation's d coordinates."""
+        return self._dense(theta, h)
+
+    def elementwise(self, theta, h=None):
+        """The elementwise kernel, on an array of any size or a pytree of arrays."""
+        if self._elementwise is None:
+            self._elementwise = ElementwiseField(self.meq, self.losses, self.params)
+        return self._elementwise(theta, h)
+
+    def __call__(self, theta, h=None):
+        if dense_state(self.meq, theta):
+            return self.dense(theta, h)
+        return self.elementwise(theta, h)
+
+    def __repr__(self) -> str:
+        return f"CoordinateVectorField(rule={self.meq.rule!r}, order={self.meq.order})"

@@ -1,6 +1,6 @@
 """The modified loss of a coordinate-wise rule as a JAX function, on states of any size.
 
-`bea.coordinate_modified_loss` gives Ẽ = E + Σ_p h^p L_p with the field −P⁻¹∇Ẽ, each
+`bea.modified_loss(meq, preconditioner=...)` gives Ẽ = E + Σ_p h^p L_p with the field −P⁻¹∇Ẽ, each
 L_p an expression in the gradient's components E_i (and their declared signs s_i)
 derived in some dimension d. For a coordinate-wise rule L_p is a sum over coordinates
 of one function, L_p = Σᵢ ψ_p(∂ᵢE, sign ∂ᵢE) (Adam as ε → 0: ψ₁(g, s) = c·s·g, the
@@ -110,8 +110,9 @@ class CoordinateLossFn:
 
 
 def coordinate_loss_fn(loss, losses: Mapping, params=None) -> CoordinateLossFn:
-    """The modified loss of a coordinate-wise rule (`bea.coordinate_modified_loss`) as a
-    jit-compiled JAX scalar function `fn(state, h)` on states of any size.
+    """The modified loss of a coordinate-wise rule
+    (`bea.modified_loss(meq, preconditioner=...)`) as a jit-compiled JAX scalar
+    function `fn(state, h)` on states of any size.
 
     Arguments:
         loss: a `bea.CoordinateModifiedLoss`.
@@ -125,7 +126,7 @@ def coordinate_loss_fn(loss, losses: Mapping, params=None) -> CoordinateLossFn:
         >>> import bea, numeric, jax.numpy as jnp
         >>> meq = bea.modified_equation(bea.rules.adam_rule(eps=0), 1,
         ...                             region={"signs": "symbolic"})
-        >>> loss = bea.coordinate_modified_loss(meq, "abs_grad")
+        >>> loss = bea.modified_loss(meq, preconditioner="abs_grad")
         >>> fn = numeric.loss_fn(loss, {"E": lambda x: jnp.sum(x**2) / 2},
         ...                      {"beta1": 0.9, "beta2": 0.999})
         >>> round(float(fn(jnp.array([1.0, -2.0, 3.0]), 0.001)), 12)  # 7 - 0.99 * 6

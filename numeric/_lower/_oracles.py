@@ -108,7 +108,7 @@ class Oracles:
 
     # -- kernels: one function per tree colour ------------------------------
     def colour_function(self, oracle) -> Callable:
-        """`z -> full flat vector` for a `bea.Oracle` (zero outside its block)."""
+        """`z -> full flat vector` for a `bea.Colour` (zero outside its block)."""
         lay = self.layout
         if oracle.block not in lay.blocks:
             raise BeaValueError(
@@ -130,7 +130,7 @@ class Oracles:
         return fn
 
     def tree_function(self, oracle, blocks: tuple[str, ...]) -> Callable:
-        """`state -> state-shaped pytree` for a `bea.Oracle`, without flattening.
+        """`state -> state-shaped pytree` for a `bea.Colour`, without flattening.
 
         The state is the user's own structure (a tuple of blocks for several
         players); the value is zero outside the oracle's block. Works for any state

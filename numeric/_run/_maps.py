@@ -16,6 +16,7 @@ import os
 import jax
 import jax.numpy as jnp
 
+import bea
 from bea import BeaValueError
 from bea.backend import as_rule, call_rule
 
@@ -24,7 +25,7 @@ from .._lower._params import Step, Value, check_step, split_h, unwrap, wrap
 from .._lower._state import Layout
 from .._lower._static import Static, split
 
-__all__ = ["DiscreteMap", "discrete_map"]
+__all__ = ["CoordinateMap", "DiscreteMap", "discrete_map"]
 
 
 def _from_sympy(err: BaseException) -> bool:
@@ -221,26 +222,92 @@ class DiscreteMap:
         return f"DiscreteMap(rule={self.rule.name!r})"
 
 
-def discrete_map(rule, losses=None, fields=None, params=None, *, blocks=None) -> DiscreteMap:
+class CoordinateMap:
+    """A coordinate-wise rule (RMSProp, Adam, ...) in the convention of every
+    `discrete_map`: `step(state, h)`, the state `theta` for a rule without memory and
+    `(theta, m1, ...)` with memory (the tuple `numeric.on_manifold` returns); `iterate`
+    applies it `k` times. It runs the rule's own code
+    (`numeric._lower._coordinate.CoordinateDiscreteMap`, jit-compiled)."""
+
+    def __init__(self, rule, losses=None, params=None):
+        from .._lower._coordinate import coordinate_discrete_map
+
+        self.map = coordinate_discrete_map(rule, dict(losses or {}), params)
+        self.rule = as_rule(rule)
+        self.h = self.map.h
+
+    def _split(self, state):
+        if not self.map.memory:
+            return state, ()
+        if not isinstance(state, tuple | list) or len(state) != 1 + len(self.map.memory):
+            names = ", ".join(("theta", *self.map.memory))
+            raise BeaValueError(
+                f"rule {self.rule.name!r} has memory {self.map.memory}; its state is the "
+                f"tuple ({names}) (numeric.on_manifold gives one)"
+            )
+        return state[0], tuple(state[1:])
+
+    def _join(self, theta, memory):
+        return (theta, *memory) if self.map.memory else theta
+
+    def __call__(self, state, h=None):
+        theta, memory = self._split(state)
+        return self._join(*self.map(theta, memory, h))
+
+    def iterate(self, state, h=None, k: int = 1):
+        """`k` steps of the rule from `state` (a `lax.fori_loop`)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise BeaValueError(f"k={k!r} must be a positive integer number of steps")
+        h = self.h if h is None else h
+        if h is None:
+            raise BeaValueError("the learning rate h is unbound; call step.iterate(state, h, k)")
+        theta, memory = self._split(state)
+        return self._join(*self.map.iterate(theta, memory, h, k))
+
+    def __repr__(self) -> str:
+        return f"CoordinateMap(rule={self.rule.name!r})"
+
+
+def discrete_map(rule, losses=None, fields=None, params=None, *, blocks=None):
     """The update rule as a numerical map `step(state, h)`, running the rule's own code.
+
+    One convention for every rule: `step(state, h)` returns the next state, the
+    parameters for a rule without memory and the tuple `(theta, m1, ...)` for a rule
+    with memory (as `numeric.on_manifold` returns it); `step.iterate(state, h, k)`
+    applies it `k` times. Coordinate-wise rules (`bea.family_of(rule).basis ==
+    "coordinates"`: RMSProp, Adam, sign descent) are run on arrays by their own code
+    too (a `CoordinateMap`; built-in ones are rebuilt with the numbers in `params`).
 
     Arguments:
         rule: a `bea.Rule` or an update function `rule(state, h, grad)` (the one
             given to `bea.modified_equation`).
         losses: loss name -> scalar JAX function of the state, for `grad`.
         fields: field name -> JAX function of the state returning its block's
-            velocity, for `field`.
+            velocity, for `field` (rules over trees only).
         params: `{"h": ..., "alpha": ...}`: numbers for `h` (optional, may be passed
             per call) and for the SymPy symbols in the rule's body.
         blocks: block names of a plain function over several players.
 
     Returns:
-        A `DiscreteMap`.
+        A `DiscreteMap` (a `CoordinateMap` for a coordinate-wise rule).
 
     Example:
         >>> import bea, jax.numpy as jnp
         >>> step = discrete_map(bea.rules.gd, losses={"E": lambda x: jnp.sum(x**2) / 2})
         >>> step(jnp.array([1.0, 2.0]), 0.5)
         Array([0.5, 1. ], dtype=float64)
+
+        RMSProp's state is `(theta, v)`:
+
+        >>> E = {"E": lambda x: jnp.sum(x**2) / 2}
+        >>> step = discrete_map(bea.rules.rmsprop, E, params={"rho": 0.5, "eps": 0.0})
+        >>> step((jnp.array([2.0]), jnp.array([4.0])), 0.1)
+        (Array([1.9], dtype=float64), Array([4.], dtype=float64))
     """
+    if blocks is None and bea.family_of(rule).basis == "coordinates":
+        if fields:
+            raise BeaValueError(
+                "a coordinate-wise rule takes losses, not fields; pass losses={...}"
+            )
+        return CoordinateMap(rule, losses, params)
     return DiscreteMap(rule, losses, fields, params, blocks)

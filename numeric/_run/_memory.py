@@ -93,15 +93,10 @@ def manifold_function(meq, params: Mapping | None = None) -> Callable:
 
 def _coordinate_manifold(meq, params):
     """`manifold_function` of a coordinate-wise rule (Adam's m, v): each memory's
-    series M₀ + h M₁ + … lowered like a field, densely when the state has the
-    derivation's d coordinates, elementwise (`numeric.coordinate_elementwise_field`)
-    on states of any other size."""
-    from .._lower._coordinate import (
-        CoordinateField,
-        coordinate_elementwise_field,
-        slow_manifold,
-        with_field,
-    )
+    series M₀ + h M₁ + … lowered like a field (`CoordinateVectorField`: densely when
+    the state has the derivation's d coordinates, elementwise on states of any other
+    size and on pytrees)."""
+    from .._lower._coordinate import CoordinateVectorField, slow_manifold, with_field
 
     if not meq.memory:
         raise BeaValueError(
@@ -111,11 +106,9 @@ def _coordinate_manifold(meq, params):
     cache: dict = {}
 
     def apply(theta, h, losses, fields=None):
-        size = sum(jnp.size(x) for x in jax.tree_util.tree_leaves(theta))
-        key = (size == meq.dimension, tuple(sorted((k, id(v)) for k, v in (losses or {}).items())))
+        key = tuple(sorted((k, id(v)) for k, v in (losses or {}).items()))
         if key not in cache:
-            make = CoordinateField if key[0] else coordinate_elementwise_field
-            cache[key] = [make(f, losses or {}, params) for f in fakes]
+            cache[key] = [CoordinateVectorField(f, losses or {}, params) for f in fakes]
         return tuple(fn(theta, h) for fn in cache[key])
 
     return apply
