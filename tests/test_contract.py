@@ -80,7 +80,7 @@ FEATURES = {
     "codegen": lambda rule, meq, p: bea.codegen(meq),
     "modifying integrator": lambda rule, meq, p: bea.modifying_integrator(rule, 1),
     "map series": lambda rule, meq, p: bea.map_series(rule, 1),
-    "game principal flow": lambda rule, meq, p: bea.game_principal_flow(rule, 1),
+    "game principal flow": lambda rule, meq, p: bea.games.game_principal_flow(rule, 1),
     "vector field": lambda rule, meq, p: numeric.vector_field(meq, LOSSES, params=p)(STATE, 0.1),
     "discrete map": lambda rule, meq, p: numeric.discrete_map(rule, LOSSES, params=p),
     "order check": lambda rule, meq, p: numeric.check_order(
