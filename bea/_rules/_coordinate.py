@@ -41,7 +41,6 @@ __all__ = [
     "adagrad",
     "adam",
     "clipped_gd",
-    "is_coordinate_rule",
     "normalised_sam",
     "rmsprop",
     "signgd",
@@ -224,13 +223,3 @@ REGIONS: dict[str, dict] = {
 }
 """The region a built-in non-smooth rule is derived on when none is declared on the
 command line: symbolic signs for sign descent, the clipped branch for clipping."""
-
-
-def is_coordinate_rule(rule) -> bool:
-    """Whether `rule` declares the coordinate-wise family (the built-ins do).
-
-    Example:
-        >>> is_coordinate_rule(adam(beta1=0)), is_coordinate_rule(lambda t, h, g: t)
-        (True, False)
-    """
-    return getattr(rule, "family", None) == "coordinate"

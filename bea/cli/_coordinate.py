@@ -23,13 +23,24 @@ from collections.abc import Callable, Sequence
 
 from .._core._errors import BeaValueError, TraceError
 from .._families._registry import coordinate_wise, family_of
-from .._rules._coordinate import REGIONS, is_coordinate_rule
+from .._rules._coordinate import REGIONS
 from ._budget import Budget
 
-__all__ = ["coordinate_wanted", "derive_coordinate", "loss_coordinate", "parse_region"]
+__all__ = [
+    "coordinate_wanted",
+    "derive_coordinate",
+    "in_coordinate_family",
+    "loss_coordinate",
+    "parse_region",
+]
 
 MAX_ORDER, HARD_ORDER = 2, 8
 MAX_DIMENSION, HARD_DIMENSION = 3, 10
+
+
+def in_coordinate_family(rule) -> bool:
+    """Whether the registry puts `rule` in the coordinate family (by its declaration)."""
+    return family_of(rule).basis == "coordinates"
 
 
 def coordinate_wanted(rule, args) -> bool:
@@ -37,7 +48,7 @@ def coordinate_wanted(rule, args) -> bool:
     (declared, or found so by the tree tracer's refusal, `TraceError.suggestion`), or
     any rule when --dimension or --region is given."""
     if (
-        is_coordinate_rule(rule)
+        in_coordinate_family(rule)
         or getattr(args, "dimension", None) is not None
         or bool(getattr(args, "region", None))
     ):
@@ -105,7 +116,7 @@ def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Ca
 
     dimension = _sizes(args, order, budget)
     region = parse_region(getattr(args, "region", None) or [], dimension)
-    if region is None and rule.name in REGIONS and is_coordinate_rule(rule):
+    if region is None and rule.name in REGIONS and in_coordinate_family(rule):
         region = REGIONS[rule.name]
         shown = " ".join(f"--region {k}={v}" for k, v in region.items())
         say(f"(on the region {shown}; give --region to choose another)")

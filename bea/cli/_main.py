@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from .._core._errors import BeaError, BeaValueError
 from .._core._params import parse_param, parse_value
 from ._budget import Budget
-from ._coordinate import coordinate_wanted, derive_coordinate, loss_coordinate
+from ._coordinate import coordinate_wanted, derive_coordinate, in_coordinate_family, loss_coordinate
 from ._user_rules import resolve_rule
 
 __all__ = ["main", "parse_param", "parse_value"]
@@ -152,9 +152,7 @@ def _check_rule_values(rule, values: dict, budget: Budget) -> None:
 
 
 def _no_coordinate(rule, command: str) -> None:
-    from .._rules._coordinate import is_coordinate_rule
-
-    if is_coordinate_rule(rule):
+    if in_coordinate_family(rule):
         raise BeaValueError(
             f"{command} works on tree-series rules; {rule.name!r} is coordinate-wise: use "
             f"bea derive {rule.name} --order N --dimension D, or numeric.vector_field"

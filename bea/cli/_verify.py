@@ -26,7 +26,8 @@ from numeric._lower._params import equation_symbols
 from .._core._errors import BeaValueError, TraceError
 from .._equation import _modified
 from .._rules import _builtin as _rules
-from .._rules._coordinate import REGIONS, is_coordinate_rule
+from .._rules._coordinate import REGIONS
+from ._coordinate import in_coordinate_family
 
 __all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
 
@@ -156,7 +157,7 @@ def _equation(rule, order: int, problem: str | None, force: bool, region: dict |
     derived per coordinate in the dimension of the problem's state, so `bea verify`
     never asks for --dimension.
     """
-    if region is None and not is_coordinate_rule(rule):
+    if region is None and not in_coordinate_family(rule):
         try:
             return _modified.modified_equation(rule, order, force=force)
         except TraceError as err:
@@ -167,7 +168,7 @@ def _equation(rule, order: int, problem: str | None, force: bool, region: dict |
 
     Budget(force=force).integer(str(order), "--order", MAX_ORDER, HARD_ORDER)
     _, prob = _coordinate_problem(problem)
-    if region is None and is_coordinate_rule(rule):
+    if region is None and in_coordinate_family(rule):
         region = REGIONS.get(rule.name)
     return _modified.modified_equation(
         rule, order, dimension=state_size(prob.state0), region=region
@@ -213,7 +214,7 @@ def verify_command(
                 f"--param {key}={value} must be a number to run the check; give e.g. {key}=1/2"
             )
     numbers = dict(params or {})
-    if region is None and not is_coordinate_rule(rule):
+    if region is None and not in_coordinate_family(rule):
         # a tree-series rule takes its declared parameters exactly, by rebuilding
         own = {k: v for k, v in numbers.items() if k in known}
         numbers = {k: v for k, v in numbers.items() if k not in own}
