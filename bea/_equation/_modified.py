@@ -47,10 +47,11 @@ Oracle = Colour
 _BASES = {"trees": TreeExpansion, "coordinates": CoordinateExpansion}
 
 
-def _of(basis: str):
-    """A property that reads `name` from the expansion, for equations over `basis`."""
+def _over(basis: str, name: str, doc: str) -> property:
+    """The expansion's attribute `name`, for equations over `basis`; on the other basis a
+    `BeaAttributeError` (an `AttributeError` too, so `hasattr` answers False)."""
 
-    def getter(self, name):
+    def get(self):
         if self.basis != basis:
             raise BeaAttributeError(
                 f"{name} belongs to equations over the {basis} basis; rule {self.rule!r} "
@@ -58,14 +59,7 @@ def _of(basis: str):
             )
         return getattr(self.expansion, name)
 
-    def make(name: str, doc: str):
-        return property(lambda self: getter(self, name), doc=doc)
-
-    return make
-
-
-_trees = _of("trees")
-_coordinates = _of("coordinates")
+    return property(get, doc=doc)
 
 
 @dataclass(frozen=True)
@@ -120,8 +114,9 @@ class ModifiedEquation:
         manifold=(),
     ) -> ModifiedEquation:
         """An equation over the tree basis from its parts."""
-        expansion = TreeExpansion(time, tuple(blocks), tuple(oracles), tuple(terms), domain)
-        expansion = replace(expansion, manifold=tuple(manifold))
+        expansion = TreeExpansion(
+            time, tuple(blocks), tuple(oracles), tuple(terms), domain, tuple(manifold)
+        )
         return cls(rule, order, expansion, tuple(params), convention, player_times, source)
 
     @property
@@ -138,10 +133,14 @@ class ModifiedEquation:
         return replace(self, expansion=replace(self.expansion, **changes))
 
     # -- the tree basis ------------------------------------------------------------
-    oracles = _trees("oracles", "What each tree colour means (`bea.Colour`).")
-    terms = _trees("terms", "`(tree, h_power, coefficient)`, coefficients in `domain`.")
-    domain = _trees("domain", "SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).")
-    manifold = _trees("manifold", "The slow manifold: one `MemorySeries` per memory and block.")
+    oracles = _over("trees", "oracles", "What each tree colour means (`bea.Colour`).")
+    terms = _over("trees", "terms", "`(tree, h_power, coefficient)`, coefficients in `domain`.")
+    domain = _over(
+        "trees", "domain", "SymPy domain of the coefficients (QQ, QQ[params], QQ(params))."
+    )
+    manifold = _over(
+        "trees", "manifold", "The slow manifold: one `MemorySeries` per memory and block."
+    )
 
     @property
     def time(self) -> sp.Expr:
@@ -215,14 +214,16 @@ class ModifiedEquation:
         return {(t, k): c for t, k, c in self.terms}
 
     # -- the coordinate basis ------------------------------------------------------
-    dimension = _coordinates("dimension", "d, the dimension the field is derived in.")
-    field = _coordinates("field", "field[p][i], the h^p coefficient of coordinate i.")
-    slow_manifold = _coordinates("slow_manifold", "`(memory, M)`, M[k][i] per coordinate.")
-    map_terms = _coordinates("map_terms", "Φ[k][i], the h^(k+1) coefficient of the map.")
-    coordinates = _coordinates("coordinates", "The coordinate symbols x1, …, xd.")
-    derivatives = _coordinates("derivatives", "Partial-derivative symbol -> (loss, indices).")
-    signs = _coordinates("signs", "The declared signs, `((loss, i), value)`.")
-    loss = _coordinates("loss", "The explicit losses as `(name, expression)`.")
+    dimension = _over("coordinates", "dimension", "d, the dimension the field is derived in.")
+    field = _over("coordinates", "field", "field[p][i], the h^p coefficient of coordinate i.")
+    slow_manifold = _over("coordinates", "slow_manifold", "`(memory, M)`, M[k][i] per coordinate.")
+    map_terms = _over("coordinates", "map_terms", "Φ[k][i], the h^(k+1) coefficient of the map.")
+    coordinates = _over("coordinates", "coordinates", "The coordinate symbols x1, …, xd.")
+    derivatives = _over(
+        "coordinates", "derivatives", "Partial-derivative symbol -> (loss, indices)."
+    )
+    signs = _over("coordinates", "signs", "The declared signs, `((loss, i), value)`.")
+    loss = _over("coordinates", "loss", "The explicit losses as `(name, expression)`.")
 
     def total(self) -> tuple[sp.Expr, ...]:
         """The whole field Σ_p h^p field[p], one expression per coordinate."""
