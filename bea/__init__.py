@@ -17,14 +17,13 @@ of B-series), `bea.games` (two-player games) and `bea.backend` (what a numerical
 backend lowers from).
 """
 
-import warnings as _warnings
-
 from . import backend as backend
 from . import games as games
 from . import ops as ops
 from . import rules as rules
 from . import trees as trees
 from ._core._colour import Colour as Colour
+from ._core._deprecation import former_names as _former_names
 from ._core._errors import BeaError as BeaError
 from ._core._errors import BeaTypeError as BeaTypeError
 from ._core._errors import BeaValueError as BeaValueError
@@ -138,19 +137,4 @@ _DEPRECATED = {
 }
 
 
-def __getattr__(name: str):
-    if name in _DEPRECATED:
-        import importlib
-
-        module, attribute, replacement = _DEPRECATED[name]
-        _warnings.warn(
-            f"bea.{name} is deprecated and will be removed in the next release; use {replacement}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(module, __name__), attribute)
-    raise AttributeError(f"module 'bea' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) - set(_DEPRECATED))
+__getattr__, __dir__ = _former_names(__name__, _DEPRECATED, globals())

@@ -7,6 +7,7 @@ backend of BSeries.jl hooks into its core: a rule is run on arrays by the same
 trees (`index_form`).
 """
 
+from ._core._deprecation import former_names as former_names
 from ._families.coordinate._engine import call_coordinate_rule as call_coordinate_rule
 from ._printing._index import INDEX_SYMBOLS as INDEX_SYMBOLS
 from ._printing._index import index_form as index_form
@@ -21,6 +22,7 @@ __all__ = [
     "as_rule",
     "call_coordinate_rule",
     "call_rule",
+    "former_names",
     "grad_info",
     "index_form",
 ]

@@ -8,8 +8,6 @@ namespaces: `numeric.principal` (principal flow and edge of stability) and
 `numeric.drift_adjusted` (drift-adjusted learning rates).
 """
 
-import warnings as _warnings
-
 from . import drift_adjusted as drift_adjusted
 from . import principal as principal
 
@@ -54,6 +52,8 @@ from ._train._transforms import regularised as regularised
 
 # isort: split
 # The principal flow (its tools in `numeric.principal`) and Hessian-vector products.
+from bea.backend import former_names as _former_names
+
 from ._linalg._lanczos import hvp as hvp
 from ._linalg._principal import principal_flow as principal_flow
 
@@ -168,20 +168,4 @@ _DEPRECATED = {
 }
 
 
-def __getattr__(name: str):
-    if name in _DEPRECATED:
-        import importlib
-
-        module, attribute, replacement = _DEPRECATED[name]
-        _warnings.warn(
-            f"numeric.{name} is deprecated and will be removed in the next release; use "
-            f"{replacement}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(module, __name__), attribute)
-    raise AttributeError(f"module 'numeric' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) - set(_DEPRECATED))
+__getattr__, __dir__ = _former_names(__name__, _DEPRECATED, globals())

@@ -173,3 +173,10 @@ def test_the_scan_sees_names():
     assert not _public("numeric", ["coordinate_vector_field"])
     assert not _public("bea", ["trees", "leaf"])
     assert _public("bea", ["trees", "Tree"]) and _public("numeric", ["principal", "lanczos"])
+
+
+def test_dir_lists_the_current_names_not_the_former_ones():
+    for module in (bea, numeric):
+        listed = set(dir(module))
+        assert set(module.__all__) <= listed
+        assert not {name for name in listed if name in module._DEPRECATED}
