@@ -110,3 +110,24 @@ def test_bad_descriptions_name_the_entry():
         equation_from_json("{")
     with pytest.raises(bea.BeaTypeError, match="mapping"):
         equation_from_dict([1, 2])
+
+
+def test_descriptions_nested_too_deeply_are_refused_in_one_sentence():
+    # a shared JSON file is untrusted input: deep nesting must not reach Python's
+    # recursion limit as a raw RecursionError
+    d = bea.modified_equation(bea.rules.gd, 1).to_dict()
+    d["terms"][0]["coefficient"] = "(" * 5000 + "1" + ")" * 5000
+    with pytest.raises(bea.BeaValueError, match="nested too deeply"):
+        bea.ModifiedEquation.from_dict(d)
+    c = bea.modified_equation(bea.rules.rmsprop, 0, dimension=1).to_dict()
+    c["exact"]["field"]["0"][0] = "Add(" * 5000 + "1" + ")" * 5000
+    with pytest.raises(bea.BeaValueError, match="deeper than"):
+        bea.ModifiedEquation.from_dict(c)
+
+
+def test_coordinate_descriptions_read_only_declared_names():
+    # the exact prefix form names node types and declared symbols, nothing else
+    c = bea.modified_equation(bea.rules.rmsprop, 0, dimension=1).to_dict()
+    c["exact"]["field"]["0"][0] = "__import__(1)"
+    with pytest.raises(bea.BeaValueError, match="not a node name or a declared symbol"):
+        bea.ModifiedEquation.from_dict(c)

@@ -150,7 +150,10 @@ def parse_rational_function(text: str, what: str = "value") -> sp.Expr:
 
     if not tokens:
         raise BeaValueError(f"{what} is empty; write e.g. '-1/12'")
-    result = expr()
+    try:
+        result = expr()
+    except RecursionError:
+        raise BeaValueError(f"{what} is nested too deeply to read; write it flatter") from None
     if i != len(tokens):
         raise fail("unexpected trailing text")
     return result
@@ -163,6 +166,8 @@ def parse_rational_function(text: str, what: str = "value") -> sp.Expr:
 # integers, p/q rationals and symbol names, rebuilt node by node without evaluation.
 
 _PREFIX = {"Add": sp.Add, "Mul": sp.Mul, "Pow": sp.Pow, "Abs": sp.Abs, "sign": sp.sign}
+_MAX_DEPTH = 200
+"""The deepest nesting `parse_prefix` reads (a field's expressions are a few levels deep)."""
 _PREFIX_TOKEN = re.compile(r"\s*(?:(-?\d+(?:/\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|([(),]))")
 
 
@@ -224,7 +229,9 @@ def parse_prefix(text: str, what: str, symbols: dict[str, sp.Symbol]) -> sp.Expr
         i += 1
         return tokens[i - 1]
 
-    def node() -> sp.Expr:
+    def node(depth: int = 0) -> sp.Expr:
+        if depth > _MAX_DEPTH:
+            raise fail(f"the nesting is deeper than {_MAX_DEPTH}")
         tok = take()
         if tok[0].isdigit() or tok[0] == "-":
             p, _, q = tok.partition("/")
@@ -233,9 +240,9 @@ def parse_prefix(text: str, what: str, symbols: dict[str, sp.Symbol]) -> sp.Expr
             return sp.Rational(int(p), int(q)) if q else sp.Integer(int(p))
         if tok in _PREFIX and i < len(tokens) and tokens[i] == "(":
             take()
-            args = [node()]
+            args = [node(depth + 1)]
             while (sep := take()) == ",":
-                args.append(node())
+                args.append(node(depth + 1))
             if sep != ")":
                 raise fail("expected ')'")
             if tok in ("Abs", "sign"):
