@@ -446,8 +446,11 @@ def modified_equation(
     family = family_of(r, **coordinate_options)
     if family.basis == "trees":
         unused = sorted(k for k in COORDINATE_OPTIONS if coordinate_options[k] is not None)
-        if unused:  # pragma: no cover - family_of chooses the coordinate family then
-            raise BeaValueError(f"{unused[0]}= is an option of the coordinate family")
+        if unused:  # a rule that declares a tree family, given a coordinate option
+            raise BeaValueError(
+                f"rule {r.name!r} declares the {family.name} family; {unused[0]}= is an "
+                "option of the coordinate family (leave it out)"
+            )
         expansion, times = family.expansion(
             r, order, force=force, convention=convention, player_times=player_times
         )
