@@ -4,7 +4,8 @@ index form of coordinate-wise fields.
 `numeric` (JAX) reads `bea` through the package itself and this namespace only, as a
 backend of BSeries.jl hooks into its core: a rule is run on arrays by the same
 `call_rule` that traces it, and a coordinate-wise field is lowered from its weighted
-trees (`index_form`).
+trees (`index_form`). `former_names` keeps a backend's renamed public names importable
+for one release, as `bea` does.
 """
 
 from ._core._deprecation import former_names as former_names
