@@ -131,3 +131,11 @@ def test_coordinate_descriptions_read_only_declared_names():
     c["exact"]["field"]["0"][0] = "__import__(1)"
     with pytest.raises(bea.BeaValueError, match="not a node name or a declared symbol"):
         bea.ModifiedEquation.from_dict(c)
+
+
+def test_a_repeated_term_is_refused():
+    # read back, a repeated tree printed one sum while coefficient() read another
+    d = bea.modified_equation(bea.rules.gd, 1).to_dict()
+    d["terms"].append(dict(d["terms"][0]))
+    with pytest.raises(bea.BeaValueError, match="repeats the tree 'E' at h\\^0"):
+        bea.ModifiedEquation.from_dict(d)

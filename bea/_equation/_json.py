@@ -139,7 +139,7 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
     oracles = tuple(_oracle(label, text, blocks) for label, text in fields.items())
     labels = {o.colour for o in oracles}
 
-    parsed = []
+    parsed, seen = [], set()
     for j, term in enumerate(raw_terms):
         if not isinstance(term, Mapping):
             raise BeaTypeError(
@@ -156,6 +156,11 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
         coeff = parse_rational_function(
             str(_require(term, "coefficient", str, "'-1/2'")), f"terms[{j}].coefficient"
         )
+        if (tree, k) in seen:
+            raise BeaValueError(
+                f"terms[{j}] repeats the tree {str(tree)!r} at h^{k}; give each term once"
+            )
+        seen.add((tree, k))
         parsed.append((tree, k, coeff))
 
     h = sp.Symbol("h")
