@@ -274,7 +274,7 @@ class ElementwiseField:
         U, S = INDEX_SYMBOLS[:2]
         terms = index_form(meq)
         weights = [sp.sympify(w) for t in terms for w in t.weights]
-        self.h, num = bind(meq, weights, params, structural=INDEX_SYMBOLS)
+        self.h, num = bind(meq, weights, params)
         exprs: list[sp.Expr] = []
 
         def weight(expr):

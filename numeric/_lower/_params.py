@@ -73,51 +73,19 @@ def _free(expr) -> set[sp.Symbol]:
     return set(getattr(expr, "free_symbols", ()) or ())
 
 
-def _structural(meq) -> set[sp.Symbol]:
-    """The symbols of a coordinate equation that are no parameters: the coordinates,
-    the partial derivatives of the loss and the declared signs."""
-    if meq.basis != "coordinates":
-        return set()
-    return {
-        *meq.coordinates,
-        *(s for s, _ in meq.derivatives),
-        *(s for _, s in meq.signs if isinstance(s, sp.Symbol)),
-    }
-
-
-def _expressions(meq) -> list:
-    """Every SymPy expression of an equation that may hold a rule's symbols: its field,
-    its slow manifold and (coordinates) its one-step map, its time and parameters."""
-    out: list = [value for _, value in getattr(meq, "params", ()) if isinstance(value, sp.Basic)]
-    if meq.basis == "coordinates":
-        out += [e for row in meq.field for e in row]
-        out += [e for _, series in meq.slow_manifold for row in series for e in row]
-        out += [e for row in meq.map_terms for e in row]
-        return out
-    to_sympy = meq.domain.to_sympy
-    out += [to_sympy(c) for _, _, c in meq.terms]
-    for m in getattr(meq, "manifold", ()):
-        out.append(to_sympy(m.identity))
-        out += [to_sympy(c) for _, _, c in m.terms]
-    out.append(getattr(meq, "time", None))
-    out += list(getattr(meq, "player_times", None) or ())
-    return out
-
-
 def equation_symbols(meq, declared: bool = True) -> set[str]:
-    """The names `params` may bind for an equation of either basis: the free symbols of
-    its field, slow manifold, time and symbolic parameters and, with `declared`, the
-    names of all the rule's declared parameters (bound even where they cancel or were
-    given numbers); never `h`, nor a coordinate equation's coordinates, partial
-    derivatives (`E_12`) or signs (`s_1`).
+    """The names `params` may bind for an equation of either basis: the symbols it is
+    written in (`meq.symbols`: never a coordinate equation's coordinates, partial
+    derivatives `E_12` or signs `s_1`) and, with `declared`, the names of all the
+    rule's declared parameters (bound even where they cancel or were given numbers);
+    never `h`.
 
     Example:
         >>> import bea
         >>> sorted(equation_symbols(bea.modified_equation(bea.rules.weight_average, 1)))
         ['beta']
     """
-    skip = _structural(meq)
-    names = {s.name for e in _expressions(meq) for s in _free(e) - skip}
+    names = {s.name for s in meq.symbols}
     if declared:
         names |= {name for name, _ in getattr(meq, "params", ())}
     names.discard("h")
@@ -137,12 +105,13 @@ def check_keys(meq, bound: Mapping[str, object]) -> None:
         )
 
 
-def bind(meq, exprs, params: Mapping | None, structural=()) -> tuple[object, dict]:
+def bind(meq, exprs, params: Mapping | None) -> tuple[object, dict]:
     """Numbers for the symbols of `exprs`, the expressions of `meq` being lowered.
 
-    The symbols bound are the free symbols the expressions hold (a rule's own
-    parameters or module-level symbols alike), less `structural` ones (coordinates,
-    partial derivatives, signs) and `h`. A missing number raises `BeaValueError`
+    The symbols bound are the equation's own (`meq.symbols`: a rule's declared
+    parameters or module-level symbols alike; not the coordinates, partial derivatives
+    or signs of a coordinate equation, nor an index form's g_i, s_i) that the
+    expressions hold, `h` aside. A missing number raises `BeaValueError`
     naming it; a key of `params` that is no parameter of `meq` is refused.
 
     Returns:
@@ -150,9 +119,8 @@ def bind(meq, exprs, params: Mapping | None, structural=()) -> tuple[object, dic
     """
     h, bound = split_h(params)
     check_keys(meq, bound)
-    skip = set(structural) | _structural(meq)
-    free = {s for e in exprs for s in _free(e)} - skip
-    free = {s for s in free if s.name != "h"}
+    own = meq.symbols
+    free = {s for e in exprs for s in _free(e) if s in own and s.name != "h"}
     missing = sorted(s.name for s in free if s.name not in bound)
     if missing:
         raise BeaValueError(
