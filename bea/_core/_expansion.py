@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from ._colour import Colour
+from ._contraction import refuse_unless_contraction
 from ._errors import BeaValueError
 from ._scalars import H, choose_domain
 from ._trees import Tree, parse_tree
@@ -69,6 +70,9 @@ class TreeExpansion:
         domain: SymPy domain of the coefficients (QQ, QQ[params], QQ(params)).
         manifold: for a rule with memory, one `MemorySeries` per memory variable and
             block.
+        contraction: for a rule with memory, the polynomial (coefficients, highest
+            degree first, as SymPy expressions) whose roots are the factors by which
+            the memory is multiplied per step at h = 0 (`bea._core._contraction`).
     """
 
     time: sp.Expr
@@ -77,6 +81,7 @@ class TreeExpansion:
     terms: tuple[tuple[Tree, int, object], ...]
     domain: object = field(repr=False)
     manifold: tuple[MemorySeries, ...] = ()
+    contraction: tuple[sp.Expr, ...] = ()
 
     basis = "trees"
 
@@ -89,9 +94,10 @@ class TreeExpansion:
         """The trees and coefficients multiplying h**power."""
         return {t: self.domain.to_sympy(c) for t, k, c in self.terms if k == power}
 
-    def subs(self, table: dict) -> TreeExpansion:
+    def subs(self, table: dict, rule: str) -> TreeExpansion:
         """The expansion with symbols replaced by exact values (`{Symbol: value}`), the
-        coefficients re-read in the smallest domain holding what is left."""
+        coefficients re-read in the smallest domain holding what is left; refused when
+        the values make the memory of rule `rule` no contraction."""
 
         def conv(c):
             return sp.cancel(self.domain.to_sympy(c).subs(table))
@@ -108,10 +114,12 @@ class TreeExpansion:
         domain = choose_domain(left, fractions)
         if left and self.domain.is_Field and not domain.is_Field:
             domain = domain.get_field()
+        refuse_unless_contraction(self.contraction, rule, table)
         return replace(
             self,
             terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in terms if c != 0),
             domain=domain,
+            contraction=tuple(sp.sympify(c).subs(table) for c in self.contraction),
             manifold=tuple(
                 replace(
                     m,
@@ -139,6 +147,8 @@ class TreeExpansion:
             "domain": str(self.domain),
             "terms": terms(self.terms),
         }
+        if self.contraction:
+            out["contraction"] = [str(c) for c in self.contraction]
         if self.manifold:
             out["manifold"] = [
                 {

@@ -198,6 +198,10 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
         terms=tuple(terms),
         domain=domain,
         manifold=_manifold(d.get("manifold") or [], domain, labels),
+        contraction=tuple(
+            parse_rational_function(str(c), f"contraction[{i}]")
+            for i, c in enumerate(d.get("contraction") or ())
+        ),
     )
 
 

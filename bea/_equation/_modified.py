@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import sympy as sp
 
 from .._core._colour import Colour
+from .._core._contraction import refuse_unless_contraction
 from .._core._errors import BeaAttributeError, BeaValueError, check_integer
 from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
@@ -248,6 +249,22 @@ class ModifiedEquation:
         """The parameters the field is written in (what `subs` and numerics bind)."""
         return self.expansion.symbols
 
+    def check_contraction(self, values) -> None:
+        """Refuse, in one sentence, numbers for the equation's symbols (`{name: value}`,
+        floats read exactly) under which the rule's memory is no contraction: then it
+        has no slow manifold, and the equation describes no iterates. Symbols left
+        without a value leave the question open."""
+        coeffs = self.expansion.contraction
+        own = {s.name: s for c in coeffs for s in sp.sympify(c).free_symbols}
+        table = {}
+        for name, value in values.items():
+            if name in own:
+                try:
+                    table[own[name]] = sp.Rational(float(value))
+                except (TypeError, ValueError, OverflowError):
+                    return  # a traced or non-finite value: nothing to decide here
+        refuse_unless_contraction(coeffs, self.rule, table)
+
     def field_at(self, power: int):
         """The h^power coefficient of the field: `{tree: coefficient}` over trees, one
         expression per coordinate over coordinates."""
@@ -277,7 +294,7 @@ class ModifiedEquation:
         params = tuple((k, v.subs(table) if isinstance(v, sp.Basic) else v) for k, v in self.params)
         given = dict(self.params)
         params += tuple((s.name, v) for s, v in table.items() if s.name not in given)
-        return replace(self, expansion=self.expansion.subs(table), params=params)
+        return replace(self, expansion=self.expansion.subs(table, self.rule), params=params)
 
     # -- output --------------------------------------------------------------------
     def text(self, notation: str = "auto") -> str:

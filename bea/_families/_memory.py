@@ -47,12 +47,13 @@ import sympy as sp
 from sympy.polys.domains import QQ
 from sympy.polys.matrices import DomainMatrix
 
+from .._core._contraction import FACTOR, refuse_unless_contraction
 from .._core._errors import BeaValueError, TraceError
 from .._core._scalars import H
 from .._rules._rule import Rule, call_rule
 from ._trace import Traced, Tracer
 
-__all__ = ["MemoryTrace", "trace_memory_map"]
+__all__ = ["MemoryTrace", "memory_factors", "trace_memory_map"]
 
 
 class MemoryTrace:
@@ -150,6 +151,29 @@ def _linear_part(rule: Rule, domain):
     return b0, b, c, a
 
 
+def _factors(J: sp.Matrix) -> tuple[sp.Expr, ...]:
+    """The factor polynomial of J at h = 0 without the state's eigenvalue 1."""
+    full = sp.Poly(J.charpoly(FACTOR).as_expr(), FACTOR)
+    return tuple(sp.Poly(sp.quo(full.as_expr(), FACTOR - 1, FACTOR), FACTOR).all_coeffs())
+
+
+def memory_factors(rule: Rule, domain) -> tuple[sp.Expr, ...]:
+    """The polynomial (coefficients, highest degree first) whose roots are the factors
+    by which `rule`'s memory is multiplied per step at h = 0; empty without memory."""
+    if not rule.memory:
+        return ()
+    b0, b, c, a = _linear_part(rule, domain)
+    return _factors(_jacobian(b0, b, c, a, domain))
+
+
+def _jacobian(b0, b, c, a, domain) -> sp.Matrix:
+    """J = [[b0, B], [C, A]], the rule at h = 0 on (theta, m)."""
+    return sp.Matrix(
+        [[domain.to_sympy(b0), *map(domain.to_sympy, b)]]
+        + [[domain.to_sympy(ci), *map(domain.to_sympy, row)] for ci, row in zip(c, a, strict=True)]
+    )
+
+
 def _solver(rule: Rule, domain):
     """The manifold's multiples of theta, y, and the matrix S^(-1) of the order-by-order
     solve, after checking that the memory is a contraction.
@@ -176,20 +200,8 @@ def _solver(rule: Rule, domain):
             f"rule {rule.name!r} on its slow manifold does not return the state at h = 0; "
             "an update rule must return the state plus learning-rate-sized steps"
         )
-    J = sp.Matrix(
-        [[domain.to_sympy(b0), *map(domain.to_sympy, b)]]
-        + [[domain.to_sympy(ci), *map(domain.to_sympy, row)] for ci, row in zip(c, a, strict=True)]
-    )
-    if not J.free_symbols:
-        lam = sp.Symbol("lam")
-        transversal = sp.quo(J.charpoly(lam).as_expr(), lam - 1, lam)
-        for ev in sp.Poly(transversal, lam).all_roots():
-            if abs(complex(ev)) >= 1:
-                raise BeaValueError(
-                    f"rule {rule.name!r}: its memory update multiplies the memory by {ev} "
-                    "per step, which is not a contraction (|factor| >= 1), so the memory "
-                    "has no slow manifold; use a factor such as |beta| < 1"
-                )
+    J = _jacobian(b0, b, c, a, domain)
+    refuse_unless_contraction(_factors(J), rule.name)
     Y = DomainMatrix([[yi] for yi in y], (n, 1), domain)
     B = DomainMatrix([list(b)], (1, n), domain)
     system = eye - A + Y * B

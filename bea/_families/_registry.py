@@ -33,7 +33,7 @@ from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
 from .._rules._rule import Rule, as_rule, call_rule
 from ._bseries import Series, trace_series
-from ._memory import trace_memory_map
+from ._memory import memory_factors, trace_memory_map
 from ._trace import Traced, Tracer
 from .coordinate._engine import coordinate_expansion
 
@@ -132,6 +132,7 @@ class _TreeFamily(RuleFamily):
             terms=series.terms,
             domain=series.domain,
             manifold=_manifold(mapped.manifold, rule, order),
+            contraction=memory_factors(rule, series.domain),
         )
         return expansion, times if times is not None else rule.player_times
 

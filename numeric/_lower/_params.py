@@ -93,7 +93,8 @@ def equation_symbols(meq, declared: bool = True) -> set[str]:
 
 
 def check_keys(meq, bound: Mapping[str, object]) -> None:
-    """Refuse a key of `params` (other than `h`) that names no symbol of `meq`."""
+    """Refuse a key of `params` (other than `h`) that names no symbol of `meq`, and
+    numbers under which the rule's memory is no contraction."""
     if getattr(meq, "basis", None) not in ("trees", "coordinates"):
         return
     unknown = sorted(set(bound) - equation_symbols(meq) - {"h"})
@@ -103,6 +104,7 @@ def check_keys(meq, bound: Mapping[str, object]) -> None:
             f"params has {unknown[0]!r}, which is no parameter of rule {meq.rule!r} (its "
             f"parameters are {known}); leave {unknown[0]!r} out of params"
         )
+    meq.check_contraction(bound)
 
 
 def bind(meq, exprs, params: Mapping | None) -> tuple[object, dict]:

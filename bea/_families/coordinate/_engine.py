@@ -46,6 +46,7 @@ from dataclasses import dataclass, field, replace
 
 import sympy as sp
 
+from ..._core._contraction import factor_polynomial, refuse_unless_contraction
 from ..._core._errors import BeaTypeError, BeaValueError, TraceError, check_integer, user_line
 from ..._core._read import parse_prefix, to_prefix
 from ..._core._scalars import H
@@ -76,6 +77,8 @@ class CoordinateExpansion:
         derivatives: partial-derivative symbol -> (loss, 0-based indices).
         signs: the declared sign symbols or values, ((loss, i), value).
         loss: the explicit losses as `(name, expression)`, empty for undefined E.
+        contraction: the polynomial (coefficients, highest degree first) whose roots
+            are the factors by which the memory is multiplied per step at h = 0.
     """
 
     dimension: int
@@ -89,6 +92,7 @@ class CoordinateExpansion:
     )
     signs: tuple[tuple[tuple[str, int], sp.Expr], ...] = ()
     loss: tuple[tuple[str, sp.Expr], ...] = ()
+    contraction: tuple[sp.Expr, ...] = ()
 
     basis = "coordinates"
 
@@ -96,6 +100,7 @@ class CoordinateExpansion:
         yield from (e for row in self.field for e in row)
         yield from (e for _, m in self.slow_manifold for row in m for e in row)
         yield from (e for row in self.map_terms for e in row)
+        yield from (sp.sympify(c) for c in self.contraction)
 
     @property
     def symbols(self) -> set[sp.Symbol]:
@@ -127,8 +132,10 @@ class CoordinateExpansion:
             out[s] = sp.Derivative(f, *(self.coordinates[i] for i in idx)) if idx else f
         return out
 
-    def subs(self, table: dict) -> CoordinateExpansion:
-        """The expansion with symbols replaced by exact values (`{Symbol: value}`)."""
+    def subs(self, table: dict, rule: str) -> CoordinateExpansion:
+        """The expansion with symbols replaced by exact values (`{Symbol: value}`);
+        refused when the values make the memory of rule `rule` no contraction."""
+        refuse_unless_contraction(self.contraction, rule, table)
 
         def rows(table_):
             return tuple(tuple(e.xreplace(table) for e in row) for row in table_)
@@ -138,6 +145,7 @@ class CoordinateExpansion:
             field=rows(self.field),
             slow_manifold=tuple((n, rows(m)) for n, m in self.slow_manifold),
             map_terms=rows(self.map_terms),
+            contraction=tuple(sp.sympify(c).xreplace(table) for c in self.contraction),
         )
 
     # -- JSON ----------------------------------------------------------------------
@@ -160,6 +168,7 @@ class CoordinateExpansion:
                 "map_terms": table(self.map_terms, write),
                 "signs": [[loss, i, write(v)] for (loss, i), v in self.signs],
                 "loss": {name: write(e) for name, e in self.loss},
+                "contraction": [write(sp.sympify(c)) for c in self.contraction],
             }
 
         return {
@@ -216,6 +225,9 @@ class CoordinateExpansion:
                 loss=tuple(
                     (str(n), parse_prefix(e, f"loss[{n!r}]", symbols))
                     for n, e in exact.get("loss", {}).items()
+                ),
+                contraction=tuple(
+                    parse_prefix(c, "contraction", symbols) for c in exact.get("contraction", ())
                 ),
             )
         except KeyError as err:
@@ -382,6 +394,7 @@ def one_step_map(
 
     solved: dict[sp.Symbol, sp.Expr] = {}
     manifold: dict[str, list[list[sp.Expr]]] = {name: [] for name in mem}
+    factors: tuple[sp.Expr, ...] = ()
     if mem:
         unfolded = [[tracer.unatom(new_theta.c[j][i]) for i in range(d)] for j in range(trunc + 1)]
         needed = max(
@@ -394,9 +407,11 @@ def one_step_map(
             default=-1,
         )
         for k in range(needed + 1):
-            _solve_order(
+            A = _solve_order(
                 tracer, k, mem, placeholders, new_theta, new_mem, manifold, solved, _name(rule)
             )
+            if k == 0:
+                factors = _memory_factors(A, _name(rule))
 
     def sub(e):
         return tracer.canon(tracer.resolve(e.xreplace(solved) if solved else e))
@@ -420,7 +435,7 @@ def one_step_map(
             f"rule {_name(rule)!r}: the memory enters the state at an order the slow "
             "manifold was not solved to; raise the order"
         )
-    return tracer, phi, manifold
+    return tracer, phi, manifold, factors
 
 
 def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, solved, rname):
@@ -465,6 +480,8 @@ def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, sol
             "the slow manifold cannot be solved order by order"
         ) from None
     A = A.applyfunc(sp.expand)
+    if k == 0 and not A.is_diagonal():  # refuse a non-contraction before solving with it
+        _memory_factors(A, rname)
     if A.is_diagonal():
         diag = [sp.factor(A[i, i]) for i in range(A.rows)]
         if any(v == 0 for v in diag):
@@ -481,6 +498,23 @@ def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, sol
     tracer.substitute_in_atoms(solved)
     for n, name in enumerate(mem):
         manifold[name].append([sol[n * d + i] for i in range(d)])
+    return A
+
+
+def _memory_factors(A: sp.Matrix, rname: str) -> tuple[sp.Expr, ...]:
+    """The factor polynomial of the memory from the order-0 system `A` = I − ∂m'/∂m
+    (each distinct factor once: every coordinate repeats them), refused at once when
+    it is numeric and not a contraction."""
+    if A.is_diagonal():
+        distinct = list(dict.fromkeys(sp.factor(1 - A[i, i]) for i in range(A.rows)))
+        coeffs = factor_polynomial(sp.diag(*distinct))
+    else:
+        coeffs = factor_polynomial(sp.eye(A.rows) - A)
+    try:
+        refuse_unless_contraction(coeffs, rname)
+    except BeaValueError as err:  # traced all the same: a coordinate-wise rule
+        raise BeaValueError(str(err), suggestion="coordinate") from None
+    return coeffs
 
 
 def _not_contraction(rname: str, name: str) -> str:
@@ -572,7 +606,7 @@ def coordinate_expansion(
         explicit = _losses(loss, coordinates, dimension, None)
         if coordinates is None:
             coordinates = tuple(sp.Symbol(f"x{i + 1}", real=True) for i in range(dimension))
-    tracer, phi, manifold = one_step_map(
+    tracer, phi, manifold, factors = one_step_map(
         rule,
         order + 1,
         dimension,
@@ -609,4 +643,5 @@ def coordinate_expansion(
         ),
         signs=tuple(tracer.signs.items()),
         loss=tuple((k, v) for k, v in explicit.items() if v is not None),
+        contraction=factors,
     )
