@@ -35,7 +35,7 @@ import sympy as sp
 from bea import BeaTypeError, BeaValueError
 from bea.backend import INDEX_SYMBOLS, call_coordinate_rule, index_form
 
-from ._params import Step, bind, split_h, unwrap, wrap
+from ._params import Step, bind, exact_number, split_h, unwrap, wrap
 
 __all__ = [
     "CoordinateVectorField",
@@ -156,9 +156,7 @@ def _numeric_rule(rule, bound: Mapping):
                         f"parameter {missing[0]!r} of rule {rule.name!r} is unbound; pass "
                         f"params={{{missing[0]!r}: value}}"
                     )
-                value = value.xreplace(
-                    {s: sp.Float(float(bound[s.name]), 17) for s in value.free_symbols}
-                )
+                value = value.xreplace({s: exact_number(bound[s.name]) for s in value.free_symbols})
             value = float(value)
         values[name] = value
     return rule.factory(**values)

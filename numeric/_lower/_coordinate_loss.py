@@ -20,7 +20,7 @@ import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
 
-from ._params import split_h
+from ._params import exact_number, split_h
 
 __all__ = ["CoordinateLossFn", "coordinate_loss_fn"]
 
@@ -85,7 +85,7 @@ class CoordinateLossFn:
                         f"parameter {s.name!r} of the loss is unbound; pass "
                         f"params={{{s.name!r}: value}}"
                     )
-                values[s] = sp.Float(float(bound[s.name]), 17)
+                values[s] = exact_number(bound[s.name])
             fn = sp.lambdify([u, v], psi.xreplace(values), modules=[{"sign": jnp.sign}, "jax"])
             self.psis.append((p, float(scale.xreplace(values)), fn))
         self._jit = jax.jit(self.apply)

@@ -32,6 +32,7 @@ __all__ = [
     "bind_params",
     "check_keys",
     "equation_symbols",
+    "exact_number",
     "number",
     "split_h",
     "unwrap",
@@ -65,6 +66,8 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
             isinstance(value, numbers.Number) or hasattr(value, "dtype")
         ):
             raise BeaTypeError(f"params[{name!r}] = {value!r} is not a number; give a number")
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            raise BeaValueError(f"params[{name!r}] = {value!r} is not finite; give a finite number")
         out[name] = value
     return out
 
@@ -129,7 +132,7 @@ def bind(meq, exprs, params: Mapping | None) -> tuple[object, dict]:
             f"parameter {missing[0]!r} of rule {meq.rule!r} is unbound; pass "
             f"params={{{missing[0]!r}: value}}"
         )
-    return h, {s: sp.Float(float(bound[s.name]), 17) for s in free}
+    return h, {s: exact_number(bound[s.name]) for s in free}
 
 
 def check_step(h):
@@ -154,8 +157,19 @@ def split_h(params: Mapping | None) -> tuple[object | None, dict[str, object]]:
     return h, bound
 
 
+def exact_number(value) -> sp.Rational:
+    """The exact value of a bound number (a float's binary value, as a rational).
+
+    Coefficients are rational functions of the parameters; substituted exactly and
+    rounded once, they keep every digit where a float evaluation of their expanded
+    form cancels (heavy ball's (β + 1)/(2(β − 1)³) near β = 1).
+    """
+    return sp.Rational(float(value))
+
+
 def number(expr, bound: Mapping[str, object], what: str) -> float:
-    """A SymPy expression without `h` as a float, with the bound symbols substituted.
+    """A SymPy expression without `h` as a float, with the bound symbols substituted
+    exactly (`exact_number`) and the result rounded once.
 
     Raises `BeaValueError` naming the first unbound symbol.
     """
@@ -166,7 +180,7 @@ def number(expr, bound: Mapping[str, object], what: str) -> float:
             f"parameter {missing[0]!r} of {what} is unbound; pass params={{{missing[0]!r}: value}}"
         )
     if expr.free_symbols:
-        expr = expr.subs({s: sp.Float(float(bound[s.name]), 17) for s in expr.free_symbols})
+        expr = expr.subs({s: exact_number(bound[s.name]) for s in expr.free_symbols})
     try:
         return float(expr)
     except TypeError:
