@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
@@ -263,9 +264,10 @@ def test_docstrings_carry_latex(generated):
 def test_coefficient_source_is_exact_arithmetic():
     alpha, lam = sp.symbols("alpha lambda")
     src = coefficient_source(-(alpha**2) / 2 + alpha * lam / 3)
-    value = eval(src, {"c_alpha": 0.5, "c_lambda": 1.5})  # generated source, not user input
-    assert value == pytest.approx(-(0.5**2) / 2 + 0.5 * 1.5 / 3, rel=1e-15)
-    assert coefficient_source(sp.Rational(-1, 12)) == "(-1 / 12)"
+    names = {"c_alpha": Fraction(1, 2), "c_lambda": Fraction(3, 2), "Fraction": Fraction}
+    value = eval(src, names)  # generated source, not user input
+    assert value == Fraction(-1, 8) + Fraction(1, 4)  # exact, not approximately
+    assert coefficient_source(sp.Rational(-1, 12)) == "Fraction(-1, 12)"
 
 
 def test_bad_requests():

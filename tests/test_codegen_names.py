@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import bea
 
 DOCUMENTED = {"LOSS_NAMES", "make_field", "make_update", "make_loss", "jax", "jnp", "optax"}
+DOCUMENTED |= {"Fraction"}  # exact coefficient arithmetic
 FORBIDDEN_CALLS = {"__import__", "eval", "exec", "open", "compile", "getattr", "globals"}
 
 
