@@ -167,14 +167,8 @@ def _coefficient(ind: str, target: str, src: str, comment: str) -> list[str]:
     line = f"{ind}{target} = float({src})  # {comment}"
     if len(line) <= _WIDTH:
         return [line]
-    out, row = [f"{ind}# {comment}", f"{ind}{target} = float("], ind + "    "
-    for word in src.split(" "):
-        if row.strip() and len(row) + 1 + len(word) > _WIDTH:
-            out.append(row.rstrip())
-            row = ind + "    " + word
-        else:
-            row = row + (" " if row.strip() else "") + word
-    return [*out, row.rstrip(), f"{ind})"]
+    body = _wrap_text(ind + "    ", src)
+    return [f"{ind}# {comment}", f"{ind}{target} = float(", *body, f"{ind})"]
 
 
 def _call(ind: str, target: str, func: str, args: list[str]) -> list[str]:
