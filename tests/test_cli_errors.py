@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from bea.cli import main
+
 BEA = [sys.executable, "-m", "bea.cli"]
 SECONDS = 20  # generous on a loaded machine; the refusals themselves take well under 1 s
 
@@ -170,3 +172,26 @@ def test_ctrl_c_exits_130_with_one_line(cwd):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "bea: error: interrupted\n", (proc.returncode, err)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "True", "None", "pi", "oo"])
+def test_param_values_that_mean_numbers_are_not_taken_as_symbols(value, capsys):
+    # taken as a symbol named "inf", it printed like the value it is not
+    assert main(["derive", "sam", "--order", "1", "--param", f"rho={value}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bea: error: ") and "\n" not in err and "exact finite number" in err
+
+
+def test_an_empty_plot_path_is_refused(capsys):
+    # it wrote nothing, silently
+    assert main(["verify", "gd", "--order", "1", "--plot", ""]) == 2
+    assert "names no file" in capsys.readouterr().err
+
+
+def test_a_rule_file_that_exits_is_an_error(tmp_path, capsys):
+    # a file calling sys.exit(0) made bea exit 0 with no output
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(0)\n")
+    assert main(["derive", f"{path}:rule", "--order", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "raised SystemExit on import" in err and "\n" not in err

@@ -59,6 +59,11 @@ def value_digits(text: str) -> int | None:
     return None
 
 
+_NOT_SYMBOLS = {"inf", "infinity", "nan", "true", "false", "none", "pi", "oo", "zoo"}
+"""Names that read as a number or a constant elsewhere: taken as symbols they would
+print like values (`--param alpha=inf`) while meaning something else."""
+
+
 def parse_value(
     text: str, *, max_digits: int = MAX_DIGITS, what: str | None = None, lift: str = ""
 ):
@@ -89,6 +94,11 @@ def parse_value(
     if _DECIMAL.fullmatch(text):
         f = Fraction(text)  # exact: Fraction reads the decimal string, not a float
         return sp.Rational(f.numerator, f.denominator)
+    if text.lower() in _NOT_SYMBOLS:
+        raise BeaValueError(
+            f"{shown} reads as a symbol name but means a number or a constant; give an "
+            "exact finite number such as 1/2 (or a symbol name such as beta)"
+        )
     if _IDENT.fullmatch(text):
         return sp.Symbol(text)
     raise BeaValueError(

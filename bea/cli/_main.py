@@ -297,6 +297,8 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
     _check_rule_values(rule, params, budget)
     hs = _learning_rates(args.hs) if args.hs is not None else None
     steps = budget.integer(args.steps, "--steps", budget.max_size, budget.hard_size, low=1)
+    if args.plot is not None and not args.plot.strip():
+        raise BeaValueError("--plot '' names no file; give a path such as out/check.png")
     plot = _output_path(args.plot, f"{args.rule}_order{order}") if args.plot else None
     try:
         from ._verify import verify_command

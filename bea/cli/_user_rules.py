@@ -39,7 +39,7 @@ def resolve_rule(text: str) -> Rule:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as err:  # the user's file raised: say which and where, in one line
+    except (Exception, SystemExit) as err:  # the user's file raised or exited: one line
         del sys.modules[module_name]
         raise BeaValueError(
             f"rule file {path!r} raised {type(err).__name__} on import ({err}); fix the file"
