@@ -231,3 +231,20 @@ def test_unknown_notation():
         meq.text("gradient")
     with pytest.raises(BeaValueError, match="notation"):
         meq.text("fancy")
+
+
+def test_a_rule_called_with_parameters_points_to_with_params():
+    # bea.rules.rmsprop(rho=2) raised Python's "missing 2 required positional arguments"
+    with pytest.raises(bea.BeaTypeError, match=r"rule.with_params"):
+        bea.rules.rmsprop(rho=2)
+
+
+def test_a_symbolic_time_joins_the_coefficient_domain():
+    # time=T*h raised CoercionFailed: T was not in the domain the logarithm divides in
+    T = sp.Symbol("T")
+    meq = bea.modified_equation(
+        bea.rule(lambda t, h, grad: t - h * grad("E", t), time=T * bea.H), 1
+    )
+    # the flow over T h of -grad E / T - h/(2T) Hess grad E matches one Euler step
+    assert sp.simplify(meq.coefficient("E") + 1 / T) == 0
+    assert sp.simplify(meq.coefficient("E[E]") + 1 / (2 * T)) == 0

@@ -132,9 +132,11 @@ def trace_series(r: Rule, order: int, family, *, force: bool = False, player_tim
     probe = family.probe(r)
     symbols = set(probe.record.get("symbols", set()))
     fractions = probe.record.get("fractions", False) or family.needs_field
-    if player_times is not None:
-        symbols |= {s for t in player_times for s in t.free_symbols if s != H}
-        fractions = fractions or any(t.free_symbols - {H} for t in player_times)
+    # the time c h, and the players' times, may be symbolic: the logarithm divides by c
+    for t in (r.time, *(player_times or ())):
+        own = sp.sympify(t).free_symbols - {H}
+        symbols |= own
+        fractions = fractions or bool(own)
     domain = choose_domain(symbols, fractions)
     if family.needs_field and not domain.is_Field:  # pragma: no cover - QQ is a field
         domain = domain.get_field()

@@ -73,8 +73,15 @@ class Rule:
     corrections: Any = field(default=None, repr=False, compare=False)
     family: str | None = None
 
-    def __call__(self, state, h, *args, **kwargs):
-        return self.update(state, h, *args, **kwargs)
+    def __call__(self, *args, **kwargs):
+        if not args:  # bea.rules.rmsprop(rho=2): parameters, not a state
+            given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no state"
+            raise BeaTypeError(
+                f"rule {self.name!r} is an update rule, called with {given}; run it as "
+                f"rule(state, h, grad), or rebuild it with other parameters as "
+                f"rule.with_params(...)"
+            )
+        return self.update(*args, **kwargs)
 
     @property
     def time_factor(self) -> sp.Expr:
