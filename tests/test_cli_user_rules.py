@@ -71,12 +71,20 @@ def test_bad_user_rule_is_one_line(rules_file, tmp_path, capsys, target, words):
     assert words in err and "\n" not in err and "Traceback" not in err
 
 
-def test_a_file_that_raises_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("source", "words"),
+    [
+        ("raise RuntimeError('boom')\n", "raised RuntimeError on import (boom)"),
+        # a file calling sys.exit(0) made bea exit 0 with no output
+        ("import sys\nsys.exit(0)\n", "raised SystemExit on import"),
+    ],
+)
+def test_a_file_that_raises_or_exits_is_one_line(source, words, tmp_path, capsys):
     bad = tmp_path / "bad.py"
-    bad.write_text("raise RuntimeError('boom')\n")
+    bad.write_text(source)
     assert main(["derive", f"{bad}:r", "--order", "1"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "raised RuntimeError on import (boom)" in err and "\n" not in err
+    assert words in err and "\n" not in err
 
 
 def test_principal_of_heavy_ball(capsys):
