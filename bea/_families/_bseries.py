@@ -60,6 +60,8 @@ class Series:
         rule: the `Rule` the series was traced from, if any.
         manifold: for a rule with memory, memory name -> per block
             `(identity, {(tree, k): mu})`, the slow manifold (kind "map" only).
+        contraction: for a rule with memory, the polynomial whose roots are the
+            memory's factors per step at h = 0 (`bea._core._contraction`).
     """
 
     kind: str
@@ -71,6 +73,7 @@ class Series:
     time: object = field(repr=False)
     rule: Rule | None = field(default=None, repr=False, compare=False)
     manifold: dict | None = field(default=None, repr=False, compare=False)
+    contraction: tuple = field(default=(), repr=False, compare=False)
 
     def coefficient(self, tree) -> sp.Expr:
         """The coefficient of F(tree) over its natural power (h^|tree| for a map,
@@ -172,7 +175,7 @@ def trace_series(r: Rule, order: int, family, *, force: bool = False, player_tim
     terms = tuple(
         sorted(((t, k, v) for (t, k), v in mt.series.items() if v), key=lambda x: (x[1], x[0]._key))
     )
-    return Series("map", order, terms, domain, colours, r.blocks, c, r, mt.manifold)
+    return Series("map", order, terms, domain, colours, r.blocks, c, r, mt.manifold, mt.contraction)
 
 
 def _solve(series: dict, c, order: int, domain, trees) -> tuple:

@@ -53,7 +53,7 @@ from .._core._scalars import H
 from .._rules._rule import Rule, call_rule
 from ._trace import Traced, Tracer
 
-__all__ = ["MemoryTrace", "memory_factors", "trace_memory_map"]
+__all__ = ["MemoryTrace", "trace_memory_map"]
 
 
 class MemoryTrace:
@@ -64,10 +64,13 @@ class MemoryTrace:
         tracer: the tracer of the last pass (its oracles are the rule's colours).
         manifold: memory name -> per block `(identity coefficient, {(tree, k): mu})`,
             the series M_h(theta) of that memory variable.
+        contraction: the polynomial (coefficients, highest degree first) whose roots
+            are the factors by which the memory is multiplied per step at h = 0.
     """
 
-    def __init__(self, series, tracer, manifold):
+    def __init__(self, series, tracer, manifold, contraction):
         self.series, self.tracer, self.manifold = series, tracer, manifold
+        self.contraction = contraction
 
 
 def _split(out, rule: Rule, tracer: Tracer):
@@ -157,15 +160,6 @@ def _factors(J: sp.Matrix) -> tuple[sp.Expr, ...]:
     return tuple(sp.Poly(sp.quo(full.as_expr(), FACTOR - 1, FACTOR), FACTOR).all_coeffs())
 
 
-def memory_factors(rule: Rule, domain) -> tuple[sp.Expr, ...]:
-    """The polynomial (coefficients, highest degree first) whose roots are the factors
-    by which `rule`'s memory is multiplied per step at h = 0; empty without memory."""
-    if not rule.memory:
-        return ()
-    b0, b, c, a = _linear_part(rule, domain)
-    return _factors(_jacobian(b0, b, c, a, domain))
-
-
 def _jacobian(b0, b, c, a, domain) -> sp.Matrix:
     """J = [[b0, B], [C, A]], the rule at h = 0 on (theta, m)."""
     return sp.Matrix(
@@ -201,7 +195,8 @@ def _solver(rule: Rule, domain):
             "an update rule must return the state plus learning-rate-sized steps"
         )
     J = _jacobian(b0, b, c, a, domain)
-    refuse_unless_contraction(_factors(J), rule.name)
+    factors = _factors(J)
+    refuse_unless_contraction(factors, rule.name)
     Y = DomainMatrix([[yi] for yi in y], (n, 1), domain)
     B = DomainMatrix([list(b)], (1, n), domain)
     system = eye - A + Y * B
@@ -210,7 +205,7 @@ def _solver(rule: Rule, domain):
             f"rule {rule.name!r}: the slow manifold of its memory is not unique (a second "
             "eigenvalue 1 at h = 0); use a memory that forgets its start"
         )
-    return y, system
+    return y, system, factors
 
 
 def _working_domain(field, y: list, system: DomainMatrix):
@@ -266,7 +261,7 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
     result is in `domain`.
     """
     field = domain
-    ys, system = _solver(rule, field)
+    ys, system, factors = _solver(rule, field)
     if rule.corrections is None:
         domain, ys, inv, back = _working_domain(field, ys, system)
     else:  # a modifying integrator's oracles carry rational coefficients: stay in the field
@@ -299,7 +294,7 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
         name: [(back(y), {key: back(v) for key, v in terms.items()}) for y, terms in per]
         for name, per in manifold.items()
     }
-    return MemoryTrace({k: v for k, v in series.items() if v}, tracer, manifold)
+    return MemoryTrace({k: v for k, v in series.items() if v}, tracer, manifold, factors)
 
 
 def _trace_with(rule: Rule, domain, max_power: int, manifold: dict):

@@ -33,7 +33,7 @@ from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
 from .._rules._rule import Rule, as_rule, call_rule
 from ._bseries import Series, trace_series
-from ._memory import memory_factors, trace_memory_map
+from ._memory import trace_memory_map
 from ._trace import Traced, Tracer
 from .coordinate._engine import coordinate_expansion
 
@@ -62,11 +62,13 @@ class MapTrace:
         tracer: the tracer that produced it (its `oracles` and `record`).
         manifold: for rules with memory, memory name -> per block
             `(identity coefficient, {(tree, k): mu})`, the slow manifold M_h.
+        contraction: for rules with memory, the polynomial of the memory's factors.
     """
 
     series: dict
     tracer: Tracer
     manifold: dict | None = field(default=None)
+    contraction: tuple = ()
 
 
 class RuleFamily:
@@ -132,7 +134,7 @@ class _TreeFamily(RuleFamily):
             terms=series.terms,
             domain=series.domain,
             manifold=_manifold(mapped.manifold, rule, order),
-            contraction=memory_factors(rule, series.domain),
+            contraction=mapped.contraction,
         )
         return expansion, times if times is not None else rule.player_times
 
@@ -168,7 +170,7 @@ class _Memory(_TreeFamily):
 
     def trace(self, rule: Rule, max_power: int, domain) -> MapTrace:
         mt = trace_memory_map(rule, max_power, domain)
-        return MapTrace(mt.series, mt.tracer, mt.manifold)
+        return MapTrace(mt.series, mt.tracer, mt.manifold, mt.contraction)
 
 
 class _Coordinate(RuleFamily):
