@@ -407,11 +407,11 @@ def one_step_map(
             default=-1,
         )
         for k in range(needed + 1):
-            A = _solve_order(
+            solved_factors = _solve_order(
                 tracer, k, mem, placeholders, new_theta, new_mem, manifold, solved, _name(rule)
             )
             if k == 0:
-                factors = _memory_factors(A, _name(rule))
+                factors = solved_factors
 
     def sub(e):
         return tracer.canon(tracer.resolve(e.xreplace(solved) if solved else e))
@@ -439,7 +439,8 @@ def one_step_map(
 
 
 def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, solved, rname):
-    """Solve the invariance equation at order h^k for M_k of every memory variable."""
+    """Solve the invariance equation at order h^k for M_k of every memory variable;
+    at k = 0 also return the memory's factor polynomial (empty otherwise)."""
     d = tracer.d
     unknowns = [placeholders[name][k][i] for name in mem for i in range(d)]
     # θ' − θ with what is known substituted, as a series (its h⁰ part is zero)
@@ -480,17 +481,19 @@ def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, sol
             "the slow manifold cannot be solved order by order"
         ) from None
     A = A.applyfunc(sp.expand)
-    if k == 0 and not A.is_diagonal():  # refuse a non-contraction before solving with it
-        _memory_factors(A, rname)
-    if A.is_diagonal():
+    diagonal = A.is_diagonal()
+    if diagonal:
         diag = [sp.factor(A[i, i]) for i in range(A.rows)]
         if any(v == 0 for v in diag):
             bad = next(i for i, v in enumerate(diag) if v == 0)
             raise BeaValueError(_not_contraction(rname, mem[bad // d]), suggestion="coordinate")
+    elif sp.simplify(A.det()) == 0:
+        raise BeaValueError(_not_contraction(rname, ", ".join(mem)), suggestion="coordinate")
+    # at h^0, A = I - dm'/dm: a memory that does not contract is refused before the solve
+    factors = _memory_factors(A, rname) if k == 0 else ()
+    if diagonal:
         sol = [tracer.canon(b[i] / diag[i]) for i in range(A.rows)]
     else:
-        if sp.simplify(A.det()) == 0:
-            raise BeaValueError(_not_contraction(rname, ", ".join(mem)), suggestion="coordinate")
         sol = [tracer.canon(v) for v in A.LUsolve(b)]
     sol = [tracer.resolve(v) for v in sol]
     for u, v in zip(unknowns, sol, strict=True):
@@ -498,7 +501,7 @@ def _solve_order(tracer, k, mem, placeholders, new_theta, new_mem, manifold, sol
     tracer.substitute_in_atoms(solved)
     for n, name in enumerate(mem):
         manifold[name].append([sol[n * d + i] for i in range(d)])
-    return A
+    return factors
 
 
 def _memory_factors(A: sp.Matrix, rname: str) -> tuple[sp.Expr, ...]:
