@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -162,13 +163,17 @@ def test_stdout_on_a_full_disk(cwd):
     assert proc.stderr == "bea: error: cannot write the output: No space left on device\n"
 
 
-def test_ctrl_c_exits_130_with_one_line(cwd):
+@pytest.mark.parametrize("delay", [0.0, 0.7])
+def test_ctrl_c_exits_130_with_one_line(cwd, delay):
+    # Ctrl-C while JAX compiles and runs: a KeyboardInterrupt landing in JAX's
+    # garbage-collector callback used to be dropped, and the run exited 0
     proc = subprocess.Popen(
         [*BEA, "verify", "rk4", "--order", "4"], cwd=cwd, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     first = proc.stdout.readline()  # printed inside the command, before the run
     assert first.startswith("verifying rk4"), first
+    time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "bea: error: interrupted\n", (proc.returncode, err)
@@ -186,3 +191,21 @@ def test_an_empty_plot_path_is_refused(capsys):
     # it wrote nothing, silently
     assert main(["verify", "gd", "--order", "1", "--plot", ""]) == 2
     assert "names no file" in capsys.readouterr().err
+
+
+def test_an_output_file_is_written_whole_and_alone(tmp_path):
+    from bea.cli._interrupt import write_atomically
+
+    target = tmp_path / "out" / "f.py"
+
+    def half_then_fail(tmp):
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError):
+        write_atomically(str(target), half_then_fail)
+    assert list(target.parent.iterdir()) == []  # no half file, no temporary left
+    write_atomically(str(target), lambda tmp: Path(tmp).write_text("whole"))
+    assert target.read_text() == "whole" and [p.name for p in target.parent.iterdir()] == ["f.py"]
+    assert target.stat().st_mode & 0o644 == 0o644  # the mode `open` gives, not mkstemp's 0600

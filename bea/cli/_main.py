@@ -39,6 +39,7 @@ from .._core._errors import BeaError, BeaValueError
 from .._core._params import parse_param, parse_value
 from ._budget import Budget
 from ._coordinate import coordinate_wanted, derive_coordinate, in_coordinate_family, loss_coordinate
+from ._interrupt import ending_on_interrupt, write_atomically
 from ._user_rules import resolve_rule
 
 __all__ = ["main", "parse_param", "parse_value"]
@@ -359,8 +360,12 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
     if target is None:
         out(source.rstrip("\n"))
     else:
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(source)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(source)
+
+        write_atomically(target, write)
     return 0
 
 
@@ -744,7 +749,11 @@ def _fail(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bea` script; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    with ending_on_interrupt(install=argv is None):
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
 
     def out(s: str) -> None:
         print(s, flush=True)

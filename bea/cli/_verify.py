@@ -28,6 +28,7 @@ from .._equation import _modified
 from .._rules import _builtin as _rules
 from .._rules._coordinate import REGIONS
 from ._coordinate import in_coordinate_family
+from ._interrupt import write_atomically
 
 __all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
 
@@ -278,7 +279,8 @@ def _verify_coordinate(rule, meq, params, problem, plot, print_fn, *, hs, steps,
 
 def _report(res, order: int, plot, print_fn: Callable, text: bool) -> int:
     if plot:
-        save_figure(res.plot(), plot)
+        fig = res.plot()
+        write_atomically(plot, lambda tmp: save_figure(fig, tmp))
     if not text:
         data = res.to_dict()
         data["plot"] = plot
@@ -325,7 +327,7 @@ def demo_verification(print_fn: Callable = print, path: str | None = "out/demo_c
             [(f"{r.rule} ({r.problem})", r.hs, r.errors, r.slope, r.expected) for r in results],
             "order-3 modified equations: map vs flow",
         )
-        save_figure(fig, path)
+        write_atomically(path, lambda tmp: save_figure(fig, tmp))
     ok = all(r.passed for r in results) and all(math.isfinite(r.slope) for r in results)
     slopes = ", ".join(f"{r.rule} {r.slope:.2f}" for r in results)
     verdict = "as expected" if ok else "NOT as expected"
