@@ -1,0 +1,407 @@
+"""The dimension-free engine: modified equations of elementwise rules over weighted trees.
+
+An *elementwise* rule updates coordinate i from θᵢ, gᵢ = ∂ᵢE(θ) and its memories at
+i alone (RMSProp, Adam, AdamW, Lion, sign descent). Traced once on scalar symbols, it
+is a map of local values,
+
+    θᵢ' = Θ(θᵢ, gᵢ, mᵢ, …; h),   mᵢ' = Mₐ(θᵢ, gᵢ, mᵢ, …; h),
+
+and everything after is computed on weighted trees (`._weighted`), so the result
+holds in every dimension.
+
+**Two limits for a memory** (Kovachki and Stuart, JMLR 2021, for momentum; Malladi,
+Lyu, Panigrahi and Arora, NeurIPS 2022, for Adam):
+- *slow manifold* (β fixed as h → 0): the memory's update at h = 0 is a contraction
+  m ↦ β m + (1 − β) φ; the iterates are attracted to an invariant manifold
+  m = M_h(θ) = M₀ + h M₁ + … (Hairer, Lubich and Wanner, ch. XV), solved order by
+  order from M_h(θ') = m'(θ, M_h(θ)): at order k, (1 − J) M_k = known terms, with J
+  = ∂m'/∂m at h = 0 (β for an exponential average).
+- *state* (1 − β = c·h, c fixed): the memory's update at h = 0 is the identity, the
+  memory stays a state variable and the modified equation is the one of the joint
+  system (θ, m). A rule written with β = 1 − c h is in this limit by itself
+  (`state_limit` rewrites a built-in).
+
+**Modified field.** On the reduced state z (θ and the state memories) the map is
+z' = z + Σ_l h^l Δ_l. The field f̃ = f₀ + h f₁ + … whose flow over time h matches it
+satisfies, with L = f̃·∇ and P₁ = f̃, P_k = L P_{k−1},
+
+    f_n = Δ_{n+1} − Σ_{k=2}^{n+1} [h^{n+1−k}] P_k / k!,
+
+the Lie-series form of the logarithm of the map (Hairer, Lubich and Wanner, ch. IX.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from math import factorial
+
+import sympy as sp
+from sympy.polys.domains import QQ
+from sympy.polys.polyerrors import CoercionFailed
+
+from ..._core._contraction import factor_polynomial, refuse_unless_contraction
+from ..._core._errors import TraceError, user_line
+from ..._core._scalars import H
+from ..._rules._rule import call_rule
+from ._weighted import (
+    ONE,
+    Locals,
+    TreeSum,
+    add_into,
+    atom_id,
+    derivative,
+    elementwise,
+    glue_sums,
+    scale,
+    substitute_weights,
+)
+
+__all__ = ["WeightedDerivation", "derive_weighted", "trace_elementwise"]
+
+THETA = sp.Symbol("theta_i", real=True)
+GRAD = sp.Symbol("g_i", real=True)
+
+
+class _Local:
+    """A coordinate's value while an elementwise rule is traced (an exact SymPy
+    expression in the local symbols); operations that couple coordinates refuse."""
+
+    _bea_coordinate = True
+    __slots__ = ("e",)
+
+    def __init__(self, e):
+        self.e = e
+
+    @staticmethod
+    def _of(x):
+        if isinstance(x, _Local):
+            return x.e
+        if isinstance(x, bool) or not isinstance(x, (int, sp.Expr)):
+            raise TraceError(
+                f"the rule at {user_line()} mixes a traced coordinate with {x!r}; "
+                "use exact numbers or SymPy symbols"
+            )
+        return sp.sympify(x)
+
+    def __add__(self, o):
+        return _Local(self.e + self._of(o))
+
+    def __radd__(self, o):
+        return _Local(self._of(o) + self.e)
+
+    def __sub__(self, o):
+        return _Local(self.e - self._of(o))
+
+    def __rsub__(self, o):
+        return _Local(self._of(o) - self.e)
+
+    def __mul__(self, o):
+        return _Local(self.e * self._of(o))
+
+    def __rmul__(self, o):
+        return _Local(self._of(o) * self.e)
+
+    def __truediv__(self, o):
+        return _Local(self.e / self._of(o))
+
+    def __rtruediv__(self, o):
+        return _Local(self._of(o) / self.e)
+
+    def __pow__(self, o):
+        return _Local(self.e ** self._of(o))
+
+    def __neg__(self):
+        return _Local(-self.e)
+
+    def __pos__(self):
+        return self
+
+    def sqrt(self):
+        return _Local(sp.sqrt(self.e))
+
+    def _coupled(self, what: str):
+        raise TraceError(
+            f"{what} at {user_line()} couples coordinates, which the dimension-free "
+            "engine does not trace; derive per coordinate with dimension=2",
+            suggestion="coordinate",
+        )
+
+    def sum(self):
+        self._coupled("bea.ops.sum")
+
+    def abs(self):
+        self._coupled("bea.ops.abs")
+
+    def sign(self):
+        self._coupled("bea.ops.sign")
+
+    def _bea_choose(self, name, a, b):
+        self._coupled(f"bea.ops.{name}")
+
+
+def _no_field(name, point):
+    raise TraceError(f"field({name!r}, ·) at {user_line()}: elementwise rules take grad")
+
+
+def trace_elementwise(update, memory: tuple[str, ...]):
+    """The local map of an elementwise rule: (θᵢ', mᵢ', …) as SymPy expressions in
+    θᵢ, gᵢ, the memories' local symbols and h. Raises `TraceError` for a rule that
+    is not elementwise (a gradient away from θ, another loss, a norm)."""
+    theta = _Local(THETA)
+    mems = {name: sp.Symbol(f"{name}_i", real=True) for name in memory}
+
+    def grad(name, x):
+        if name != "E":
+            raise TraceError(
+                f"grad({name!r}, ·) at {user_line()}: the dimension-free engine takes one "
+                "loss E; derive per coordinate with dimension=2",
+                suggestion="coordinate",
+            )
+        if not (x is theta or (isinstance(x, _Local) and x.e == THETA)):
+            raise TraceError(
+                f"grad at {user_line()} is evaluated away from theta, which couples "
+                "coordinates; derive per coordinate with dimension=2",
+                suggestion="coordinate",
+            )
+        return _Local(GRAD)
+
+    out = call_rule(
+        update, theta, H, grad, _no_field, memory=tuple(_Local(s) for s in mems.values())
+    )
+    values = out if isinstance(out, tuple) else (out,)
+    if len(values) != 1 + len(memory):
+        raise TraceError(
+            f"the rule returns {len(values)} values; return (theta, *memory) with "
+            f"{1 + len(memory)} values"
+        )
+    exprs = tuple(_Local._of(v) for v in values)
+    return exprs, mems
+
+
+@dataclass(frozen=True)
+class WeightedDerivation:
+    """What `derive_weighted` computes.
+
+    Arguments:
+        locals: the local symbols and the coefficient field.
+        state: the memories kept in the state (their update is the identity at h = 0).
+        slow: the memories on their slow manifold.
+        field: field[n][component], the h^n coefficient of the modified field of each
+            state component ("theta" and the state memories), a `TreeSum`.
+        manifold: manifold[k][memory], the h^k coefficient of each slow memory's
+            manifold, a `TreeSum`.
+        contraction: the slow memories' factor polynomial (highest degree first).
+    """
+
+    locals: Locals
+    state: tuple[str, ...]
+    slow: tuple[str, ...]
+    field: tuple[dict[str, TreeSum], ...]
+    manifold: tuple[dict[str, TreeSum], ...]
+    contraction: tuple[sp.Expr, ...]
+
+
+def _taylor_h(e: sp.Expr, order: int) -> list[sp.Expr]:
+    """[h^0 … h^order] coefficients of e, by differentiation at h = 0."""
+    out = []
+    d = e
+    for k in range(order + 1):
+        out.append(sp.expand(d.subs(H, 0) / factorial(k)) if d.has(H) or k == 0 else 0)
+        d = sp.diff(d, H) if d.has(H) else sp.S.Zero
+    return [sp.sympify(c) for c in out]
+
+
+def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str):
+    """The modified equation of an elementwise rule to order `order`, over weighted trees."""
+    exprs, mems = trace_elementwise(update, memory)
+    theta_new, *mem_new = exprs
+    if sp.simplify(theta_new.subs(H, 0) - THETA) != 0:
+        raise TraceError(f"rule {rule_name!r} does not return theta at h = 0")
+    state = tuple(
+        n for n, e in zip(memory, mem_new, strict=True) if sp.expand(e.subs(H, 0) - mems[n]) == 0
+    )
+    slow = tuple(n for n in memory if n not in state)
+    N = order
+    # placeholders R[a][j] for the h^j term of slow memory a's manifold (j ≥ 1)
+    R = {a: [sp.Symbol(f"_R_{a}_{j}") for j in range(N + 2)] for a in slow}
+    # direction placeholders for the frozen multilinear derivatives, per grade l
+    P = {c: [sp.Symbol(f"_P_{c}_{lvl}") for lvl in range(N + 2)] for c in ("theta", *state)}
+    extra = [s for a in slow for s in R[a]] + [s for c in P for s in P[c]]
+    extra += [mems[a] for a in slow]
+    params = set().union(*(e.free_symbols for e in exprs)) - {THETA, GRAD, H} - set(mems.values())
+    K = QQ.frac_field(*sorted(params, key=str)) if params else QQ
+    loc = Locals(THETA, GRAD, {a: mems[a] for a in state}, K, extra)
+
+    # order 0 of the slow manifold: the fixed point of the memory update at h = 0
+    ys = [mems[a] for a in slow]
+    C0 = [e.subs(H, 0) for n, e in zip(memory, mem_new, strict=True) if n in slow]
+    M0: dict[str, sp.Expr] = {}
+    contraction: tuple = ()
+    inv = None
+    if slow:
+        sol = sp.solve([c - y for c, y in zip(C0, ys, strict=True)], ys, dict=True)
+        if len(sol) != 1 or set(sol[0]) != set(ys):
+            raise TraceError(
+                f"rule {rule_name!r}: the memory update at h = 0 has no unique fixed point "
+                "to build a slow manifold on; derive per coordinate with dimension=2"
+            )
+        M0 = {a: sp.expand(sol[0][mems[a]]) for a in slow}
+        J = sp.Matrix([[sp.diff(c, y) for y in ys] for c in C0]).subs(
+            {mems[a]: M0[a] for a in slow}
+        )
+        if J.free_symbols & {THETA, GRAD, *loc.state.values()}:
+            raise TraceError(
+                f"rule {rule_name!r}: its memory forgets at a rate that depends on the "
+                "gradient; derive per coordinate with dimension=2"
+            )
+        contraction = factor_polynomial(J)
+        refuse_unless_contraction(contraction, rule_name)
+        inv = (sp.eye(len(ys)) - J).inv()
+
+    def on_manifold(e: sp.Expr, upto: int) -> list[sp.Expr]:
+        """[h^0 … h^upto] of e with each slow memory a = M0 + Σ_j h^j R[a][j]."""
+        sub = {mems[a]: M0[a] + sum(H**j * R[a][j] for j in range(1, upto + 1)) for a in slow}
+        return _taylor_h(e.subs(sub, simultaneous=True), upto)
+
+    try:
+        theta_c = on_manifold(theta_new, N + 1)
+        state_c = {
+            a: on_manifold(e, N + 1) for a, e in zip(memory, mem_new, strict=True) if a in state
+        }
+        slow_c = {a: on_manifold(e, N) for a, e in zip(memory, mem_new, strict=True) if a in slow}
+        manifold: list[dict[str, TreeSum]] = [{a: elementwise(loc, M0[a]) for a in slow}]
+        subs: dict[sp.Symbol, TreeSum] = {}
+
+        def with_manifold(e: sp.Expr) -> TreeSum:
+            return (
+                substitute_weights(loc, elementwise(loc, e), subs) if subs else elementwise(loc, e)
+            )
+
+        # Δ_l: the h^l increments of θ and the state memories (on the manifold)
+        delta: dict[int, dict[str, TreeSum]] = {}
+
+        def increments(lvl: int) -> dict[str, TreeSum]:
+            if lvl not in delta:
+                d = {"theta": with_manifold(theta_c[lvl])}
+                d.update({a: with_manifold(state_c[a][lvl]) for a in state})
+                delta[lvl] = d
+            return delta[lvl]
+
+        for k in range(1, N + 1):
+            # the memory update's h^k term, its unknown M_k left out
+            rhs = {a: with_manifold(slow_c[a][k].subs({R[b][k]: 0 for b in slow})) for a in slow}
+            lhs = _shifted(loc, manifold, k, increments, P)
+            known = {a: _sub(rhs[a], lhs.get(a, {})) for a in slow}
+            Mk: dict[str, TreeSum] = {}
+            for i, a in enumerate(slow):
+                acc: TreeSum = {}
+                for j, b in enumerate(slow):
+                    if inv[i, j] != 0:
+                        for n, c in glue_sums(loc, elementwise(loc, inv[i, j]), known[b]).items():
+                            add_into(acc, n, c)
+                Mk[a] = acc
+            manifold.append(Mk)
+            for a in slow:
+                subs[R[a][k]] = Mk[a]
+        incr = [increments(lvl) for lvl in range(1, N + 2)]
+        field = _logarithm(loc, incr, N)
+    except CoercionFailed:
+        raise TraceError(
+            f"rule {rule_name!r} has coefficients outside the rational functions of its "
+            "parameters; derive per coordinate with dimension=2"
+        ) from None
+    return WeightedDerivation(loc, state, slow, tuple(field), tuple(manifold), contraction)
+
+
+def _sub(a: TreeSum, b: TreeSum) -> TreeSum:
+    out = dict(a)
+    for n, c in b.items():
+        add_into(out, n, -c)
+    return out
+
+
+def _shifted(loc: Locals, manifold, k: int, increments, P) -> dict[str, TreeSum]:
+    """[h^k] of M(z + Δ) − M_k(z) with M = Σ_{j<k} h^j M_j: the Taylor terms
+    (1/n!) D^n M_j [Δ, …, Δ] with frozen directions Δ = Σ_l h^l Δ_l."""
+    out: dict[str, TreeSum] = {}
+    for j in range(k):
+        for a, Mj in manifold[j].items():
+            # invariant: cur = D^n M_j[P, …, P] with P = Σ_l P_l, each P_l a frozen
+            # placeholder for the h^l increment
+            cur = Mj
+            direction = {
+                c: {(atom_id(P[c][lvl]), ()): loc.K.one for lvl in range(1, k - j + 1)} for c in P
+            }
+            for n in range(1, k - j + 1):
+                cur = derivative(loc, cur, direction)
+                graded = _grade(cur, P, k - j)
+                subs = {}
+                for c in P:
+                    for lvl in range(1, k - j + 1):
+                        subs[P[c][lvl]] = increments(lvl)[c]
+                part = substitute_weights(loc, graded, subs)
+                acc = out.setdefault(a, {})
+                w = loc.K.one / loc.K.convert(factorial(n))
+                for node, c in part.items():
+                    add_into(acc, node, c * w)
+    return out
+
+
+def _grade(s: TreeSum, P, want: int) -> TreeSum:
+    """The trees of `s` whose placeholders add up to grade `want`."""
+    from ._weighted import atom
+
+    grades = {p: lvl for c in P for lvl, p in enumerate(P[c])}
+
+    def g(node) -> int:
+        w = atom(node[0])
+        total = 0
+        for f in sp.Mul.make_args(w):
+            b, e = f.as_base_exp()
+            if b in grades:
+                total += grades[b] * int(e)
+        return total + sum(g(c) for t in node[1] for c in t)
+
+    return {n: c for n, c in s.items() if g(n) == want}
+
+
+def _logarithm(loc: Locals, incr, N: int) -> list[dict[str, TreeSum]]:
+    """f_0 … f_N from the increments Δ_1 … Δ_{N+1} (see the module docstring)."""
+    comps = tuple(incr[0])
+    f: list[dict[str, TreeSum]] = []
+    memo: dict[tuple[int, int], dict[str, TreeSum]] = {}
+
+    def P_(k: int, m: int) -> dict[str, TreeSum]:
+        # [h^m] of P_k = L^{k-1} f̃, from f_0 … f_m
+        if k == 1:
+            return f[m]
+        key = (k, m)
+        if key not in memo:
+            acc = {c: {} for c in comps}
+            for a in range(m + 1):
+                prev = P_(k - 1, a)
+                for c in comps:
+                    for node, v in derivative(loc, prev[c], f[m - a]).items():
+                        add_into(acc[c], node, v)
+            memo[key] = acc
+        return memo[key]
+
+    for n in range(N + 1):
+        fn = {c: dict(incr[n][c]) for c in comps}
+        for k in range(2, n + 2):
+            pk = P_(k, n + 1 - k)
+            w = loc.K.one / loc.K.convert(factorial(k))
+            for c in comps:
+                for node, v in pk[c].items():
+                    add_into(fn[c], node, -v * w)
+        f.append(fn)
+    return f
+
+
+def drop_zero(s: TreeSum) -> TreeSum:
+    return {n: c for n, c in s.items() if c}
+
+
+def constant(loc: Locals, s: Mapping) -> TreeSum:
+    return scale(dict(s), loc.K.one) if s else {(ONE, ()): loc.K.zero}
