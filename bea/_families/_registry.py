@@ -35,6 +35,7 @@ from .._rules._rule import Rule, as_rule, call_rule
 from ._bseries import Series, trace_series
 from ._memory import trace_memory_map
 from ._trace import Traced, Tracer
+from .coordinate._dimension_free import weighted_expansion
 from .coordinate._engine import coordinate_expansion
 
 __all__ = [
@@ -187,6 +188,12 @@ class _Coordinate(RuleFamily):
                 f"rule {rule.name!r} has blocks {rule.blocks}; the coordinate family derives "
                 "one-player rules only"
             )
+        if dimension is None and not any(v is not None for v in options.values()):
+            # an elementwise rule is derived once for every dimension
+            try:
+                return weighted_expansion(rule, order), None
+            except TraceError:
+                pass
         return coordinate_expansion(
             rule, order, 2 if dimension is None else dimension, **options
         ), None

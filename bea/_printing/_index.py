@@ -388,6 +388,13 @@ def index_form(meq) -> tuple[TreeTerm, ...]:
 
 
 def _index_form(meq) -> tuple[TreeTerm, ...]:
+    raw = meq.expansion.index_terms_of("theta")
+    if raw is not None:  # derived over weighted trees: every order, any dimension
+        terms = [
+            TreeTerm(p, (_canon(ws[0]), *(_canon(w) for w in ws[1:])), tuple(edges))
+            for p, ws, edges in raw
+        ]
+        return tuple(_merge(terms))
     top = len(meq.field) - 1
     if meq.dimension < max(2, top + 1):
         raise BeaValueError(
@@ -717,11 +724,20 @@ def render_text(meq) -> str:
         >>> lines[2].endswith("* Σ_j H_ij*(g_j/sqrt(eps + g_j**2)))")
         True
     """
+    free = getattr(meq.expansion, "index_terms", None) is not None
     lines = [
         f"{meq.rule}: coordinate-wise modified equation to order {meq.order} in h, "
-        f"dimension {meq.dimension}, flow over time h"
+        + ("every dimension" if free else f"dimension {meq.dimension}")
+        + ", flow over time h"
     ]
     index = _index_lines(meq, False)
+    if free:  # derived over weighted trees: the index form is the whole result
+        lines.append(index)
+        lines.append("  (g_i = ∂_iE, s_i = sign ∂_iE, H_ij = ∂_i∂_jE, T_ijk = ∂_i∂_j∂_kE)")
+        lines += [
+            f"slow manifold {name}_i = {_leading(meq, m)} + O(h)" for name, m in meq.slow_manifold
+        ]
+        return "\n".join(lines)
     if index is not None:
         lines.append(index)
         lines.append(
@@ -746,6 +762,14 @@ def render_text(meq) -> str:
     return "\n".join(lines)
 
 
+def _leading(meq, table) -> str:
+    """The h⁰ term of a slow manifold at coordinate 1, written at index i."""
+    U = INDEX_SYMBOLS[0]
+    g1 = next((s for s, (_, idx) in meq.derivatives if tuple(idx) == (0,)), None)
+    e = table[0][0]
+    return sp.sstr(e.xreplace({g1: U}) if g1 is not None else e)
+
+
 def render_latex(meq) -> str:
     """The equation as a LaTeX `aligned` block: the index form (when there is one), then
     one row per coordinate, grouped and factored as in `render_text`."""
@@ -753,6 +777,8 @@ def render_latex(meq) -> str:
     index = _index_lines(meq, True)
     if index is not None:
         rows.append(index)
+    if getattr(meq.expansion, "index_terms", None) is not None:
+        return "\\begin{aligned}\n" + index + "\n\\end{aligned}"
     rows += [
         rf"\dot\theta_{{{i + 1}}} &= " + _series(meq, [row[i] for row in meq.field], True)
         for i in range(meq.dimension)

@@ -108,7 +108,7 @@ def _leading(meq, losses, params):
     """M₀ of each memory variable as a JAX function of θ (the start of the transient)."""
     out = []
     for name in meq.memory:
-        fake = with_field(meq, (slow_manifold(meq, name)[0],), 0)
+        fake = with_field(meq, (slow_manifold(meq, name)[0],), 0, name)
         f = CoordinateField(fake, losses, params)
         out.append(lambda z, f=f: f(z, 0.0))
     return out

@@ -57,11 +57,20 @@ LOOKUP = {
 """SymPy function names -> JAX, for lambdify."""
 
 
-def with_field(meq, field, order: int):
+def with_field(meq, field, order: int, name: str = "theta"):
     """A copy of the coordinate equation `meq` with another field of order `order`: its
-    lower orders (`meq.field[: order + 1]`) or a memory's slow-manifold series, lowered
-    like a field. The one place where numeric builds modified equations."""
-    return replace(meq, order=order, expansion=replace(meq.expansion, field=tuple(field)))
+    lower orders (`meq.field[: order + 1]`) or the slow-manifold series of the memory
+    `name`, lowered like a field. The one place where numeric builds modified
+    equations."""
+    terms = meq.expansion.index_terms_of(name)
+    index = None
+    if terms is not None:
+        index = (("theta", tuple(t for t in terms if t[0] <= order)),)
+    return replace(
+        meq,
+        order=order,
+        expansion=replace(meq.expansion, field=tuple(field), index_terms=index),
+    )
 
 
 def slow_manifold(meq, name: str):

@@ -102,7 +102,7 @@ def _coordinate_manifold(meq, params):
         raise BeaValueError(
             f"rule {meq.rule!r} has no memory, so it has no slow manifold; run it directly"
         )
-    fakes = [with_field(meq, slow_manifold(meq, name), meq.order) for name in meq.memory]
+    fakes = [with_field(meq, slow_manifold(meq, name), meq.order, name) for name in meq.memory]
     cache: dict = {}
 
     def apply(theta, h, losses, fields=None):

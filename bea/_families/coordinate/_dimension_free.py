@@ -49,9 +49,11 @@ from ._weighted import (
     Locals,
     TreeSum,
     add_into,
+    atom,
     atom_id,
     derivative,
     elementwise,
+    evaluate,
     glue_sums,
     scale,
     substitute_weights,
@@ -192,6 +194,8 @@ class WeightedDerivation:
         manifold: manifold[k][memory], the h^k coefficient of each slow memory's
             manifold, a `TreeSum`.
         contraction: the slow memories' factor polynomial (highest degree first).
+        increments: increments[l - 1][component], the h^l term Δ_l of the one-step
+            map on the reduced state (on the slow manifold).
     """
 
     locals: Locals
@@ -200,6 +204,7 @@ class WeightedDerivation:
     field: tuple[dict[str, TreeSum], ...]
     manifold: tuple[dict[str, TreeSum], ...]
     contraction: tuple[sp.Expr, ...]
+    increments: tuple[dict[str, TreeSum], ...] = ()
 
 
 def _taylor_h(e: sp.Expr, order: int) -> list[sp.Expr]:
@@ -311,7 +316,9 @@ def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str)
             f"rule {rule_name!r} has coefficients outside the rational functions of its "
             "parameters; derive per coordinate with dimension=2"
         ) from None
-    return WeightedDerivation(loc, state, slow, tuple(field), tuple(manifold), contraction)
+    return WeightedDerivation(
+        loc, state, slow, tuple(field), tuple(manifold), contraction, tuple(incr)
+    )
 
 
 def _sub(a: TreeSum, b: TreeSum) -> TreeSum:
@@ -350,8 +357,6 @@ def _shifted(loc: Locals, manifold, k: int, increments, P) -> dict[str, TreeSum]
 
 def _grade(s: TreeSum, P, want: int) -> TreeSum:
     """The trees of `s` whose placeholders add up to grade `want`."""
-    from ._weighted import atom
-
     grades = {p: lvl for c in P for lvl, p in enumerate(P[c])}
 
     def g(node) -> int:
@@ -405,3 +410,120 @@ def drop_zero(s: TreeSum) -> TreeSum:
 
 def constant(loc: Locals, s: Mapping) -> TreeSum:
     return scale(dict(s), loc.K.one) if s else {(ONE, ()): loc.K.zero}
+
+
+# -- views: index terms and a specialisation to dimension d -----------------------------
+
+
+def index_terms(der: WeightedDerivation, rows=None) -> tuple:
+    """The θ-field as raw index terms `(power, weights, edges)` (`bea.backend.index_form`
+    reads them as `TreeTerm`s): vertices in preorder, vertex 0 the root, whose weight
+    carries the coefficient; trees equal but for the root weight are merged."""
+    rows = der.field if rows is None else rows
+    out = []
+    for p, comps in enumerate(rows):
+        merged: dict = {}
+        for node, c in comps.get("theta", {}).items():
+            weights, edges = _flatten(node)
+            key = (tuple(weights[1:]), tuple(edges))
+            w = der.locals.K.to_sympy(c) * atom(node[0])
+            merged[key] = merged.get(key, sp.S.Zero) + w
+        for (rest, edges), w in merged.items():
+            if w != 0:
+                out.append((p, (w, *(atom(a) for a in rest)), edges))
+    return tuple(out)
+
+
+def _flatten(node) -> tuple[list[int], list[tuple[int, tuple[int, ...]]]]:
+    weights: list[int] = []
+    edges: list[tuple[int, tuple[int, ...]]] = []
+
+    def walk(n) -> int:
+        v = len(weights)
+        weights.append(n[0])
+        for tensor in n[1]:
+            edges.append((v, tuple(walk(c) for c in tensor)))
+        return v
+
+    walk(node)
+    return weights, edges
+
+
+def specialise(der: WeightedDerivation, sums, tracer, d: int) -> tuple[tuple[sp.Expr, ...], ...]:
+    """The θ-components of graded `TreeSum`s in dimension d, per coordinate, in the
+    partial-derivative symbols of `tracer` (a `Tracer` of dimension d)."""
+    gsyms = [tracer.partial("E", (j,)) for j in range(d)]
+
+    def weight(a, j):
+        return a.xreplace({GRAD: gsyms[j]})
+
+    def tensor(ix):
+        return tracer.partial("E", tuple(sorted(ix)))
+
+    K = der.locals.K
+    return tuple(
+        tuple(
+            sp.Add(*(K.to_sympy(c) * evaluate(n, i, d, weight, tensor) for n, c in s.items()))
+            for i in range(d)
+        )
+        for s in sums
+    )
+
+
+def weighted_expansion(rule, order: int, dimension: int = 2):
+    """A `CoordinateExpansion` derived over weighted trees: the per-coordinate view in
+    `dimension` (for the dense kernels), and the dimension-free index terms of every
+    order (`index_terms`). Raises `TraceError` for rules outside the elementwise class
+    (the caller then derives per coordinate)."""
+    from ._engine import CoordinateExpansion
+    from ._series import CoordinateRegion, Tracer
+
+    memory = tuple(getattr(rule, "memory", ()) or ())
+    name = getattr(rule, "name", "rule")
+    der = derive_weighted(getattr(rule, "update", rule), memory, order, name)
+    if der.state:
+        raise TraceError(
+            f"rule {name!r} keeps {der.state[0]!r} in the state (its update is the identity "
+            "at h = 0), which a field of theta alone cannot describe",
+            suggestion="state",
+        )
+    every = [s for row in (*der.field, *der.manifold) for s in row.values()]
+    if any(atom(n[0]).has(THETA) for s in every for n in _all_nodes(s)):
+        raise TraceError(f"rule {name!r} uses theta itself; derive per coordinate")
+    tracer = Tracer(dimension, order + 1, {"E": None}, CoordinateRegion())
+    theta = specialise(der, [row["theta"] for row in der.field], tracer, dimension)
+    delta = _increments(der, order)
+    map_terms = specialise(der, delta, tracer, dimension)
+    manifold = tuple(
+        (a, specialise(der, [row[a] for row in der.manifold], tracer, dimension)) for a in der.slow
+    )
+    return CoordinateExpansion(
+        dimension=dimension,
+        memory=der.slow,
+        field=theta,
+        slow_manifold=manifold,
+        map_terms=map_terms,
+        coordinates=tracer.xs,
+        derivatives=tuple(tracer.derivative_symbols().items()),
+        contraction=der.contraction,
+        index_terms=(
+            ("theta", index_terms(der)),
+            *((a, index_terms(der, [{"theta": row[a]} for row in der.manifold])) for a in der.slow),
+        ),
+    )
+
+
+def _all_nodes(s: TreeSum):
+    def walk(n):
+        yield n
+        for t in n[1]:
+            for c in t:
+                yield from walk(c)
+
+    for n in s:
+        yield from walk(n)
+
+
+def _increments(der: WeightedDerivation, order: int) -> list[TreeSum]:
+    """Δ_1 … Δ_{N+1} of θ: the one-step map θ' − θ on the slow manifold."""
+    return [row.get("theta", {}) for row in der.increments[: order + 1]]

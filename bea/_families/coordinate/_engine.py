@@ -79,6 +79,10 @@ class CoordinateExpansion:
         loss: the explicit losses as `(name, expression)`, empty for undefined E.
         contraction: the polynomial (coefficients, highest degree first) whose roots
             are the factors by which the memory is multiplied per step at h = 0.
+        index_terms: when derived over weighted trees (dimension-free, every order):
+            `(name, terms)` for the field ("theta") and each slow manifold, the terms
+            in index notation, `(power, weights, edges)` per tree (see
+            `bea.backend.index_form`); None: the field's are read off the coordinates.
     """
 
     dimension: int
@@ -93,6 +97,7 @@ class CoordinateExpansion:
     signs: tuple[tuple[tuple[str, int], sp.Expr], ...] = ()
     loss: tuple[tuple[str, sp.Expr], ...] = ()
     contraction: tuple[sp.Expr, ...] = ()
+    index_terms: tuple | None = field(default=None, compare=False, repr=False)
 
     basis = "coordinates"
 
@@ -109,6 +114,10 @@ class CoordinateExpansion:
         own = {s for s, _ in self.derivatives} | set(self.coordinates)
         own |= {v for _, v in self.signs if isinstance(v, sp.Symbol)}
         return {s for e in self._expressions() for s in e.free_symbols} - own
+
+    def index_terms_of(self, name: str = "theta") -> tuple | None:
+        """The index terms of the field ("theta") or of a slow manifold (its name)."""
+        return dict(self.index_terms).get(name) if self.index_terms is not None else None
 
     def field_at(self, power: int) -> tuple[sp.Expr, ...]:
         """The h^power coefficient of the field, one expression per coordinate."""
@@ -146,6 +155,12 @@ class CoordinateExpansion:
             slow_manifold=tuple((n, rows(m)) for n, m in self.slow_manifold),
             map_terms=rows(self.map_terms),
             contraction=tuple(sp.sympify(c).xreplace(table) for c in self.contraction),
+            index_terms=None
+            if self.index_terms is None
+            else tuple(
+                (name, tuple((p, tuple(w.xreplace(table) for w in ws), e) for p, ws, e in terms))
+                for name, terms in self.index_terms
+            ),
         )
 
     # -- JSON ----------------------------------------------------------------------
@@ -157,6 +172,13 @@ class CoordinateExpansion:
         symbols |= set(self.coordinates) | {s for s, _ in self.derivatives}
         symbols |= {v for _, v in self.signs if isinstance(v, sp.Symbol)}
         symbols |= {s for _, e in self.loss for s in e.free_symbols}
+        symbols |= {
+            s
+            for _, terms in self.index_terms or ()
+            for _, ws, _ in terms
+            for w in ws
+            for s in w.free_symbols
+        }
 
         def table(m, write):
             return {str(k): [write(e) for e in row] for k, row in enumerate(m)}
@@ -169,6 +191,19 @@ class CoordinateExpansion:
                 "signs": [[loss, i, write(v)] for (loss, i), v in self.signs],
                 "loss": {name: write(e) for name, e in self.loss},
                 "contraction": [write(sp.sympify(c)) for c in self.contraction],
+                **(
+                    {}
+                    if self.index_terms is None
+                    else {
+                        "index_terms": {
+                            name: [
+                                [p, [write(w) for w in ws], [[v, list(c)] for v, c in edges]]
+                                for p, ws, edges in terms
+                            ]
+                            for name, terms in self.index_terms
+                        }
+                    }
+                ),
             }
 
         return {
@@ -229,6 +264,7 @@ class CoordinateExpansion:
                 contraction=tuple(
                     parse_prefix(c, "contraction", symbols) for c in exact.get("contraction", ())
                 ),
+                index_terms=_read_index_terms(exact.get("index_terms"), symbols),
             )
         except KeyError as err:
             raise BeaValueError(f"the equation's description has no {err.args[0]!r}") from None
@@ -236,6 +272,36 @@ class CoordinateExpansion:
             if isinstance(err, BeaValueError | BeaTypeError):
                 raise
             raise BeaValueError(f"the equation's description is malformed ({err})") from None
+
+
+def _read_index_terms(raw, symbols) -> tuple | None:
+    """The `index_terms` entries of a description: name -> [[power, [weights],
+    [[v, [children]]]], ...]."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise BeaTypeError("index_terms must map names to lists of [power, weights, edges]")
+    return tuple((str(name), _read_terms(terms, symbols)) for name, terms in raw.items())
+
+
+def _read_terms(raw, symbols) -> tuple:
+    out = []
+    for k, item in enumerate(raw):
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[1], list)):
+            raise BeaTypeError(f"index_terms[{k}] must be [power, weights, edges]")
+        p, ws, edges = item
+        weights = tuple(parse_prefix(w, f"index_terms[{k}]", symbols) for w in ws)
+        n = len(weights)
+        try:
+            es = tuple((int(v), tuple(int(c) for c in cs)) for v, cs in edges)
+        except (TypeError, ValueError):
+            raise BeaTypeError(f"index_terms[{k}] has malformed edges") from None
+        # a tree in preorder: every vertex but the root is the child of an earlier one
+        children = sorted(c for _, cs in es for c in cs)
+        if children != list(range(1, n)) or any(not 0 <= v < min(cs) for v, cs in es if cs):
+            raise BeaValueError(f"index_terms[{k}] is not a tree in preorder; fix its edges")
+        out.append((check_integer(p, f"index_terms[{k}] power"), weights, es))
+    return tuple(out)
 
 
 def _read_symbols(raw) -> dict[str, sp.Symbol]:
