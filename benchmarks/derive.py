@@ -9,11 +9,12 @@ Goals (2-core development machine): gradient descent costs a constant time per t
 so order 12 (20,067 trees) takes <= 3 s CPU and order 14 (140,297 trees) <= 30 s CPU
 and <= 600 MB; the other cases <= 10 s each.
 
-The coordinate-wise family (Adam with beta1, beta2, eps symbolic, order 2, per
-coordinate in dimension d) is timed the same way; its "terms" are the additive terms of
-the expanded field (all coordinates and powers of h) and "ops h2" the SymPy operation
-count of the h^2 term of coordinate 1. Dimension 3 takes about two minutes of CPU; it is
-printed by default, `--quick` leaves it out.
+The coordinate-wise family (Adam with beta1, beta2, eps symbolic) is timed over weighted
+trees, for every dimension at once (goals: order 2 <= 5 s, order 3 <= 60 s; RMSProp
+order 3 <= 20 s; "terms" counts the trees), and per coordinate in dimension d, the
+engine kept for rules that couple coordinates (its "terms" are the additive terms of the
+expanded field, "ops h2" the SymPy operation count of the h^2 term of coordinate 1).
+Dimension 3 takes about two minutes of CPU; `--quick` leaves it out.
 
     .venv/bin/python benchmarks/derive.py          # the cases below
     .venv/bin/python benchmarks/derive.py --quick  # without Adam in dimension 3
@@ -49,14 +50,26 @@ CASES = {
 }
 
 COORDINATE_CASES = {
-    f"adam, symbolic beta1 beta2 eps, order 2, d={d}": (
-        lambda d=d: bea.modified_equation(bea.rules.adam, 2, dimension=d)
-    )
-    for d in (2, 3)
+    **{
+        f"adam, symbolic beta1 beta2 eps, order {n}, every dimension": (
+            lambda n=n: bea.modified_equation(bea.rules.adam, n)
+        )
+        for n in (1, 2, 3)
+    },
+    "rmsprop, symbolic rho eps, order 3, every dimension": (
+        lambda: bea.modified_equation(bea.rules.rmsprop, 3)
+    ),
+    **{
+        f"adam, symbolic beta1 beta2 eps, order 2, per coordinate d={d}": (
+            lambda d=d: bea.modified_equation(bea.rules.adam, 2, dimension=d)
+        )
+        for d in (2, 3)
+    },
 }
-"""Coordinate-wise derivations (per coordinate in dimension d)."""
+"""Coordinate-wise derivations: over weighted trees (every dimension at once; "terms"
+counts the trees of the index form) and per coordinate in dimension d."""
 
-QUICK_SKIP = ("adam, symbolic beta1 beta2 eps, order 2, d=3",)
+QUICK_SKIP = ("adam, symbolic beta1 beta2 eps, order 2, per coordinate d=3",)
 """Left out by `--quick`."""
 
 BIG_CASES = {
@@ -99,6 +112,8 @@ def _size(meq) -> dict:
     expanded field and the operation count of the h^2 term of coordinate 1."""
     if hasattr(meq, "terms"):
         return {"terms": len(meq.terms)}
+    if meq.expansion.index_terms is not None:
+        return {"terms": len(meq.expansion.index_terms_of("theta"))}
     terms = sum(len(sp.Add.make_args(sp.expand(e))) for row in meq.field for e in row)
     return {"terms": terms, "ops": int(sp.count_ops(meq.field_at(2)[0]))}
 
@@ -146,7 +161,7 @@ def main() -> None:
         r = _measure(name)
         print(
             f"{name:<50} {r['cpu']:>7.2f} {r['wall']:>7.2f} {r['peak_mb']:>8.0f} "
-            f"{r['terms']:>7} {r['ops']:>8}",
+            f"{r['terms']:>7} {r.get('ops', '-'):>8}",
             flush=True,
         )
     loss_overhead()
