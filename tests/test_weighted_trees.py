@@ -35,6 +35,7 @@ def _point(expansion, seed: int) -> dict:
     for s, (_, idx) in expansion.derivatives:
         if len(idx) == 1:
             t = sp.Rational(rng.randint(2, 9), rng.randint(1, 5))
+            t = t if t != 1 else sp.Integer(3)  # t = 1 would make the gradient 0
             point[s] = (t**2 - 1) / (2 * t)
         else:
             point[s] = sp.Rational(rng.randint(-9, 9), rng.randint(1, 7))

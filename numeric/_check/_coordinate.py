@@ -29,14 +29,14 @@ import bea
 from bea import BeaValueError
 
 from .._lower._coordinate import (
-    CoordinateField,
+    CoordinateVectorField,
     coordinate_discrete_map,
-    coordinate_vector_field,
     slow_manifold,
     with_field,
 )
 from .._lower._flow import check_hs, fit_slope, float64, integrate
 from .._lower._params import bind
+from .._run._memory import on_manifold
 from ._order_check import EXACT, OrderCheck, check_state
 
 __all__ = ["COORDINATE_HS", "contraction_rate", "coordinate_check_order", "coordinate_checks"]
@@ -91,17 +91,31 @@ def transient_steps(rate: float, rule: str) -> int:
     return int(min(MAX_TRANSIENT, max(MIN_TRANSIENT, math.ceil(math.log(1e-16) / math.log(rate)))))
 
 
-def _on_manifold(step, theta, memory0, h, n: int, iters: int = 30):
-    """(θ*, m) with m on the slow manifold at θ*: start points z with n steps landing on θ*."""
-    z = theta
+def _on_manifold(step, theta, memory0, h, n: int, series=None, iters: int = 30):
+    """(θ*, m, reached): m on the slow manifold at θ*.
+
+    Without `series`, the start point z whose n steps (from the memory's leading term
+    M₀(z)) land on θ is found by the fixed-point iteration z ← z + (θ − Φⁿ(z)), and
+    the n steps put the memory on the manifold by the rule itself; `reached` says
+    whether the iteration met θ (to 1e-10). It contracts only while n steps move the
+    state by less than their own size (n h ‖∂field‖ < 1), which a network's loss with
+    a small ε breaks. With `series`, the memory starts at θ on the manifold's series
+    `series(θ, h)` (to the equation's order, so the one-step error keeps its order),
+    as equations over trees are checked.
+    """
+    if series is not None:
+        return theta, series(theta, h), False
+    z, first, size = theta, None, math.inf
     for _ in range(iters):
         zn, mem = step.iterate(z, memory0(z), h, n)
         miss = theta - zn
+        size = float(jnp.max(jnp.abs(miss)))
+        first = size if first is None else first
+        if not math.isfinite(size) or size < 1e-15 or size > 10 * first:
+            break  # reached, or the iteration does not contract here
         z = z + miss
-        if not bool(jnp.all(jnp.isfinite(miss))) or float(jnp.max(jnp.abs(miss))) < 1e-15:
-            break
     zn, mem = step.iterate(z, memory0(z), h, n)
-    return zn, mem
+    return zn, mem, size < 1e-10
 
 
 def _leading(meq, losses, params):
@@ -109,25 +123,42 @@ def _leading(meq, losses, params):
     out = []
     for name in meq.memory:
         fake = with_field(meq, (slow_manifold(meq, name)[0],), 0, name)
-        f = CoordinateField(fake, losses, params)
+        f = CoordinateVectorField(fake, losses, params)
         out.append(lambda z, f=f: f(z, 0.0))
     return out
 
 
-def _local_errors(step, field, lead, theta, hs, transient: int) -> list[float]:
-    """|one step of the rule − the flow over h| from the slow manifold, per h."""
+def _local_errors(
+    step, field, lead, theta, hs, transient: int, series=None, reached=None
+) -> list[float]:
+    """|one step of the rule − the flow over h| from the slow manifold, per h; `reached`
+    (a list) collects whether each start was reached by a transient."""
 
     def memory0(z):
         return tuple(fn(z) for fn in lead)
 
     flow_jit = jax.jit(lambda z, h: integrate(lambda y, a: field._apply(y, a), z, h, h))
-    errors = []
-    for h in hs:
-        z, mem = _on_manifold(step, theta, memory0, h, transient)
-        one, _ = step(z, mem, h)
-        flow, ok = flow_jit(z, jnp.asarray(h))
-        err = float(jnp.max(jnp.abs(one - flow))) if bool(ok) else float("nan")
-        errors.append(err if math.isfinite(err) else float("nan"))
+
+    def run(use_series: bool) -> tuple[list[float], bool]:
+        errors, every = [], True
+        for h in hs:
+            z, mem, by_transient = _on_manifold(
+                step, theta, memory0, h, transient, series if use_series else None
+            )
+            every = every and by_transient
+            one, _ = step(z, mem, h)
+            flow, ok = flow_jit(z, jnp.asarray(h))
+            err = float(jnp.max(jnp.abs(one - flow))) if bool(ok) else float("nan")
+            errors.append(err if math.isfinite(err) else float("nan"))
+        return errors, every
+
+    # one start for every h: points reached by the rule's own transient, or, where the
+    # start point cannot be solved for at some h, the manifold's series at theta
+    errors, every = run(False)
+    if not every and series is not None:
+        errors, _ = run(True)
+    if reached is not None:
+        reached.append(every or series is None)
     return errors
 
 
@@ -185,7 +216,7 @@ def coordinate_checks(
                 f"meq was derived from rule {meq.rule!r}, not from rule {r.name!r}; pass "
                 f"meq=bea.modified_equation(rule, {top}, dimension={d})"
             )
-        if meq.dimension != d:
+        if meq.dimension != d and meq.expansion.index_terms is None:
             raise BeaValueError(
                 f"state0 has {d} coordinates but meq was derived in dimension {meq.dimension}; "
                 f"derive it with dimension={d}"
@@ -194,6 +225,10 @@ def coordinate_checks(
         bind(meq, [e for row in meq.field for e in row], params)
         step = coordinate_discrete_map(r, losses, params)
         lead = _leading(meq, losses, params)
+
+        def series(z, h):
+            return tuple(on_manifold(meq, z, h, losses=losses, params=params)[1:])
+
         if transient is None:
             rate = contraction_rate(step, theta, tuple(fn(theta) for fn in lead))
             n_steps = transient_steps(rate, r.name)
@@ -205,11 +240,17 @@ def coordinate_checks(
             given = hs.get(n) if isinstance(hs, Mapping) else hs
             hs_n = check_hs(given if given is not None else COORDINATE_HS)
             low = with_field(meq, meq.field[: n + 1], n)
-            field = coordinate_vector_field(low, losses, params)
-            errors = _local_errors(step, field, lead, theta, hs_n, n_steps)
+            field = CoordinateVectorField(low, losses, params)
+            reached: list[bool] = []
+            errors = _local_errors(step, field, lead, theta, hs_n, n_steps, series, reached)
             slope, _ = fit_slope(hs_n, errors, floor=1e-15)
             notes = []
-            if meq.memory:
+            if meq.memory and not all(reached):
+                notes.append(
+                    f"memory started on its slow manifold's series: {n_steps} steps of the "
+                    "rule move the state too far to be solved for a start point here"
+                )
+            elif meq.memory:
                 how = "" if rate is None else f" (contraction rate {rate:.3g})"
                 notes.append(f"memory on its slow manifold after {n_steps} steps{how}")
             if left > 1e-12:

@@ -128,9 +128,11 @@ def _check_orders_arg(orders) -> list[int]:
 
 
 def derive(rule, order: int, state0):
-    """The order-`order` equation of `rule`, in the basis its family needs: over trees,
-    or, for a rule the tree family refuses as coordinate-wise (a user's RMSProp written
-    with `bea.ops`), over coordinates in the dimension of `state0`."""
+    """The order-`order` equation of `rule`, in the basis its family needs: over trees;
+    over weighted trees for an elementwise rule (every dimension at once); else, for a
+    rule the tree family refuses as coordinate-wise (a user's RMSProp written with
+    `bea.ops`) or one that couples coordinates, over coordinates in the dimension of
+    `state0`."""
     r = as_rule(rule)
     if bea.family_of(r).basis == "trees":
         try:
@@ -138,6 +140,10 @@ def derive(rule, order: int, state0):
         except bea.TraceError as err:
             if err.suggestion != "coordinate":
                 raise
+    else:  # an elementwise rule is derived once for every dimension (index terms)
+        meq = bea.modified_equation(r, order)
+        if meq.expansion.index_terms is not None or meq.dimension == state_size(state0):
+            return meq
     return bea.modified_equation(r, order, dimension=state_size(state0))
 
 

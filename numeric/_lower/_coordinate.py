@@ -437,5 +437,14 @@ class CoordinateVectorField:
             return self.dense(theta, h)
         return self.elementwise(theta, h)
 
+    def _apply(self, theta, h):
+        """The field inside a traced function (h a traced value); the kernel is chosen
+        by the state's shape, which is static."""
+        if dense_state(self.meq, theta):
+            return self._dense._apply(theta, h)
+        if self._elementwise is None:
+            self._elementwise = ElementwiseField(self.meq, self.losses, self.params)
+        return self._elementwise._apply(theta, h)
+
     def __repr__(self) -> str:
         return f"CoordinateVectorField(rule={self.meq.rule!r}, order={self.meq.order})"
