@@ -488,9 +488,13 @@ def _h(p: int, latex: bool) -> str:
 
 
 def _at(w, letter):
-    U, S = INDEX_SYMBOLS[:2]
+    """The weight w (written at index i: g_i, s_i, a state memory's v_i) at `letter`."""
     return w.xreplace(
-        {U: sp.Symbol(f"g_{letter}", real=True), S: sp.Symbol(f"s_{letter}", real=True)}
+        {
+            s: sp.Symbol(f"{s.name[:-2]}_{letter}", **s.assumptions0)
+            for s in w.free_symbols
+            if s.name.endswith("_i")
+        }
     )
 
 
@@ -552,12 +556,17 @@ def _stack(pieces, p: int) -> str:
     return body if p == 0 else body + ")"
 
 
-def _index_lines(meq, latex: bool) -> str | None:
-    """θ̇ᵢ = … in index notation, or None when the field is not of that form."""
-    try:
-        form = index_form(meq)
-    except BeaValueError:
-        return None
+def _index_lines(meq, latex: bool, name: str = "theta") -> str | None:
+    """θ̇ᵢ = … in index notation (`name` a state memory: its field, v̇ᵢ = …), or None
+    when the field is not of that form."""
+    if name == "theta":
+        try:
+            form = index_form(meq)
+        except BeaValueError:
+            return None
+    else:
+        raw = meq.expansion.index_terms_of(name)
+        form = [TreeTerm(p, tuple(_canon(w) for w in ws), tuple(e)) for p, ws, e in raw]
     parts = []
     for p in range(len(meq.field)):
         pieces = [_term_text(t, latex) for t in form if t.power == p]
@@ -569,8 +578,10 @@ def _index_lines(meq, latex: bool) -> str | None:
             continue
         parts.append(_stack(pieces, p))
     if latex:
-        return r"\dot\theta_i &= " + (r" \\ &\quad + ".join(parts) or "0")
-    return "dθ_i/dt = " + ("\n        + ".join(parts) or "0")
+        lhs = r"\dot\theta_i" if name == "theta" else rf"\dot {sp.latex(sp.Symbol(name))}_i"
+        return lhs + r" &= " + (r" \\ &\quad + ".join(parts) or "0")
+    lhs = "dθ_i/dt" if name == "theta" else f"d{name}_i/dt"
+    return f"{lhs} = " + ("\n        + ".join(parts) or "0")
 
 
 # -- per coordinate: grouped by derivatives of order ≥ 2, coefficients factored ------------
@@ -733,6 +744,7 @@ def render_text(meq) -> str:
     index = _index_lines(meq, False)
     if free:  # derived over weighted trees: the index form is the whole result
         lines.append(index)
+        lines += [_index_lines(meq, False, name) for name, _ in meq.expansion.state]
         lines.append("  (g_i = ∂_iE, s_i = sign ∂_iE, H_ij = ∂_i∂_jE, T_ijk = ∂_i∂_j∂_kE)")
         lines += [
             f"slow manifold {name}_i = {_leading(meq, m)} + O(h)" for name, m in meq.slow_manifold
@@ -778,7 +790,8 @@ def render_latex(meq) -> str:
     if index is not None:
         rows.append(index)
     if getattr(meq.expansion, "index_terms", None) is not None:
-        return "\\begin{aligned}\n" + index + "\n\\end{aligned}"
+        rows += [_index_lines(meq, True, name) for name, _ in meq.expansion.state]
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
     rows += [
         rf"\dot\theta_{{{i + 1}}} &= " + _series(meq, [row[i] for row in meq.field], True)
         for i in range(meq.dimension)

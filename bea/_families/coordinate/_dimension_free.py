@@ -210,11 +210,11 @@ class WeightedDerivation:
 def _taylor_h(e: sp.Expr, order: int) -> list[sp.Expr]:
     """[h^0 … h^order] coefficients of e, by differentiation at h = 0."""
     out = []
-    d = e
+    d = sp.sympify(e)
     for k in range(order + 1):
-        out.append(sp.expand(d.subs(H, 0) / factorial(k)) if d.has(H) or k == 0 else 0)
-        d = sp.diff(d, H) if d.has(H) else sp.S.Zero
-    return [sp.sympify(c) for c in out]
+        out.append(sp.expand(d.subs(H, 0) / factorial(k)))
+        d = sp.diff(d, H)
+    return out
 
 
 def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str):
@@ -449,13 +449,17 @@ def _flatten(node) -> tuple[list[int], list[tuple[int, tuple[int, ...]]]]:
     return weights, edges
 
 
-def specialise(der: WeightedDerivation, sums, tracer, d: int) -> tuple[tuple[sp.Expr, ...], ...]:
-    """The θ-components of graded `TreeSum`s in dimension d, per coordinate, in the
-    partial-derivative symbols of `tracer` (a `Tracer` of dimension d)."""
+def specialise(
+    der: WeightedDerivation, sums, tracer, d: int, state=None
+) -> tuple[tuple[sp.Expr, ...], ...]:
+    """Graded `TreeSum`s in dimension d, per coordinate, in the partial-derivative
+    symbols of `tracer` (a `Tracer` of dimension d) and, for each state memory,
+    `state[name][j]`, its value at coordinate j."""
     gsyms = [tracer.partial("E", (j,)) for j in range(d)]
+    local = {a: der.locals.state[a] for a in (state or {})}
 
     def weight(a, j):
-        return a.xreplace({GRAD: gsyms[j]})
+        return a.xreplace({GRAD: gsyms[j], **{local[n]: state[n][j] for n in local}})
 
     def tensor(ix):
         return tracer.partial("E", tuple(sorted(ix)))
@@ -481,22 +485,22 @@ def weighted_expansion(rule, order: int, dimension: int = 2):
     memory = tuple(getattr(rule, "memory", ()) or ())
     name = getattr(rule, "name", "rule")
     der = derive_weighted(getattr(rule, "update", rule), memory, order, name)
-    if der.state:
-        raise TraceError(
-            f"rule {name!r} keeps {der.state[0]!r} in the state (its update is the identity "
-            "at h = 0), which a field of theta alone cannot describe",
-            suggestion="state",
-        )
     every = [s for row in (*der.field, *der.manifold) for s in row.values()]
     if any(atom(n[0]).has(THETA) for s in every for n in _all_nodes(s)):
         raise TraceError(f"rule {name!r} uses theta itself; derive per coordinate")
     tracer = Tracer(dimension, order + 1, {"E": None}, CoordinateRegion())
-    theta = specialise(der, [row["theta"] for row in der.field], tracer, dimension)
-    delta = _increments(der, order)
-    map_terms = specialise(der, delta, tracer, dimension)
-    manifold = tuple(
-        (a, specialise(der, [row[a] for row in der.manifold], tracer, dimension)) for a in der.slow
-    )
+    # a state memory's local value at coordinate j is the symbol `v_{j+1}`
+    at = {
+        a: tuple(sp.Symbol(f"{a}_{j + 1}", real=True) for j in range(dimension)) for a in der.state
+    }
+
+    def view(rows):
+        return specialise(der, rows, tracer, dimension, at)
+
+    theta = view([row["theta"] for row in der.field])
+    map_terms = view(_increments(der, order))
+    manifold = tuple((a, view([row[a] for row in der.manifold])) for a in der.slow)
+    state_fields = tuple((a, view([row[a] for row in der.field])) for a in der.state)
     return CoordinateExpansion(
         dimension=dimension,
         memory=der.slow,
@@ -509,7 +513,10 @@ def weighted_expansion(rule, order: int, dimension: int = 2):
         index_terms=(
             ("theta", index_terms(der)),
             *((a, index_terms(der, [{"theta": row[a]} for row in der.manifold])) for a in der.slow),
+            *((a, index_terms(der, [{"theta": row[a]} for row in der.field])) for a in der.state),
         ),
+        state=tuple((a, at[a]) for a in der.state),
+        state_fields=state_fields,
     )
 
 

@@ -98,11 +98,14 @@ class CoordinateExpansion:
     loss: tuple[tuple[str, sp.Expr], ...] = ()
     contraction: tuple[sp.Expr, ...] = ()
     index_terms: tuple | None = field(default=None, compare=False, repr=False)
+    state: tuple[tuple[str, tuple[sp.Symbol, ...]], ...] = ()
+    state_fields: tuple[tuple[str, tuple[tuple[sp.Expr, ...], ...]], ...] = ()
 
     basis = "coordinates"
 
     def _expressions(self):
         yield from (e for row in self.field for e in row)
+        yield from (e for _, rows in self.state_fields for row in rows for e in row)
         yield from (e for _, m in self.slow_manifold for row in m for e in row)
         yield from (e for row in self.map_terms for e in row)
         yield from (sp.sympify(c) for c in self.contraction)
@@ -113,6 +116,8 @@ class CoordinateExpansion:
         or coordinates)."""
         own = {s for s, _ in self.derivatives} | set(self.coordinates)
         own |= {v for _, v in self.signs if isinstance(v, sp.Symbol)}
+        own |= {s for _, syms in self.state for s in syms}
+        own |= {sp.Symbol(f"{name}_i", real=True) for name, _ in self.state}
         return {s for e in self._expressions() for s in e.free_symbols} - own
 
     def index_terms_of(self, name: str = "theta") -> tuple | None:
@@ -154,6 +159,7 @@ class CoordinateExpansion:
             field=rows(self.field),
             slow_manifold=tuple((n, rows(m)) for n, m in self.slow_manifold),
             map_terms=rows(self.map_terms),
+            state_fields=tuple((n, rows(m)) for n, m in self.state_fields),
             contraction=tuple(sp.sympify(c).xreplace(table) for c in self.contraction),
             index_terms=None
             if self.index_terms is None
@@ -172,6 +178,7 @@ class CoordinateExpansion:
         symbols |= set(self.coordinates) | {s for s, _ in self.derivatives}
         symbols |= {v for _, v in self.signs if isinstance(v, sp.Symbol)}
         symbols |= {s for _, e in self.loss for s in e.free_symbols}
+        symbols |= {s for _, syms in self.state for s in syms}
         symbols |= {
             s
             for _, terms in self.index_terms or ()
@@ -187,6 +194,7 @@ class CoordinateExpansion:
             return {
                 "field": table(self.field, write),
                 "slow_manifold": {name: table(m, write) for name, m in self.slow_manifold},
+                "state_fields": {name: table(m, write) for name, m in self.state_fields},
                 "map_terms": table(self.map_terms, write),
                 "signs": [[loss, i, write(v)] for (loss, i), v in self.signs],
                 "loss": {name: write(e) for name, e in self.loss},
@@ -212,6 +220,7 @@ class CoordinateExpansion:
             "symbols": {s.name: _assumptions(s) for s in sorted(symbols, key=lambda s: s.name)},
             "coordinates": [s.name for s in self.coordinates],
             "derivatives": {s.name: [loss, list(idx)] for s, (loss, idx) in self.derivatives},
+            "state": {name: [s.name for s in syms] for name, syms in self.state},
             **entries(str),
             "exact": entries(to_prefix),
         }
@@ -265,6 +274,14 @@ class CoordinateExpansion:
                     parse_prefix(c, "contraction", symbols) for c in exact.get("contraction", ())
                 ),
                 index_terms=_read_index_terms(exact.get("index_terms"), symbols),
+                state=tuple(
+                    (str(n), tuple(symbol(x, "state") for x in syms))
+                    for n, syms in d.get("state", {}).items()
+                ),
+                state_fields=tuple(
+                    (str(n), table(m, f"state_fields[{n!r}]"))
+                    for n, m in exact.get("state_fields", {}).items()
+                ),
             )
         except KeyError as err:
             raise BeaValueError(f"the equation's description has no {err.args[0]!r}") from None
