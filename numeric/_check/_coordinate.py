@@ -37,6 +37,7 @@ from .._lower._coordinate import (
 from .._lower._flow import check_hs, fit_slope, float64, integrate
 from .._lower._params import bind
 from .._run._memory import on_manifold
+from ._joint import joint_checks
 from ._order_check import EXACT, OrderCheck, check_state
 
 __all__ = ["COORDINATE_HS", "contraction_rate", "coordinate_check_order", "coordinate_checks"]
@@ -195,6 +196,8 @@ def coordinate_checks(
     ):
         raise BeaValueError(f"transient={transient!r} must be a whole number of steps >= 0")
     losses = dict(losses or {})
+    if meq is not None and getattr(meq.expansion, "state", ()):
+        return joint_checks(rule, orders, losses, state0, params, hs, meq, problem)
     with float64():
         theta = jnp.ravel(jnp.asarray(check_state(state0), dtype=jnp.float64))
         top = max(orders)

@@ -40,6 +40,7 @@ from ._params import Step, bind, exact_number, split_h, unwrap, wrap
 __all__ = [
     "CoordinateVectorField",
     "ElementwiseField",
+    "JointField",
     "coordinate_discrete_map",
     "coordinate_elementwise_field",
     "coordinate_vector_field",
@@ -254,6 +255,17 @@ def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None
 # -- elementwise kernels of any size ----------------------------------------------------
 
 
+class _Term:
+    """One tree of a memory's field (power, weights in preorder, hyperedges), read as
+    `bea.backend.index_form` gives the field of θ."""
+
+    def __init__(self, power, weights, edges):
+        self.power, self.weights, self.edges = power, weights, edges
+
+    def children(self, v: int):
+        return tuple(c for parent, c in self.edges if parent == v)
+
+
 class ElementwiseField:
     """A coordinate-wise field of any order on states of any size: elementwise
     functions of ∇E and directional derivatives of the gradient.
@@ -274,12 +286,19 @@ class ElementwiseField:
     pytree of arrays (e.g. a network's parameters); the weights act on every leaf.
     """
 
-    def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
+    def __init__(self, meq, losses: Mapping, params: Mapping | None = None, component="theta"):
         if not isinstance(losses, Mapping) or "E" not in losses:
             raise BeaValueError("the field needs the loss 'E'; pass losses={'E': fn}")
         self.loss = losses["E"]
         U, S = INDEX_SYMBOLS[:2]
-        terms = index_form(meq)
+        # a state memory's value at a vertex's index: the weights' symbol `v_i`
+        self.memory = tuple(
+            sp.Symbol(f"{name}_i", real=True) for name, _ in getattr(meq.expansion, "state", ())
+        )
+        if component == "theta":
+            terms = index_form(meq)
+        else:
+            terms = [_Term(p, ws, tuple(e)) for p, ws, e in meq.expansion.index_terms_of(component)]
         weights = [sp.sympify(w) for t in terms for w in t.weights]
         self.h, num = bind(meq, weights, params)
         exprs: list[sp.Expr] = []
@@ -302,7 +321,9 @@ class ElementwiseField:
             return index[key]
 
         self.roots = [(t.power, node(t, 0)) for t in terms]
-        self.weights = [sp.lambdify([U, S], e, modules=[LOOKUP, "jax"]) for e in exprs]
+        self.weights = [
+            sp.lambdify([U, S, *self.memory], e, modules=[LOOKUP, "jax"]) for e in exprs
+        ]
         self.uses_sign = any(S in e.free_symbols for e in exprs)
         depth: list[int] = []
         for _, edges in self.nodes:
@@ -310,7 +331,7 @@ class ElementwiseField:
         self.depth = depth
         self._jit = jax.jit(self._apply)
 
-    def _apply(self, theta, h):
+    def _apply(self, theta, h, memory=()):
         tree = jax.tree_util
         grad = jax.grad(self.loss)
         g, hvp = jax.linearize(grad, theta)
@@ -320,7 +341,10 @@ class ElementwiseField:
             """Weight k on every leaf, with the leaf's shape and dtype."""
             f = self.weights[k]
             return tree.tree_map(
-                lambda a, b: jnp.broadcast_to(jnp.asarray(f(a, b), a.dtype), a.shape), g, s
+                lambda a, b, *ms: jnp.broadcast_to(jnp.asarray(f(a, b, *ms), a.dtype), a.shape),
+                g,
+                s,
+                *memory,
             )
 
         def directional(tangents):
@@ -448,3 +472,37 @@ class CoordinateVectorField:
 
     def __repr__(self) -> str:
         return f"CoordinateVectorField(rule={self.meq.rule!r}, order={self.meq.order})"
+
+
+class JointField:
+    """The field of an equation whose memories stay in the state (the limit 1 − β = c·h):
+    `field((theta, m, v), h)` returns (θ̇, ṁ, v̇), each of theta's shape or pytree.
+
+    Every component is a sum of weighted trees whose weights read the gradient and the
+    memories at their own index (`ElementwiseField`, one per component).
+    """
+
+    def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
+        self.meq = meq
+        self.names = ("theta", *(name for name, _ in meq.expansion.state))
+        self.parts = [ElementwiseField(meq, losses, params, c) for c in self.names]
+        self.h = self.parts[0].h
+        self._jit = jax.jit(self._apply)
+
+    def _apply(self, state, h):
+        if not isinstance(state, tuple | list) or len(state) != len(self.names):
+            raise BeaValueError(
+                f"the state of rule {self.meq.rule!r} is {self.names}; pass a tuple of "
+                f"{len(self.names)} values"
+            )
+        theta, *memory = state
+        return tuple(part._apply(theta, h, tuple(memory)) for part in self.parts)
+
+    def __call__(self, state, h=None):
+        h = self.h if h is None else h
+        if h is None:
+            raise BeaValueError("the learning rate h is unbound; call field(state, h)")
+        return self._jit(tuple(state), jnp.asarray(h, dtype=jnp.result_type(float)))
+
+    def __repr__(self) -> str:
+        return f"JointField(rule={self.meq.rule!r}, order={self.meq.order}, state={self.names})"

@@ -85,7 +85,7 @@ def integrate(vf: Callable, z0, t1, args, rtol: float = RTOL, atol: float = ATOL
         throw=False,
     )
     ok = sol.result == diffrax.RESULTS.successful
-    return sol.ys[-1], ok
+    return jax.tree_util.tree_map(lambda y: y[-1], sol.ys), ok  # the state at t1, any pytree
 
 
 def lipschitz(step: Callable, z0, t: float, iters: int = 8) -> float:

@@ -547,11 +547,13 @@ def vector_field(meq, losses=None, fields=None, params=None):
         Array([-1.,  1., -1.], dtype=float64)
     """
     if getattr(meq, "basis", None) == "coordinates":
-        from ._coordinate import CoordinateVectorField
+        from ._coordinate import CoordinateVectorField, JointField
 
         if fields:
             raise BeaValueError(
                 "a coordinate-wise equation takes losses, not fields; pass losses={...}"
             )
+        if getattr(meq.expansion, "state", ()):  # memories in the state: (θ, m, …) ↦ (θ̇, ṁ, …)
+            return JointField(meq, losses or {}, params)
         return CoordinateVectorField(meq, losses or {}, params)
     return ModifiedField(meq, losses, fields, params)
