@@ -103,6 +103,42 @@ class Rule:
         known.update(params)
         return self.factory(**known)
 
+    def state_limit(self, **rates) -> Rule:
+        """The rule with each named decay β = 1 − c h: the limit in which its memory stays
+        a state variable (Kovachki and Stuart, JMLR 2021; Malladi, Lyu, Panigrahi and
+        Arora, NeurIPS 2022), as at optax's β₂ = 0.999 with h = 1e-3 (c = 1).
+
+        With β fixed (the default) a memory lies on its slow manifold and the modified
+        equation is a series in h/(1 − β); with 1 − β = c h it is the equation of the
+        joint state (θ, m, …), valid while h is small and c fixed. Limits may be mixed
+        (Adam's m on its manifold, v in the state).
+
+        Example:
+            >>> import bea
+            >>> r = bea.rules.adam.state_limit(beta2="c2")
+            >>> dict(r.params)["beta2"]
+            -c2*h + 1
+        """
+        return _state_limit(self, rates)
+
+
+def _state_limit(rule: Rule, rates: dict) -> Rule:
+    """`Rule.state_limit`: each named decay β replaced by 1 − c h."""
+    values = {}
+    for name, c in rates.items():
+        if isinstance(c, str):
+            if not c.isidentifier() or c == "h":
+                raise BeaValueError(
+                    f"{name}={c!r} must name the rate symbol, e.g. {name}='c' (not 'h')"
+                )
+            c = sp.Symbol(c, positive=True)
+        elif isinstance(c, bool) or not isinstance(c, int | sp.Expr) or sp.sympify(c).has(H):
+            raise BeaTypeError(
+                f"{name}={c!r} must be a rate: a symbol name such as 'c' or an exact number"
+            )
+        values[name] = 1 - sp.sympify(c) * H
+    return rule.with_params(**values)
+
 
 def time_factor(time, rule: str) -> sp.Expr:
     """c in T = c*h for the time `time` of rule `rule` (see `Rule.time_factor`)."""
