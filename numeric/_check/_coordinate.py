@@ -256,11 +256,19 @@ def coordinate_checks(
             elif meq.memory:
                 how = "" if rate is None else f" (contraction rate {rate:.3g})"
                 notes.append(f"memory on its slow manifold after {n_steps} steps{how}")
-            if left > 1e-12:
+            if left > 1e-12 and all(reached):
                 notes.append(
                     f"the start-up transient is still {left:.1e} after {n_steps} steps "
                     "(a contraction rate near 1); the errors include it: check with smaller "
                     "hs or more transient steps"
+                )
+            if meq.memory and rate is not None and max(hs_n) > 0.1 * (1 - rate):
+                # the slow manifold is a series in h/(1 − β): it needs h ≪ 1 − β
+                notes.append(
+                    f"h up to {max(hs_n):g} is not small against 1 - beta = {1 - rate:.3g} "
+                    "(the slow-manifold series is in h/(1 - beta)); check with hs below "
+                    f"{0.1 * (1 - rate):.2g}, or keep the memory in the state: "
+                    "rule.state_limit(beta='c') with 1 - beta = c*h"
                 )
             for h, e in zip(hs_n, errors, strict=True):
                 if not math.isfinite(e):
