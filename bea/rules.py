@@ -1,6 +1,6 @@
 """The built-in update rules (see `bea._rules._builtin` for their conventions).
 
-The coordinate-wise rules (`rmsprop`, `adam`, `signgd`, `clipped_gd`, `normalised_sam`,
+The coordinate-wise rules (`rmsprop`, `adam`, `adamw`, `signgd`, `clipped_gd`, `normalised_sam`,
 `adagrad`) are derived with `bea.modified_equation(rule, N, dimension=d)`; each is also a
 factory for other parameters, e.g. `bea.rules.adam_rule(beta1=...)`.
 """
@@ -34,12 +34,14 @@ from ._rules._builtin import zero_sum_simultaneous as zero_sum_simultaneous
 
 adagrad = _coordinate_rules.adagrad()
 adam = _coordinate_rules.adam()
+adamw = _coordinate_rules.adamw()
 clipped_gd = _coordinate_rules.clipped_gd()
 normalised_sam = _coordinate_rules.normalised_sam()
 rmsprop = _coordinate_rules.rmsprop()
 signgd = _coordinate_rules.signgd()
 adagrad_rule = _coordinate_rules.adagrad
 adam_rule = _coordinate_rules.adam
+adamw_rule = _coordinate_rules.adamw
 clipped_gd_rule = _coordinate_rules.clipped_gd
 normalised_sam_rule = _coordinate_rules.normalised_sam
 rmsprop_rule = _coordinate_rules.rmsprop
@@ -51,6 +53,8 @@ __all__ = [
     "adagrad_rule",
     "adam",
     "adam_rule",
+    "adamw",
+    "adamw_rule",
     "alternating",
     "clipped_gd",
     "clipped_gd_rule",

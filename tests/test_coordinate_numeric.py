@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+import bea
 import numeric
 from bea import modified_equation
 from bea._rules._coordinate import adam, rmsprop
@@ -68,6 +69,26 @@ def test_adam_equals_optax_moments():
     h, b1, b2, eps = 0.05, 0.8, 0.95, 1e-3
     step = coordinate_discrete_map(adam(), {"E": E}, {"beta1": b1, "beta2": b2, "eps": eps})
     opt = _adam_without_bias_correction(h, b1, b2, eps)
+    theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(30):
+        theta, (m, v) = step(theta, (m, v), h)
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
+
+
+def test_adamw_equals_optax_moments_with_decayed_weights():
+    # AdamW (Loshchilov and Hutter, ICLR 2019): optax's moments, then
+    # optax.add_decayed_weights (λθ added to the update before the step)
+    h, b1, b2, eps, wd = 0.05, 0.8, 0.95, 1e-3, 0.3
+    params = {"beta1": b1, "beta2": b2, "eps": eps, "weight_decay": wd}
+    step = coordinate_discrete_map(bea.rules.adamw, {"E": E}, params)
+    opt = optax.chain(
+        _adam_without_bias_correction(-1.0, b1, b2, eps),
+        optax.add_decayed_weights(wd),
+        optax.scale(-h),
+    )
     theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
     ref, state = THETA, opt.init(THETA)
     for _ in range(30):

@@ -39,6 +39,8 @@ def _point(expansion, seed: int) -> dict:
             point[s] = (t**2 - 1) / (2 * t)
         else:
             point[s] = sp.Rational(rng.randint(-9, 9), rng.randint(1, 7))
+    for s in expansion.coordinates:  # θ itself (AdamW's weight decay)
+        point[s] = sp.Rational(rng.randint(-9, 9), 4)
     for s in expansion.symbols:
         point[s] = 1 if s.name == "eps" else sp.Rational(rng.randint(1, 9), 10)
     return point
@@ -50,6 +52,7 @@ CASES = [
     ("adam", bea.rules.adam, 2, 1),
     ("adam_eps_outside", adam(eps_in_sqrt=False), 1, 2),
     ("rmsprop", bea.rules.rmsprop, 2, 2),
+    ("adamw", bea.rules.adamw, 1, 2),
 ]
 
 

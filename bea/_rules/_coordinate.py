@@ -17,6 +17,8 @@ Conventions (g = ∇E(θ), products, squares, square roots and quotients element
   rule iterated. It tends to 1 geometrically, so after the start-up transient (the
   same transient the slow manifold describes) Adam is the bias-free rule; the
   factory refuses `bias_correction=True` rather than silently dropping it.
+- `adamw(beta1, beta2, eps, weight_decay)`: Adam with decoupled weight decay λ,
+  θ' = θ − h (m'/√(v' + ε) + λ θ) (optax `adamw`, without bias correction).
 - `signgd()`: θ' = θ − h sign(g), on a region of declared signs of g.
 - `clipped_gd(c)`: θ' = θ − h g min(1, c/‖g‖) (clipping by norm, threshold c on the
   gradient, i.e. c·h on the step); `mode="coordinate"` clips each component to
@@ -40,6 +42,7 @@ __all__ = [
     "COORDINATE_RULES",
     "adagrad",
     "adam",
+    "adamw",
     "clipped_gd",
     "normalised_sam",
     "rmsprop",
@@ -51,6 +54,7 @@ EPS = sp.Symbol("eps", positive=True)
 BETA1 = sp.Symbol("beta1", positive=True)
 BETA2 = sp.Symbol("beta2", positive=True)
 C = sp.Symbol("c", positive=True)
+LAMBDA = sp.Symbol("weight_decay", positive=True)
 
 
 def rmsprop(rho=RHO, eps=EPS) -> Rule:
@@ -110,6 +114,39 @@ def adam(
         params=(("beta1", beta1), ("beta2", beta2), ("eps", eps)),
         factory=factory,
         description="Adam without bias correction",
+        memory=("m", "v"),
+    )
+
+
+def adamw(
+    beta1=BETA1, beta2=BETA2, eps=EPS, weight_decay=LAMBDA, *, eps_in_sqrt: bool = True
+) -> Rule:
+    """AdamW: Adam with decoupled weight decay λ (Loshchilov and Hutter, ICLR 2019),
+    θ' = θ − h (m'/√(v' + ε) + λ θ) (optax `adamw` without bias correction, with
+    `eps_root`; `eps_in_sqrt=False` gives optax's default m'/(√v' + ε)).
+
+    Example:
+        >>> adamw().params[-1]
+        ('weight_decay', weight_decay)
+    """
+
+    def update(theta, m, v, h, grad):
+        g = grad("E", theta)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        denom = ops.sqrt(v + eps) if eps_in_sqrt else ops.sqrt(v) + eps
+        return theta - h * (m / denom + weight_decay * theta), m, v
+
+    def factory(beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay):
+        return adamw(beta1, beta2, eps, weight_decay, eps_in_sqrt=eps_in_sqrt)
+
+    return Rule(
+        update=update,
+        family="coordinate",
+        name="adamw",
+        params=(("beta1", beta1), ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay)),
+        factory=factory,
+        description="AdamW (decoupled weight decay) without bias correction",
         memory=("m", "v"),
     )
 
@@ -213,7 +250,8 @@ def adagrad(eps=EPS) -> Rule:
 
 
 COORDINATE_RULES: dict[str, Rule] = {
-    r.name: r for r in (rmsprop(), adam(), signgd(), clipped_gd(), normalised_sam(), adagrad())
+    r.name: r
+    for r in (rmsprop(), adam(), adamw(), signgd(), clipped_gd(), normalised_sam(), adagrad())
 }
 """The built-in coordinate-wise rules by name, with symbolic parameters."""
 

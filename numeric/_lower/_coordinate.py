@@ -48,6 +48,9 @@ __all__ = [
     "with_field",
 ]
 
+THETA_I = sp.Symbol("theta_i", real=True)
+"""A weight's own coordinate θᵢ (decoupled weight decay: AdamW)."""
+
 LOOKUP = {
     "sqrt": jnp.sqrt,
     "Abs": jnp.abs,
@@ -322,7 +325,7 @@ class ElementwiseField:
 
         self.roots = [(t.power, node(t, 0)) for t in terms]
         self.weights = [
-            sp.lambdify([U, S, *self.memory], e, modules=[LOOKUP, "jax"]) for e in exprs
+            sp.lambdify([U, S, THETA_I, *self.memory], e, modules=[LOOKUP, "jax"]) for e in exprs
         ]
         self.uses_sign = any(S in e.free_symbols for e in exprs)
         depth: list[int] = []
@@ -341,9 +344,12 @@ class ElementwiseField:
             """Weight k on every leaf, with the leaf's shape and dtype."""
             f = self.weights[k]
             return tree.tree_map(
-                lambda a, b, *ms: jnp.broadcast_to(jnp.asarray(f(a, b, *ms), a.dtype), a.shape),
+                lambda a, b, t, *ms: jnp.broadcast_to(
+                    jnp.asarray(f(a, b, t, *ms), a.dtype), a.shape
+                ),
                 g,
                 s,
+                theta,
                 *memory,
             )
 

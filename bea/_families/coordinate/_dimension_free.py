@@ -459,7 +459,9 @@ def specialise(
     local = {a: der.locals.state[a] for a in (state or {})}
 
     def weight(a, j):
-        return a.xreplace({GRAD: gsyms[j], **{local[n]: state[n][j] for n in local}})
+        return a.xreplace(
+            {GRAD: gsyms[j], THETA: tracer.xs[j], **{local[n]: state[n][j] for n in local}}
+        )
 
     def tensor(ix):
         return tracer.partial("E", tuple(sorted(ix)))
@@ -485,9 +487,6 @@ def weighted_expansion(rule, order: int, dimension: int = 2):
     memory = tuple(getattr(rule, "memory", ()) or ())
     name = getattr(rule, "name", "rule")
     der = derive_weighted(getattr(rule, "update", rule), memory, order, name)
-    every = [s for row in (*der.field, *der.manifold) for s in row.values()]
-    if any(atom(n[0]).has(THETA) for s in every for n in _all_nodes(s)):
-        raise TraceError(f"rule {name!r} uses theta itself; derive per coordinate")
     tracer = Tracer(dimension, order + 1, {"E": None}, CoordinateRegion())
     # a state memory's local value at coordinate j is the symbol `v_{j+1}`
     at = {
@@ -518,17 +517,6 @@ def weighted_expansion(rule, order: int, dimension: int = 2):
         state=tuple((a, at[a]) for a in der.state),
         state_fields=state_fields,
     )
-
-
-def _all_nodes(s: TreeSum):
-    def walk(n):
-        yield n
-        for t in n[1]:
-            for c in t:
-                yield from walk(c)
-
-    for n in s:
-        yield from walk(n)
 
 
 def _increments(der: WeightedDerivation, order: int) -> list[TreeSum]:
