@@ -27,10 +27,31 @@ from typing import Any
 
 import sympy as sp
 
-from .._core._errors import BeaTypeError, BeaValueError, rule_library_error
+from .._core._errors import BeaTypeError, BeaValueError, check_integer, rule_library_error
 from .._core._scalars import H, exact_value
 
-__all__ = ["Rule", "as_rule", "call_rule", "rule", "time_factor"]
+__all__ = ["MAX_STEPS", "Rule", "as_rule", "call_rule", "rule", "step_count", "time_factor"]
+
+MAX_STEPS = 1000
+"""The most steps a built-in rule unrolls (sgd's n mini-batches, alternating's m and
+k, lookahead's k): a derivation traces every step, so a larger count would run for
+hours before the tree budget could refuse it. The command line's soft limit is lower
+(`bea.cli._budget.Budget`); this is its ceiling."""
+
+
+def step_count(name: str, value) -> int:
+    """A built-in rule's step count `value` (an int or a SymPy integer, as `--param`
+    and `with_params` give it) as an int in [1, MAX_STEPS], else one sentence.
+
+    Example:
+        >>> step_count("n", sp.Integer(3))
+        3
+    """
+    if isinstance(value, sp.Integer):
+        value = int(value)
+    return check_integer(
+        value, f"parameter {name}", 1, MAX_STEPS, " steps a rule may unroll (each is traced)"
+    )
 
 
 @dataclass(frozen=True)
