@@ -222,3 +222,23 @@ def test_field_and_map_refuse_a_bad_learning_rate(h, error):
         step(X0, h)
     # a 0-d array (as inside a user's jax.jit) is a learning rate
     assert np.all(np.isfinite(field(X0, jnp.asarray(0.1))))
+
+
+def test_a_rule_or_loss_that_does_not_move_the_state_is_refused_early():
+    # a constant loss: the retries multiplied h by 4 up to inf (4,516 runs), then FAILed
+    with pytest.raises(BeaValueError, match="does not move the state from state0"):
+        numeric.check_order(
+            bea.rules.gd, 1, losses={"E": lambda x: 0 * jnp.sum(x) + 3.0}, state0=X0
+        )
+
+
+def test_verify_of_a_rule_returning_its_state_is_one_line(tmp_path, capsys):
+    # the field is zero: the numeric lowering indexed an empty list (IndexError)
+    from bea.cli import main
+
+    path = tmp_path / "still.py"
+    path.write_text("def still(theta, h, grad):\n    return theta\n")
+    assert main(["verify", f"{path}:still", "--order", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bea: error: ") and err.count("\n") == 1
+    assert "rule 'still' does not move the state" in err

@@ -311,9 +311,14 @@ def _check_name(name, oracle: str) -> None:
         )
 
 
-def _forbidden(op: str, hint: str = ""):
+class _UnhashableTrace(TraceError, TypeError):
+    """Hashing a traced value: a `TraceError`, and a `TypeError` as Python's own
+    "unhashable type" is, for code that tries `hash()` and falls back."""
+
+
+def _forbidden(op: str, hint: str = "", error: type[TraceError] = TraceError):
     def method(self, *args, **kwargs):
-        raise TraceError(
+        raise error(
             f"the rule applies {op} to a traced value at {user_line()}; only sums, "
             "differences and exact scalar multiples of points and oracle values can be "
             f"traced{hint}"
@@ -454,7 +459,11 @@ class Traced:
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _forbidden(
         "a comparison", "; the rule must be explicit: straight-line code without branches"
     )
-    __hash__ = None
+    __hash__ = _forbidden(
+        "hashing (a set, a dict key, hash())",
+        "; keep traced values in lists or tuples",
+        _UnhashableTrace,
+    )
     shape = ndim = dtype = property(
         _forbidden("an array attribute (shape, dtype, ...)", "; the derivation is shape-free")
     )

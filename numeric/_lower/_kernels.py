@@ -331,8 +331,8 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
         if weights.ndim == 2:  # one combination per group, stacked
             return _stack([combine(weights[g], used[g]) for g in range(weights.shape[0])])
         terms = [_tmap(lambda v, i=i: weights[i] * v, vals[i]) for i in used]
-        if not terms:
-            return _tmap(jnp.zeros_like, vals[0])
+        if not terms:  # a zero field (a rule that does not move): zeros like the state
+            return _tmap(jnp.zeros_like, vals[0] if vals else z)
         return _tmap(lambda *xs: sum(xs[1:], xs[0]), *terms)
 
     coeffs = powers @ jnp.asarray(plan.direct, dtype=dtype)
