@@ -242,3 +242,60 @@ def test_verify_of_a_rule_returning_its_state_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("bea: error: ") and err.count("\n") == 1
     assert "rule 'still' does not move the state" in err
+
+
+def test_directions_not_shaped_like_the_point_are_named():
+    # jax.jvp's "different primal and tangent shapes" came out raw
+    with pytest.raises(BeaValueError, match=r"v has shape \(3,\) but theta has shape \(2,\)"):
+        numeric.hvp(E, X0, jnp.ones(3))
+    with pytest.raises(BeaValueError, match="v is structured as"):
+        numeric.hvp(lambda p: jnp.sum(p[0]), (X0, X0), jnp.ones(2))
+    with pytest.raises(BeaValueError, match=r"directions\[0\] has shape \(3,\) but z"):
+        numeric._lower._kernels.derivative(E, X0, [jnp.ones(3)])
+
+
+def test_integer_losses_and_complex_or_empty_states_are_refused():
+    # jax.grad's "grad requires real-valued outputs" and "at least one array or dtype is
+    # required" came out raw
+    field = numeric.vector_field(GD1, {"E": E})
+    with pytest.raises(BeaTypeError, match="loss 'E' returns int"):
+        numeric.vector_field(GD1, {"E": lambda x: 3})(X0, 0.1)
+    with pytest.raises(BeaTypeError, match="loss 'E' returns int"):
+        numeric.check_order(bea.rules.gd, 1, losses={"E": lambda x: 3}, state0=X0)
+    with pytest.raises(BeaTypeError, match="the loss returns int"):
+        numeric.hvp(lambda x: 3, X0, jnp.ones(2))
+    with pytest.raises(BeaTypeError, match="state has complex"):
+        field(jnp.array([0.3 + 1j, 1.1]), 0.1)
+    with pytest.raises(BeaValueError, match="state holds no numbers"):
+        field(None, 0.1)
+
+
+@pytest.mark.parametrize("h", [float("nan"), float("inf"), jnp.array(jnp.nan)])
+def test_transformations_and_loss_functions_refuse_a_non_finite_h(h):
+    # they returned NaN or inf where vector_field refused
+    loss = bea.modified_loss(GD1)
+    with pytest.raises(BeaValueError, match="not a finite learning rate"):
+        numeric.regularised(loss, {"E": E}, h=h)
+    with pytest.raises(BeaValueError, match="not a finite learning rate"):
+        numeric.modified_update(GD1, {"E": E}, h=h)
+    with pytest.raises(BeaValueError, match="must be a finite learning rate"):
+        numeric.loss_fn(loss, {"E": E})(X0, h)
+
+
+def test_wrong_optax_arguments_to_regularised_are_named():
+    opt = numeric.regularised(bea.modified_loss(GD1), {"E": E}, h=0.1)
+    state = opt.init(X0)
+    with pytest.raises(BeaTypeError, match="is not this transformation's state"):
+        opt.update(X0, None, X0)
+    with pytest.raises(BeaValueError, match=r"grads has shape \(3,\) but params has shape"):
+        opt.update(jnp.ones(3), state, X0)
+    with pytest.raises(BeaTypeError, match="batch holds a str"):
+        opt.update(X0, state, X0, loss=lambda p, b: E(p), batch="abc")
+
+
+def test_dal_rate_of_a_nan_loss_is_nan_not_the_cap():
+    from numeric.drift_adjusted import dal_rate
+
+    rate, _ = dal_rate(lambda x: jnp.nan * E(x), X0)
+    assert np.isnan(rate)  # it was max_rate = 1.0: a NaN read as a safe step
+    assert float(dal_rate(lambda x: jnp.sum(x), X0)[0]) == 1.0  # zero curvature: the cap

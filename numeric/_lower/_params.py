@@ -20,7 +20,9 @@ import math
 import numbers
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
@@ -147,6 +149,11 @@ def check_step(h):
         raise BeaValueError(
             f"h has shape {tuple(jnp.shape(h))}; pass one learning rate (vmap over h for several)"
         )
+    if hasattr(h, "shape") and not isinstance(h, jax.core.Tracer):
+        if jnp.issubdtype(jnp.result_type(h), jnp.complexfloating):
+            raise BeaTypeError(f"h={h!r} must be a real number (the learning rate)")
+        if not np.isfinite(np.asarray(h)):
+            raise BeaValueError(f"h={float(np.asarray(h))!r} must be a finite learning rate")
     return h
 
 
