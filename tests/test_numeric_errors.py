@@ -1,6 +1,7 @@
 """Bad input to numeric: clear errors naming the thing, and runs that go wrong."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -299,3 +300,25 @@ def test_dal_rate_of_a_nan_loss_is_nan_not_the_cap():
     rate, _ = dal_rate(lambda x: jnp.nan * E(x), X0)
     assert np.isnan(rate)  # it was max_rate = 1.0: a NaN read as a safe step
     assert float(dal_rate(lambda x: jnp.sum(x), X0)[0]) == 1.0  # zero curvature: the cap
+
+
+def test_the_numeric_principal_flow_refuses_a_memory_rule():
+    # the rule was called without its memory: "missing 1 required positional argument: 'h'"
+    with pytest.raises(BeaValueError, match=r"has memory v.*bea\.principal_flow"):
+        numeric.principal.rule_polynomial(bea.rules.heavy_ball)
+    with pytest.raises(BeaValueError, match="has memory v"):
+        numeric.principal_flow(E, 0.1, bea.rules.heavy_ball)
+
+
+@pytest.mark.parametrize(
+    "beta, error, words",
+    [
+        (jnp.array([0.5, 0.2]), BeaValueError, "has shape (2,); give one number"),
+        (0.5 + 1j, BeaTypeError, "is complex; give a real number"),
+        (jnp.array(jnp.nan), BeaValueError, "is not finite"),
+    ],
+)
+def test_vector_complex_and_nan_array_params_are_refused(beta, error, words):
+    meq = bea.modified_equation(bea.rules.heavy_ball, 1)
+    with pytest.raises(error, match=re.escape(words)):
+        numeric.vector_field(meq, {"E": E}, params={"beta": beta})

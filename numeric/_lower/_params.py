@@ -68,6 +68,18 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
             isinstance(value, numbers.Number) or hasattr(value, "dtype")
         ):
             raise BeaTypeError(f"params[{name!r}] = {value!r} is not a number; give a number")
+        if isinstance(value, complex) or (
+            hasattr(value, "dtype") and jnp.issubdtype(value.dtype, jnp.complexfloating)
+        ):
+            raise BeaTypeError(f"params[{name!r}] = {value!r} is complex; give a real number")
+        if hasattr(value, "shape") and tuple(jnp.shape(value)) != ():
+            raise BeaValueError(
+                f"params[{name!r}] has shape {tuple(jnp.shape(value))}; give one number "
+                "(build one field per value for several)"
+            )
+        if hasattr(value, "dtype") and not isinstance(value, jax.core.Tracer):
+            if not np.isfinite(np.asarray(value)):
+                value = float(np.asarray(value))
         if isinstance(value, numbers.Real) and not math.isfinite(value):
             raise BeaValueError(f"params[{name!r}] = {value!r} is not finite; give a finite number")
         out[name] = value
