@@ -9,6 +9,7 @@ checking a derivation numerically are bounded before they allocate.
 from __future__ import annotations
 
 import pytest
+import sympy as sp
 
 import bea
 from bea.cli import main
@@ -91,3 +92,29 @@ def test_verify_at_a_high_order_is_refused_by_the_budget(capsys):
     assert main(["verify", "gd", "--order", "12"]) == 2
     err = _refusal(capsys)
     assert "20067 terms" in err and "limit of 1500" in err and "--force" in err
+
+
+def test_a_rule_whose_loop_never_ends_is_refused_after_the_operation_budget(
+    monkeypatch, tmp_path, capsys
+):
+    # it was traced without limit; after the tree tracer's refusal the coordinate family
+    # traced it again. The budget is lowered here to keep the test fast.
+    from bea._families import _trace
+
+    monkeypatch.setattr(_trace, "MAX_OPERATIONS", 60)
+
+    def forever(theta, h, grad):
+        while True:
+            theta = theta - h * grad("E", theta)
+
+    with pytest.raises(bea.TraceError, match=r"more than 60 traced operations.*`theta = theta"):
+        bea.modified_equation(forever, 1)
+    assert bea.modified_equation(bea.rules.sgd(10), 0).coefficient("E10") == sp.Rational(-1, 10)
+    path = tmp_path / "loops.py"
+    path.write_text(
+        "def forever(theta, h, grad):\n"
+        "    while True:\n"
+        "        theta = theta - h * grad('E', theta)\n"
+    )
+    assert main(["derive", f"{path}:forever", "--order", "1"]) == 2
+    assert "more than 60 traced operations" in _refusal(capsys)
