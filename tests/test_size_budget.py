@@ -118,3 +118,11 @@ def test_a_rule_whose_loop_never_ends_is_refused_after_the_operation_budget(
     )
     assert main(["derive", f"{path}:forever", "--order", "1"]) == 2
     assert "more than 60 traced operations" in _refusal(capsys)
+
+
+def test_a_modifying_integrator_over_the_tree_budget_is_refused(capsys):
+    # sgd(16) at order 3 solves for 185,488 trees: it ran for hours
+    argv = ["codegen", "sgd", "--order", "3", "--param", "n=16", "--what", "modifying"]
+    assert main(argv) == 2
+    err = _refusal(capsys)
+    assert "185488 trees" in err and "budget of 5000" in err and "--force" in err

@@ -353,7 +353,7 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
     if args.what == "modifying":
         from .._results._modifying import modifying_integrator
 
-        mi = modifying_integrator(rule, max(order, 1))
+        mi = modifying_integrator(rule, max(order, 1), force=args.force)
         source = codegen(mi.corrections.equation(f"{rule.name}, modified oracles"), "field")
     else:
         meq = _derive(rule, extra, order, args.force)
