@@ -248,3 +248,49 @@ def test_a_symbolic_time_joins_the_coefficient_domain():
     # the flow over T h of -grad E / T - h/(2T) Hess grad E matches one Euler step
     assert sp.simplify(meq.coefficient("E") + 1 / T) == 0
     assert sp.simplify(meq.coefficient("E[E]") + 1 / (2 * T)) == 0
+
+
+def test_a_required_keyword_only_argument_is_named():
+    # Python's "missing 1 required keyword-only argument" came out raw
+    def scaled(theta, h, grad, *, scale):
+        return theta - scale * h * grad("E", theta)
+
+    with pytest.raises(BeaTypeError, match=r"keyword-only argument 'scale'.*functools\.partial"):
+        derive(scaled)
+
+    def with_default(theta, h, *, grad, scale=1):
+        return theta - scale * h * grad("E", theta)
+
+    assert derive(with_default).coefficient("E") == -1
+
+
+def test_a_rule_that_recurses_without_end_is_one_sentence():
+    def forever(theta, h, grad):
+        return forever(theta, h, grad)
+
+    with pytest.raises(BeaValueError, match=r"recursion limit at .*`return forever\(theta"):
+        derive(forever)
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_before_printing():
+    # the derivation went through; printing it raised "Exceeds the limit (4300 digits)"
+    def huge(theta, h, grad):
+        return theta - 10**5000 * h * grad("E", theta)
+
+    with pytest.raises(BeaValueError, match="about 5001 digits, above the limit of 1000"):
+        derive(huge)
+    with pytest.raises(BeaValueError, match="rho holds a number of about 1201 digits"):
+        rules.sam.with_params(rho=sp.Rational(1, 10**1200))
+    assert derive(lambda theta, h, grad: theta - 10**900 * h * grad("E", theta)).coefficient(
+        "E"
+    ) == -(10**900)
+
+
+def test_hashing_a_traced_value_is_a_trace_error():
+    def hashing(theta, h, grad):
+        g = grad("E", theta)
+        return theta - h * {g: 1}[g] * g
+
+    # Python's "unhashable type: 'Traced'" came out raw
+    with pytest.raises(TraceError, match=r"hashing \(a set, a dict key, hash\(\)\) .*at "):
+        derive(hashing)

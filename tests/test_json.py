@@ -89,6 +89,9 @@ def test_parser_reads_rational_functions(text, value):
         ("alpha alpha", "trailing"),
         ("", "empty"),
         ("2**100000", "over"),
+        # int() of over 4300 digits raised Python's ValueError
+        ("1" * 5000, "a number of 5000 digits is over 1000"),
+        ("alpha**" + "9" * 5000, "exponent of 5000 digits is over 1000"),
     ],
 )
 def test_parser_refuses_anything_else(text, message):
@@ -138,4 +141,14 @@ def test_a_repeated_term_is_refused():
     d = bea.modified_equation(bea.rules.gd, 1).to_dict()
     d["terms"].append(dict(d["terms"][0]))
     with pytest.raises(bea.BeaValueError, match="repeats the tree 'E' at h\\^0"):
+        bea.ModifiedEquation.from_dict(d)
+
+
+def test_a_manifold_coefficient_outside_the_domain_is_named():
+    # CoercionFailed came out raw as a ValueError
+    d = bea.modified_equation(bea.rules.heavy_ball, 1).to_dict()
+    d["manifold"][0]["terms"][0]["coefficient"] = "1/(gamma - 1)"
+    with pytest.raises(
+        bea.BeaValueError, match=r"manifold\[0\]\.terms\[0\]\.coefficient .* domain"
+    ):
         bea.ModifiedEquation.from_dict(d)

@@ -1,6 +1,7 @@
 """Bad input to numeric: clear errors naming the thing, and runs that go wrong."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -222,3 +223,102 @@ def test_field_and_map_refuse_a_bad_learning_rate(h, error):
         step(X0, h)
     # a 0-d array (as inside a user's jax.jit) is a learning rate
     assert np.all(np.isfinite(field(X0, jnp.asarray(0.1))))
+
+
+def test_a_rule_or_loss_that_does_not_move_the_state_is_refused_early():
+    # a constant loss: the retries multiplied h by 4 up to inf (4,516 runs), then FAILed
+    with pytest.raises(BeaValueError, match="does not move the state from state0"):
+        numeric.check_order(
+            bea.rules.gd, 1, losses={"E": lambda x: 0 * jnp.sum(x) + 3.0}, state0=X0
+        )
+
+
+def test_verify_of_a_rule_returning_its_state_is_one_line(tmp_path, capsys):
+    # the field is zero: the numeric lowering indexed an empty list (IndexError)
+    from bea.cli import main
+
+    path = tmp_path / "still.py"
+    path.write_text("def still(theta, h, grad):\n    return theta\n")
+    assert main(["verify", f"{path}:still", "--order", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bea: error: ") and err.count("\n") == 1
+    assert "rule 'still' does not move the state" in err
+
+
+def test_directions_not_shaped_like_the_point_are_named():
+    # jax.jvp's "different primal and tangent shapes" came out raw
+    with pytest.raises(BeaValueError, match=r"v has shape \(3,\) but theta has shape \(2,\)"):
+        numeric.hvp(E, X0, jnp.ones(3))
+    with pytest.raises(BeaValueError, match="v is structured as"):
+        numeric.hvp(lambda p: jnp.sum(p[0]), (X0, X0), jnp.ones(2))
+    with pytest.raises(BeaValueError, match=r"directions\[0\] has shape \(3,\) but z"):
+        numeric._lower._kernels.derivative(E, X0, [jnp.ones(3)])
+
+
+def test_integer_losses_and_complex_or_empty_states_are_refused():
+    # jax.grad's "grad requires real-valued outputs" and "at least one array or dtype is
+    # required" came out raw
+    field = numeric.vector_field(GD1, {"E": E})
+    with pytest.raises(BeaTypeError, match="loss 'E' returns int"):
+        numeric.vector_field(GD1, {"E": lambda x: 3})(X0, 0.1)
+    with pytest.raises(BeaTypeError, match="loss 'E' returns int"):
+        numeric.check_order(bea.rules.gd, 1, losses={"E": lambda x: 3}, state0=X0)
+    with pytest.raises(BeaTypeError, match="the loss returns int"):
+        numeric.hvp(lambda x: 3, X0, jnp.ones(2))
+    with pytest.raises(BeaTypeError, match="state has complex"):
+        field(jnp.array([0.3 + 1j, 1.1]), 0.1)
+    with pytest.raises(BeaValueError, match="state holds no numbers"):
+        field(None, 0.1)
+
+
+@pytest.mark.parametrize("h", [float("nan"), float("inf"), jnp.array(jnp.nan)])
+def test_transformations_and_loss_functions_refuse_a_non_finite_h(h):
+    # they returned NaN or inf where vector_field refused
+    loss = bea.modified_loss(GD1)
+    with pytest.raises(BeaValueError, match="not a finite learning rate"):
+        numeric.regularised(loss, {"E": E}, h=h)
+    with pytest.raises(BeaValueError, match="not a finite learning rate"):
+        numeric.modified_update(GD1, {"E": E}, h=h)
+    with pytest.raises(BeaValueError, match="must be a finite learning rate"):
+        numeric.loss_fn(loss, {"E": E})(X0, h)
+
+
+def test_wrong_optax_arguments_to_regularised_are_named():
+    opt = numeric.regularised(bea.modified_loss(GD1), {"E": E}, h=0.1)
+    state = opt.init(X0)
+    with pytest.raises(BeaTypeError, match="is not this transformation's state"):
+        opt.update(X0, None, X0)
+    with pytest.raises(BeaValueError, match=r"grads has shape \(3,\) but params has shape"):
+        opt.update(jnp.ones(3), state, X0)
+    with pytest.raises(BeaTypeError, match="batch holds a str"):
+        opt.update(X0, state, X0, loss=lambda p, b: E(p), batch="abc")
+
+
+def test_dal_rate_of_a_nan_loss_is_nan_not_the_cap():
+    from numeric.drift_adjusted import dal_rate
+
+    rate, _ = dal_rate(lambda x: jnp.nan * E(x), X0)
+    assert np.isnan(rate)  # it was max_rate = 1.0: a NaN read as a safe step
+    assert float(dal_rate(lambda x: jnp.sum(x), X0)[0]) == 1.0  # zero curvature: the cap
+
+
+def test_the_numeric_principal_flow_refuses_a_memory_rule():
+    # the rule was called without its memory: "missing 1 required positional argument: 'h'"
+    with pytest.raises(BeaValueError, match=r"has memory v.*bea\.principal_flow"):
+        numeric.principal.rule_polynomial(bea.rules.heavy_ball)
+    with pytest.raises(BeaValueError, match="has memory v"):
+        numeric.principal_flow(E, 0.1, bea.rules.heavy_ball)
+
+
+@pytest.mark.parametrize(
+    "beta, error, words",
+    [
+        (jnp.array([0.5, 0.2]), BeaValueError, "has shape (2,); give one number"),
+        (0.5 + 1j, BeaTypeError, "is complex; give a real number"),
+        (jnp.array(jnp.nan), BeaValueError, "is not finite"),
+    ],
+)
+def test_vector_complex_and_nan_array_params_are_refused(beta, error, words):
+    meq = bea.modified_equation(bea.rules.heavy_ball, 1)
+    with pytest.raises(error, match=re.escape(words)):
+        numeric.vector_field(meq, {"E": E}, params={"beta": beta})

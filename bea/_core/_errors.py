@@ -88,19 +88,41 @@ for _cls in (
 del _cls
 
 
-def check_integer(value, name: str, low: int = 0) -> int:
-    """`value` when it is an integer >= `low` (not a bool); otherwise one sentence:
-    a `BeaTypeError` for another kind, a `BeaValueError` for a smaller integer.
+def check_integer(value, name: str, low: int = 0, high: int | None = None, why: str = "") -> int:
+    """`value` when it is an integer in [`low`, `high`] (not a bool); otherwise one
+    sentence: a `BeaTypeError` for another kind, a `BeaValueError` for an integer out of
+    range (`why` says what the upper limit protects).
+
+    An integer of thousands of digits is described by its size, never converted to
+    text (Python refuses to print one of more than 4300 digits).
 
     Example:
         >>> check_integer(3, "order")
         3
+        >>> check_integer(10**10, "n", 1, 1000, " steps")
+        Traceback (most recent call last):
+        ...
+        bea.BeaValueError: n=10000000000 is above the limit of 1000 steps; lower it
     """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BeaTypeError(f"{name}={value!r} must be an integer >= {low}")
+        raise BeaTypeError(f"{name}={_shown(value)} must be an integer >= {low}")
     if value < low:
-        raise BeaValueError(f"{name}={value} must be an integer >= {low}")
+        raise BeaValueError(f"{name}={_shown(value)} must be an integer >= {low}")
+    if high is not None and value > high:
+        raise BeaValueError(f"{name}={_shown(value)} is above the limit of {high}{why}; lower it")
     return value
+
+
+def _shown(value) -> str:
+    """A value for a message: short, and an integer of many digits by its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 64:
+        digits = int(abs(value).bit_length() * 0.30103) + 1
+        return f"{'-' if value < 0 else ''}(an integer of about {digits} digits)"
+    try:
+        text = repr(value)
+    except Exception:  # a user's object whose repr fails
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _library(path: str) -> str | None:

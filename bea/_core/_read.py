@@ -14,6 +14,7 @@ import re
 import sympy as sp
 
 from ._errors import BeaTypeError, BeaValueError
+from ._params import MAX_DIGITS
 
 __all__ = ["parse_prefix", "parse_rational_function", "to_prefix"]
 
@@ -62,7 +63,8 @@ def parse_rational_function(text: str, what: str = "value") -> sp.Expr:
 
     def fail(message: str) -> BeaValueError:
         at = tokens[i][2] if i < len(tokens) else len(text)
-        return BeaValueError(f"{what}={text!r}: {message} at position {at}; write e.g. '-1/12'")
+        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"
+        return BeaValueError(f"{what}={shown}: {message} at position {at}; write e.g. '-1/12'")
 
     def peek():
         return tokens[i] if i < len(tokens) else (None, None, len(text))
@@ -115,9 +117,10 @@ def parse_rational_function(text: str, what: str = "value") -> sp.Expr:
         if kind != "int":
             raise fail("expected an integer exponent")
         take()
+        if len(value) > len(str(_MAX_EXPONENT)) or int(value) > _MAX_EXPONENT:
+            shown = value if len(value) <= 12 else f"of {len(value)} digits"
+            raise fail(f"exponent {shown} is over {_MAX_EXPONENT}")
         e = int(value)
-        if e > _MAX_EXPONENT:
-            raise fail(f"exponent {e} is over {_MAX_EXPONENT}")
         return sign * e
 
     def power() -> sp.Expr:
@@ -134,6 +137,8 @@ def parse_rational_function(text: str, what: str = "value") -> sp.Expr:
         kind, value, _ = peek()
         if kind == "int":
             take()
+            if len(value) > MAX_DIGITS:
+                raise fail(f"a number of {len(value)} digits is over {MAX_DIGITS}")
             return sp.Integer(int(value))
         if kind == "name":
             take()
@@ -234,6 +239,8 @@ def parse_prefix(text: str, what: str, symbols: dict[str, sp.Symbol]) -> sp.Expr
             raise fail(f"the nesting is deeper than {_MAX_DEPTH}")
         tok = take()
         if tok[0].isdigit() or tok[0] == "-":
+            if len(tok) > 2 * MAX_DIGITS + 2:
+                raise fail(f"a number of {len(tok)} characters is over {MAX_DIGITS} digits")
             p, _, q = tok.partition("/")
             if q and int(q) == 0:
                 raise fail("a zero denominator")

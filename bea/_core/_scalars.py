@@ -17,12 +17,43 @@ from fractions import Fraction
 import sympy as sp
 from sympy.polys.domains import QQ
 
-from ._errors import BeaTypeError, TraceError, user_frame, user_line
+from ._errors import BeaTypeError, BeaValueError, TraceError, user_frame, user_line
+from ._params import MAX_DIGITS
 
 __all__ = ["FloatReadExactly", "H", "choose_domain", "exact_value", "read_float", "to_expr"]
 
 H = sp.Symbol("h")
 """The learning rate: the symbol every rule receives as its `h` argument."""
+
+
+_MAX_BITS = int(MAX_DIGITS / math.log10(2)) + 1
+
+
+def _check_size(value, what) -> None:
+    """Refuse an exact number of more than `MAX_DIGITS` digits (numerator or
+    denominator), before it is printed or multiplied: Python cannot even print an
+    integer of more than 4300 digits, and each product in a derivation grows it."""
+    if isinstance(value, numbers.Integral):
+        bits = abs(int(value)).bit_length()
+    elif isinstance(value, Fraction):
+        bits = max(abs(value.numerator).bit_length(), value.denominator.bit_length())
+    elif isinstance(value, sp.Basic):
+        bits = max(
+            (
+                max(abs(int(r.p)).bit_length(), int(r.q).bit_length())
+                for r in value.atoms(sp.Rational)
+            ),
+            default=0,
+        )
+    else:
+        return
+    if bits > _MAX_BITS:
+        what = what() if callable(what) else what  # the user's line, found only when needed
+        raise BeaValueError(
+            f"{what} holds a number of about {int(bits * math.log10(2)) + 1} digits, above the "
+            f"limit of {MAX_DIGITS} digits for an exact coefficient; use a smaller number or a "
+            "symbol"
+        )
 
 
 def exact_value(value, what: str) -> sp.Expr:
@@ -36,6 +67,7 @@ def exact_value(value, what: str) -> sp.Expr:
         return read_float(value)
     if isinstance(value, bool) or isinstance(value, float | complex | str):
         raise BeaTypeError(_inexact(value, what))
+    _check_size(value, what)
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
     if isinstance(value, numbers.Integral):
@@ -123,6 +155,7 @@ def scalar_terms(value, domain, record: dict | None = None) -> dict[int, object]
         raise BeaTypeError(
             f"a boolean {value!r} multiplies a traced value at {user_line()}; use a number"
         )
+    _check_size(value, lambda: f"the scalar at {user_line()}")
     if isinstance(value, numbers.Integral):
         return {0: domain.convert(int(value))} if value else {}
     if isinstance(value, Fraction):

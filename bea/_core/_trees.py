@@ -39,10 +39,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from ._errors import BeaValueError
+from ._errors import BeaValueError, check_integer
 
 __all__ = [
     "CACHE_SIZE",
+    "MAX_TREES",
     "Tree",
     "count_trees",
     "edge_cuts",
@@ -321,6 +322,12 @@ def graft(theta: Tree, u: Tree) -> Counter:
     return out
 
 
+MAX_TREES = 200_000
+"""Refuse to list or derive over more trees than this unless `force=True` (memory
+budget: a tree and the per-derivation tables of this module take a few hundred bytes
+each, and their number grows geometrically with the order)."""
+
+
 def count_trees(order: int, colours: int) -> int:
     """Number of rooted trees with at most `order` vertices in `colours` colours.
 
@@ -328,15 +335,38 @@ def count_trees(order: int, colours: int) -> int:
     vertices, a_{n+1} = colours * f_n and
     f_n = (1/n) sum_{k=1}^n (sum_{d | k} d a_d) f_{n-k}.
     """
-    a = [0] * (order + 1)
-    f = [1] + [0] * order
+    total = 0
+    for running in _running_counts(order, colours):
+        total = running
+    return total
+
+
+def _running_counts(order: int, colours: int) -> Iterable[int]:
+    """The number of trees with at most 1, 2, ..., `order` vertices, one at a time
+    (the tables grow as the count goes, so a caller that stops early pays nothing for
+    a huge `order`)."""
+    a = [0]
+    f = [1]
+    total = 0
     for n in range(1, order + 1):
-        a[n] = colours * f[n - 1]
+        a.append(colours * f[n - 1])
+        total += a[n]
         s = 0
         for k in range(1, n + 1):
             s += sum(d * a[d] for d in range(1, k + 1) if k % d == 0) * f[n - k]
-        f[n] = s // n
-    return sum(a)
+        f.append(s // n)
+        yield total
+
+
+def _check_tree_count(order: int, colours: int, what: str) -> None:
+    """Refuse, before any tree is built, a listing of more than `MAX_TREES` trees; the
+    count stops as soon as it passes the limit, so a huge order costs nothing."""
+    for total in _running_counts(order, colours):
+        if total > MAX_TREES:
+            raise BeaValueError(
+                f"{what} lists more than {MAX_TREES} trees (bea.MAX_TREES) in {colours} "
+                f"colour{'s' if colours != 1 else ''}; lower the order, or pass force=True"
+            )
 
 
 @contextlib.contextmanager
@@ -356,18 +386,23 @@ def _gc_paused():
             gc.enable()
 
 
-def trees_up_to(order: int, colours: Sequence[str]) -> list[list[Tree]]:
+def trees_up_to(order: int, colours: Sequence[str], *, force: bool = False) -> list[list[Tree]]:
     """All coloured rooted trees with at most `order` vertices, grouped by size.
 
     Returns a list whose entry n holds the trees with n vertices in canonical order
     (entry 0 is empty). Each tree's children are the very objects listed under the
     smaller sizes, which lets `_Forest` index a derivation's trees by identity.
 
+    More than `MAX_TREES` trees are refused before any is built, unless `force`.
+
     Example:
         >>> [[str(t) for t in ts] for ts in trees_up_to(3, ["f"])]
         [[], ['f'], ['f[f]'], ['f[f,f]', 'f[f[f]]']]
     """
+    check_integer(order, "order")
     colours = sorted({leaf(c).root for c in colours})
+    if not force:
+        _check_tree_count(order, len(colours), f"trees_up_to(order={order})")
     with _gc_paused():
         return _enumerate(order, colours)
 

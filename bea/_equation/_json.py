@@ -215,8 +215,10 @@ def _manifold(raw, domain, labels) -> tuple:
             raise BeaTypeError(f"manifold[{i}]={entry!r} is not a mapping")
         name = _require(entry, "memory", str, "'v'")
         block = _require(entry, "block", str, "'theta'")
-        identity = domain.from_sympy(
-            parse_rational_function(str(entry.get("identity", "0")), f"manifold[{i}].identity")
+        identity = _in_domain(
+            domain,
+            parse_rational_function(str(entry.get("identity", "0")), f"manifold[{i}].identity"),
+            f"manifold[{i}].identity",
         )
         terms = []
         for j, term in enumerate(_require(entry, "terms", list, "[...]")):
@@ -227,9 +229,19 @@ def _manifold(raw, domain, labels) -> tuple:
             c = parse_rational_function(
                 str(_require(term, "coefficient", str, "'-1'")), f"manifold[{i}].coefficient"
             )
-            terms.append((tree, k, domain.from_sympy(c)))
+            terms.append((tree, k, _in_domain(domain, c, f"manifold[{i}].terms[{j}].coefficient")))
         out.append(MemorySeries(name, block, identity, tuple(terms)))
     return tuple(out)
+
+
+def _in_domain(domain, value, what: str):
+    """`value` as an element of `domain`, else one sentence naming the entry."""
+    try:
+        return domain.from_sympy(value)
+    except (sp.CoercionFailed, sp.PolynomialError, ValueError):
+        raise BeaValueError(
+            f"{what} {value} is not in the domain {domain}; check 'domain'"
+        ) from None
 
 
 def read_json(text) -> dict:

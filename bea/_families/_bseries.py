@@ -34,14 +34,10 @@ from .._core._colour import Colour
 from .._core._errors import BeaValueError, TraceError, check_integer
 from .._core._log_exp import exp_series, log_series
 from .._core._scalars import H, choose_domain, exact_value, scalar_terms
-from .._core._trees import Tree, count_trees, parse_tree, trees_up_to
+from .._core._trees import MAX_TREES, Tree, count_trees, parse_tree, trees_up_to
 from .._rules._rule import Rule
 
 __all__ = ["MAX_TREES", "Series", "trace_series"]
-
-MAX_TREES = 200_000
-"""Refuse derivations over more trees than this unless `force=True` (memory budget:
-the per-derivation tables of `bea._core._trees` grow with the number of trees)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +84,7 @@ class Series:
         )
 
     def _trees(self):
-        return trees_up_to(self.order + 1, sorted(c.label for c in self.colours))
+        return trees_up_to(self.order + 1, sorted(c.label for c in self.colours), force=True)
 
     def log(self) -> Series:
         """The modified field: the field whose exact flow over T is this map."""

@@ -34,7 +34,7 @@ from .._core._scalars import H, exact_value
 from .._rules._rule import Rule, as_rule, call_rule
 from ._bseries import Series, trace_series
 from ._memory import trace_memory_map
-from ._trace import Traced, Tracer
+from ._trace import TooManyOperations, Traced, Tracer
 from .coordinate._dimension_free import weighted_expansion
 from .coordinate._engine import coordinate_expansion
 
@@ -261,7 +261,7 @@ def _suggest_coordinate(err: TraceError, rule: Rule, order: int) -> TraceError:
     """A tree tracer's refusal, with the coordinate family suggested where the
     coordinate engine traces the rule (an error that already suggests it, from a
     `bea.ops` function meeting a tree-traced value, is passed on as it is)."""
-    if err.suggestion == "coordinate" or not coordinate_wise(rule):
+    if err.suggestion == "coordinate" or not coordinate_wise(rule, err):
         return err
     return TraceError(
         f"{err}; the rule is coordinate-wise: derive it per coordinate with "
@@ -271,9 +271,12 @@ def _suggest_coordinate(err: TraceError, rule: Rule, order: int) -> TraceError:
     )
 
 
-def coordinate_wise(rule: Rule) -> bool:
+def coordinate_wise(rule: Rule, refusal: TraceError | None = None) -> bool:
     """Whether the coordinate-wise family can trace `rule` (asked after a tree family
-    refused it): its order-0 map in dimension 1, where a missing region still counts."""
+    refused it, with `refusal`): its order-0 map in dimension 1, where a missing region
+    still counts. A rule refused for its number of operations is not traced again."""
+    if isinstance(refusal, TooManyOperations):
+        return False
     try:
         coordinate_expansion(rule, 0, 1, memory=rule.memory or None)
     except BeaValueError as err:

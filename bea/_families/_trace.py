@@ -32,7 +32,18 @@ from .._core._errors import BeaTypeError, BeaValueError, TraceError, user_line
 from .._core._scalars import scalar_terms
 from .._core._trees import _NAME, Tree
 
-__all__ = ["OracleInfo", "Traced", "Tracer"]
+__all__ = ["MAX_OPERATIONS", "OracleInfo", "TooManyOperations", "Traced", "Tracer"]
+
+MAX_OPERATIONS = 20_000
+"""The most operations (oracle calls, sums, scalings) one trace of a rule may make: a
+derivation traces every step of a loop, so a loop of a million steps, or one that
+never ends, is refused after this many instead of running for hours. The built-in
+rules' longest, sgd(1000), makes about 3,000."""
+
+
+class TooManyOperations(TraceError):
+    """A rule traced past `MAX_OPERATIONS`: no other family is tried on it (it would
+    run the same loop again)."""
 
 
 class OracleInfo:
@@ -64,6 +75,17 @@ class Tracer:
         self._inv_fact = [domain.one]
         self.one = domain.one
         self.at_h_zero = False  # True: multiples of the state by h vanish (h = 0 runs)
+        self.operations = 0
+
+    def count(self) -> None:
+        """One more operation of the rule; refused past `MAX_OPERATIONS`."""
+        self.operations += 1
+        if self.operations > MAX_OPERATIONS:
+            raise TooManyOperations(
+                f"the rule made more than {MAX_OPERATIONS} traced operations, the last at "
+                f"{user_line()}; a derivation traces every step of a loop, so lower the "
+                "number of steps (a loop that never ends cannot be derived)"
+            )
 
     # -- scalars -------------------------------------------------------------
     def scalar(self, value) -> dict[int, object]:
@@ -228,6 +250,7 @@ class Tracer:
     def grad(self, name, point):
         """The gradient oracle: `grad(name, state)`; a tuple of partial gradients for blocks."""
         _check_name(name, "grad")
+        self.count()
         what = f"grad({name!r}, ...)"
         disp = self._displacement(what, point)
         expansion = self._expand(disp)
@@ -242,6 +265,7 @@ class Tracer:
     def field(self, name, point):
         """A generic vector-field oracle: `field(name, state)` is one block's velocity."""
         _check_name(name, "field")
+        self.count()
         what = f"field({name!r}, ...)"
         disp = self._displacement(what, point)
         block = 0 if len(self.blocks) == 1 else None
@@ -311,9 +335,14 @@ def _check_name(name, oracle: str) -> None:
         )
 
 
-def _forbidden(op: str, hint: str = ""):
+class _UnhashableTrace(TraceError, TypeError):
+    """Hashing a traced value: a `TraceError`, and a `TypeError` as Python's own
+    "unhashable type" is, for code that tries `hash()` and falls back."""
+
+
+def _forbidden(op: str, hint: str = "", error: type[TraceError] = TraceError):
     def method(self, *args, **kwargs):
-        raise TraceError(
+        raise error(
             f"the rule applies {op} to a traced value at {user_line()}; only sums, "
             "differences and exact scalar multiples of points and oracle values can be "
             f"traced{hint}"
@@ -355,6 +384,7 @@ class Traced:
 
     def _combine(self, other, sign: int) -> Traced:
         tr = self._tracer
+        tr.count()
         if _is_exact_zero(other):  # v = 0 before a loop; beta * 0 is SymPy's Zero
             return self if sign > 0 else -self
         if not isinstance(other, Traced) or other._tracer is not tr:
@@ -406,6 +436,7 @@ class Traced:
 
     def _scale(self, s: dict) -> Traced:
         tr = self._tracer
+        tr.count()
         if self._y and any(k for k in s) and not tr.at_h_zero:
             raise TraceError(
                 f"the rule multiplies the state by a multiple of h at {user_line()} "
@@ -454,7 +485,11 @@ class Traced:
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _forbidden(
         "a comparison", "; the rule must be explicit: straight-line code without branches"
     )
-    __hash__ = None
+    __hash__ = _forbidden(
+        "hashing (a set, a dict key, hash())",
+        "; keep traced values in lists or tuples",
+        _UnhashableTrace,
+    )
     shape = ndim = dtype = property(
         _forbidden("an array attribute (shape, dtype, ...)", "; the derivation is shape-free")
     )

@@ -35,12 +35,18 @@ import sympy as sp
 from .._core._colour import Colour, colour_label
 from .._core._errors import BeaTypeError, BeaValueError, check_integer
 from .._core._scalars import H, choose_domain
-from .._core._trees import Tree, parse_tree
+from .._core._trees import Tree, count_trees, parse_tree
 from .._equation._modified import ModifiedEquation, modified_equation, over_trees
 from .._families._trace import Tracer
 from .._rules._rule import Rule, as_rule, call_rule
 
-__all__ = ["ModifiedOracles", "modifying_integrator"]
+__all__ = ["MAX_MODIFYING_TREES", "ModifiedOracles", "modifying_integrator"]
+
+MAX_MODIFYING_TREES = 5000
+"""The most trees (to order + 1 vertices, in the rule's colours) a modifying integrator
+solves for unless `force=True`: each order re-derives the rule fed with series oracles,
+about 5 ms a tree (sgd(6) at order 3, 4,068 trees, takes 20 s; sgd(16), 185,488
+trees, would take hours)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ def _modified_update(update, corrections: ModifiedOracles):
     return modified
 
 
-def modifying_integrator(rule, order: int, *, target=None) -> Rule:
+def modifying_integrator(rule, order: int, *, target=None, force: bool = False) -> Rule:
     """The rule fed with modified oracles so that its modified equation is `target` to
     O(h^(order+1)) (see the module docs).
 
@@ -146,6 +152,7 @@ def modifying_integrator(rule, order: int, *, target=None) -> Rule:
         target: a `bea.ModifiedEquation` (or anything with `terms` in the rule's
             colours) whose h^0 part equals the rule's; default: the rule's h^0 field
             (gradient descent: the gradient flow -grad E).
+        force: solve even for more than `MAX_MODIFYING_TREES` trees.
 
     Returns:
         A `Rule` named `<rule>_modifying_<N>`, traceable and runnable like any rule.
@@ -153,6 +160,13 @@ def modifying_integrator(rule, order: int, *, target=None) -> Rule:
     r = over_trees(as_rule(rule), "a modifying integrator")
     check_integer(order, "order", 1)
     base = modified_equation(r, 0)
+    n_trees = count_trees(order + 1, len(base.oracles))
+    if n_trees > MAX_MODIFYING_TREES and not force:
+        raise BeaValueError(
+            f"a modifying integrator of rule {r.name!r} at order={order} solves for "
+            f"{n_trees} trees in {len(base.oracles)} colours, above the budget of "
+            f"{MAX_MODIFYING_TREES}; lower the order, or pass force=True"
+        )
     a = {}
     for t, k, c in base.terms:
         if not t.children and k == 0:

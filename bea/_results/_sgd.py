@@ -159,7 +159,7 @@ def sgd_expected(n, order: int, *, force: bool = False) -> ModifiedEquation:
     else:
         domain = base
         c = domain.convert(n)
-    rep_terms = _solve(mean, c, order, domain, trees_up_to(order + 1, _names(m)))
+    rep_terms = _solve(mean, c, order, domain, trees_up_to(order + 1, _names(m), force=True))
     if symbolic:
         terms = rep_terms
         names = _names(m)
@@ -200,7 +200,9 @@ def _sgd_expected_by_orderings(n: int, order: int) -> ModifiedEquation:
     names = _names(n)
     mean = _averaged_map(n, order, domain)
     (block,) = rule.blocks
-    terms = _solve(mean, domain.convert(n), order, domain, trees_up_to(order + 1, names))
+    terms = _solve(
+        mean, domain.convert(n), order, domain, trees_up_to(order + 1, names, force=True)
+    )
     return ModifiedEquation.of_trees(
         rule="sgd_expected",
         order=order,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .._core._errors import BeaValueError, check_integer
+from .._core._errors import BeaValueError
 from .._core._scalars import H, exact_value
 from ._momentum import (
     ema_momentum,
@@ -34,7 +34,7 @@ from ._momentum import (
     optimistic,
     weight_average,
 )
-from ._rule import Rule
+from ._rule import Rule, step_count
 from ._runge_kutta import euler, heun, midpoint, rk4, runge_kutta
 
 __all__ = [
@@ -68,13 +68,6 @@ __all__ = [
 ALPHA, LAMBDA, RHO = sp.symbols("alpha lambda rho")
 
 
-def _count(name: str, value) -> int:
-    if isinstance(value, sp.Integer):
-        value = int(value)
-    check_integer(value, f"parameter {name}", 1)
-    return value
-
-
 def _gd() -> Rule:
     def gd(theta, h, grad):
         return theta - h * grad("E", theta)
@@ -84,7 +77,7 @@ def _gd() -> Rule:
 
 def sgd(n: int = 2) -> Rule:
     """n steps of SGD over the ordered mini-batch losses E1, ..., En; flow over n*h."""
-    n = _count("n", n)
+    n = step_count("n", n)
 
     def sgd_epoch(theta, h, grad):
         for i in range(1, n + 1):
@@ -121,7 +114,7 @@ def _simultaneous(alpha=ALPHA, lam=LAMBDA) -> Rule:
 
 def _alternating(alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
     alpha, lam = exact_value(alpha, "alpha"), exact_value(lam, "lambda")
-    m, k = _count("m", m), _count("k", k)
+    m, k = step_count("m", m), step_count("k", k)
 
     def alternating(state, h, field):
         phi, theta = state
@@ -156,7 +149,7 @@ def _game(kind: str, update: str, alpha=ALPHA, lam=LAMBDA, m=1, k=1) -> Rule:
     of alpha h/m, then k theta-steps of lambda h/k seeing the new phi).
     """
     alpha, lam = exact_value(alpha, "alpha"), exact_value(lam, "lambda")
-    m, k = _count("m", m), _count("k", k)
+    m, k = step_count("m", m), step_count("k", k)
     if update == "simultaneous" and (m, k) != (1, 1):
         raise BeaValueError("m and k steps apply to alternating updates; use m=k=1")
 

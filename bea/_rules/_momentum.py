@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .._core._errors import check_integer
 from .._core._scalars import H, exact_value
-from ._rule import Rule, as_rule
+from ._rule import Rule, as_rule, step_count
 
 __all__ = [
     "ema_momentum",
@@ -170,9 +169,7 @@ def _heavy_ball_game(beta=BETA) -> Rule:
 
 def _lookahead(alpha=ALPHA, k=2) -> Rule:
     alpha = exact_value(alpha, "alpha")
-    if isinstance(k, sp.Integer):
-        k = int(k)
-    check_integer(k, "parameter k", 1)
+    k = step_count("k", k)
 
     def lookahead(theta, h, grad):
         fast = theta

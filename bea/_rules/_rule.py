@@ -21,16 +21,45 @@ covers (h by default; `n*h` for n SGD steps), and the parameters it was built wi
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sympy as sp
 
-from .._core._errors import BeaTypeError, BeaValueError, rule_library_error
+from .._core._errors import (
+    BeaTypeError,
+    BeaValueError,
+    _describe,
+    _locate,
+    check_integer,
+    rule_library_error,
+)
 from .._core._scalars import H, exact_value
 
-__all__ = ["Rule", "as_rule", "call_rule", "rule", "time_factor"]
+__all__ = ["MAX_STEPS", "Rule", "as_rule", "call_rule", "rule", "step_count", "time_factor"]
+
+MAX_STEPS = 1000
+"""The most steps a built-in rule unrolls (sgd's n mini-batches, alternating's m and
+k, lookahead's k): a derivation traces every step, so a larger count would run for
+hours before the tree budget could refuse it. The command line's soft limit is lower
+(`bea.cli._budget.Budget`); this is its ceiling."""
+
+
+def step_count(name: str, value) -> int:
+    """A built-in rule's step count `value` (an int or a SymPy integer, as `--param`
+    and `with_params` give it) as an int in [1, MAX_STEPS], else one sentence.
+
+    Example:
+        >>> step_count("n", sp.Integer(3))
+        3
+    """
+    if isinstance(value, sp.Integer):
+        value = int(value)
+    return check_integer(
+        value, f"parameter {name}", 1, MAX_STEPS, " steps a rule may unroll (each is traced)"
+    )
 
 
 @dataclass(frozen=True)
@@ -264,6 +293,12 @@ def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memor
     args = (state, *memory, h)
     try:
         return _call(update, args, grad, field, len(memory))
+    except RecursionError as err:
+        name = getattr(update, "__name__", update)
+        raise BeaValueError(
+            f"update rule {name!r} reached Python's recursion limit at {_innermost(err)} (a "
+            "function that calls itself without end?); write the update with loops"
+        ) from None
     except Exception as err:
         if not _symbolic(args[:-1]):
             raise
@@ -271,6 +306,12 @@ def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memor
         if converted is None:
             raise
         raise converted from err
+
+
+def _innermost(err: BaseException) -> str:
+    """`file:line (code)` of the innermost frame of `err` outside bea and libraries."""
+    frame, _ = _locate(traceback.extract_tb(err.__traceback__))
+    return _describe(frame) if frame else "<unknown line>"
 
 
 def _symbolic(values) -> bool:
@@ -290,6 +331,13 @@ def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memo
     except (TypeError, ValueError):  # builtins, partials of builtins
         return update(*args, grad)
     names = list(sig.parameters)
+    for p in sig.parameters.values():
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty and p.name not in ("grad", "field"):
+            raise BeaTypeError(
+                f"update rule {getattr(update, '__name__', update)!r} has the keyword-only "
+                f"argument {p.name!r} without a default, which bea cannot pass; give it a "
+                f"default or bind it first (functools.partial(rule, {p.name}=...))"
+            )
     kwargs: Mapping[str, Callable] = {}
     if "grad" in names or "field" in names:
         kwargs = {k: v for k, v in (("grad", grad), ("field", field)) if k in names}

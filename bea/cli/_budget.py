@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from .._core._errors import BeaValueError
 from .._core._trees import count_trees
+from .._rules._rule import MAX_STEPS
 
 __all__ = ["Budget"]
 
@@ -52,7 +53,7 @@ class Budget:
     max_size: int = 16
     max_digits: int = 30
     hard_order: int = 200
-    hard_size: int = 1000
+    hard_size: int = MAX_STEPS
     hard_digits: int = 1000
     max_trees: int = 200_000
 
@@ -102,7 +103,11 @@ class Budget:
         return self._limit(self.max_digits, self.hard_digits)
 
     def size(self, name: str, value) -> None:
-        """Refuse a rule-size parameter (an integer count such as n, m, k) too large."""
+        """Refuse a rule-size parameter (an integer count such as n, m, k) too large,
+        however it was spelled: `n=1e10` and `n=10000000000.` are read exactly, as the
+        SymPy integer 10000000000, and bounded like `n=10000000000`."""
+        if getattr(value, "is_Integer", False):
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             self.integer(str(value), f"--param {name}=", self.max_size, self.hard_size, 0)
 

@@ -56,7 +56,7 @@ def coordinate_wanted(rule, args) -> bool:
     try:
         family_of(rule).probe(rule)
     except TraceError as err:
-        if err.suggestion == "coordinate" or coordinate_wise(rule):
+        if err.suggestion == "coordinate" or coordinate_wise(rule, err):
             return True
         raise
     return False

@@ -39,6 +39,7 @@ from .._core._errors import BeaError, BeaValueError
 from .._core._params import parse_param, parse_value
 from ._budget import Budget
 from ._coordinate import coordinate_wanted, derive_coordinate, in_coordinate_family, loss_coordinate
+from ._encoding import fit_streams
 from ._interrupt import ending_on_interrupt, write_atomically
 from ._user_rules import resolve_rule
 
@@ -352,7 +353,7 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
     if args.what == "modifying":
         from .._results._modifying import modifying_integrator
 
-        mi = modifying_integrator(rule, max(order, 1))
+        mi = modifying_integrator(rule, max(order, 1), force=args.force)
         source = codegen(mi.corrections.equation(f"{rule.name}, modified oracles"), "field")
     else:
         meq = _derive(rule, extra, order, args.force)
@@ -749,6 +750,7 @@ def _fail(message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bea` script; returns the exit status."""
+    fit_streams()  # an ASCII or Latin-1 terminal gets theta for θ, not a traceback
     with ending_on_interrupt(install=argv is None):
         return _main(list(sys.argv[1:] if argv is None else argv))
 

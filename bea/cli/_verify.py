@@ -44,6 +44,13 @@ DEFAULT_SYMBOLS = {
 }
 """Numbers used for a rule's symbols that the command line left symbolic."""
 
+MAX_TERMS = 1500
+"""The most terms of a modified equation `bea verify` evaluates without --force. Each
+term is a nested derivative of the problem's loss that JAX traces and compiles: gd at
+order 9 (about 1,200 terms) takes half a minute, order 10 (3,000) a minute, order 12
+(20,000) runs out of memory after two; and float64 cannot show a slope above about
+h^11 anyway."""
+
 
 def problem_lines() -> list[str]:
     """One line per built-in problem: name, players, description."""
@@ -222,6 +229,11 @@ def verify_command(
         if own:
             rule = rule.with_params(**own)
     meq = _equation(rule, order, problem, force, region)
+    if meq.basis != "coordinates" and len(meq.terms) > MAX_TERMS and not force:
+        raise BeaValueError(
+            f"bea verify {rule.name} at --order {order} evaluates {len(meq.terms)} terms "
+            f"numerically, above the limit of {MAX_TERMS}; lower --order, or pass --force"
+        )
     if meq.basis == "coordinates":
         return _verify_coordinate(
             rule, meq, numbers, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt

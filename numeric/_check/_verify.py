@@ -238,6 +238,13 @@ def check_orders(
         flow = jax.jit(lambda z, h, w, t1: integrate(jax.jit(flat_field), z, t1, (h, w)))
         all_hs = sorted({h for v in per_order.values() for h in v})
         h_lo = all_hs[0]
+        if np.array_equal(np.asarray(sweep.step(z0, h_lo)), np.asarray(z0)):
+            # errors would be zero at every h, and the retries below would raise h to inf
+            raise BeaValueError(
+                f"rule {r.name!r} does not move the state from state0 at h = {h_lo:g} (its "
+                "oracles vanish there, as for a constant loss, or it returns the state "
+                "unchanged), so there is no error to fit; start where the gradient is nonzero"
+            )
         lip = lipschitz(lambda z: sweep.step(z, h_lo), z0, c * h_lo)
         warn_large_h(lambda h: steps * c * h, all_hs, lip, f"rule {r.name!r}")
         floor = 20 * RTOL * (1.0 + float(jnp.linalg.norm(z0)))
@@ -278,7 +285,8 @@ def check_orders(
             # every error at round-off: move to larger h while h * L stays small
             while len(used) < 2 and not chosen[n] and _round_off(errors, floor):
                 bigger = tuple(4 * h for h in hs_n)
-                if not math.isfinite(lip) or steps * c * bigger[-1] * lip > 0.5:
+                if not math.isfinite(lip) or lip == 0 or steps * c * bigger[-1] * lip > 0.5:
+                    # (a constant field, lip == 0, stays at round-off however large h is)
                     break
                 run_notes.append(
                     f"errors {_span(errors)} at h = {hs_n[0]:.3g}..{hs_n[-1]:.3g} are at "

@@ -16,10 +16,23 @@ import numpy as np
 
 from bea import BeaTypeError, BeaValueError
 
+from .._lower._state import check_direction, check_real_loss
+
 
 def hvp(loss: Callable, theta, v):
-    """H(theta) v through `jax.jvp` of `jax.grad` (no dense Hessian)."""
-    return jax.jvp(jax.grad(loss), (theta,), (v,))[1]
+    """H(theta) v through `jax.jvp` of `jax.grad` (no dense Hessian).
+
+    `v` must be shaped like `theta` and the loss must return a real float; otherwise
+    one sentence (`BeaValueError`, `BeaTypeError`) says which.
+    """
+    check_direction(theta, v, "v")
+
+    def real_loss(p):
+        out = loss(p)
+        check_real_loss(out, "the loss")
+        return out
+
+    return jax.jvp(jax.grad(real_loss), (theta,), (v,))[1]
 
 
 def lanczos(

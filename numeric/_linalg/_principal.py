@@ -112,6 +112,12 @@ def rule_polynomial(rule="gd") -> RulePolynomial:
             f"rule {r.name!r} has blocks {r.blocks}; the numerical principal flow takes "
             "one-block rules (use bea.games.game_principal_flow for games)"
         )
+    if r.memory:
+        raise BeaValueError(
+            f"rule {r.name!r} has memory {', '.join(r.memory)}, so its one step is no "
+            "polynomial R(z) of the state alone; use bea.principal_flow(rule), which "
+            "follows the slow root of its characteristic polynomial"
+        )
     x, lam = sp.Symbol("_x"), sp.Symbol("_lambda")
     kinds: set[str] = set()
 

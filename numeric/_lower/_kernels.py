@@ -46,7 +46,7 @@ from bea.trees import Tree
 
 from ._oracles import Oracles
 from ._params import check_keys, check_step, number, split_h
-from ._state import Layout
+from ._state import Layout, check_direction, check_real_state
 from ._static import split
 
 __all__ = ["ModifiedField", "derivative", "field_function", "vector_field"]
@@ -65,10 +65,19 @@ def derivative(fn: Callable, z, directions: Sequence):
     """
     if not directions:
         return fn(z)
+    for i, v in enumerate(directions):
+        check_direction(z, v, f"directions[{i}]", "z")
+    return _derivative(fn, z, directions)
+
+
+def _derivative(fn: Callable, z, directions: Sequence):
+    """`derivative` for checked directions."""
+    if not directions:
+        return fn(z)
     *inner_dirs, last = directions
 
     def inner(y):
-        return derivative(fn, y, inner_dirs)
+        return _derivative(fn, y, inner_dirs)
 
     return jax.jvp(inner, (z,), (last,))[1]
 
@@ -331,8 +340,8 @@ def evaluate_plan(plan: _Plan, colour_fns: Mapping[str, Callable], z, h, weights
         if weights.ndim == 2:  # one combination per group, stacked
             return _stack([combine(weights[g], used[g]) for g in range(weights.shape[0])])
         terms = [_tmap(lambda v, i=i: weights[i] * v, vals[i]) for i in used]
-        if not terms:
-            return _tmap(jnp.zeros_like, vals[0])
+        if not terms:  # a zero field (a rule that does not move): zeros like the state
+            return _tmap(jnp.zeros_like, vals[0] if vals else z)
         return _tmap(lambda *xs: sum(xs[1:], xs[0]), *terms)
 
     coeffs = powers @ jnp.asarray(plan.direct, dtype=dtype)
@@ -498,6 +507,7 @@ class ModifiedField:
 
     def __call__(self, state, h=None):
         parameters, static = split(state)
+        check_real_state(parameters)
         return self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float))
 
     def __repr__(self) -> str:

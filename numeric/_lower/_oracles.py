@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 from bea import BeaTypeError, BeaValueError
 
-from ._state import Layout, _signature
+from ._state import Layout, _signature, check_real_loss
 
 __all__ = ["Oracles"]
 
@@ -84,6 +84,7 @@ class Oracles:
             raise BeaValueError(
                 f"loss {name!r} returned shape {jnp.shape(out)}; a loss must return a scalar"
             )
+        check_real_loss(out, f"loss {name!r}")
         return out
 
     def _grads(self, name: str, z) -> tuple:

@@ -20,7 +20,9 @@ import math
 import numbers
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
@@ -66,6 +68,18 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
             isinstance(value, numbers.Number) or hasattr(value, "dtype")
         ):
             raise BeaTypeError(f"params[{name!r}] = {value!r} is not a number; give a number")
+        if isinstance(value, complex) or (
+            hasattr(value, "dtype") and jnp.issubdtype(value.dtype, jnp.complexfloating)
+        ):
+            raise BeaTypeError(f"params[{name!r}] = {value!r} is complex; give a real number")
+        if hasattr(value, "shape") and tuple(jnp.shape(value)) != ():
+            raise BeaValueError(
+                f"params[{name!r}] has shape {tuple(jnp.shape(value))}; give one number "
+                "(build one field per value for several)"
+            )
+        if hasattr(value, "dtype") and not isinstance(value, jax.core.Tracer):
+            if not np.isfinite(np.asarray(value)):
+                value = float(np.asarray(value))
         if isinstance(value, numbers.Real) and not math.isfinite(value):
             raise BeaValueError(f"params[{name!r}] = {value!r} is not finite; give a finite number")
         out[name] = value
@@ -147,6 +161,11 @@ def check_step(h):
         raise BeaValueError(
             f"h has shape {tuple(jnp.shape(h))}; pass one learning rate (vmap over h for several)"
         )
+    if hasattr(h, "shape") and not isinstance(h, jax.core.Tracer):
+        if jnp.issubdtype(jnp.result_type(h), jnp.complexfloating):
+            raise BeaTypeError(f"h={h!r} must be a real number (the learning rate)")
+        if not np.isfinite(np.asarray(h)):
+            raise BeaValueError(f"h={float(np.asarray(h))!r} must be a finite learning rate")
     return h
 
 

@@ -20,9 +20,57 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from bea import BeaValueError
+from bea import BeaTypeError, BeaValueError
 
-__all__ = ["Layout"]
+__all__ = ["Layout", "check_direction", "check_real_loss", "check_real_state"]
+
+
+def check_real_loss(value, what: str) -> None:
+    """Refuse a loss value that is not a real float (an integer or complex loss), which
+    `jax.grad` cannot differentiate; checked on the traced value, before the gradient."""
+    dtype = jnp.result_type(value)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise BeaTypeError(
+            f"{what} returns {dtype} values; a loss must return a real float (write 3.0 "
+            "rather than 3, or cast with .astype(float))"
+        )
+
+
+def check_real_state(state, what: str = "state") -> None:
+    """Refuse a state with no numbers (None, an empty tuple) or with complex entries."""
+    leaves = jax.tree_util.tree_leaves(state)
+    if not leaves:
+        raise BeaValueError(
+            f"{what} holds no numbers; pass the point to evaluate at, e.g. jnp.array([0.5, 1.0])"
+        )
+    for leaf in leaves:
+        dtype = jnp.result_type(leaf)
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            raise BeaTypeError(
+                f"{what} has {dtype} entries; gradients need real states: give floats, e.g. "
+                "jnp.array([1.0, 2.0])"
+            )
+
+
+def check_direction(
+    point, direction, what: str, of: str = "theta", noun: str = "a direction"
+) -> None:
+    """Refuse a tangent `direction` that is not shaped like `point` (another pytree
+    structure or another shape of some leaf), which `jax.jvp` rejects in its own words."""
+    ps, ds = jax.tree_util.tree_structure(point), jax.tree_util.tree_structure(direction)
+    if ps != ds:
+        raise BeaValueError(
+            f"{what} is structured as {ds} but {of} as {ps}; give {noun} shaped like {of}"
+        )
+    leaves = zip(
+        jax.tree_util.tree_leaves(point), jax.tree_util.tree_leaves(direction), strict=True
+    )
+    for p, d in leaves:
+        if jnp.shape(p) != jnp.shape(d):
+            raise BeaValueError(
+                f"{what} has shape {jnp.shape(d)} but {of} has shape {jnp.shape(p)}; give "
+                f"{noun} shaped like {of}"
+            )
 
 
 def _signature(tree) -> tuple:

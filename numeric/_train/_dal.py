@@ -46,10 +46,12 @@ class DALState(NamedTuple):
 
 def _tree_norm(t):
     """sqrt(sum |x|^2) over the leaves, with a finite gradient at 0 (the where trick:
-    the square root never sees 0, so its derivative there is never evaluated)."""
+    the square root never sees 0, so its derivative there is never evaluated); NaN
+    where a leaf holds NaN."""
     sq = sum(jnp.vdot(x, x).real for x in jax.tree_util.tree_leaves(t))
     pos = sq > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+    norm = jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+    return jnp.where(jnp.isnan(sq), jnp.nan, norm)  # NaN stays NaN (it is not > 0)
 
 
 def _hvp(loss_fn: Callable, params, v, extra):
@@ -79,7 +81,10 @@ def _rates(loss_fn, params, grads, scale, p, max_rate, extra):
     Hg_hat = _tree_norm(_hvp(loss_fn, params, ghat, extra))
     ok = (gn > 0) & (Hg_hat > 0)
     raw = jnp.where(ok, scale / jnp.where(ok, Hg_hat, 1.0) ** p, jnp.inf)
-    return jnp.minimum(raw, max_rate), raw, Hg_hat * gn
+    # a NaN loss or gradient gives a NaN rate, never the cap (it read as a safe step)
+    broken = jnp.isnan(gn) | jnp.isnan(Hg_hat)
+    raw = jnp.where(broken, jnp.nan, raw)
+    return jnp.where(broken, jnp.nan, jnp.minimum(raw, max_rate)), raw, Hg_hat * gn
 
 
 def dal_rate(loss_fn: Callable, params, grads=None, *, scale=1.0, p=1.0, max_rate=1.0, **extra):

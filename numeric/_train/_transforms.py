@@ -45,11 +45,13 @@ Dherin, ICLR 2021; the drift correction -h/4 |grad E|^2 of `bea.drift(meq, scale
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import sympy as sp
 
@@ -59,6 +61,7 @@ from bea import BeaTypeError, BeaValueError
 from .._lower._kernels import field_function
 from .._lower._loss_fn import loss_function
 from .._lower._params import number, split_h
+from .._lower._state import check_direction
 
 __all__ = [
     "ModifiedUpdateState",
@@ -159,6 +162,35 @@ def _check_h(h) -> None:
             f"h={h!r} is not a learning rate; pass the optimiser's step size (a number) or "
             "an optax schedule count -> step size"
         )
+    if not callable(h) and not isinstance(h, jax.core.Tracer):
+        if jnp.issubdtype(jnp.result_type(h), jnp.complexfloating):
+            raise BeaTypeError(f"h={h!r} is not a learning rate; pass a real step size")
+        if not np.isfinite(np.asarray(h)):
+            raise BeaValueError(
+                f"h={float(np.asarray(h))!r} is not a finite learning rate; pass the "
+                "optimiser's step size, e.g. h=0.1"
+            )
+
+
+def _check_update_args(state, params, batch, grads=None) -> None:
+    """Refuse, in one sentence each, what optax would pass wrongly: a state that is not
+    this transformation's, gradients not shaped like the parameters, a batch that is
+    not a pytree of arrays."""
+    if not hasattr(state, "count"):
+        raise BeaTypeError(
+            f"state={type(state).__name__} is not this transformation's state; pass the state "
+            "that opt.init(params) returned (or the previous update's)"
+        )
+    if grads is not None and all(hasattr(x, "shape") for x in jax.tree_util.tree_leaves(params)):
+        # (parameters with static leaves, an equinox module's, have grads with None there)
+        check_direction(params, grads, "grads", "params", "gradients")
+    for leaf in jax.tree_util.tree_leaves(batch):
+        if isinstance(leaf, str | bytes) or not (
+            isinstance(leaf, numbers.Number) or hasattr(leaf, "dtype")
+        ):
+            raise BeaTypeError(
+                f"batch holds a {type(leaf).__name__}; pass a pytree of arrays (or numbers)"
+            )
 
 
 def _tree_cast(tree, like):
@@ -267,6 +299,7 @@ def regularised(
             raise BeaValueError(
                 "regularised needs the parameters; call update(grads, state, params, loss=...)"
             )
+        _check_update_args(state, params, batch, grads)
         items = _resolve_losses(names, fixed, loss)
         new = run(items, grads, params, _learning_rate(h, state.count), batch)
         return new, RegularisedState(count=optax.safe_int32_increment(state.count))
@@ -344,6 +377,7 @@ def modified_update(
             raise BeaValueError(
                 "modified_update needs the parameters; call update(grads, state, params, loss=...)"
             )
+        _check_update_args(state, params, batch)
         items = _resolve_losses(names, fixed, loss)
         step = run(items, params, _learning_rate(h, state.count), batch)
         return step, ModifiedUpdateState(count=optax.safe_int32_increment(state.count))
