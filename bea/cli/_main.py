@@ -11,7 +11,8 @@
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--hs H,H,...]
                     [--steps K] [--format text|json] [--plot PATH] [--force]
                     [--region KEY=VALUE]...
-    bea codegen RULE --order N [--what field|loss|regulariser] [--param ...] [-o FILE]
+    bea codegen RULE --order N [--what field|loss|regulariser|modifying] [--scale S]
+                [--param ...] [-o FILE]
     bea demo [--no-verify]
 
 RULE is a built-in name or `path/to/file.py:my_rule` (imported by path). The
@@ -349,14 +350,20 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
         target = os.path.abspath(args.output)
         if not target.endswith(".py") or not os.access(os.path.dirname(target), os.W_OK):
             raise BeaValueError(f"-o {args.output!r} must name a .py file in a writable folder")
+    scale = _scale(args.scale)
     if args.what == "modifying":
         from .._results._modifying import modifying_integrator
 
-        mi = modifying_integrator(rule, max(order, 1))
-        source = codegen(mi.corrections.equation(f"{rule.name}, modified oracles"), "field")
+        if scale != 1:
+            raise BeaValueError(
+                f"--scale {args.scale} does not apply to --what modifying, whose oracles "
+                "cancel the drift by construction; leave out --scale, or use --what "
+                "regulariser --scale -1"
+            )
+        source = codegen(modifying_integrator(rule, max(order, 1)))
     else:
         meq = _derive(rule, extra, order, args.force)
-        source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed)
+        source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed, scale=scale)
     if target is None:
         out(source.rstrip("\n"))
     else:
@@ -367,6 +374,19 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
 
         write_atomically(target, write)
     return 0
+
+
+def _scale(text: str | None):
+    """`--scale S`: an exact number (integer, p/q or decimal), 1 when left out."""
+    if text is None:
+        return 1
+    value = parse_value(text, max_digits=30, what="--scale")
+    if getattr(value, "free_symbols", None):
+        raise BeaValueError(
+            f"--scale {text.strip()[:20]!r} is not a number; give e.g. -1 (cancel the "
+            "drift), 2 or 1/2"
+        )
+    return value
 
 
 def _cmd_demo(args, out: Callable[[str], None]) -> int:
@@ -703,6 +723,14 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         "--held-fixed",
         action="store_true",
         help="allow held-fixed (stop-gradient) terms when the field is not a gradient",
+    )
+    cg.add_argument(
+        "--scale",
+        default=None,
+        metavar="S",
+        help="multiply the drift (the h-terms) of the field, loss or regulariser by S, "
+        "exactly: chained before optax.sgd(h), gd's order-1 regulariser with -1 cancels "
+        "its drift, with 1 doubles it (default 1)",
     )
     cg.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE (.py)")
     cg.add_argument("--force", action="store_true", help=_FORCE_HELP)
