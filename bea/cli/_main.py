@@ -13,6 +13,7 @@
                     [--region KEY=VALUE]...
     bea codegen RULE --order N [--what field|loss|regulariser|modifying] [--scale S]
                 [--param ...] [-o FILE]
+    bea check RULE "FORMULA" --order N [--param ...] [--problem NAME] [--hs ...] [--exact-only]
     bea demo [--no-verify]
 
 RULE is a built-in name or `path/to/file.py:my_rule` (imported by path). The
@@ -389,6 +390,27 @@ def _scale(text: str | None):
     return value
 
 
+def _cmd_check(args, out: Callable[[str], None]) -> int:
+    budget = Budget(force=args.force)
+    order = _order(args, budget)
+    rule, extra = _build_rule(args.rule, args.param, budget)
+    _no_coordinate(rule, "bea check")
+    hs = _learning_rates(args.hs) if args.hs is not None else None
+    from ._check import check_command
+
+    return check_command(
+        rule,
+        order,
+        extra,
+        args.formula,
+        out,
+        problem=args.problem,
+        exact_only=args.exact_only,
+        hs=hs,
+        force=args.force,
+    )
+
+
 def _cmd_demo(args, out: Callable[[str], None]) -> int:
     from ._demo import DEMO_PLOT, run_demo
 
@@ -734,6 +756,35 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
     )
     cg.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE (.py)")
     cg.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    ck = sub.add_parser(
+        "check",
+        help="check a formula from a paper against the derivation and the iterates",
+        description="Read FORMULA in gradient notation (a loss such as 'E + h/4 * |grad E|^2' "
+        "or a field such as '-grad E - h/2 * hess E grad E'; grad, hess, grad^k E(u, v), "
+        "|v|^2, u . v, h and the rule's parameters), compare it exactly, term by term, with "
+        "the derived modified loss or field of order N, then run it against the rule's "
+        "iterates. Exit status 0 when both agree, 1 when not.",
+        epilog=rules,
+        formatter_class=fmt,
+    )
+    ck.add_argument("rule", help=_RULE_HELP + " (one player, gradient oracles)")
+    ck.add_argument("formula", help="the formula, quoted, e.g. 'E + h/4 * |grad E|^2'")
+    ck.add_argument("--order", required=True, metavar="N", help=_ORDER_HELP)
+    ck.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=_PARAM_HELP + "; symbols left free get beta=1/2, rho=1/2, ... in the numerical run",
+    )
+    ck.add_argument(
+        "--problem", default=None, help="a built-in test problem (default: one that fits)"
+    )
+    ck.add_argument("--hs", default=None, metavar="H,H,...", help="the learning rates")
+    ck.add_argument(
+        "--exact-only", action="store_true", help="skip the numerical run (no JAX needed)"
+    )
+    ck.add_argument("--force", action="store_true", help=_FORCE_HELP)
     return p
 
 
@@ -745,6 +796,7 @@ _COMMANDS = {
     "verify": _cmd_verify,
     "demo": _cmd_demo,
     "codegen": _cmd_codegen,
+    "check": _cmd_check,
 }
 
 
