@@ -206,12 +206,10 @@ class _Parser:
         t = self.tok
         return "the end of the formula" if t.kind == "end" else repr(t.text)
 
-    def enter(self):
+    def enter(self, pos: int):
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise _error(
-                self.tok.pos, f"the formula nests deeper than {MAX_DEPTH} levels", "simplify it"
-            )
+            raise _error(pos, f"the formula nests deeper than {MAX_DEPTH} levels", "simplify it")
 
     # -- grammar
     def formula(self):
@@ -227,13 +225,11 @@ class _Parser:
         return v
 
     def sum(self):
-        self.enter()
         v = self.product()
         while self.tok.text in ("+", "-") and self.tok.kind == "op":
             op = self.take()
             w = self.product()
             v = self.add(v, w if op.text == "+" else self.scale(w, sp.Integer(-1)), op.pos)
-        self.depth -= 1
         return v
 
     def product(self):
@@ -252,7 +248,7 @@ class _Parser:
     def unary(self):
         if self.tok.kind == "op" and self.tok.text in ("+", "-"):
             op = self.take()
-            self.enter()
+            self.enter(op.pos)
             v = self.unary()
             self.depth -= 1
             return v if op.text == "+" else self.scale(v, sp.Integer(-1))
@@ -307,13 +303,13 @@ class _Parser:
             self.i += 1
             return self.name(t)
         if self.take("("):
-            self.enter()
+            self.enter(t.pos)
             v = self.sum()
             self.expect(")", f"')' to close the '(' at position {t.pos + 1}")
             self.depth -= 1
             return v
         if self.take("|"):
-            self.enter()
+            self.enter(t.pos)
             v = self.sum()
             self.expect("|", f"'|' to close the '|' at position {t.pos + 1}")
             self.depth -= 1
@@ -356,7 +352,7 @@ class _Parser:
         if t.kind == "name" and t.text in ("grad", "hess"):
             v = self.derivative()
         elif self.take("("):
-            self.enter()
+            self.enter(t.pos)
             v = self.sum()
             self.expect(")", f"')' to close the '(' at position {t.pos + 1}")
             self.depth -= 1
@@ -372,7 +368,7 @@ class _Parser:
 
     def derivative(self) -> _Vec:
         t = self.take(kind="name")
-        self.enter()
+        self.enter(t.pos)
         try:
             if t.text == "hess":
                 label = self.loss()
@@ -493,8 +489,8 @@ class _Parser:
         raise _error(
             pos,
             f"{_kind(v)} is multiplied by {_kind(w)}",
-            "a modified field or loss is a sum of elementary differentials times numbers; "
-            "use . for an inner product",
+            "a modified field or loss is a sum of elementary differentials times numbers, "
+            "and . is the inner product",
         )
 
     def div(self, v, w, pos: int):
