@@ -165,3 +165,17 @@ def test_bad_scales_from_python():
         bea.codegen(bea.modifying_integrator(bea.rules.gd, 1), scale=2)
     with pytest.raises(bea.BeaTypeError, match="needs a modifying integrator"):
         bea.codegen(meq, "modifying")
+
+
+def test_a_symbolic_scale_reaches_the_source_only_as_a_safe_name():
+    import ast
+
+    import sympy as sp
+
+    hostile = sp.Symbol('s"""\nimport os #')
+    src = bea.codegen(bea.modified_equation(bea.rules.gd, 1), "regulariser", scale=hostile)
+    imports = {
+        a.name for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Import) for a in n.names
+    }
+    assert imports == {"jax", "jax.numpy", "optax"}
+    assert "e_" + b's"""\nimport os #'.hex() in src  # the constant, via _ident

@@ -6,14 +6,24 @@ training code base as a file:
 
 * `what="field"`: `make_field(losses, fields=None, constants=None)` returns
   `field(state, h)`, the modified field sum_tau c(tau) h^(|tau|-1) F(tau)(state);
-  `make_update(h, losses=None, constants=None)` returns an optax transformation whose
-  update is one explicit Euler step of that field over the rule's time.
+  `make_update(h, losses=None, constants=None)` returns a complete optimiser step: an
+  optax transformation whose update is one explicit Euler step of that field over the
+  rule's time.
 * `what="loss"`: `make_loss(losses, constants=None)` returns `loss(state, h)`, the
   modified loss L~ (`bea.modified_loss`), with held-fixed factors as
   `jax.lax.stop_gradient`.
 * `what="regulariser"`: the loss without its h^0 terms, R = L~ - L, and
-  `make_update(h, losses=None, constants=None)` adding grad R to the incoming gradients
-  (explicit regularisation, Barrett and Dherin, ICLR 2021).
+  `make_update(h, losses=None, constants=None)` adding grad R to the incoming gradients,
+  a gradient transformation to chain before `optax.sgd(h)` (explicit regularisation,
+  Barrett and Dherin, ICLR 2021).
+* a modifying integrator (`bea.modifying_integrator(rule, N)`, `what="modifying"`):
+  its modified oracles grad E~ (Chartier, Hairer and Vilmart, Math. Comp. 2007) as
+  `make_field`, and `make_update(h, ...)` replacing the incoming gradients by them, to
+  chain before the rule's optimiser (`optax.sgd(h)` for gradient descent).
+
+`scale=S` multiplies the h-terms (the drift) of the field or loss exactly, as
+`bea.drift` does: -1 cancels gradient descent's drift, 1 doubles it (see `_updates`).
+Each module's docstring shows its training loop.
 
 Every distinct elementary differential gets one named inner function, whose docstring
 carries its LaTeX; the field (or loss) evaluates each of them once, in order of size,
