@@ -61,10 +61,11 @@ def check_command(
             f"the numerical check needs the numeric extra ({e.name} is missing); install "
             "with pip install -e '.[numeric]', or pass --exact-only"
         ) from None
+    from ._user_problems import get_problem
     from ._verify import _free_symbols, _numbers
 
     name = problem or default_problem(meq)
-    prob = numeric.get_problem(name)
+    prob = get_problem(name)
     losses, fields = prob.oracles_for(meq)
     free = sorted(_free_symbols(meq) | {s.name for s in _candidate_symbols(cmp)})
     numbers = {k: float(v) for k, v in _numbers(free, rule, {}, out).items()}

@@ -677,7 +677,8 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
     v.add_argument(
         "--problem",
         default=None,
-        help="a built-in test problem (listed below; default: one that fits the rule)",
+        help="a built-in test problem (listed below; default: one that fits the rule), or "
+        "path/to/file.py:name, a dict with 'state0' and 'losses' (see bea.cli._user_problems)",
     )
     v.add_argument(
         "--param",
@@ -778,7 +779,9 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         help=_PARAM_HELP + "; symbols left free get beta=1/2, rho=1/2, ... in the numerical run",
     )
     ck.add_argument(
-        "--problem", default=None, help="a built-in test problem (default: one that fits)"
+        "--problem",
+        default=None,
+        help="a built-in test problem (default: one that fits) or path/to/file.py:name",
     )
     ck.add_argument("--hs", default=None, metavar="H,H,...", help="the learning rates")
     ck.add_argument(
