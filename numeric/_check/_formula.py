@@ -364,7 +364,12 @@ def check_formula(
         sk, _ = fit_slope(hs, errs[steps], floor)
         differs = None
         if times is None and degree is not None and getattr(meq, "basis", None) == "trees":
-            differs = _differing_term(meq, cand, lay, z0, losses, fields, params, order)
+            try:
+                differs = _differing_term(meq, cand, lay, z0, losses, fields, params, order)
+            except BeaError as err:  # e.g. params binding more than the field uses
+                notes.append(f"terms not compared: {err}")
+        elif degree is None:
+            notes.append("terms not compared: the candidate is no polynomial in h")
     verdict = _verdict(s1, sk, steps, order, per_block, _hint(r, times, s1, order))
     if differs is not None:
         verdict += " " + differs[1]
