@@ -179,3 +179,10 @@ def test_a_symbolic_scale_reaches_the_source_only_as_a_safe_name():
     }
     assert imports == {"jax", "jax.numpy", "optax"}
     assert "e_" + b's"""\nimport os #'.hex() in src  # the constant, via _ident
+
+
+def test_oracles_that_are_no_one_gradient_get_no_make_update():
+    fields = bea.codegen(bea.modifying_integrator(bea.rules.alternating, 1))
+    assert "def make_update" not in fields and "the rule calls generic fields" in fields
+    sgd2 = bea.codegen(bea.modifying_integrator(bea.rules.get_rule("sgd").with_params(n=2), 1))
+    assert "def make_update" not in sgd2 and "a block calls several oracles" in sgd2

@@ -408,14 +408,19 @@ def _field_source(eq, scale=1, oracles: bool = False) -> str:
     )
     # a block with several oracles (sgd(n)) has no one gradient to replace
     per_block = [sum(o.block == b for o in eq.oracles) for b in eq.blocks]
-    update = not oracles or max(per_block) == 1
+    update = not oracles or (max(per_block) == 1 and kinds == {"grad"})
     entry = ["make_field(losses, fields=None, constants=None) -> field(state, h)"]
     if update:
         kind = "a gradient transformation" if oracles else "a complete optimiser step"
         entry.append(f"make_update(h, losses=None, fields=None, constants=None) -> {kind}")
         loop = loop_lines("modifying" if oracles else "field", fields="field" in kinds)
     else:
-        loop = ["(No make_update: a block calls several oracles, so no one gradient to replace.)"]
+        why = (
+            "the rule calls generic fields, which no optax optimiser takes as gradients"
+            if "field" in kinds
+            else "a block calls several oracles, so there is no one gradient to replace"
+        )
+        loop = _wrap_text("", f"(No make_update: {why}; call make_field's oracles in your rule.)")
     loss_names = sorted({o.name for o in eq.oracles if o.kind == "grad"})
     tex = _wrap_latex(_latex_of(eq)) + _scale_note(scale)
     lines = _header(title, tex, entry, optax=update, names=loss_names, loop=loop)
