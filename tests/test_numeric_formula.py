@@ -2,7 +2,9 @@
 
 * Implicit gradient regularisation (Barrett and Dherin, ICLR 2021; the published tables,
   "Gradient descent"): the order-1 field of gd is -grad(E + h/4 |grad E|^2). With the
-  wrong factor h/2 the local error slope is 2, not 3.
+  wrong factor h/2 the local error slope is 2, not 3; without `order=` the formula's
+  degree in h (1) is the order it claims, and the h^1 term is named. A candidate that is
+  no polynomial in h gets no guessed order.
 * Two-player games (Rosca et al., ICML 2021, simultaneous updates; the published tables,
   "Two-player games"): f~ = f - alpha h/2 (f_phi f + f_theta g), g~ = g - lambda h/2
   (g_phi f + g_theta g), matched per player at its own time (phi at alpha h, theta at
@@ -12,6 +14,7 @@
 
 import jax
 import jax.numpy as jnp
+import pytest
 import sympy as sp
 
 import bea
@@ -39,9 +42,22 @@ def test_igr_is_the_order_one_flow_of_gd():
 
 
 def test_igr_with_the_wrong_factor_is_caught():
-    res = numeric.check_formula(bea.rules.gd, igr(2), losses={"E": E}, state0=X0, order=1)
+    # no order given: the formula is of degree 1 in h, so it claims order 1 and fails it
+    # (slope 2), naming the h^1 term; it must not pass as "matches to order 0"
+    res = numeric.check_formula(bea.rules.gd, igr(2), losses={"E": E}, state0=X0)
     assert abs(res.one_step_slope - 2) < 0.25, str(res)
-    assert not res.matches_one_step and "NOT correct to order 1" in res.verdict
+    assert res.expected == 3 and not res.matches_one_step and not res.is_flow
+    assert "NOT correct to order 1" in res.verdict and "matches the map to order" not in res.verdict
+    assert res.differs_at == 1 and "the rule's h^1 terms are: -1/2 E[E]" in res.verdict
+    assert any("order 1 inferred" in n for n in res.notes)
+
+
+def test_a_candidate_that_is_no_polynomial_in_h_gets_no_guessed_order():
+    def principal(x, h):  # the chain terms of a principal flow do not stop at any order
+        return -jax.grad(E)(x) * jnp.exp(h)
+
+    with pytest.raises(bea.BeaValueError, match="cannot be inferred; pass order=N"):
+        numeric.check_formula(bea.rules.gd, principal, losses={"E": E}, state0=X0)
 
 
 ALPHA, LAM = 1.0, 0.5

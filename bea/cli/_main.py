@@ -11,7 +11,9 @@
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--hs H,H,...]
                     [--steps K] [--format text|json] [--plot PATH] [--force]
                     [--region KEY=VALUE]...
-    bea codegen RULE --order N [--what field|loss|regulariser] [--param ...] [-o FILE]
+    bea codegen RULE --order N [--what field|loss|regulariser|modifying] [--scale S]
+                [--param ...] [-o FILE]
+    bea check RULE "FORMULA" --order N [--param ...] [--problem NAME] [--hs ...] [--exact-only]
     bea demo [--no-verify]
 
 RULE is a built-in name or `path/to/file.py:my_rule` (imported by path). The
@@ -350,14 +352,20 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
         target = os.path.abspath(args.output)
         if not target.endswith(".py") or not os.access(os.path.dirname(target), os.W_OK):
             raise BeaValueError(f"-o {args.output!r} must name a .py file in a writable folder")
+    scale = _scale(args.scale)
     if args.what == "modifying":
         from .._results._modifying import modifying_integrator
 
-        mi = modifying_integrator(rule, max(order, 1), force=args.force)
-        source = codegen(mi.corrections.equation(f"{rule.name}, modified oracles"), "field")
+        if scale != 1:
+            raise BeaValueError(
+                f"--scale {args.scale} does not apply to --what modifying, whose oracles "
+                "cancel the drift by construction; leave out --scale, or use --what "
+                "regulariser --scale -1"
+            )
+        source = codegen(modifying_integrator(rule, max(order, 1), force=args.force))
     else:
         meq = _derive(rule, extra, order, args.force)
-        source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed)
+        source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed, scale=scale)
     if target is None:
         out(source.rstrip("\n"))
     else:
@@ -368,6 +376,40 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
 
         write_atomically(target, write)
     return 0
+
+
+def _scale(text: str | None):
+    """`--scale S`: an exact number (integer, p/q or decimal), 1 when left out."""
+    if text is None:
+        return 1
+    value = parse_value(text, max_digits=30, what="--scale")
+    if getattr(value, "free_symbols", None):
+        raise BeaValueError(
+            f"--scale {text.strip()[:20]!r} is not a number; give e.g. -1 (cancel the "
+            "drift), 2 or 1/2"
+        )
+    return value
+
+
+def _cmd_check(args, out: Callable[[str], None]) -> int:
+    budget = Budget(force=args.force)
+    order = _order(args, budget)
+    rule, extra = _build_rule(args.rule, args.param, budget)
+    _no_coordinate(rule, "bea check")
+    hs = _learning_rates(args.hs) if args.hs is not None else None
+    from ._check import check_command
+
+    return check_command(
+        rule,
+        order,
+        extra,
+        args.formula,
+        out,
+        problem=args.problem,
+        exact_only=args.exact_only,
+        hs=hs,
+        force=args.force,
+    )
 
 
 def _cmd_demo(args, out: Callable[[str], None]) -> int:
@@ -636,7 +678,8 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
     v.add_argument(
         "--problem",
         default=None,
-        help="a built-in test problem (listed below; default: one that fits the rule)",
+        help="a built-in test problem (listed below; default: one that fits the rule), or "
+        "path/to/file.py:name, a dict with 'state0' and 'losses' (see bea.cli._user_problems)",
     )
     v.add_argument(
         "--param",
@@ -705,8 +748,47 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         action="store_true",
         help="allow held-fixed (stop-gradient) terms when the field is not a gradient",
     )
+    cg.add_argument(
+        "--scale",
+        default=None,
+        metavar="S",
+        help="multiply the drift (the h-terms) of the field, loss or regulariser by S, "
+        "exactly: chained before optax.sgd(h), gd's order-1 regulariser with -1 cancels "
+        "its drift, with 1 doubles it (default 1)",
+    )
     cg.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE (.py)")
     cg.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    ck = sub.add_parser(
+        "check",
+        help="check a formula from a paper against the derivation and the iterates",
+        description="Read FORMULA in gradient notation (a loss such as 'E + h/4 * |grad E|^2' "
+        "or a field such as '-grad E - h/2 * hess E grad E'; grad, hess, grad^k E(u, v), "
+        "|v|^2, u . v, h and the rule's parameters), compare it exactly, term by term, with "
+        "the derived modified loss or field of order N, then run it against the rule's "
+        "iterates. Exit status 0 when both agree, 1 when not.",
+        epilog=rules,
+        formatter_class=fmt,
+    )
+    ck.add_argument("rule", help=_RULE_HELP + " (one player, gradient oracles)")
+    ck.add_argument("formula", help="the formula, quoted, e.g. 'E + h/4 * |grad E|^2'")
+    ck.add_argument("--order", required=True, metavar="N", help=_ORDER_HELP)
+    ck.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=_PARAM_HELP + "; symbols left free get beta=1/2, rho=1/2, ... in the numerical run",
+    )
+    ck.add_argument(
+        "--problem",
+        default=None,
+        help="a built-in test problem (default: one that fits) or path/to/file.py:name",
+    )
+    ck.add_argument("--hs", default=None, metavar="H,H,...", help="the learning rates")
+    ck.add_argument(
+        "--exact-only", action="store_true", help="skip the numerical run (no JAX needed)"
+    )
+    ck.add_argument("--force", action="store_true", help=_FORCE_HELP)
     return p
 
 
@@ -718,6 +800,7 @@ _COMMANDS = {
     "verify": _cmd_verify,
     "demo": _cmd_demo,
     "codegen": _cmd_codegen,
+    "check": _cmd_check,
 }
 
 

@@ -15,7 +15,33 @@ import sys
 from .._core._errors import BeaValueError
 from .._rules._rule import Rule, as_rule
 
-__all__ = ["resolve_rule"]
+__all__ = ["load_file", "resolve_rule"]
+
+
+def load_file(text: str, what: str):
+    """The module of `path/to/file.py:name`, imported by its path; `what` ("rule",
+    "problem") names the kind of object in messages."""
+    path, _, name = text.rpartition(":")
+    if not name.isidentifier():
+        raise BeaValueError(
+            f"{what} {text!r}: {name!r} is not a Python name; write path/to/file.py:my_{what}"
+        )
+    if not os.path.isfile(path):
+        raise BeaValueError(f"{what} file {path!r} does not exist; give the path of a .py file")
+    module_name = f"_bea_user_{what}s_{abs(hash(os.path.abspath(path)))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
+        raise BeaValueError(f"{what} file {path!r} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as err:  # the user's file raised or exited: one line
+        del sys.modules[module_name]
+        raise BeaValueError(
+            f"{what} file {path!r} raised {type(err).__name__} on import ({err}); fix the file"
+        ) from None
+    return module
 
 
 def resolve_rule(text: str) -> Rule:
@@ -25,25 +51,7 @@ def resolve_rule(text: str) -> Rule:
     path, sep, name = text.rpartition(":")
     if not sep or not path.endswith(".py"):
         return get_rule(text)
-    if not name.isidentifier():
-        raise BeaValueError(
-            f"rule {text!r}: {name!r} is not a Python name; write path/to/file.py:my_rule"
-        )
-    if not os.path.isfile(path):
-        raise BeaValueError(f"rule file {path!r} does not exist; give the path of a .py file")
-    module_name = f"_bea_user_rules_{abs(hash(os.path.abspath(path)))}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
-        raise BeaValueError(f"rule file {path!r} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as err:  # the user's file raised or exited: one line
-        del sys.modules[module_name]
-        raise BeaValueError(
-            f"rule file {path!r} raised {type(err).__name__} on import ({err}); fix the file"
-        ) from None
+    module = load_file(text, "rule")
     if not hasattr(module, name):
         found = sorted(
             k for k, v in vars(module).items() if isinstance(v, Rule) and not k.startswith("_")

@@ -29,6 +29,7 @@ from .._rules import _builtin as _rules
 from .._rules._coordinate import REGIONS
 from ._coordinate import in_coordinate_family
 from ._interrupt import write_atomically
+from ._user_problems import get_problem
 
 __all__ = ["DEFAULT_SYMBOLS", "demo_verification", "problem_lines", "verify_command"]
 
@@ -123,7 +124,7 @@ def run_verification(
     if meq is None:
         meq = _modified.modified_equation(rule, max(orders), force=force)
     name = problem or default_problem(meq)
-    prob = numeric.get_problem(name)
+    prob = get_problem(name)
     losses, fields = prob.oracles_for(meq)  # a problem that does not fit fails here
     numbers = _numbers(sorted(_free_symbols(meq)), rule, params or {}, print_fn)
     adapt = hs is None
@@ -148,7 +149,7 @@ def run_verification(
 def _coordinate_problem(problem: str | None):
     """The one-player problem a coordinate equation is checked on (default `nonconvex`)."""
     name = problem or "nonconvex"
-    prob = numeric.get_problem(name)
+    prob = get_problem(name)
     if prob.blocks != 1:
         raise BeaValueError(
             f"problem {name!r} is a game; coordinate-wise rules run on a loss: use "
@@ -214,7 +215,7 @@ def verify_command(
     """
     rule = rule_name if isinstance(rule_name, _rules.Rule) else _rules.get_rule(rule_name)
     if problem is not None:
-        numeric.get_problem(problem)  # an unknown name fails before any work
+        get_problem(problem)  # an unknown name fails before any work
     known = dict(rule.params)
     for key, value in (params or {}).items():
         if key in known and isinstance(value, sp.Basic) and value.free_symbols:

@@ -11,6 +11,17 @@ A modified flow of order N gives slope N+2 in both. A formula that matches each
 block after one step at its own time but is not the flow of one vector field over a
 common time shows slope N+2 for one step and a lower slope for K steps: iterating it
 does not track the iterates. The report says so in words.
+
+The order N is the one the formula claims (`order=`) or, left out, its degree in h at
+the starting state (a modified field of order N is a polynomial of degree N in h); a
+candidate that is no such polynomial is refused rather than guessed at. Its
+coefficients of h^0..h^N are compared with those of the rule's derived field, and a
+wrong formula names the first power of h that differs, with the rule's terms there.
+
+A rule with memory (heavy ball, Nesterov) runs from its slow manifold (Hairer, Lubich
+and Wanner, ch. XV), so the candidate is a field of the parameters alone: e.g. the
+order-1 heavy-ball flow -1/(1-beta) grad(E + h (1+beta)/(4 (1-beta)^2) |grad E|^2) of
+Ghosh et al. (ICLR 2023).
 """
 
 from __future__ import annotations
@@ -22,8 +33,9 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 import numpy as np
+import sympy as sp
 
-from bea import BeaTypeError, BeaValueError
+from bea import BeaError, BeaTypeError, BeaValueError
 from bea.backend import as_rule
 
 from .._lower._flow import (
@@ -35,9 +47,12 @@ from .._lower._flow import (
     lipschitz,
     warn_large_h,
 )
+from .._lower._kernels import ModifiedField
+from .._lower._state import Layout
+from ._formula_terms import MAX_DEGREE, coefficients, first_difference, infer_degree
 from ._order_check import check_state, default_hs, format_table, html_table
 from ._plot import loglog_figure, save_figure
-from ._verify import Sweep
+from ._verify import Sweep, derive
 
 __all__ = ["FormulaCheck", "check_formula"]
 
@@ -56,6 +71,10 @@ class FormulaCheck:
         expected: N+2 for a claimed order N (None when no order was claimed).
         verdict: one paragraph in words.
         notes: what happened along the way.
+        differs_at: the lowest power of h at which the candidate's coefficient differs
+            from the rule's derived field at the starting state, up to the order (None
+            when they agree, or when not compared: per-block times, a candidate that is
+            no polynomial in h).
     """
 
     rule: str
@@ -68,6 +87,7 @@ class FormulaCheck:
     expected: float | None
     verdict: str
     notes: tuple[str, ...] = field(default=())
+    differs_at: int | None = None
 
     @property
     def matches_one_step(self) -> bool:
@@ -270,13 +290,38 @@ def check_formula(
         raise BeaValueError(
             "params binds h, but a check sweeps over h; pass the learning rates as hs=[...]"
         )
-    hs = check_hs(hs if hs is not None else default_hs(order if order is not None else 1))
+    if hs is not None:
+        hs = check_hs(hs)
     notes: list[str] = []
     with float64(notes):
         state0 = check_state(state0)
         r = as_rule(rule)
-        sweep = Sweep(r, losses, fields, params, state0)
-        lay, z0 = sweep.layout, sweep.z0
+        lay = Layout.of(state0, r.blocks, "state0")
+        cand = jax.jit(_candidate_flat(candidate, lay, r.blocks))
+        z0 = lay.flatten(state0, "state0")
+        degree = infer_degree(cand, z0)
+        if order is None:
+            if degree is None:
+                raise BeaValueError(
+                    f"order=None, but the candidate is no polynomial of degree <= {MAX_DEGREE} "
+                    "in h at state0, so the order it claims cannot be inferred; pass order=N"
+                )
+            order = degree
+            notes.append(
+                f"order {order} inferred from the formula: at state0 it is a polynomial of "
+                f"degree {order} in h"
+            )
+        hs = hs if hs is not None else check_hs(default_hs(order))
+        top = max(order, degree if degree is not None else 0, 1 if r.memory else 0)
+        meq = None
+        if r.memory:  # the iterates start on the slow manifold of the derived equation
+            meq = derive(r, top, state0)
+        elif times is None and degree is not None:
+            try:  # only to name the term that differs: a rule that runs but cannot be
+                meq = derive(r, top, state0)  # derived is still checked numerically
+            except BeaError as err:
+                notes.append(f"terms not compared: the rule cannot be derived ({err})")
+        sweep = Sweep(r, losses, fields, params, state0, meq)
         if times is None:
             factors = [sweep.time_factor(r.time)] * len(r.blocks)
         else:
@@ -289,8 +334,7 @@ def check_formula(
             by_name = {str(k): v for k, v in times.items()}
             factors = [sweep.time_factor(by_name[b]) for b in r.blocks]
         per_block = len(set(factors)) > 1
-        cand = _candidate_flat(candidate, lay, r.blocks)
-        flow = jax.jit(lambda z, h, t1: integrate(jax.jit(cand), z, t1, h))
+        flow = jax.jit(lambda z, h, t1: integrate(cand, z, t1, h))
         lip = lipschitz(lambda z: sweep.step(z, hs[0]), z0, factors[0] * hs[0])
         warn_large_h(lambda h: steps * max(factors) * h, hs, lip, f"rule {r.name!r}")
         errs = {1: [], steps: []}
@@ -318,6 +362,17 @@ def check_formula(
         floor = 20 * RTOL * (1.0 + float(jnp.linalg.norm(z0)))
         s1, _ = fit_slope(hs, errs[1], floor)
         sk, _ = fit_slope(hs, errs[steps], floor)
+        differs = None
+        if times is None and degree is not None and getattr(meq, "basis", None) == "trees":
+            try:
+                differs = _differing_term(meq, cand, lay, z0, losses, fields, params, order)
+            except BeaError as err:  # e.g. params binding more than the field uses
+                notes.append(f"terms not compared: {err}")
+        elif degree is None:
+            notes.append("terms not compared: the candidate is no polynomial in h")
+    verdict = _verdict(s1, sk, steps, order, per_block, _hint(r, times, s1, order))
+    if differs is not None:
+        verdict += " " + differs[1]
     return FormulaCheck(
         rule=r.name,
         steps=steps,
@@ -327,6 +382,25 @@ def check_formula(
         one_step_slope=s1,
         k_step_slope=sk,
         expected=None if order is None else float(order + 2),
-        verdict=_verdict(s1, sk, steps, order, per_block, _hint(r, times, s1, order)),
+        verdict=verdict,
         notes=tuple(notes),
+        differs_at=None if differs is None else differs[0],
+    )
+
+
+def _differing_term(meq, cand, lay, z0, losses, fields, params, order: int):
+    """`(k, sentence)` for the lowest power k <= order of h at which the candidate's
+    coefficient at z0 differs from the derived field's, or None."""
+    vf = ModifiedField(meq, losses, fields, params)
+    ref = coefficients(jax.jit(lambda z, h: vf.flat(lay, z, h)), z0, meq.order)
+    got = coefficients(cand, z0, meq.order)
+    found = first_difference(got, ref)
+    if found is None or found[0] > order:
+        return None
+    k, rel = found
+    terms = [f"{sp.factor(meq.domain.to_sympy(c))} {t}" for t, kk, c in meq.terms if kk == k and c]
+    return k, (
+        f"Its h^{k} term differs from the rule's modified field (relative difference "
+        f"{rel:.2g} at state0); the rule's h^{k} terms are: {', '.join(terms) or 'none'} "
+        "(bracket notation: E is grad E, E[E] is grad^2 E grad E)."
     )
