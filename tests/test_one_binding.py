@@ -38,7 +38,7 @@ import bea
 rho, eps = sp.symbols("rho eps")
 
 
-@bea.rule(memory=("v",))
+@bea.rule(memory=("v",), family="coordinate")
 def rmsprop(theta, v, h, grad):
     g = grad("E", theta)
     v = rho * v + (1 - rho) * g * g
