@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from fractions import Fraction
 
 import sympy as sp
 
@@ -61,73 +60,13 @@ from .._core._trees import Tree
 from .._equation._modified import ModifiedEquation, over_trees
 from .._results._losses import ModifiedLoss, modified_loss
 from .._rules._rule import time_factor
+from ._codegen_weighted import weighted_field_source
+from ._source import _doc, _ident, coefficient_source
 from ._updates import loop_lines, update_for_field, update_for_oracles, update_for_regulariser
 
 __all__ = ["codegen"]
 
 _WHATS = ("field", "loss", "regulariser", "modifying")
-
-
-# -- exact coefficients as Python source ----------------------------------------------
-def _ident(name: str) -> str:
-    """A Python identifier for a rule symbol, one-to-one: `c_` + the name where it is
-    an ASCII identifier (`lambda` -> `c_lambda`), else `e_` + its UTF-8 bytes in hex
-    (`a-b` -> `e_612d62`), so that no two symbols share a variable and no name reaches
-    the source as anything but letters, digits and underscores."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        return "c_" + name
-    return "e_" + name.encode("utf-8").hex()
-
-
-def _doc(text) -> str:
-    """`text` (a name from the user: a rule, a loss, a block, a symbol) made safe inside
-    a docstring or comment of the generated module, raw or not: backslashes doubled,
-    quotes escaped, line breaks and other control characters written as escapes."""
-    text = str(text).replace("\\", "\\\\").replace('"', '\\"')
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
-
-
-def _number(q: Fraction) -> str:
-    if q.denominator == 1:
-        return f"{q.numerator}"
-    return f"Fraction({q.numerator}, {q.denominator})"
-
-
-def _poly_source(expr: sp.Expr, gens: list[sp.Symbol]) -> str:
-    if not gens:
-        q = sp.Rational(expr)
-        return _number(Fraction(int(q.p), int(q.q)))
-    poly = sp.Poly(expr, *gens)
-    parts = []
-    for monom, coeff in poly.terms():
-        q = Fraction(int(sp.Rational(coeff).p), int(sp.Rational(coeff).q))
-        factors = [_number(q)] if q != 1 or not any(monom) else []
-        for g, e in zip(gens, monom, strict=True):
-            if e == 1:
-                factors.append(_ident(g.name))
-            elif e > 1:
-                factors.append(f"{_ident(g.name)}**{e}")
-        parts.append(" * ".join(factors))
-    return " + ".join(parts) if parts else "0"
-
-
-def coefficient_source(expr) -> str:
-    """A rational function of symbols as a Python expression over the `c_<name>`
-    constants, in exact arithmetic: integers and `Fraction`s, the constants being the
-    exact values of the floats given (the generated module rounds the result once, at
-    construction, so coefficients such as (beta + 1)/(2 (beta - 1)^3) near beta = 1 do
-    not cancel)."""
-    expr = sp.cancel(sp.sympify(expr))
-    num, den = sp.fraction(expr)
-    gens = sorted(expr.free_symbols, key=lambda s: s.name)
-    if not den.free_symbols:  # a polynomial with rational coefficients
-        return _poly_source(sp.expand(expr), gens)
-    top = _poly_source(sp.expand(num), gens)
-    if den == 1:
-        return top
-    return f"({top}) / ({_poly_source(sp.expand(den), gens)})"
 
 
 # -- names and LaTeX of elementary differentials ----------------------------------------
@@ -694,6 +633,13 @@ def codegen(
             )
         eq = obj.corrections.equation(obj.name)
         return _field_source(eq, oracles=True)
+    if isinstance(obj, ModifiedEquation) and obj.basis == "coordinates":
+        if what != "field" or obj.expansion.index_terms is None:
+            raise BeaValueError(
+                f"rule {obj.rule!r} is coordinate-wise: generated code covers its field "
+                "(what='field') when derived in every dimension (without dimension=)"
+            )
+        return weighted_field_source(obj, s)
     if isinstance(obj, ModifiedEquation):
         over_trees(obj, "generated code")
     is_loss = isinstance(obj, ModifiedLoss)

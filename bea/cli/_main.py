@@ -346,7 +346,9 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget)
     rule, extra = _build_rule(args.rule, args.param, budget)
-    _no_coordinate(rule, "bea codegen")
+    coordinate = in_coordinate_family(rule)
+    if coordinate and args.what != "field":
+        _no_coordinate(rule, f"bea codegen --what {args.what}")
     target = None
     if args.output is not None:
         target = os.path.abspath(args.output)
@@ -363,6 +365,8 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
                 "regulariser --scale -1"
             )
         source = codegen(modifying_integrator(rule, max(order, 1), force=args.force))
+    elif coordinate:  # over weighted trees, for every dimension
+        source = codegen(_derive(rule, extra, order, args.force), "field", scale=scale)
     else:
         meq = _derive(rule, extra, order, args.force)
         source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed, scale=scale)
