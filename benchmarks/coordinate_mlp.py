@@ -59,6 +59,11 @@ CASES = {
         {"beta1": 0.5, "beta2": 0.6, "eps": 0.1},
         None,
     ),
+    "rmsprop, state limit (1-rho = c h; c 2)": (
+        bea.rules.rmsprop.state_limit(rho="c"),
+        {"c": 2.0, "eps": 0.1},
+        lambda g: (0.8 * g**2,),
+    ),
     "adam, state limit (1-beta = c h; c1 1, c2 2)": (
         bea.rules.adam.state_limit(beta1="c1", beta2="c2"),
         {"c1": 1.0, "c2": 2.0, "eps": 0.1},

@@ -165,7 +165,7 @@ def test_loss_of_adam_is_cattaneo_et_al(capsys):
         (("derive", "adam", "--order", "0", "--param", "x=2"), "no parameter 'x'"),
         (("derive", "adagrad", "--order", "0"), "not a contraction"),
         (("principal", "adam"), "coordinate-wise"),
-        (("codegen", "adam", "--order", "1"), "coordinate-wise"),
+        (("codegen", "adam", "--order", "1", "--what", "loss"), "coordinate-wise"),
         (("loss", "gd", "--order", "1", "--preconditioner", "abs_grad"), "coordinate-wise"),
         (("verify", "adam", "--order", "1", "--problem", "zero_sum"), "is a game"),
         (("derive", "clipped_gd", "--order", "0", "--dimension", "1"), "--region signs="),

@@ -132,14 +132,21 @@ class _Local:
     def sum(self):
         self._coupled("bea.ops.sum")
 
+    def _branch(self, what: str):
+        raise TraceError(
+            f"{what} at {user_line()} needs a region of declared signs or branches; derive "
+            "per coordinate with dimension=2 and region=...",
+            suggestion="coordinate",
+        )
+
     def abs(self):
-        self._coupled("bea.ops.abs")
+        self._branch("bea.ops.abs")
 
     def sign(self):
-        self._coupled("bea.ops.sign")
+        self._branch("bea.ops.sign")
 
     def _bea_choose(self, name, a, b):
-        self._coupled(f"bea.ops.{name}")
+        self._branch(f"bea.ops.{name}")
 
 
 def _no_field(name, point):
