@@ -32,7 +32,6 @@ the Lie-series form of the logarithm of the map (Hairer, Lubich and Wanner, ch. 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from math import factorial
 
@@ -45,7 +44,6 @@ from ..._core._errors import TraceError, user_line
 from ..._core._scalars import H
 from ..._rules._rule import call_rule
 from ._weighted import (
-    ONE,
     Locals,
     TreeSum,
     add_into,
@@ -55,7 +53,6 @@ from ._weighted import (
     elementwise,
     evaluate,
     glue_sums,
-    scale,
     substitute_weights,
 )
 
@@ -409,14 +406,6 @@ def _logarithm(loc: Locals, incr, N: int) -> list[dict[str, TreeSum]]:
                     add_into(fn[c], node, -v * w)
         f.append(fn)
     return f
-
-
-def drop_zero(s: TreeSum) -> TreeSum:
-    return {n: c for n, c in s.items() if c}
-
-
-def constant(loc: Locals, s: Mapping) -> TreeSum:
-    return scale(dict(s), loc.K.one) if s else {(ONE, ()): loc.K.zero}
 
 
 # -- views: index terms and a specialisation to dimension d -----------------------------

@@ -282,11 +282,6 @@ def substitute_weights(
     return out
 
 
-def vertices(node: Node) -> int:
-    """The number of index vertices of a tree."""
-    return 1 + sum(vertices(c) for t in node[1] for c in t)
-
-
 def as_expr(loc: Locals, s: TreeSum) -> list[tuple[Node, sp.Expr]]:
     """(tree, coefficient as a SymPy expression) pairs, for display and tests."""
     return [(n, loc.K.to_sympy(c)) for n, c in s.items()]
