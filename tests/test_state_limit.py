@@ -111,3 +111,19 @@ def test_a_state_limit_check_needs_the_memories():
         numeric.check_order(
             rule, 1, losses={"E": _quartic}, state0=THETA, params={"c": 1.0, "eps": 0.1}
         )
+
+
+def test_discrete_map_of_a_state_limit_rule_is_adam_at_that_h():
+    # beta2 = 1 - c2 h is bound at the h given with the parameters
+    h = 1e-3
+    z = (THETA, jnp.zeros(5), jnp.zeros(5))
+    step = numeric.discrete_map(
+        bea.rules.adam.state_limit(beta2="c2"),
+        {"E": _quartic},
+        params={"beta1": 0.9, "c2": 1.0, "eps": 0.1, "h": h},
+    )
+    ref = numeric.discrete_map(
+        bea.rules.adam, {"E": _quartic}, params={"beta1": 0.9, "beta2": 1 - h, "eps": 0.1, "h": h}
+    )
+    for a, b in zip(step(z), ref(z), strict=True):
+        assert jnp.allclose(a, b, rtol=0, atol=1e-15)

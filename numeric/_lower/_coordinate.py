@@ -188,7 +188,10 @@ class CoordinateDiscreteMap:
     h: object = None
 
     def __post_init__(self):
-        self.numeric_rule = _numeric_rule(self.rule, self.bound)
+        # a rule whose decays depend on h (`Rule.state_limit`: beta = 1 - c h) is
+        # rebuilt at the h given with the parameters, the h it is then called with
+        at_h = {} if self.h is None else {"h": self.h}
+        self.numeric_rule = _numeric_rule(self.rule, {**self.bound, **at_h})
         self.memory = tuple(getattr(self.rule, "memory", ()) or ())
         self._jit = jax.jit(self._step)
         self._iter = jax.jit(self._iterate, static_argnums=3)
