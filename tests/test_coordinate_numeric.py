@@ -116,12 +116,13 @@ def test_adam_tends_to_optax_adam_after_transient():
 
 
 class _Equations(dict):
-    """(rule name, order) -> its equation in dimension 2, derived on first use."""
+    """(rule name, order) -> its equation, derived on first use over weighted trees (for
+    every dimension; its dense view is in dimension 2)."""
 
     def __missing__(self, key):
         name, n = key
         rule = {"rmsprop": rmsprop(), "adam": adam()}[name]
-        self[key] = modified_equation(rule, n, dimension=2)
+        self[key] = modified_equation(rule, n)
         return self[key]
 
 
@@ -157,6 +158,9 @@ def test_adam_local_error_slope_order_1(equations):
     assert abs(chk.slope - 3) < 0.3, chk
 
 
+@pytest.mark.slow  # covered: the weighted-tree equation equals this one exactly
+# (tests/test_weighted_trees.py, Adam order 2 in d = 1) and passes the two-coordinate
+# check below
 def test_adam_local_error_slope_order_2_one_coordinate():
     """Adam's order-2 equation in one coordinate (its two-coordinate terms are checked
     exactly against the independent expansion in tests/test_coordinate.py): local
@@ -172,9 +176,9 @@ def test_adam_local_error_slope_order_2_one_coordinate():
     assert abs(chk.slope - 4) < 0.3, chk
 
 
-@pytest.mark.slow  # the one-coordinate test above covers the same property by default
 def test_adam_local_error_slope_order_2():
-    meq = modified_equation(adam(), 2, dimension=2)
+    # over weighted trees (for every dimension): two coupled coordinates
+    meq = modified_equation(adam(), 2)
     chk = numeric.check_order(
         adam(), 2, losses={"E": E}, params=ADAM, state0=THETA, meq=meq, transient=80
     )
