@@ -75,12 +75,13 @@ def user_rmsprop(rules_file):
 
 @pytest.fixture(scope="session")
 def order2(user_rmsprop):
-    """Its order-2 equation in dimension 2 (a few seconds), shared by the checks."""
-    return bea.modified_equation(user_rmsprop, 2, dimension=2)
+    """Its order-2 equation (over weighted trees, for every dimension), shared by the
+    checks."""
+    return bea.modified_equation(user_rmsprop, 2)
 
 
 def test_vector_field_binds_module_level_symbols(user_rmsprop):
-    meq = bea.modified_equation(user_rmsprop, 1, dimension=2)
+    meq = bea.modified_equation(user_rmsprop, 1)
     assert meq.basis == "coordinates" and meq.params == ()
     field = numeric.vector_field(meq, losses={"E": E}, params=PARAMS)
     g = jax.grad(E)(THETA)

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import sympy as sp
 
@@ -27,6 +28,7 @@ from .._core._errors import BeaValueError, TraceError
 from .._equation import _modified
 from .._rules import _builtin as _rules
 from .._rules._coordinate import REGIONS
+from .._rules._rule import as_rule
 from ._coordinate import in_coordinate_family
 from ._interrupt import write_atomically
 from ._user_problems import get_problem
@@ -163,8 +165,9 @@ def _equation(rule, order: int, problem: str | None, force: bool, region: dict |
 
     Over trees unless the rule is coordinate-wise: a built-in one, one given a region,
     or a rule the tree family refuses as coordinate-wise (a user's RMSProp); those are
-    derived per coordinate in the dimension of the problem's state, so `bea verify`
-    never asks for --dimension.
+    derived over weighted trees when they are elementwise (every dimension at once),
+    else per coordinate in the dimension of the problem's state, so `bea verify` never
+    asks for --dimension.
     """
     if region is None and not in_coordinate_family(rule):
         try:
@@ -179,6 +182,10 @@ def _equation(rule, order: int, problem: str | None, force: bool, region: dict |
     _, prob = _coordinate_problem(problem)
     if region is None and in_coordinate_family(rule):
         region = REGIONS.get(rule.name)
+    if region is None:  # an elementwise rule: once, over weighted trees, every dimension
+        meq = _modified.modified_equation(replace(as_rule(rule), family="coordinate"), order)
+        if meq.expansion.index_terms is not None:
+            return meq
     return _modified.modified_equation(
         rule, order, dimension=state_size(prob.state0), region=region
     )
