@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from .._core._errors import BeaValueError, TraceError
 from .._families._registry import coordinate_wise, family_of
 from .._rules._coordinate import REGIONS
+from .._rules._rule import as_rule
 from ._budget import Budget
 
 __all__ = [
@@ -120,7 +122,12 @@ def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Ca
         region = REGIONS[rule.name]
         shown = " ".join(f"--region {k}={v}" for k, v in region.items())
         say(f"(on the region {shown}; give --region to choose another)")
-    meq = modified_equation(rule, order, dimension=dimension, region=region)
+    meq = None
+    if region is None and args.dimension is None:  # elementwise: every dimension at once
+        meq = modified_equation(replace(as_rule(rule), family="coordinate"), order)
+        meq = meq if meq.expansion.index_terms is not None else None
+    if meq is None:
+        meq = modified_equation(rule, order, dimension=dimension, region=region)
     return meq.subs(extra) if extra else meq
 
 

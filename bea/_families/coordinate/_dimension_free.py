@@ -249,7 +249,10 @@ def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str)
     contraction: tuple = ()
     inv = None
     if slow:
-        sol = sp.solve([c - y for c, y in zip(C0, ys, strict=True)], ys, dict=True)
+        try:
+            sol = sp.solve([c - y for c, y in zip(C0, ys, strict=True)], ys, dict=True)
+        except NotImplementedError:  # no closed form: the per-coordinate engine decides
+            sol = []
         if len(sol) != 1 or set(sol[0]) != set(ys):
             raise TraceError(
                 f"rule {rule_name!r}: the memory update at h = 0 has no unique fixed point "
