@@ -170,3 +170,17 @@ def test_derivative_obeys_leibniz_for_the_elementwise_product(a, b, f):
     for n, c in glue_sums(LOC, a, derivative(LOC, b, F)).items():
         right[n] = right.get(n, 0) + c
     assert sp.nsimplify(_value(left) - _value(right)) == 0
+
+
+def test_adam_order_one_trees_are_cattaneo_et_al_as_eps_vanishes():
+    # Cattaneo, Klusowski and Shigida (ICML 2024): as ε → 0 Adam's order-1 flow is
+    # −P⁻¹∇Ẽ with P = diag|∇E| and Ẽ = E + h k ‖∇E‖₁, k = (β₁ − β₂)/((1 − β₁)(1 − β₂)):
+    # θ̇ᵢ = −sᵢ − (h k/|gᵢ|) Σⱼ Hᵢⱼ sⱼ. Read here off the weighted trees, gᵢ > 0.
+    meq = bea.modified_equation(bea.rules.adam, 1)
+    b1, b2, eps = (sp.Symbol(n, positive=True) for n in ("beta1", "beta2", "eps"))
+    g = sp.Symbol("g_pos", positive=True)
+    (h_term,) = [t for t in bea.backend.index_form(meq) if t.power == 1]
+    assert h_term.edges == ((0, (1,)),)
+    root, child = (sp.limit(w.xreplace({GRAD: g}), eps, 0) for w in h_term.weights)
+    k = (b1 - b2) / ((1 - b1) * (1 - b2))
+    assert sp.simplify(root * g + k) == 0 and sp.simplify(child - 1) == 0
