@@ -1,7 +1,8 @@
 """The built-in update rules (see `bea._rules._builtin` for their conventions).
 
-The coordinate-wise rules (`rmsprop`, `adam`, `adamw`, `signgd`, `clipped_gd`, `normalised_sam`,
-`adagrad`) are derived with `bea.modified_equation(rule, N, dimension=d)`; each is also a
+The coordinate-wise rules (`rmsprop`, `adam`, `adamw`, `lion`, `signgd`, `clipped_gd`,
+`normalised_sam`, `adagrad`) are derived with `bea.modified_equation(rule, N)` (the
+elementwise ones for every dimension; `dimension=d` per coordinate); each is also a
 factory for other parameters, e.g. `bea.rules.adam_rule(beta1=...)`.
 """
 
@@ -35,6 +36,7 @@ from ._rules._builtin import zero_sum_simultaneous as zero_sum_simultaneous
 adagrad = _coordinate_rules.adagrad()
 adam = _coordinate_rules.adam()
 adamw = _coordinate_rules.adamw()
+lion = _coordinate_rules.lion()
 clipped_gd = _coordinate_rules.clipped_gd()
 normalised_sam = _coordinate_rules.normalised_sam()
 rmsprop = _coordinate_rules.rmsprop()
@@ -42,6 +44,7 @@ signgd = _coordinate_rules.signgd()
 adagrad_rule = _coordinate_rules.adagrad
 adam_rule = _coordinate_rules.adam
 adamw_rule = _coordinate_rules.adamw
+lion_rule = _coordinate_rules.lion
 clipped_gd_rule = _coordinate_rules.clipped_gd
 normalised_sam_rule = _coordinate_rules.normalised_sam
 rmsprop_rule = _coordinate_rules.rmsprop
@@ -68,6 +71,8 @@ __all__ = [
     "heavy_ball",
     "heavy_ball_game",
     "heun",
+    "lion",
+    "lion_rule",
     "lookahead",
     "midpoint",
     "nesterov",

@@ -226,3 +226,17 @@ def test_elementwise_kernel_on_a_matrix_state(equations):
     )
     ref = jnp.stack([one(t[None], 0.05)[0] for t in theta.ravel()]).reshape(10, 10)
     np.testing.assert_allclose(f(theta, 0.05), ref, rtol=0, atol=1e-14)
+
+
+def test_lion_equals_optax_lion():
+    # Lion (Chen et al., NeurIPS 2023), optax.lion without weight decay
+    h, b1, b2 = 0.05, 0.9, 0.99
+    step = coordinate_discrete_map(bea.rules.lion, {"E": E}, {"beta1": b1, "beta2": b2})
+    opt = optax.lion(h, b1=b1, b2=b2, weight_decay=0.0)
+    theta, m = THETA, jnp.zeros(2)
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(30):
+        theta, (m,) = step(theta, (m,), h)
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)

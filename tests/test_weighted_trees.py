@@ -184,3 +184,11 @@ def test_adam_order_one_trees_are_cattaneo_et_al_as_eps_vanishes():
     root, child = (sp.limit(w.xreplace({GRAD: g}), eps, 0) for w in h_term.weights)
     k = (b1 - b2) / ((1 - b1) * (1 - b2))
     assert sp.simplify(root * g + k) == 0 and sp.simplify(child - 1) == 0
+
+
+def test_lion_and_sign_descent_follow_the_sign_flow_on_their_region():
+    # on a region of fixed signs sign(β₁m + (1 − β₁)g) = sᵢ to every order (m = g + O(h)):
+    # the field is −sᵢ exactly, every h-term zero, as for sign descent
+    for rule in (bea.rules.lion, bea.rules.signgd):
+        terms = bea.backend.index_form(bea.modified_equation(rule, 2))
+        assert [(t.power, t.weights) for t in terms] == [(0, (-sp.Symbol("s_i", real=True),))]

@@ -19,6 +19,8 @@ Conventions (g = ∇E(θ), products, squares, square roots and quotients element
   factory refuses `bias_correction=True` rather than silently dropping it.
 - `adamw(beta1, beta2, eps, weight_decay)`: Adam with decoupled weight decay λ,
   θ' = θ − h (m'/√(v' + ε) + λ θ) (optax `adamw`, without bias correction).
+- `lion(beta1, beta2)`: θ' = θ − h sign(β₁ m + (1 − β₁) g), m' = β₂ m + (1 − β₂) g
+  (optax `lion` without weight decay).
 - `signgd()`: θ' = θ − h sign(g), on a region of declared signs of g.
 - `clipped_gd(c)`: θ' = θ − h g min(1, c/‖g‖) (clipping by norm, threshold c on the
   gradient, i.e. c·h on the step); `mode="coordinate"` clips each component to
@@ -44,6 +46,7 @@ __all__ = [
     "adam",
     "adamw",
     "clipped_gd",
+    "lion",
     "normalised_sam",
     "rmsprop",
     "signgd",
@@ -151,6 +154,36 @@ def adamw(
     )
 
 
+def lion(beta1=BETA1, beta2=BETA2) -> Rule:
+    """Lion (Chen et al., NeurIPS 2023): θ' = θ − h sign(β₁ m + (1 − β₁) g),
+    m' = β₂ m + (1 − β₂) g (optax `lion` without weight decay; memory `m`). On the slow
+    manifold m = g + O(h) the sign is that of g on a region of fixed signs, to every
+    order: there Lion follows sign descent.
+
+    Example:
+        >>> lion().memory
+        ('m',)
+    """
+
+    def update(theta, m, h, grad):
+        g = grad("E", theta)
+        step = ops.sign(beta1 * m + (1 - beta1) * g)
+        return theta - h * step, beta2 * m + (1 - beta2) * g
+
+    def factory(beta1=beta1, beta2=beta2):
+        return lion(beta1, beta2)
+
+    return Rule(
+        update=update,
+        family="coordinate",
+        name="lion",
+        params=(("beta1", beta1), ("beta2", beta2)),
+        factory=factory,
+        description="Lion (sign of an interpolation of momentum and gradient)",
+        memory=("m",),
+    )
+
+
 def signgd() -> Rule:
     """Sign descent θ' = θ − h sign(∇E) (needs a region of declared signs).
 
@@ -251,7 +284,16 @@ def adagrad(eps=EPS) -> Rule:
 
 COORDINATE_RULES: dict[str, Rule] = {
     r.name: r
-    for r in (rmsprop(), adam(), adamw(), signgd(), clipped_gd(), normalised_sam(), adagrad())
+    for r in (
+        rmsprop(),
+        adam(),
+        adamw(),
+        lion(),
+        signgd(),
+        clipped_gd(),
+        normalised_sam(),
+        adagrad(),
+    )
 }
 """The built-in coordinate-wise rules by name, with symbolic parameters."""
 

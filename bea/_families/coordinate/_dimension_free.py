@@ -44,6 +44,7 @@ from ..._core._errors import TraceError, user_line
 from ..._core._scalars import H
 from ..._rules._rule import call_rule
 from ._weighted import (
+    SIGN,
     Locals,
     TreeSum,
     add_into,
@@ -131,16 +132,18 @@ class _Local:
 
     def _branch(self, what: str):
         raise TraceError(
-            f"{what} at {user_line()} needs a region of declared signs or branches; derive "
+            f"{what} at {user_line()} needs a region of declared branches; derive "
             "per coordinate with dimension=2 and region=...",
             suggestion="coordinate",
         )
 
+    # sign and abs are resolved on the region where each value keeps the sign of the
+    # gradient's coordinate (see `_signs`)
     def abs(self):
-        self._branch("bea.ops.abs")
+        return _Local(sp.Abs(self.e))
 
     def sign(self):
-        self._branch("bea.ops.sign")
+        return _Local(sp.sign(self.e))
 
     def _bea_choose(self, name, a, b):
         self._branch(f"bea.ops.{name}")
@@ -237,7 +240,7 @@ def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str)
     # direction placeholders for the frozen multilinear derivatives, per grade l
     P = {c: [sp.Symbol(f"_P_{c}_{lvl}") for lvl in range(N + 2)] for c in ("theta", *state)}
     extra = [s for a in slow for s in R[a]] + [s for c in P for s in P[c]]
-    extra += [mems[a] for a in slow]
+    extra += [mems[a] for a in slow] + [SIGN]
     params = set().union(*(e.free_symbols for e in exprs)) - {THETA, GRAD, H} - set(mems.values())
     K = QQ.frac_field(*sorted(params, key=str)) if params else QQ
     loc = Locals(THETA, GRAD, {a: mems[a] for a in state}, K, extra)
@@ -274,7 +277,7 @@ def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str)
     def on_manifold(e: sp.Expr, upto: int) -> list[sp.Expr]:
         """[h^0 … h^upto] of e with each slow memory a = M0 + Σ_j h^j R[a][j]."""
         sub = {mems[a]: M0[a] + sum(H**j * R[a][j] for j in range(1, upto + 1)) for a in slow}
-        return _taylor_h(e.subs(sub, simultaneous=True), upto)
+        return _taylor_h(_signs(e.subs(sub, simultaneous=True), rule_name), upto)
 
     try:
         theta_c = on_manifold(theta_new, N + 1)
@@ -326,6 +329,31 @@ def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str)
     return WeightedDerivation(
         loc, state, slow, tuple(field), tuple(manifold), contraction, tuple(incr)
     )
+
+
+def _signs(e: sp.Expr, rule_name: str) -> sp.Expr:
+    """sign(u) and |u| resolved on the region of fixed signs: where u at h = 0 is a
+    positive (negative) multiple of gᵢ, sign(u) = sᵢ (−sᵢ) to every order in h, since
+    the sign of u + O(h) is that of its leading term (Lion: u = β₁m + (1 − β₁)g, m on
+    its slow manifold g + O(h))."""
+    found = e.atoms(sp.sign, sp.Abs)
+    if not found:
+        return e
+    table = {}
+    for f in found:
+        u = f.args[0]
+        lead = sp.simplify(
+            u.subs(H, 0).xreplace({s: 0 for s in u.free_symbols if s.name.startswith("_R_")}) / GRAD
+        )
+        if lead.free_symbols & {THETA, GRAD} or not (lead.is_positive or lead.is_negative):
+            raise TraceError(
+                f"rule {rule_name!r} takes the sign of {u}, whose leading term is not a "
+                "multiple of the gradient; derive per coordinate with a region",
+                suggestion="coordinate",
+            )
+        s = SIGN if lead.is_positive else -SIGN
+        table[f] = s if isinstance(f, sp.sign) else s * u
+    return e.xreplace(table)
 
 
 def _sub(a: TreeSum, b: TreeSum) -> TreeSum:
@@ -458,8 +486,9 @@ def specialise(
     local = {a: der.locals.state[a] for a in (state or {})}
 
     def weight(a, j):
+        signs = {SIGN: tracer.sign_symbol("E", j)} if a.has(SIGN) else {}
         return a.xreplace(
-            {GRAD: gsyms[j], THETA: tracer.xs[j], **{local[n]: state[n][j] for n in local}}
+            {GRAD: gsyms[j], THETA: tracer.xs[j], **signs, **{local[n]: state[n][j] for n in local}}
         )
 
     def tensor(ix):
@@ -486,7 +515,7 @@ def weighted_expansion(rule, order: int, dimension: int = 2):
     memory = tuple(getattr(rule, "memory", ()) or ())
     name = getattr(rule, "name", "rule")
     der = derive_weighted(getattr(rule, "update", rule), memory, order, name)
-    tracer = Tracer(dimension, order + 1, {"E": None}, CoordinateRegion())
+    tracer = Tracer(dimension, order + 1, {"E": None}, CoordinateRegion(signs="symbolic"))
     # a state memory's local value at coordinate j is the symbol `v_{j+1}`
     at = {
         a: tuple(sp.Symbol(f"{a}_{j + 1}", real=True) for j in range(dimension)) for a in der.state
@@ -507,6 +536,7 @@ def weighted_expansion(rule, order: int, dimension: int = 2):
         map_terms=map_terms,
         coordinates=tracer.xs,
         derivatives=tuple(tracer.derivative_symbols().items()),
+        signs=tuple(tracer.signs.items()),
         contraction=der.contraction,
         index_terms=(
             ("theta", index_terms(der)),

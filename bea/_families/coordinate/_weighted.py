@@ -126,15 +126,25 @@ class Locals:
 ONE = atom_id(sp.S.One)
 
 
+SIGN = sp.Symbol("s_i", real=True)
+"""sᵢ = sign gᵢ, constant on a region of fixed signs (derivative 0, sᵢ² = 1)."""
+
+
 def _expand(e: sp.Expr) -> sp.Expr:
     """Products and positive integer powers of sums multiplied out; a power such as
     (ε + g²)^(−3/2) kept whole (SymPy's `expand` would write it as a sum over the
-    denominator)."""
+    denominator); powers of the sign sᵢ reduced by sᵢ² = 1."""
     e = e.replace(
         lambda p: p.is_Pow and p.exp.is_Integer and p.exp > 1 and p.base.is_Add,
         sp.expand_multinomial,
     )
-    return sp.expand(e, multinomial=False)
+    e = sp.expand(e, multinomial=False)
+    if e.has(SIGN):
+        e = e.replace(
+            lambda p: p.is_Pow and p.base == SIGN and p.exp.is_Integer,
+            lambda p: SIGN ** (int(p.exp) % 2),
+        )
+    return e
 
 
 def _sorted(items) -> tuple:
