@@ -169,6 +169,9 @@ def test_loss_of_adam_is_cattaneo_et_al(capsys):
         (("derive", "adagrad", "--order", "0"), "not a contraction"),
         (("principal", "adam"), "coordinate-wise"),
         (("codegen", "adam", "--order", "1", "--what", "loss"), "coordinate-wise"),
+        # a negative eps under the root, and a decay of 1 (a memory that never moves)
+        (("derive", "adam", "--order", "1", "--param", "eps=-1"), "eps must be >= 0"),
+        (("derive", "adam", "--order", "1", "--param", "beta1=1"), "'m' never changes"),
         (("loss", "gd", "--order", "1", "--preconditioner", "abs_grad"), "coordinate-wise"),
         (("verify", "adam", "--order", "1", "--problem", "zero_sum"), "is a game"),
         (("derive", "clipped_gd", "--order", "0", "--dimension", "1"), "--region signs="),

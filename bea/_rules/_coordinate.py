@@ -60,6 +60,22 @@ C = sp.Symbol("c", positive=True)
 LAMBDA = sp.Symbol("weight_decay", positive=True)
 
 
+def _non_negative(name: str, value, rule: str) -> None:
+    """Refuse a number below 0 for ε or a weight decay, which sits under a square root or
+    would make the decay a growth (a symbol, or an expression in h, passes)."""
+    try:
+        number = None if getattr(value, "free_symbols", None) else float(value)
+    except (TypeError, ValueError):
+        return
+    if number is not None and not number >= 0:  # NaN too
+        raise BeaValueError(
+            f"{rule}({name}={value}) is out of its domain: {name} must be >= 0 (it sits "
+            f"under the square root of the update); give e.g. {name}=1e-8"
+            if name == "eps"
+            else f"{rule}({name}={value}) is out of its domain: {name} must be >= 0"
+        )
+
+
 def rmsprop(rho=RHO, eps=EPS) -> Rule:
     """RMSProp: v' = ρ v + (1 − ρ) g², θ' = θ − h g/√(v' + ε) (memory `v`).
 
@@ -67,6 +83,7 @@ def rmsprop(rho=RHO, eps=EPS) -> Rule:
         >>> rmsprop().memory
         ('v',)
     """
+    _non_negative("eps", eps, "rmsprop")
 
     def update(theta, v, h, grad):
         g = grad("E", theta)
@@ -93,6 +110,7 @@ def adam(
         >>> adam().memory
         ('m', 'v')
     """
+    _non_negative("eps", eps, "adam")
     if bias_correction:
         raise BeaValueError(
             "adam(bias_correction=True) is a time-dependent map with no modified equation "
@@ -132,6 +150,9 @@ def adamw(
         >>> adamw().params[-1]
         ('weight_decay', weight_decay)
     """
+
+    _non_negative("eps", eps, "adamw")
+    _non_negative("weight_decay", weight_decay, "adamw")
 
     def update(theta, m, v, h, grad):
         g = grad("E", theta)

@@ -40,7 +40,7 @@ from sympy.polys.domains import QQ
 from sympy.polys.polyerrors import CoercionFailed
 
 from ..._core._contraction import factor_polynomial, refuse_unless_contraction
-from ..._core._errors import TraceError, user_line
+from ..._core._errors import BeaValueError, TraceError, user_line
 from ..._core._scalars import H
 from ..._rules._rule import call_rule
 from ._weighted import (
@@ -230,6 +230,13 @@ def derive_weighted(update, memory: tuple[str, ...], order: int, rule_name: str)
     theta_new, *mem_new = exprs
     if sp.simplify(theta_new.subs(H, 0) - THETA) != 0:
         raise TraceError(f"rule {rule_name!r} does not return theta at h = 0")
+    for n, e in zip(memory, mem_new, strict=True):
+        if sp.expand(e - mems[n]) == 0:  # β = 1: the memory never moves
+            raise BeaValueError(
+                f"rule {rule_name!r}: its memory {n!r} never changes (its update is the "
+                "identity, as with a decay of 1), which is no contraction; use a decay "
+                "below 1, or 1 - c*h to keep the memory in the state"
+            )
     state = tuple(
         n for n, e in zip(memory, mem_new, strict=True) if sp.expand(e.subs(H, 0) - mems[n]) == 0
     )
