@@ -61,7 +61,7 @@ from .._equation._modified import ModifiedEquation, over_trees
 from .._results._losses import ModifiedLoss, modified_loss
 from .._rules._rule import time_factor
 from ._codegen_weighted import weighted_field_source
-from ._source import _doc, _ident, coefficient_source
+from ._source import _constants_block, _doc, coefficient_source
 from ._updates import loop_lines, update_for_field, update_for_oracles, update_for_regulariser
 
 __all__ = ["codegen"]
@@ -262,13 +262,6 @@ def _vdot(a, b):
 _CONSTANTS_DOC = (
     "constants: values of the rule's symbols {}, e.g. {{'alpha': 0.5}}; h is an argument."
 )
-
-
-def _constants_block(symbols: list[str], ind: str) -> list[str]:
-    out = [f"{ind}constants = dict(constants or {{}})"]
-    for name in symbols:
-        out.append(f"{ind}{_ident(name)} = Fraction(float(constants[{name!r}]))")
-    return out
 
 
 def _header(

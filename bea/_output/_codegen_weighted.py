@@ -22,7 +22,7 @@ import sympy as sp
 
 from .._core._errors import BeaValueError
 from .._printing._index import index_form
-from ._source import _doc, _ident, coefficient_source
+from ._source import _constants_block, _doc, _ident, coefficient_source
 
 __all__ = ["weighted_field_source"]
 
@@ -173,14 +173,12 @@ def _module(meq, params, weights, coeffs, lines_nodes, roots, scale) -> str:
         "",
         "",
         "def _build(loss, constants, lowest):",
-        "    constants = dict(constants or {})",
-        "    missing = [p for p in PARAMS if p not in constants]",
+        "    missing = [p for p in PARAMS if p not in (constants or {})]",
         "    if missing:",
         '        raise ValueError(f"constants needs {missing[0]!r}")',
+        *_constants_block(params, "    "),
     ]
-    for p in params:
-        out.append(f"    {_ident(p)} = Fraction(float(constants[{p!r}]))")
-        out.append(f"    f{_ident(p)} = float(constants[{p!r}])")
+    out += [f"    f{_ident(p)} = float({_ident(p)})" for p in params]  # the float beside it
     for k, src in enumerate(coeffs):
         out.append(f"    k{k} = float({src})")
     for k, src in enumerate(weights):

@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["_doc", "_ident", "_number", "coefficient_source"]
+__all__ = ["_constants_block", "_doc", "_ident", "_number", "coefficient_source"]
 
 
 # -- exact coefficients as Python source ----------------------------------------------
@@ -75,3 +75,12 @@ def coefficient_source(expr) -> str:
     if den == 1:
         return top
     return f"({top}) / ({_poly_source(sp.expand(den), gens)})"
+
+
+def _constants_block(symbols: list[str], ind: str) -> list[str]:
+    """Source binding each symbol's exact value, `c_<name> = Fraction(float(...))`, from
+    the generated function's `constants` argument."""
+    out = [f"{ind}constants = dict(constants or {{}})"]
+    for name in symbols:
+        out.append(f"{ind}{_ident(name)} = Fraction(float(constants[{name!r}]))")
+    return out

@@ -122,13 +122,24 @@ def derive_equation(rule, args, order: int, budget: Budget, extra: dict, say: Ca
         region = REGIONS[rule.name]
         shown = " ".join(f"--region {k}={v}" for k, v in region.items())
         say(f"(on the region {shown}; give --region to choose another)")
-    meq = None
-    if region is None and args.dimension is None:  # elementwise: every dimension at once
-        meq = modified_equation(replace(as_rule(rule), family="coordinate"), order)
-        meq = meq if meq.expansion.index_terms is not None else None
-    if meq is None:
+    if region is None and args.dimension is None:
+        meq = every_dimension(rule, order, dimension)
+    else:
         meq = modified_equation(rule, order, dimension=dimension, region=region)
     return meq.subs(extra) if extra else meq
+
+
+def every_dimension(rule, order: int, dimension: int):
+    """A coordinate-wise rule's equation without a region: over weighted trees when the
+    rule is elementwise (one equation for every dimension), else per coordinate in
+    `dimension` (the registry's own per-coordinate fallback, in dimension 2, is reused
+    when that is the dimension asked for)."""
+    from .._equation._modified import modified_equation
+
+    meq = modified_equation(replace(as_rule(rule), family="coordinate"), order)
+    if meq.expansion.index_terms is not None or meq.dimension == dimension:
+        return meq
+    return modified_equation(rule, order, dimension=dimension)
 
 
 def derive_coordinate(rule, args, order, budget, extra, out: Callable) -> int:

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 import sympy as sp
 
@@ -28,8 +27,7 @@ from .._core._errors import BeaValueError, TraceError
 from .._equation import _modified
 from .._rules import _builtin as _rules
 from .._rules._coordinate import REGIONS
-from .._rules._rule import as_rule
-from ._coordinate import in_coordinate_family
+from ._coordinate import every_dimension, in_coordinate_family
 from ._interrupt import write_atomically
 from ._user_problems import get_problem
 
@@ -182,10 +180,8 @@ def _equation(rule, order: int, problem: str | None, force: bool, region: dict |
     _, prob = _coordinate_problem(problem)
     if region is None and in_coordinate_family(rule):
         region = REGIONS.get(rule.name)
-    if region is None:  # an elementwise rule: once, over weighted trees, every dimension
-        meq = _modified.modified_equation(replace(as_rule(rule), family="coordinate"), order)
-        if meq.expansion.index_terms is not None:
-            return meq
+    if region is None:
+        return every_dimension(rule, order, state_size(prob.state0))
     return _modified.modified_equation(
         rule, order, dimension=state_size(prob.state0), region=region
     )

@@ -28,7 +28,6 @@ from bea import BeaValueError
 from .._lower._coordinate import (
     ElementwiseField,
     JointField,
-    _numeric_rule,
     coordinate_discrete_map,
 )
 from .._lower._flow import check_hs, fit_slope, float64, integrate
@@ -63,8 +62,8 @@ def joint_checks(rule, orders, losses: Mapping, state0, params, hs, meq, problem
             )
             errors = []
             for h in hs_n:
-                # the rule rebuilt with numbers at this h (its decays are 1 - c h)
-                step = coordinate_discrete_map(_numeric_rule(rule, {**params, "h": h}), losses)
+                # the map binds the rule's decays (1 - c h) at this h
+                step = coordinate_discrete_map(rule, losses, {**params, "h": h})
                 # a memory with β fixed starts on its slow manifold's series at this h
                 values = dict(zip(names[1:], state[1:], strict=True))
                 for name, manifold in slow:

@@ -34,11 +34,14 @@ derivative of a tree is a sum over its vertices (Leibniz):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from itertools import product
 
 import sympy as sp
 
 __all__ = [
+    "SIGN",
+    "Locals",
     "Node",
     "TreeSum",
     "add_into",
@@ -46,9 +49,10 @@ __all__ = [
     "atom_id",
     "derivative",
     "elementwise",
+    "evaluate",
     "glue",
     "glue_sums",
-    "scale",
+    "substitute_weights",
 ]
 
 Node = tuple  # (atom id, tensors); a tensor is a sorted tuple of Nodes
@@ -159,11 +163,6 @@ def add_into(out: TreeSum, node: Node, c) -> None:
         out[node] = v
     else:
         out.pop(node, None)
-
-
-def scale(s: TreeSum, c) -> TreeSum:
-    """c · s for c in K."""
-    return {n: v * c for n, v in s.items()} if c else {}
 
 
 def elementwise(loc: Locals, expr: sp.Expr) -> TreeSum:
@@ -292,11 +291,6 @@ def substitute_weights(
     return out
 
 
-def as_expr(loc: Locals, s: TreeSum) -> list[tuple[Node, sp.Expr]]:
-    """(tree, coefficient as a SymPy expression) pairs, for display and tests."""
-    return [(n, loc.K.to_sympy(c)) for n, c in s.items()]
-
-
 def evaluate(node: Node, index: int, d: int, weight, tensor) -> sp.Expr:
     """The tree's value at coordinate `index` in dimension d (a test oracle).
 
@@ -307,16 +301,10 @@ def evaluate(node: Node, index: int, d: int, weight, tensor) -> sp.Expr:
     total = weight(_ATOMS[aid], index)
     for t in tensors:
         acc = sp.S.Zero
-        for js in _index_tuples(len(t), d):
+        for js in product(range(d), repeat=len(t)):
             term = tensor((index, *js))
             for child, j in zip(t, js, strict=True):
                 term *= evaluate(child, j, d, weight, tensor)
             acc += term
         total *= acc
     return total
-
-
-def _index_tuples(k: int, d: int) -> Sequence[tuple[int, ...]]:
-    from itertools import product
-
-    return list(product(range(d), repeat=k))
