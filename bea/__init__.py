@@ -33,6 +33,9 @@ from ._core._scalars import FloatReadExactly as FloatReadExactly
 from ._core._scalars import H as H
 from ._equation._modified import ModifiedEquation as ModifiedEquation
 from ._equation._modified import modified_equation as modified_equation
+from ._equation._stochastic import StochasticModifiedEquation as StochasticModifiedEquation
+from ._equation._stochastic import StochasticTerms as StochasticTerms
+from ._equation._stochastic import stochastic_modified_equation as stochastic_modified_equation
 from ._families._bseries import MAX_TREES as MAX_TREES
 from ._families._bseries import Series as Series
 from ._families._registry import RuleFamily as RuleFamily
@@ -80,6 +83,8 @@ __all__ = [
     "Rule",
     "RuleFamily",
     "Series",
+    "StochasticModifiedEquation",
+    "StochasticTerms",
     "TraceError",
     "backend",
     "chain_coefficients",
@@ -101,6 +106,7 @@ __all__ = [
     "rules",
     "sgd_closed_forms",
     "sgd_expected",
+    "stochastic_modified_equation",
     "trees",
 ]
 

@@ -76,6 +76,9 @@ class Tracer:
         self.one = domain.one
         self.at_h_zero = False  # True: multiples of the state by h vanish (h = 0 runs)
         self.operations = 0
+        self.samples: dict[str, tuple[str, str]] | None = None
+        """None: `grad(..., sample=...)` is the full loss (deterministic families);
+        a dict: each named sample is its own oracle, mangled name -> (loss, sample)."""
 
     def count(self) -> None:
         """One more operation of the rule; refused past `MAX_OPERATIONS`."""
@@ -247,9 +250,18 @@ class Tracer:
                         result.pop((t, k + j), None)
         return Traced(self, block, zero, result)
 
-    def grad(self, name, point):
-        """The gradient oracle: `grad(name, state)`; a tuple of partial gradients for blocks."""
+    def grad(self, name, point, sample=None):
+        """The gradient oracle: `grad(name, state)`; a tuple of partial gradients for blocks.
+
+        `sample` names an independent draw of a sampled loss (`sample="other"`: a second
+        mini-batch); for a deterministic derivation every draw is the full loss."""
         _check_name(name, "grad")
+        if sample is not None:
+            _check_name(sample, "grad(..., sample=...)")
+            if self.samples is not None:
+                mangled = f"{name}__{sample}"
+                self.samples[mangled] = (name, sample)
+                name = mangled
         self.count()
         what = f"grad({name!r}, ...)"
         disp = self._displacement(what, point)

@@ -175,6 +175,15 @@ class HeldFixed(Node):
 
 
 @dataclass(frozen=True)
+class Verbatim(Node):
+    """A factor already spelled, once as Unicode text and once as LaTeX (index
+    notation of stochastic terms)."""
+
+    text: str
+    latex: str
+
+
+@dataclass(frozen=True)
 class Term:
     """One printed term: `sign magnitude h^h_power factor`.
 
@@ -275,6 +284,9 @@ class _TextBackend(_Backend):
     def _Name(self, n: Name) -> str:
         return n.name
 
+    def _Verbatim(self, n: Verbatim) -> str:
+        return n.text
+
     def _Grad(self, n: Grad) -> str:
         op = "∇" + ("" if n.order == 1 else _sup(n.order))
         if n.blocks is None:
@@ -324,6 +336,9 @@ class _LatexBackend(_Backend):
 
     def _Name(self, n: Name) -> str:
         return self.name(n.name)
+
+    def _Verbatim(self, n: Verbatim) -> str:
+        return n.latex
 
     def _Grad(self, n: Grad) -> str:
         op = "\\nabla" + ("" if n.order == 1 else f"^{{{n.order}}}")

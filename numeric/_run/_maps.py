@@ -68,7 +68,8 @@ class DiscreteMap:
         what = f"rule {self.rule.name!r}"
         step = Step(h, self.bound, what)
 
-        def grad(name, point):
+        def grad(name, point, sample=None):
+            # the full loss: every draw of a sampled loss is the same in a discrete map
             return wrap(orc.rule_grad(name, point), self.bound, what)
 
         def field(name, point):

@@ -1,0 +1,330 @@
+"""`stochastic_modified_equation`: the SDE that follows a rule with sampled oracles.
+
+Convention. A rule whose oracles named in `sampled` draw a fresh sample γ (a
+mini-batch) at every call, i.i.d. across calls, is followed in the weak sense by
+
+    dθ = b(θ) dt + D(θ)^½ dW,     b = Σ_{p ≤ N} h^p b_p,     D = Σ_p h^p D_p,
+
+over the rule's time T = c h per call: for smooth test functions φ,
+E[φ(θ_n)] − E[φ(θ(nT))] = O(h^(N+1)) over a fixed time. E_γ is the loss of draw γ
+and E = E_γ[E_γ] the full loss; Σ = Cov_γ[∇E_γ]. The drift keeps powers h^p, p ≤ N;
+the diffusion keeps p ≤ max(N, 1): its leading term hΣ is kept at N = 0 as in Li,
+Tai and E's first-order SME (it changes the weak error only at O(h)). Generator
+terms of order three and more in ∇ (third and higher cumulants of the noise), which
+no Itô SDE carries, are reported in `remainder`, not dropped.
+
+Derived from the modified generator (`bea._families.stochastic`): the operator L_h
+with E_γ[φ(Φ_h(θ, γ))] = exp(T L_h) φ, split as L_h = b·∇ + ½ D:∇² + remainder.
+Gradient descent gives Li, Tai and E's SMEs (JMLR 20(40), 2019, Thm 9 and Cor. 10):
+b = −∇(E + (h/4)‖∇E‖²) + O(h²), D = hΣ.
+
+Example:
+    >>> import bea
+    >>> sme = bea.stochastic_modified_equation(bea.rules.gd, 1, sampled=("E",))
+    >>> sme.drift.coefficient("E[E]"), sme.diffusion.coefficient("E~1,E~1")
+    (-h/2, h)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .._core._colour import Colour
+from .._core._errors import BeaValueError, check_integer
+from .._core._scalars import H
+from .._core._trees import Tree
+from .._families.stochastic._family import sampled_series
+from .._families.stochastic._forests import canonical
+from .._families.stochastic._generator import generator
+from .._printing._noise import index_text, read_forest, spell
+from .._printing._render import (
+    Verbatim,
+    block_symbol,
+    equation_terms,
+    latex_groups,
+    make_term,
+    text_rows,
+)
+from .._rules._rule import Rule, as_rule
+from ._modified import ModifiedEquation
+
+__all__ = ["StochasticModifiedEquation", "StochasticTerms", "stochastic_modified_equation"]
+
+SAMPLINGS = ("iid",)
+"""Sampling schemes: "iid", a fresh independent draw per call (with replacement)."""
+
+
+@dataclass(frozen=True)
+class StochasticTerms:
+    """One part of a stochastic modified equation over labelled forests.
+
+    Arguments:
+        part: "drift" (forests of one tree: the vector field b), "diffusion" (two
+            trees α, β: the matrix D = Σ c h^p sym(α ⊗ β), sym(α ⊗ β) =
+            ½(F(α)F(β)ᵀ + F(β)F(α)ᵀ) with the cumulants of its blocks), or
+            "remainder" (three and more: the operator c h^p φ^(m)(F(τ₁), …, F(τ_m))
+            of the generator).
+        terms: `(forest, power, coefficient)`, forests canonical, coefficients in
+            `domain`.
+        domain: the exact domain of the coefficients.
+        colours: what each colour means (`bea.Colour`).
+    """
+
+    part: str
+    terms: tuple[tuple[tuple, int, object], ...]
+    domain: object = field(repr=False)
+    colours: tuple[Colour, ...] = field(repr=False)
+
+    def coefficient(self, forest: str) -> sp.Expr:
+        """Σ_p c_p h^p of one forest, given by its spelling (`"E[E~1,E~1]"`), as SymPy."""
+        f = canonical(read_forest(forest))
+        return sp.expand(
+            sum(
+                (self.domain.to_sympy(c) * H**p for g, p, c in self.terms if g == f),
+                sp.Integer(0),
+            )
+        )
+
+    @property
+    def noisy(self) -> tuple:
+        """The terms that hold a cumulant of the noise (a positive label)."""
+        return tuple(t for t in self.terms if _has_noise(t[0]))
+
+    def spelled(self) -> list[tuple[str, int, sp.Expr]]:
+        """`(spelling, power, coefficient as SymPy)` of every term."""
+        return [(spell(f), p, self.domain.to_sympy(c)) for f, p, c in self.terms]
+
+    def index_rows(self) -> list[tuple[sp.Expr, int, str, str]]:
+        """`(coefficient, power, text, latex)` per term in index notation; diffusion
+        entries read D_ij, the two roots taking i and j (sym(α ⊗ β) written as
+        ½(X_ij + X_ji) when α ≠ β)."""
+        kinds = {c.label: c.kind for c in self.colours}
+        rows = []
+        for f, p, c in self.terms:
+            coef = self.domain.to_sympy(c)
+            text, latex = index_text(f, kinds, "ijklmn")
+            if self.part == "diffusion" and f[0] != f[1]:
+                coef = coef / 2
+                text, latex = (
+                    f"({text} + (i↔j))",
+                    f"\\left({latex} + (i \\leftrightarrow j)\\right)",
+                )
+            rows.append((coef, p, text, latex))
+        return rows
+
+
+def _has_noise(forest: tuple) -> bool:
+    return any(n[1] or _has_noise(n[2]) for n in forest)
+
+
+def _tree(node) -> Tree:
+    return Tree(node[0], [_tree(c) for c in node[2]])
+
+
+@dataclass(frozen=True)
+class StochasticModifiedEquation:
+    """The stochastic modified equation of a rule with sampled oracles (see the
+    module docs for the convention).
+
+    Arguments:
+        rule: the rule's name.
+        order: N: the weak error over a fixed time is O(h^(N+1)).
+        sampled: the oracles drawn afresh at every call.
+        sampling: "iid" (a fresh independent draw per call, with replacement).
+        drift, diffusion, remainder: the parts of the generator (`StochasticTerms`).
+        time: c in T = c h, the time of one call.
+        blocks: the state's blocks.
+        params: the parameters the rule was built with.
+        source: the `Rule`.
+    """
+
+    rule: str
+    order: int
+    sampled: tuple[str, ...]
+    sampling: str
+    drift: StochasticTerms
+    diffusion: StochasticTerms
+    remainder: StochasticTerms
+    time: sp.Expr
+    blocks: tuple[str, ...]
+    params: tuple = ()
+    source: Rule | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def mean_drift(self) -> ModifiedEquation:
+        """The drift without its noise terms, as a `ModifiedEquation` over trees: the
+        deterministic rule's modified equation (print it, lower it with
+        `numeric.vector_field`, take its `bea.modified_loss`)."""
+        d = self.drift
+        terms = tuple((_tree(f[0]), p, c) for f, p, c in d.terms if not _has_noise(f))
+        return ModifiedEquation.of_trees(
+            rule=self.rule,
+            order=self.order,
+            time=self.time,
+            blocks=self.blocks,
+            oracles=d.colours,
+            terms=terms,
+            domain=d.domain,
+            params=self.params,
+            source=self.source,
+        )
+
+    def text(self) -> str:
+        """Unicode text: the drift (gradient notation for its mean part, index notation
+        for its noise terms), the diffusion and the remainder, in index notation."""
+        sym = block_symbol(self.blocks[0]) if len(self.blocks) == 1 else "y"
+        lines = [
+            f"{self.rule}: stochastic modified equation to order {self.order} in h, "
+            f"over time {self.time} per step ({', '.join(self.sampled)} drawn afresh "
+            "each step, i.i.d.)",
+            f"d{sym} = b dt + D^½ dW, E_γ the loss of draw γ, E = E_γ[E_γ]; Cov, κₙ: joint "
+            "cumulants over γ; repeated indices summed",
+        ]
+        for block, terms in equation_terms(self.mean_drift).items():
+            terms = terms + self._terms(self._noisy_drift(block))
+            lines += text_rows(f"b: d{block_symbol(block)}ᵢ/dt = ", terms)
+        lines += text_rows("D_ij = ", self._terms(self.diffusion))
+        if self.remainder.terms:
+            lines.append("beyond an SDE, the generator L = b·∇ + ½ D:∇² + … also holds")
+            lines += text_rows(
+                "    ",
+                [
+                    make_term(c, p, Verbatim(f"{t} ∂{'ijklmn'[: len(f)]}φ", ""))
+                    for (c, p, t, _), (f, _, _) in zip(
+                        self.remainder.index_rows(), self.remainder.terms, strict=True
+                    )
+                ],
+            )
+        return "\n".join(lines)
+
+    def _noisy_drift(self, block: str) -> StochasticTerms:
+        """The drift's noise terms whose root lives in `block`."""
+        d = self.drift
+        own = {c.label for c in d.colours if c.block == block}
+        terms = tuple(t for t in d.noisy if t[0][0][0] in own)
+        return StochasticTerms("drift", terms, d.domain, d.colours)
+
+    @staticmethod
+    def _terms(part: StochasticTerms) -> list:
+        return [make_term(c, p, Verbatim(t, latex)) for c, p, t, latex in part.index_rows()]
+
+    def latex(self) -> str:
+        """LaTeX: the drift's mean part in gradient notation, everything else in index
+        notation."""
+        rows = []
+        for block, terms in equation_terms(self.mean_drift).items():
+            terms = terms + self._terms(self._noisy_drift(block))
+            lhs = f"b_{{{block_symbol(block, latex=True)}}} &= "
+            rows.append(lhs + " \\\\\n&\\quad ".join(latex_groups(terms)))
+        rows.append(
+            "D_{ij} &= " + " \\\\\n&\\quad ".join(latex_groups(self._terms(self.diffusion)))
+        )
+        return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def _repr_latex_(self) -> str:
+        return f"$$\n{self.latex()}\n$$"
+
+    def to_dict(self) -> dict:
+        """The JSON-ready description: forests spelled, coefficients as exact text."""
+
+        def part(p: StochasticTerms):
+            return [[s, k, str(c)] for s, k, c in p.spelled()]
+
+        return {
+            "kind": "stochastic modified equation",
+            "rule": self.rule,
+            "order": self.order,
+            "sampled": list(self.sampled),
+            "sampling": self.sampling,
+            "time": str(self.time),
+            "blocks": list(self.blocks),
+            "params": {k: str(v) for k, v in self.params},
+            "drift": part(self.drift),
+            "diffusion": part(self.diffusion),
+            "remainder": part(self.remainder),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
+def stochastic_modified_equation(
+    rule: Rule | Callable,
+    order: int,
+    *,
+    sampled: tuple[str, ...] = ("E",),
+    sampling: str = "iid",
+    blocks: tuple[str, ...] | None = None,
+    time=None,
+) -> StochasticModifiedEquation:
+    """Derive the stochastic modified equation of a rule whose oracles `sampled` draw
+    a fresh sample at every call, to order `order` in h (see the module docs).
+
+    Arguments:
+        rule: a `bea.Rule` or a function `rule(state, h, grad)`; one call draws one
+            sample shared by all its calls to the sampled oracles, and
+            `grad("E", x, sample="other")` draws independently.
+        order: N >= 0: N = 0 is Li, Tai and E's first-order SME, N = 1 their
+            second-order one; the weak error over a fixed time is O(h^(N+1)).
+        sampled: the names of the sampled losses (or fields).
+        sampling: "iid" (independent draws, with replacement).
+        blocks, time: as for `bea.modified_equation`.
+
+    Returns:
+        A `StochasticModifiedEquation`: `drift`, `diffusion`, `remainder`,
+        `mean_drift`.
+    """
+    r = as_rule(rule, blocks=blocks, time=time)
+    check_integer(order, "order")
+    if sampling not in SAMPLINGS:
+        raise BeaValueError(
+            f"sampling={sampling!r} is not derived; use 'iid' (a fresh independent draw "
+            "per step; for reshuffled epochs see bea.sgd_expected)"
+        )
+    if isinstance(sampled, str):
+        sampled = (sampled,)
+    sampled = tuple(sampled)
+    if not sampled or not all(isinstance(s, str) for s in sampled):
+        raise BeaValueError(
+            f"sampled={sampled!r} must name the sampled losses, e.g. sampled=('E',); "
+            "without noise use bea.modified_equation"
+        )
+    top = max(order, 1)
+    series, draws = sampled_series(r, top, sampled)
+    gen, domain = generator(series, draws, top)
+    printed = {draws(c.label)[0]: c for c in series.colours}
+    colours = tuple(
+        Colour(label, c.kind, c.name.split("__")[0] if "__" in c.name else c.name, c.block)
+        for label, c in sorted(printed.items())
+    )
+    parts: dict[str, list] = {"drift": [], "diffusion": [], "remainder": []}
+    for f, powers in gen.items():
+        for p, c in sorted(powers.items()):
+            if len(f) == 1 and p <= order:
+                parts["drift"].append((f, p, c))
+            elif len(f) == 2 and p <= top:
+                parts["diffusion"].append((f, p, 2 * c))
+            elif len(f) >= 3 and p <= order:
+                parts["remainder"].append((f, p, c))
+    built = {
+        k: StochasticTerms(k, tuple(sorted(v, key=lambda t: t[1])), domain, colours)
+        for k, v in parts.items()
+    }
+    return StochasticModifiedEquation(
+        rule=r.name,
+        order=order,
+        sampled=sampled,
+        sampling=sampling,
+        time=r.time,
+        blocks=r.blocks,
+        params=r.params,
+        source=r,
+        **built,
+    )

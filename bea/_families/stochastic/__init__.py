@@ -1,0 +1,1 @@
+"""The stochastic family: rules whose oracles are sampled afresh at every step."""
