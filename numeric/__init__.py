@@ -19,6 +19,10 @@ from ._lower._kernels import vector_field as vector_field
 from ._lower._loss_fn import ModifiedLossFn as ModifiedLossFn
 from ._lower._loss_fn import loss_fn as loss_fn
 from ._lower._loss_fn import loss_function as loss_function
+from ._lower._stochastic import SDE as SDE
+from ._lower._stochastic import FiniteSum as FiniteSum
+from ._lower._stochastic import finite_sum as finite_sum
+from ._lower._stochastic import sde as sde
 
 # isort: split
 # The rules themselves, run numerically; rules with memory on their slow manifold.
@@ -41,6 +45,8 @@ from ._check._problems import Problem as Problem
 from ._check._problems import get_problem as get_problem
 from ._check._verify import check_order as check_order
 from ._check._verify import check_orders as check_orders
+from ._check._weak import WeakOrderCheck as WeakOrderCheck
+from ._check._weak import check_weak_order as check_weak_order
 from ._lower._flow import NumericWarning as NumericWarning
 
 # isort: split
@@ -59,7 +65,9 @@ from ._linalg._principal import principal_flow as principal_flow
 
 __all__ = [
     "PROBLEMS",
+    "SDE",
     "DiscreteMap",
+    "FiniteSum",
     "FormulaCheck",
     "ModifiedField",
     "ModifiedLossFn",
@@ -69,14 +77,17 @@ __all__ = [
     "Problem",
     "RegularisedState",
     "ShuffledSGD",
+    "WeakOrderCheck",
     "burn_in",
     "check_formula",
     "check_order",
     "check_orders",
+    "check_weak_order",
     "default_hs",
     "discrete_map",
     "drift_adjusted",
     "field_function",
+    "finite_sum",
     "get_problem",
     "hvp",
     "loss_fn",
@@ -87,6 +98,7 @@ __all__ = [
     "principal",
     "principal_flow",
     "regularised",
+    "sde",
     "shuffled_sgd",
     "vector_field",
 ]

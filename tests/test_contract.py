@@ -80,6 +80,9 @@ FEATURES = {
     "codegen": lambda rule, meq, p: bea.codegen(meq),
     "modifying integrator": lambda rule, meq, p: bea.modifying_integrator(rule, 1),
     "map series": lambda rule, meq, p: bea.map_series(rule, 1),
+    "stochastic modified equation": lambda rule, meq, p: bea.stochastic_modified_equation(
+        rule, 1, sampled=("E",)
+    ).text(),
     "game principal flow": lambda rule, meq, p: bea.games.game_principal_flow(rule, 1),
     "vector field": lambda rule, meq, p: numeric.vector_field(meq, LOSSES, params=p)(STATE, 0.1),
     "discrete map": lambda rule, meq, p: numeric.discrete_map(rule, LOSSES, params=p),

@@ -1,0 +1,165 @@
+"""Stochastic modified equations on finite sums: drift and diffusion as JAX functions.
+
+A finite sum E(θ) = (1/n) Σ_s ℓ(θ, x_s) sampled one example per step (with
+replacement) is the sampled oracle; the noise of a draw is then the spread of the
+per-example losses, and every cumulant in a `bea.StochasticModifiedEquation` is an
+average over the n examples:
+
+    Σ(θ) = (1/n) Σ_s (∇ℓ_s − ∇E)(∇ℓ_s − ∇E)ᵀ,
+    Σ_j Cov(∂_ij ℓ_γ, ∂_j ℓ_γ) = (1/n) Σ_s ∇²ℓ_s ∇ℓ_s − ∇²E ∇E   (= ½ ∇ tr Σ).
+
+The drift's mean part is lowered as any modified equation (`numeric.vector_field`),
+its noise terms and the diffusion from per-example gradients and Hessian-vector
+products: the diffusion is also given as a factor G (d × n) with G Gᵀ = D, never
+forming a d × d matrix for large models.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+import bea
+from bea import BeaTypeError, BeaValueError
+
+from ._kernels import vector_field
+
+__all__ = ["SDE", "FiniteSum", "finite_sum", "sde"]
+
+
+class FiniteSum:
+    """A per-example loss `loss(theta, example)` over `data` (a pytree whose leaves
+    share a leading axis n): the mean loss, per-example gradients and their moments.
+
+    Call it as the full loss, `fs(theta) = (1/n) Σ_s loss(theta, data[s])`.
+    """
+
+    def __init__(self, loss, data):
+        if not callable(loss):
+            raise BeaTypeError(
+                f"loss={loss!r} must be a function loss(theta, example) of one example"
+            )
+        leaves = jax.tree_util.tree_leaves(data)
+        if not leaves or any(jnp.ndim(x) == 0 for x in leaves):
+            raise BeaValueError(
+                "data must be an array (or pytree of arrays) whose leading axis runs over "
+                "the n examples"
+            )
+        n = {int(jnp.shape(x)[0]) for x in leaves}
+        if len(n) != 1:
+            raise BeaValueError(f"data's leaves have different numbers of examples {sorted(n)}")
+        self.loss = loss
+        self.data = data
+        self.n = n.pop()
+
+    def example(self, s: int):
+        """The data of example s."""
+        return jax.tree_util.tree_map(lambda x: x[s], self.data)
+
+    def __call__(self, theta):
+        return jnp.mean(jax.vmap(lambda x: self.loss(theta, x))(self.data))
+
+    def grads(self, theta):
+        """Per-example gradients, shape (n, d) for a flat θ."""
+        return jax.vmap(lambda x: jax.grad(self.loss)(theta, x))(self.data)
+
+    def hvps(self, theta, vs):
+        """∇²ℓ_s(θ) v_s for each example s (vs of shape (n, d))."""
+
+        def one(x, v):
+            return jax.jvp(lambda t: jax.grad(self.loss)(t, x), (theta,), (v,))[1]
+
+        return jax.vmap(one)(self.data, vs)
+
+
+def finite_sum(loss, data) -> FiniteSum:
+    """The sampled oracle of a finite sum: `loss(theta, example)` over `data`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> fs = finite_sum(lambda t, x: jnp.sum((t - x) ** 2) / 2, jnp.eye(2))
+        >>> fs.n, float(fs(jnp.zeros(2)))
+        (2, 0.5)
+    """
+    return FiniteSum(loss, data)
+
+
+class SDE:
+    """`drift(theta, h)` and `diffusion(theta, h)` (d × d) of a stochastic modified
+    equation on a finite sum; `diffusion_factor(theta, h)` is G (d × n), G Gᵀ = D."""
+
+    _LOWERED = frozenset({"E~1[E~1]", "E~1,E~1"})
+
+    def __init__(self, sme, losses, params=None):
+        if not isinstance(sme, bea.StochasticModifiedEquation):
+            raise BeaTypeError(f"sme={type(sme).__name__} must be a bea.StochasticModifiedEquation")
+        if len(sme.sampled) != 1 or not isinstance(losses.get(sme.sampled[0]), FiniteSum):
+            raise BeaValueError(
+                f"losses must give the sampled loss {sme.sampled[0]!r} as numeric.finite_sum"
+                "(loss, data)"
+            )
+        name = sme.sampled[0]
+        self.fs = losses[name]
+        params = dict(params or {})
+        self.mean = vector_field(sme.mean_drift, losses={name: self.fs}, params=params)
+        bound = {str(k): v for k, v in params.items()}
+        self._noise = []
+        for part in (sme.drift, sme.diffusion):
+            for spelled, p, c in part.spelled():
+                if part is sme.drift and spelled == spelled.replace("~", ""):
+                    continue
+                key = spelled.replace(name, "E")
+                if key not in self._LOWERED:
+                    raise BeaValueError(
+                        f"the {part.part} term {spelled} of rule {sme.rule!r} has no lowering "
+                        "on finite sums yet; lower the order (numeric.sde lowers Σ and "
+                        "Cov(∇²ℓ, ∇ℓ))"
+                    )
+                coef = float(c.subs({s: bound[s.name] for s in c.free_symbols if s.name in bound}))
+                self._noise.append((key, p, coef))
+        self.drift = jax.jit(self._drift)
+        self.diffusion = jax.jit(self._diffusion)
+        self.diffusion_factor = jax.jit(self._factor)
+
+    def _drift(self, theta, h):
+        out = self.mean(theta, h)
+        for key, p, c in self._noise:
+            if key == "E~1[E~1]":
+                g = self.fs.grads(theta)
+                gm = jnp.mean(g, axis=0)
+                cross = jnp.mean(self.fs.hvps(theta, g), axis=0)
+                hm = jax.jvp(jax.grad(self.fs), (theta,), (gm,))[1]
+                out = out + c * h**p * (cross - hm)
+        return out
+
+    def _scale(self, h):
+        return sum(c * h**p for key, p, c in self._noise if key == "E~1,E~1")
+
+    def _factor(self, theta, h):
+        g = self.fs.grads(theta)
+        centred = g - jnp.mean(g, axis=0)
+        return (jnp.sqrt(self._scale(h) / self.fs.n) * centred).T
+
+    def _diffusion(self, theta, h):
+        f = self._factor(theta, h)
+        return f @ f.T
+
+
+def sde(sme, losses, params=None) -> SDE:
+    """The drift and diffusion of `sme` on a finite-sum loss (see the module docs).
+
+    Arguments:
+        sme: a `bea.StochasticModifiedEquation`.
+        losses: the sampled loss name -> `numeric.finite_sum(loss, data)`.
+        params: values of the rule's parameters (`{"rho": 0.05}`).
+
+    Example:
+        >>> import bea, jax.numpy as jnp
+        >>> sme = bea.stochastic_modified_equation(bea.rules.gd, 1)
+        >>> fs = finite_sum(lambda t, x: jnp.sum((t - x) ** 2) / 2, jnp.eye(2))
+        >>> s = sde(sme, {"E": fs})
+        >>> s.diffusion(jnp.zeros(2), 0.1)   # h Σ, Σ = Cov of the examples
+        Array([[ 0.025, -0.025],
+               [-0.025,  0.025]], dtype=float64)
+    """
+    return SDE(sme, losses, params)
