@@ -7,7 +7,8 @@ counts waiting for a core.
 
 Goals (2-core development machine): gradient descent costs a constant time per tree,
 so order 12 (20,067 trees) takes <= 3 s CPU and order 14 (140,297 trees) <= 30 s CPU
-and <= 600 MB; the other cases <= 10 s each.
+and <= 600 MB; the other cases <= 10 s each; the stochastic modified equations (SME)
+of gd at order 2 and SAM at order 1 <= 5 s each.
 
 The coordinate-wise family (Adam with beta1, beta2, eps symbolic) is timed over weighted
 trees, for every dimension at once (goals: order 2 <= 5 s, order 3 <= 60 s; RMSProp
@@ -47,6 +48,16 @@ CASES = {
     "heavy_ball, symbolic beta, order 4": lambda: bea.modified_equation(bea.rules.heavy_ball, 4),
     "heavy_ball, symbolic beta, order 5": lambda: bea.modified_equation(bea.rules.heavy_ball, 5),
     "nesterov, symbolic beta, order 5": lambda: bea.modified_equation(bea.rules.nesterov, 5),
+    **{
+        f"SME of gd, order {n}": (lambda n=n: bea.stochastic_modified_equation(bea.rules.gd, n))
+        for n in (2, 3)
+    },
+    **{
+        f"SME of sam, symbolic rho, order {n}": (
+            lambda n=n: bea.stochastic_modified_equation(bea.rules.sam, n)
+        )
+        for n in (1, 2)
+    },
 }
 
 COORDINATE_CASES = {
@@ -110,6 +121,8 @@ def loss_overhead() -> None:
 def _size(meq) -> dict:
     """Terms of a B-series equation; for a coordinate-wise one, the additive terms of its
     expanded field and the operation count of the h^2 term of coordinate 1."""
+    if isinstance(meq, bea.StochasticModifiedEquation):
+        return {"terms": sum(len(p.terms) for p in (meq.drift, meq.diffusion, meq.remainder))}
     if hasattr(meq, "terms"):
         return {"terms": len(meq.terms)}
     if meq.expansion.index_terms is not None:

@@ -263,3 +263,19 @@ def test_bad_arguments_are_one_sentence(kwargs, words):
 def test_rules_with_memory_are_refused_in_one_sentence():
     with pytest.raises(bea.BeaValueError, match="memory family"):
         bea.stochastic_modified_equation(bea.rules.heavy_ball, 1, sampled=("E",))
+
+
+def test_cli_derives_the_sme_and_refuses_in_one_line(capsys):
+    from bea.cli import main
+
+    assert main(["derive", "gd", "--order", "1", "--sampled", "E"]) == 0
+    assert "D_ij = h Cov(E_i, E_j)" in capsys.readouterr().out
+    assert main(["derive", "gd", "--order", "1", "--sampled", "E", "--format", "json"]) == 0
+    assert '"diffusion"' in capsys.readouterr().out
+    for argv in (
+        ["derive", "gd", "--order", "1", "--sampled", "F"],
+        ["derive", "adam", "--order", "1", "--sampled", "E"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("bea: error: ")

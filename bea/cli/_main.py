@@ -193,6 +193,8 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
     budget = Budget(force=args.force)
     order = _order(args, budget)
     rule, extra = _build_rule(args.rule, args.param, budget)
+    if args.sampled:
+        return _derive_stochastic(rule, args, order, extra, out)
     if coordinate_wanted(rule, args):
         return derive_coordinate(rule, args, order, budget, extra, out)
     meq = _derive(rule, extra, order, args.force)
@@ -202,6 +204,25 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
         out(meq.latex(args.notation))
     else:
         out(meq.text(args.notation))
+    return 0
+
+
+def _derive_stochastic(rule, args, order: int, extra: dict, out: Callable[[str], None]) -> int:
+    """`bea derive RULE --sampled E`: the stochastic modified equation."""
+    from .._equation._stochastic import stochastic_modified_equation
+
+    if extra:
+        raise BeaValueError(
+            f"--param {next(iter(extra))} is not a parameter of rule {rule.name!r}; the "
+            "stochastic modified equation takes only the rule's own parameters"
+        )
+    sme = stochastic_modified_equation(rule, order, sampled=tuple(args.sampled))
+    if args.format == "json":
+        out(sme.to_json())
+    elif args.format == "latex":
+        out(sme.latex())
+    else:
+        out(sme.text())
     return 0
 
 
@@ -587,6 +608,14 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         choices=("auto", "gradient", "elementary"),
         default="auto",
         help="gradient (∇²E ∇E), elementary differentials (E'E), or auto (default)",
+    )
+    d.add_argument(
+        "--sampled",
+        action="append",
+        default=[],
+        metavar="LOSS",
+        help="a loss drawn afresh at every step (a mini-batch): derive the stochastic "
+        "modified equation, dθ = b dt + D^½ dW (repeat for several losses)",
     )
     _coordinate_flags(d)
     d.add_argument("--force", action="store_true", help=_FORCE_HELP)

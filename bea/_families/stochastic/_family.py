@@ -42,7 +42,7 @@ def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Se
     """The map of `rule` to h^(order+1) and `draws(colour) -> (colour, draw)`."""
     family = family_of(rule)
     if family is not EXPLICIT:
-        what = "memory" if rule.memory else family.name
+        what = family.name if family.basis != "trees" else "memory"
         raise BeaValueError(
             f"rule {rule.name!r} is in the {what} family, whose stochastic modified equation "
             "is not derived yet; bea.stochastic_modified_equation takes memoryless rules "
