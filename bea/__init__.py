@@ -57,6 +57,8 @@ from ._results._modifying import modifying_integrator as modifying_integrator
 from ._results._principal import PrincipalFlow as PrincipalFlow
 from ._results._principal import principal_flow as principal_flow
 from ._results._principal import recognise_generating_function as recognise_generating_function
+from ._results._reshuffling import ReshuffledEpoch as ReshuffledEpoch
+from ._results._reshuffling import reshuffled_epoch as reshuffled_epoch
 from ._results._sgd import closed_form_in as closed_form_in
 from ._results._sgd import sgd_closed_forms as sgd_closed_forms
 from ._results._sgd import sgd_expected as sgd_expected
@@ -80,6 +82,7 @@ __all__ = [
     "ModifiedOracles",
     "NotAGradientError",
     "PrincipalFlow",
+    "ReshuffledEpoch",
     "Rule",
     "RuleFamily",
     "Series",
@@ -102,6 +105,7 @@ __all__ = [
     "ops",
     "principal_flow",
     "recognise_generating_function",
+    "reshuffled_epoch",
     "rule",
     "rules",
     "sgd_closed_forms",

@@ -286,7 +286,7 @@ def stochastic_modified_equation(
     if sampling not in SAMPLINGS:
         raise BeaValueError(
             f"sampling={sampling!r} is not derived; use 'iid' (a fresh independent draw "
-            "per step; for reshuffled epochs see bea.sgd_expected)"
+            "per step; for reshuffled epochs see bea.reshuffled_epoch)"
         )
     if isinstance(sampled, str):
         sampled = (sampled,)
