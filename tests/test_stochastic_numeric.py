@@ -45,8 +45,8 @@ def test_gd_drift_and_diffusion_equal_hand_written_jax():
     np.testing.assert_allclose(s.drift(THETA, h), -g - h / 2 * hess @ g, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(s.diffusion(THETA, h), h * sigma, rtol=1e-12, atol=1e-14)
     f = s.diffusion_factor(THETA, h)
-    assert f.shape == (2, 3)
-    np.testing.assert_allclose(f @ f.T, h * sigma, rtol=1e-12, atol=1e-14)
+    assert f.shape == (3, 2)  # n × d
+    np.testing.assert_allclose(f.T @ f, h * sigma, rtol=1e-12, atol=1e-14)
 
 
 def test_sam_noise_drift_equals_hand_written_jax():

@@ -10,7 +10,7 @@ average over the n examples:
 
 The drift's mean part is lowered as any modified equation (`numeric.vector_field`),
 its noise terms and the diffusion from per-example gradients and Hessian-vector
-products: the diffusion is also given as a factor G (d × n) with G Gᵀ = D, never
+products: the diffusion is also given as a factor R (n × d) with RᵀR = D, never
 forming a d × d matrix for large models.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 import bea
 from bea import BeaTypeError, BeaValueError
@@ -60,11 +61,12 @@ class FiniteSum:
         return jnp.mean(jax.vmap(lambda x: self.loss(theta, x))(self.data))
 
     def grads(self, theta):
-        """Per-example gradients, shape (n, d) for a flat θ."""
+        """Per-example gradients: shaped like θ with a leading axis n (a pytree θ gives a
+        pytree)."""
         return jax.vmap(lambda x: jax.grad(self.loss)(theta, x))(self.data)
 
     def hvps(self, theta, vs):
-        """∇²ℓ_s(θ) v_s for each example s (vs of shape (n, d))."""
+        """∇²ℓ_s(θ) v_s for each example s (vs shaped like `grads`)."""
 
         def one(x, v):
             return jax.jvp(lambda t: jax.grad(self.loss)(t, x), (theta,), (v,))[1]
@@ -86,7 +88,11 @@ def finite_sum(loss, data) -> FiniteSum:
 
 class SDE:
     """`drift(theta, h)` and `diffusion(theta, h)` (d × d) of a stochastic modified
-    equation on a finite sum; `diffusion_factor(theta, h)` is G (d × n), G Gᵀ = D."""
+    equation on a finite sum; `diffusion_factor(theta, h)` is R (n × d), RᵀR = D, so
+    that D^½ dW is Rᵀ dB with B an n-dimensional Brownian motion.
+
+    θ may be a pytree (a network's parameters): the drift is shaped like θ, the
+    diffusion acts on θ flattened (`jax.flatten_util.ravel_pytree` order)."""
 
     _LOWERED = frozenset({"E~1[E~1]", "E~1,E~1"})
 
@@ -123,26 +129,28 @@ class SDE:
 
     def _drift(self, theta, h):
         out = self.mean(theta, h)
+        tm = jax.tree_util.tree_map
         for key, p, c in self._noise:
             if key == "E~1[E~1]":
                 g = self.fs.grads(theta)
-                gm = jnp.mean(g, axis=0)
-                cross = jnp.mean(self.fs.hvps(theta, g), axis=0)
+                gm = tm(lambda x: jnp.mean(x, axis=0), g)
+                cross = tm(lambda x: jnp.mean(x, axis=0), self.fs.hvps(theta, g))
                 hm = jax.jvp(jax.grad(self.fs), (theta,), (gm,))[1]
-                out = out + c * h**p * (cross - hm)
+                scale = c * h**p
+                out = tm(lambda o, a, b, scale=scale: o + scale * (a - b), out, cross, hm)
         return out
 
     def _scale(self, h):
         return sum(c * h**p for key, p, c in self._noise if key == "E~1,E~1")
 
     def _factor(self, theta, h):
-        g = self.fs.grads(theta)
-        centred = g - jnp.mean(g, axis=0)
-        return (jnp.sqrt(self._scale(h) / self.fs.n) * centred).T
+        # per-example gradients flattened to (n, d): the factor is n × d, never d × d
+        g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
+        return jnp.sqrt(self._scale(h) / self.fs.n) * (g - jnp.mean(g, axis=0))
 
     def _diffusion(self, theta, h):
         f = self._factor(theta, h)
-        return f @ f.T
+        return f.T @ f
 
 
 def sde(sme, losses, params=None) -> SDE:
