@@ -62,6 +62,7 @@ from ._results._reshuffling import reshuffled_epoch as reshuffled_epoch
 from ._results._sgd import closed_form_in as closed_form_in
 from ._results._sgd import sgd_closed_forms as sgd_closed_forms
 from ._results._sgd import sgd_expected as sgd_expected
+from ._results._stochastic_loss import StochasticModifiedLoss as StochasticModifiedLoss
 from ._rules._rule import Rule as Rule
 from ._rules._rule import rule as rule
 
@@ -87,6 +88,7 @@ __all__ = [
     "RuleFamily",
     "Series",
     "StochasticModifiedEquation",
+    "StochasticModifiedLoss",
     "StochasticTerms",
     "TraceError",
     "backend",

@@ -279,3 +279,16 @@ def test_cli_derives_the_sme_and_refuses_in_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("bea: error: ")
+
+
+def test_modified_loss_of_the_drift_holds_the_noise_regulariser():
+    # SAM, one batch: L̃ = E + (ρ/2 + 1/4) h ‖∇E‖² + (ρh/2) tr Σ; extragradient with one
+    # batch: −(h/2) tr Σ (from the drift terms ∓ ρh Σ_j Cov(∂_ij E_γ, ∂_j E_γ) = ∓ ρh/2 ∇ tr Σ)
+    rho = sp.Symbol("rho")
+    sam = bea.modified_loss(bea.stochastic_modified_equation(bea.rules.sam, 1))
+    assert sp.expand(sam.trace_coefficient() - rho * H / 2) == 0
+    eg = bea.modified_loss(bea.stochastic_modified_equation(bea.rules.extragradient, 1))
+    assert eg.trace_coefficient() == -H / 2
+    assert "ρ/2 h tr Σ" in str(sam)
+    with pytest.raises(bea.BeaValueError, match="not the gradient of a noise regulariser"):
+        bea.modified_loss(bea.stochastic_modified_equation(bea.rules.gd, 2))

@@ -103,3 +103,21 @@ def test_sde_refuses_what_it_cannot_lower_in_one_sentence():
         numeric.sde(sme, {"E": QUADRATIC})
     with pytest.raises(bea.BeaValueError, match=r"numeric\.finite_sum"):
         numeric.sde(bea.stochastic_modified_equation(bea.rules.gd, 1), {"E": _quadratic})
+
+
+def test_sam_noise_regulariser_is_the_drift():
+    # b = -∇L̃ with L̃ = E + (ρ/2 + 1/4) h ‖∇E‖² + ρh/2 tr Σ (bea.modified_loss(sme))
+    sme = bea.stochastic_modified_equation(bea.rules.sam, 1)
+    rho, h = 0.3, 0.05
+    s = numeric.sde(sme, {"E": CUBIC}, params={"rho": rho})
+    loss = s.loss()
+    np.testing.assert_allclose(-jax.grad(loss)(THETA, h), s.drift(THETA, h), rtol=1e-12, atol=1e-14)
+    gs, _ = _by_hand(_cubic, THETA)
+    trace = jnp.mean(jnp.sum((gs - gs.mean(0)) ** 2, axis=1))
+    g = gs.mean(0)
+    want = CUBIC(THETA) + (rho / 2 + 0.25) * h * g @ g + rho * h / 2 * trace
+    np.testing.assert_allclose(loss(THETA, h), want, rtol=1e-12)
+    # as an optax transformation: incoming ∇E plus ∇(L̃ - E) is -b
+    tx = s.regularised(h)
+    out, _ = tx.update(jax.grad(CUBIC)(THETA), tx.init(THETA), THETA)
+    np.testing.assert_allclose(out, -s.drift(THETA, h), rtol=1e-12, atol=1e-14)

@@ -332,6 +332,9 @@ def modified_loss(
     (RMSProp, Adam, sign descent) it is -P⁻¹∇Ẽ for a diagonal `preconditioner` P, and
     the result is a `CoordinateModifiedLoss` (see `coordinate_modified_loss`).
 
+    A `bea.StochasticModifiedEquation` gives the loss of its drift, with the noise
+    regulariser tr Σ (a `StochasticModifiedLoss`, see `bea._results._stochastic_loss`).
+
     Arguments:
         meq: a `ModifiedEquation` of a rule whose oracles are all gradients.
         block: the block (player) whose loss to return; default the only one.
@@ -357,6 +360,17 @@ def modified_loss(
         NotAGradientError: the field is not a gradient and `held_fixed` is False;
             the error names the obstructing trees and carries the decomposition.
     """
+    from .._equation._stochastic import StochasticModifiedEquation
+
+    if isinstance(meq, StochasticModifiedEquation):
+        from ._stochastic_loss import stochastic_modified_loss
+
+        if block is not None or held_fixed or split != "symmetric" or order is not None:
+            raise BeaValueError(
+                f"the modified loss of the stochastic drift of {meq.rule!r} takes no options; "
+                "leave out block, held_fixed, split and order"
+            )
+        return stochastic_modified_loss(meq)
     if not isinstance(meq, ModifiedEquation):
         raise BeaTypeError(
             f"meq={meq!r} is not a bea.ModifiedEquation; pass bea.modified_equation(rule, N)"

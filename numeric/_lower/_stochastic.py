@@ -123,6 +123,7 @@ class SDE:
                     )
                 coef = float(c.subs({s: bound[s.name] for s in c.free_symbols if s.name in bound}))
                 self._noise.append((key, p, coef))
+        self._sme, self._params = sme, params
         self.drift = jax.jit(self._drift)
         self.diffusion = jax.jit(self._diffusion)
         self.diffusion_factor = jax.jit(self._factor)
@@ -147,6 +148,51 @@ class SDE:
         # per-example gradients flattened to (n, d): the factor is n × d, never d × d
         g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
         return jnp.sqrt(self._scale(h) / self.fs.n) * (g - jnp.mean(g, axis=0))
+
+    def trace_sigma(self, theta):
+        """tr Σ(θ) = (1/n) Σ_s ‖∇ℓ_s − ∇E‖², the trace of the gradient-noise covariance."""
+        g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
+        return jnp.mean(jnp.sum((g - jnp.mean(g, axis=0)) ** 2, axis=1))
+
+    def loss(self):
+        """The modified loss L̃ of the drift as a jit-compiled `fn(theta, h)`: its mean
+        part (`bea.modified_loss(sme.mean_drift)`) plus c h^p tr Σ
+        (`bea.modified_loss(sme)`); the drift is −∇L̃."""
+        from .._lower._loss_fn import loss_fn
+
+        sl = bea.modified_loss(self._sme)
+        mean = loss_fn(sl.mean, {sl.sampled: self.fs}, self._params)
+        bound = {str(k): v for k, v in self._params.items()}
+        terms = [
+            (p, float(c.subs({s: bound[s.name] for s in c.free_symbols if s.name in bound})))
+            for p, c in sl.trace_terms
+        ]
+
+        def fn(theta, h):
+            out = mean(theta, h)
+            if terms:
+                out = out + sum(c * h**p for p, c in terms) * self.trace_sigma(theta)
+            return out
+
+        return jax.jit(fn)
+
+    def regularised(self, h):
+        """An optax transformation adding ∇(L̃ − E) at learning rate h to the incoming
+        gradients of E: followed by `optax.sgd(h)`, full-batch gd follows the
+        stochastic drift's implicit regularisers explicitly (noise term included)."""
+        import optax
+
+        full = self.loss()
+
+        def reg_grad(p):
+            return jax.grad(lambda q: full(q, h) - self.fs(q))(p)
+
+        def update(updates, state, params=None):
+            if params is None:
+                raise BeaValueError("the regulariser needs the parameters: update(g, s, params)")
+            return jax.tree_util.tree_map(jnp.add, updates, reg_grad(params)), state
+
+        return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
     def _diffusion(self, theta, h):
         f = self._factor(theta, h)
