@@ -245,6 +245,26 @@ def test_text_latex_and_json():
     assert "\\operatorname{Cov}(E_{i}, E_{j})" in sme.latex()
     d = sme.to_dict()
     assert d["diffusion"][0] == ["E~1,E~1", 1, "1"]
+    for rule in (bea.rules.gd, bea.rules.sam, bea.rules.zero_sum_alternating):
+        sme = bea.stochastic_modified_equation(rule, 2)
+        back = bea.StochasticModifiedEquation.from_json(sme.to_json())
+        assert back == sme and str(back) == str(sme)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"drift": [["__import__('os')", 0, "-1"]]}, "cannot be read"),
+        ({"drift": [["F", 0, "-1"]]}, "not a drift term"),
+        ({"diffusion": [["E~1", 1, "1"]]}, "not a diffusion term"),
+        ({"drift": [["E", 0, "exec('x')"]]}, "drift"),
+        ({"kind": "modified equation"}, "kind"),
+    ],
+)
+def test_json_descriptions_are_read_safely(change, words):
+    d = {**bea.stochastic_modified_equation(bea.rules.gd, 1).to_dict(), **change}
+    with pytest.raises(bea.BeaError, match=words):
+        bea.StochasticModifiedEquation.from_dict(d)
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ import sympy as sp
 
 from .._core._colour import Colour
 from .._core._errors import BeaValueError, check_integer
+from .._core._read import parse_rational_function
 from .._core._scalars import H
 from .._core._trees import Tree
 from .._families.stochastic._family import sampled_series
@@ -50,6 +51,7 @@ from .._printing._render import (
     text_rows,
 )
 from .._rules._rule import Rule, as_rule
+from ._json import _domain_from_text, _in_domain, _oracle, read_header, read_json
 from ._modified import ModifiedEquation
 
 __all__ = ["StochasticModifiedEquation", "StochasticTerms", "stochastic_modified_equation"]
@@ -115,6 +117,10 @@ class StochasticTerms:
                 )
             rows.append((coef, p, text, latex))
         return rows
+
+
+def _colours_of(forest: tuple) -> set[str]:
+    return {n[0] for n in forest} | set().union(*(_colours_of(n[2]) for n in forest))
 
 
 def _has_noise(forest: tuple) -> bool:
@@ -245,6 +251,8 @@ class StochasticModifiedEquation:
             "sampling": self.sampling,
             "time": str(self.time),
             "blocks": list(self.blocks),
+            "fields": {c.label: c.describe(self.blocks) for c in self.drift.colours},
+            "domain": str(self.drift.domain),
             "params": {k: str(v) for k, v in self.params},
             "drift": part(self.drift),
             "diffusion": part(self.diffusion),
@@ -253,6 +261,79 @@ class StochasticModifiedEquation:
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @staticmethod
+    def from_dict(d) -> StochasticModifiedEquation:
+        """Rebuild an equation from `to_dict()` exactly (coefficients and spellings
+        through restricted parsers, never `sympify`)."""
+        header = read_header(d)
+        if d.get("kind") != "stochastic modified equation":
+            raise BeaValueError(
+                "the description's kind is not 'stochastic modified equation'; read it with "
+                "bea.ModifiedEquation.from_json"
+            )
+        sampled = d.get("sampled")
+        if (
+            not isinstance(sampled, list)
+            or not sampled
+            or not all(isinstance(x, str) and x.isidentifier() for x in sampled)
+        ):
+            raise BeaValueError("sampled must be a list of loss names, e.g. ['E']")
+        sampling = d.get("sampling", "iid")
+        if sampling not in SAMPLINGS:
+            raise BeaValueError(f"sampling={sampling!r} is unknown; use 'iid'")
+        blocks = d.get("blocks")
+        if (
+            not isinstance(blocks, list)
+            or not blocks
+            or not all(isinstance(b, str) and b.isidentifier() for b in blocks)
+        ):
+            raise BeaValueError("blocks must be a list of block names, e.g. ['theta']")
+        blocks = tuple(blocks)
+        fields_raw = d.get("fields")
+        if not isinstance(fields_raw, dict):
+            raise BeaValueError("fields must map tree colours to 'grad NAME', e.g. {'E': 'grad E'}")
+        colours = tuple(_oracle(str(k), v, blocks) for k, v in sorted(fields_raw.items()))
+        labels = {c.label for c in colours}
+        domain = _domain_from_text(str(d.get("domain", "QQ")))
+        if not domain.is_Field:
+            domain = domain.get_field()
+        parts = {}
+        for part, sizes in (("drift", (1,)), ("diffusion", (2,)), ("remainder", None)):
+            raw = d.get(part, [])
+            if not isinstance(raw, list):
+                raise BeaValueError(f"{part} must be a list of [forest, power, coefficient]")
+            terms = []
+            for i, item in enumerate(raw):
+                if not (isinstance(item, list) and len(item) == 3 and isinstance(item[1], int)):
+                    raise BeaValueError(
+                        f"{part}[{i}] must be [forest, power, coefficient], e.g. ['E', 0, '-1']"
+                    )
+                forest = canonical(read_forest(item[0]))
+                bad = _colours_of(forest) - labels
+                if bad or (sizes and len(forest) not in sizes) or (not sizes and len(forest) < 3):
+                    raise BeaValueError(
+                        f"{part}[{i}] = {item[0]!r} is not a {part} term over the colours "
+                        f"{sorted(labels)}"
+                    )
+                value = parse_rational_function(str(item[2]), f"{part}[{i}]")
+                terms.append((forest, item[1], _in_domain(domain, value, f"{part}[{i}]")))
+            parts[part] = StochasticTerms(part, tuple(terms), domain, colours)
+        return StochasticModifiedEquation(
+            rule=header["rule"],
+            order=header["order"],
+            sampled=tuple(sampled),
+            sampling=sampling,
+            time=parse_rational_function(str(d.get("time", "h")), "time"),
+            blocks=blocks,
+            params=header["params"],
+            **parts,
+        )
+
+    @staticmethod
+    def from_json(text: str) -> StochasticModifiedEquation:
+        """Rebuild an equation from `to_json()`."""
+        return StochasticModifiedEquation.from_dict(read_json(text))
 
 
 def stochastic_modified_equation(
