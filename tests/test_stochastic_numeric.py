@@ -121,3 +121,36 @@ def test_sam_noise_regulariser_is_the_drift():
     tx = s.regularised(h)
     out, _ = tx.update(jax.grad(CUBIC)(THETA), tx.init(THETA), THETA)
     np.testing.assert_allclose(out, -s.drift(THETA, h), rtol=1e-12, atol=1e-14)
+
+
+def test_generated_noise_regulariser_runs_without_bea(tmp_path):
+    # bea.codegen(sme): the drift's regulariser, tr Σ included, as a module needing only
+    # jax and optax; equal to numeric.sde's loss and drift to 1e-12
+    import subprocess
+    import sys
+
+    (tmp_path / "samreg.py").write_text(
+        bea.codegen(bea.stochastic_modified_equation(bea.rules.sam, 1))
+    )
+    script = """
+import sys; sys.modules["bea"] = None
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+import samreg
+A = jnp.array(A_LIST); C = jnp.array(C_LIST)
+def loss(t, x): return 0.5 * (t - x[1]) @ x[0] @ (t - x[1]) + jnp.sum(t**3) * x[1][0] / 3
+th = jnp.array([0.7, -0.4])
+print(float(samreg.make_noise_loss(loss, {"rho": 0.3})(th, 0.05, (A, C))))
+tx = samreg.make_noise_update(0.05, loss, {"rho": 0.3})
+g = jax.grad(lambda t: jnp.mean(jax.vmap(lambda x: loss(t, x))((A, C))))(th)
+print(*map(float, tx.update(g, tx.init(th), th, batch=(A, C))[0]))
+""".replace("A_LIST", repr(A.tolist())).replace("C_LIST", repr(C.tolist()))
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    s = numeric.sde(
+        bea.stochastic_modified_equation(bea.rules.sam, 1), {"E": CUBIC}, params={"rho": 0.3}
+    )
+    np.testing.assert_allclose(float(out[0]), s.loss()(THETA, 0.05) - CUBIC(THETA), rtol=1e-12)
+    got = np.array([float(x) for x in out[1].split()])
+    np.testing.assert_allclose(got, -s.drift(THETA, 0.05), rtol=1e-12, atol=1e-14)

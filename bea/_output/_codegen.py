@@ -567,7 +567,9 @@ def codegen(
 
     Arguments:
         obj: a `bea.ModifiedEquation`, a `bea.drift` correction, a `bea.ModifiedLoss`,
-            or a modifying integrator (`bea.modifying_integrator(rule, N)`).
+            a modifying integrator (`bea.modifying_integrator(rule, N)`), or a
+            `bea.StochasticModifiedEquation` (its drift's regulariser, noise term
+            c h^p tr Σ included: `make_noise_update(h, per_example_loss)`).
         what: `"field"` (the default for an equation or drift), `"loss"` or
             `"regulariser"` (an equation or drift is first turned into its loss with
             `bea.modified_loss`, passing `block` and `held_fixed`), or `"modifying"`
@@ -596,6 +598,19 @@ def codegen(
         >>> [line.strip() for line in src.splitlines() if line.strip().startswith("k0 =")]
         ['k0 = float(Fraction(-1, 4))  # ‖∇E‖²']
     """
+    from .._equation._stochastic import StochasticModifiedEquation
+    from .._results._stochastic_loss import StochasticModifiedLoss
+
+    if isinstance(obj, StochasticModifiedEquation | StochasticModifiedLoss):
+        from ._codegen_stochastic import stochastic_regulariser_source
+
+        if what not in (None, "regulariser") or block is not None or held_fixed:
+            raise BeaValueError(
+                "a stochastic modified equation generates its drift's regulariser only; "
+                "leave what (or pass 'regulariser'), block and held_fixed out"
+            )
+        loss = obj if isinstance(obj, StochasticModifiedLoss) else modified_loss(obj)
+        return stochastic_regulariser_source(loss, exact_value(scale, "scale"))
     wanted = what
     modifying = getattr(obj, "corrections", None) is not None and hasattr(obj, "update")
     if what is None:
