@@ -425,6 +425,12 @@ def _header(meq) -> str:
             f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
             f"per-player convention (each block read at its own time: {reads})"
         )
+    clock = getattr(meq.expansion, "clock", None)
+    if clock is not None:  # a schedule: the field is read over [t, t + T]
+        return (
+            f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
+            f"flow over [{clock.symbol}, {clock.symbol} + {meq.time}]"
+        )
     return (
         f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
         f"flow over time {meq.time}"
