@@ -536,6 +536,11 @@ def vector_field(meq, losses=None, fields=None, params=None):
         params: `{"h": 0.1, "alpha": 0.5, ...}` or keyed by `sympy.Symbol`; `h` is
             optional (it can be passed per call) and stays a traced argument.
 
+        For the equation of a rule that reads the time (a schedule u(t)), `params`
+        also binds each schedule by name to a JAX function of t (`{"u": fn}`; its
+        derivatives come from `jax.grad`), and the field is called as
+        `field(state, h, t)` (a `numeric._lower._schedule.TimedField`).
+
     Returns:
         A callable `field(state, h)` returning dy/dt structured like `state`.
 
@@ -566,4 +571,8 @@ def vector_field(meq, losses=None, fields=None, params=None):
         if getattr(meq.expansion, "state", ()):  # memories in the state: (θ, m, …) ↦ (θ̇, ṁ, …)
             return JointField(meq, losses or {}, params)
         return CoordinateVectorField(meq, losses or {}, params)
+    if getattr(getattr(meq, "expansion", None), "clock", None) is not None:
+        from ._schedule import TimedField  # a schedule: field(state, h, t)
+
+        return TimedField(meq, losses, fields, params)
     return ModifiedField(meq, losses, fields, params)

@@ -190,9 +190,15 @@ def number(expr, bound: Mapping[str, object], what: str) -> float:
     """A SymPy expression without `h` as a float, with the bound symbols substituted
     exactly (`exact_number`) and the result rounded once.
 
-    Raises `BeaValueError` naming the first unbound symbol.
+    Raises `BeaValueError` naming the first unbound symbol. A rule run at a time t
+    (`bound` a `numeric._lower._schedule.TimedBound`) evaluates expressions in t there.
     """
     expr = sp.sympify(expr)
+    evaluate = getattr(bound, "evaluate", None)
+    if evaluate is not None:
+        value = evaluate(expr, what)
+        if value is not None:
+            return value
     missing = sorted(s.name for s in expr.free_symbols if s.name not in bound)
     if missing:
         raise BeaValueError(

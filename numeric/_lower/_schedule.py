@@ -1,0 +1,246 @@
+"""Time-dependent equations and rules (learning-rate schedules) as JAX functions of t.
+
+The modified field of a rule that reads the time has coefficients that are exact
+functions of t: SymPy expressions in `u(t)`, `Derivative(u(t), (t, k))` and explicit
+functions such as `cos(pi*t/T)`. `params` binds each undefined function by name to a
+JAX function of t (`params={"u": lambda t: t / (t + 1)}`); its derivatives are taken
+by `jax.grad`, so a schedule written once serves the rule, the field and every
+derivative the field holds. The numbers in `params` bind the other symbols as
+everywhere.
+
+`TimedField` evaluates sum_(tau, k) b(tau, k)(t) h^k F(tau)(y) through the Hessian-free
+kernel of `_kernels`: the kernel is planned once with one slot per term, and the
+slots' weights h^k b(tau, k)(t) are computed per call, so neither h nor t recompiles.
+`TimedBound` is what a rule run numerically sees: the bound numbers, and the time,
+for `Step` and `Value` to turn the rule's SymPy coefficients (`h * u(t)`) into
+numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from bea import BeaTypeError, BeaValueError
+from bea.backend import TIME
+
+from ._kernels import ModifiedField, TermSeries
+from ._params import check_keys, check_step, exact_number, split_h
+from ._state import Layout, check_real_state
+from ._static import split
+
+__all__ = [
+    "TimedBound",
+    "TimedField",
+    "lower_time_function",
+    "split_functions",
+]
+
+
+def split_functions(params: Mapping | None) -> tuple[dict, dict[str, Callable]]:
+    """`(numbers, functions)`: the entries of `params` that bind functions of t by name
+    (callables) apart from the numbers."""
+    numbers, functions = {}, {}
+    for key, value in (params or {}).items():
+        if callable(value) and not hasattr(value, "dtype"):
+            name = key.name if isinstance(key, sp.Symbol) else key
+            if not isinstance(name, str):
+                raise BeaTypeError(
+                    f"params key {key!r} is neither a name nor a sympy.Symbol; key a schedule "
+                    "by its function's name, e.g. {'u': lambda t: ...}"
+                )
+            functions[name] = value
+        else:
+            numbers[key] = value
+    return numbers, functions
+
+
+def _derivative(fn: Callable, k: int) -> Callable:
+    for _ in range(k):
+        fn = jax.grad(fn)
+    return fn
+
+
+def _jets(expr: sp.Expr, functions: Mapping[str, Callable], what: str):
+    """`expr` with u(t) and its derivatives replaced by symbols, and
+    `[(symbol, name, k)]`."""
+    table, found = {}, []
+    undefined = expr.atoms(sp.core.function.AppliedUndef)
+    derivatives = expr.atoms(sp.Derivative)
+    for d in derivatives:
+        f = d.expr
+        if not isinstance(f, sp.core.function.AppliedUndef) or f.args != (TIME,):
+            raise BeaValueError(f"{what} holds {d}; only derivatives of u(t) can be evaluated")
+    for f in undefined:
+        if f.args != (TIME,):
+            raise BeaValueError(
+                f"{what} holds {f}; a schedule must be evaluated at t itself, as u(t)"
+            )
+    for atom in sorted(derivatives | undefined, key=sp.default_sort_key):
+        f, k = (atom.expr, atom.derivative_count) if isinstance(atom, sp.Derivative) else (atom, 0)
+        name = f.func.__name__
+        if name not in functions:
+            raise BeaValueError(
+                f"{what} holds the schedule {name}(t), which params does not bind; pass "
+                f"params={{{name!r}: lambda t: ...}} (a JAX function of t)"
+            )
+        s = sp.Dummy(f"{name}_{k}")
+        table[atom] = s
+        found.append((s, name, k))
+    # derivatives first: Derivative(u(t), t) holds u(t)
+    return expr.xreplace(table), found
+
+
+def lower_time_function(
+    exprs, bound: Mapping[str, object], functions: Mapping[str, Callable], what: str
+) -> Callable:
+    """`fn(t) -> jnp.ndarray` of the values of `exprs` (SymPy, in t, the schedules and
+    bound symbols) at time t, the symbols substituted exactly."""
+    exprs = [sp.sympify(e) for e in exprs]
+    subs = {}
+    for e in exprs:
+        for s in e.free_symbols:
+            if s == TIME or s in subs:
+                continue
+            if s.name not in bound:
+                raise BeaValueError(
+                    f"parameter {s.name!r} of {what} is unbound; pass params={{{s.name!r}: value}}"
+                )
+            subs[s] = exact_number(bound[s.name])
+    exprs = [e.subs(subs) if subs else e for e in exprs]
+    plain, jets = [], {}
+    for e in exprs:
+        p, found = _jets(e, functions, what)
+        plain.append(p)
+        for s, name, k in found:
+            jets.setdefault((name, k), []).append(s)
+    keys = sorted(jets)
+    args = [TIME, *[s for key in keys for s in jets[key]]]
+    fn = sp.lambdify(args, plain, modules="jax")
+    derivs = {key: _derivative(functions[key[0]], key[1]) for key in keys}
+
+    def at(t):
+        t = jnp.asarray(t, dtype=float)
+        values = []
+        for key in keys:
+            v = derivs[key](t)
+            values.extend([v] * len(jets[key]))
+        out = fn(t, *values)
+        return jnp.stack([jnp.asarray(o, dtype=t.dtype) * jnp.ones_like(t) for o in out])
+
+    return at
+
+
+class TimedBound(dict):
+    """The bound numbers of a rule run at time t, for `Step` and `Value`: SymPy
+    coefficients that depend on t (`u(t)`, `cos(pi*t/T)`) are evaluated at `t` with
+    the schedules in `functions` (`numeric._lower._params.number` asks `evaluate`)."""
+
+    def __init__(self, bound: Mapping[str, object], t, functions: Mapping[str, Callable]):
+        super().__init__(bound)
+        self.t = t
+        self.functions = dict(functions)
+
+    def evaluate(self, expr: sp.Basic, what: str):
+        """`expr` at time `t`, or None for an expression free of t."""
+        if TIME not in expr.free_symbols and not expr.atoms(sp.core.function.AppliedUndef):
+            return None
+        return lower_time_function([expr], self, self.functions, what)(self.t)[0]
+
+
+class TimedField:
+    """The modified field of a time-dependent equation, `field(state, h, t)`.
+
+    Arguments:
+        meq: a `bea.ModifiedEquation` of a rule that reads the time.
+        losses, fields: the oracles (see `numeric.vector_field`).
+        params: numbers for the symbols (`h` optional) and, by name, a JAX function of
+            t for each schedule (`{"u": lambda t: ...}`).
+    """
+
+    def __init__(self, meq, losses=None, fields=None, params=None):
+        numbers, self.functions = split_functions(params)
+        self.meq = meq
+        self.h, self.bound = split_h(numbers)
+        check_keys(meq, self.bound)
+        clock = meq.expansion.clock
+        unknown = sorted(set(self.functions) - set(clock.functions))
+        if unknown:
+            have = ", ".join(clock.functions) or "none"
+            raise BeaValueError(
+                f"params binds the function {unknown[0]!r}, which the equation of rule "
+                f"{meq.rule!r} does not hold (its schedules: {have}); leave it out"
+            )
+        terms = meq.terms
+        slots = tuple((tree, i, meq.domain.one) for i, (tree, _, _) in enumerate(terms))
+        series = TermSeries(meq.rule, slots, meq.oracles, meq.domain, meq.blocks)
+        self.kernel = ModifiedField(series, losses, fields, {})
+        self.powers = np.asarray([k for _, k, _ in terms], dtype=int)
+        self.coefficients = lower_time_function(
+            [meq.domain.to_sympy(c) for _, _, c in terms],
+            self.bound,
+            self.functions,
+            f"rule {meq.rule!r}",
+        )
+        self._jit = jax.jit(self._apply_split, static_argnums=1)
+
+    def weights(self, h, t, w=None):
+        """h^k b(tau, k)(t) per term; `w[k]` (optional) switches powers of h on and off."""
+        h = jnp.asarray(h, dtype=float)
+        out = h ** jnp.asarray(self.powers) * self.coefficients(t)
+        if w is not None:
+            out = out * jnp.asarray(w)[self.powers]
+        return out
+
+    def tree(self, state, h, t, w=None):
+        """The field at `state` (the user's structure) and time t, not jit-compiled."""
+        if not len(self.powers):
+            return jax.tree_util.tree_map(jnp.zeros_like, state)
+        return self.kernel.tree(state, 1.0, self.weights(h, t, w))
+
+    def flat(self, layout: Layout, z, h, t, w=None):
+        """The field on the flat vector `z` of a state with `layout`."""
+        return layout.flatten(self.tree(layout.unflatten(z), h, t, w), "the modified field")
+
+    def _apply_split(self, parameters, static, h, t):
+        return self.tree(static.join(parameters), h, t)
+
+    def _h(self, h):
+        if h is None:
+            if self.h is None:
+                raise BeaValueError(
+                    "the learning rate h is unbound; call field(state, h, t) or pass "
+                    "params={'h': ...}"
+                )
+            return self.h
+        return check_step(h)
+
+    def apply(self, state, h=None, t=None):
+        """The field at `state` and time t, not jit-compiled."""
+        return self.tree(state, self._h(h), _time(t, self.meq.rule))
+
+    def __call__(self, state, h=None, t=None):
+        parameters, static = split(state)
+        check_real_state(parameters)
+        t = _time(t, self.meq.rule)
+        return self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), t)
+
+    def __repr__(self) -> str:
+        return f"TimedField(rule={self.meq.rule!r}, order={self.meq.order})"
+
+
+def _time(t, rule: str):
+    """The time a field or map is evaluated at: a real scalar, required."""
+    if t is None:
+        raise BeaValueError(
+            f"rule {rule!r} reads the time t; call it with the time as well, (state, h, t)"
+        )
+    if isinstance(t, str | bool) or (not isinstance(t, int | float) and not hasattr(t, "shape")):
+        raise BeaTypeError(f"t={t!r} must be a real number (the time at the start of the step)")
+    if hasattr(t, "shape") and tuple(jnp.shape(t)) != ():
+        raise BeaValueError(f"t has shape {tuple(jnp.shape(t))}; pass one time")
+    return jnp.asarray(t, dtype=float)
