@@ -13,9 +13,9 @@ from . import principal as principal
 
 # isort: split
 # Modified fields and losses as JAX kernels.
+from ._lower._field import vector_field as vector_field
 from ._lower._kernels import ModifiedField as ModifiedField
 from ._lower._kernels import field_function as field_function
-from ._lower._kernels import vector_field as vector_field
 from ._lower._loss_fn import ModifiedLossFn as ModifiedLossFn
 from ._lower._loss_fn import loss_fn as loss_fn
 from ._lower._loss_fn import loss_function as loss_function
