@@ -22,6 +22,7 @@ from ._colour import Colour
 from ._contraction import refuse_unless_contraction
 from ._errors import BeaValueError
 from ._jets import Clock, coefficient_domain
+from ._read import to_prefix
 from ._scalars import H, choose_domain
 from ._trees import Tree, parse_tree
 
@@ -147,10 +148,14 @@ class TreeExpansion:
         exact strings; read back by `bea.ModifiedEquation.from_dict`)."""
 
         def terms(ts):
-            return [
+            out = [
                 {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
                 for t, k, c in ts
             ]
+            if self.clock is not None:  # functions of t: read back from the prefix form
+                for entry, (_, _, c) in zip(out, ts, strict=True):
+                    entry["prefix"] = to_prefix(self.domain.to_sympy(c))
+            return out
 
         out = {
             "time": str(self.time),
@@ -160,7 +165,12 @@ class TreeExpansion:
             "terms": terms(self.terms),
         }
         if self.clock is not None:
-            out["clock"] = {"time": str(self.clock.symbol), "functions": list(self.clock.functions)}
+            names = sorted({x.name for g in self.domain.symbols for x in g.free_symbols})
+            out["clock"] = {
+                "time": str(self.clock.symbol),
+                "functions": list(self.clock.functions),
+                "symbols": names,
+            }
         if self.contraction:
             out["contraction"] = [str(c) for c in self.contraction]
         if self.manifold:

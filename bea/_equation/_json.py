@@ -33,7 +33,8 @@ import sympy as sp
 from .._core._colour import Colour
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._expansion import MemorySeries, TreeExpansion
-from .._core._read import parse_rational_function
+from .._core._jets import TIME, Clock, coefficient_domain
+from .._core._read import parse_prefix, parse_rational_function
 from .._core._scalars import choose_domain
 from .._core._trees import parse_tree
 
@@ -130,6 +131,8 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
         BeaValueError: a missing entry, an unknown tree colour, or a coefficient that
             is not an exact rational function.
     """
+    if "clock" in d:
+        return _read_timed(d)
     params, convention = header["params"], header["convention"]
     player_times = header["player_times"]
     blocks = tuple(_require(d, "blocks", list, "['theta']"))
@@ -202,6 +205,44 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
             parse_rational_function(str(c), f"contraction[{i}]")
             for i, c in enumerate(d.get("contraction") or ())
         ),
+    )
+
+
+def _read_timed(d: Mapping) -> TreeExpansion:
+    """The tree-basis field of a rule that reads the time: coefficients read from their
+    prefix form (functions of t), the domain rebuilt from them."""
+    clock = _require(d, "clock", Mapping, "{'time': 't', 'functions': ['u'], 'symbols': []}")
+    if clock.get("time", "t") != str(TIME):
+        raise BeaValueError(f"clock time={clock.get('time')!r} is unknown; the time is 't'")
+    functions = tuple(str(f) for f in clock.get("functions") or ())
+    names = [str(n) for n in clock.get("symbols") or ()]
+    bad = [n for n in (*functions, *names) if not n.isidentifier()]
+    if bad:
+        raise BeaValueError(f"clock names {bad[0]!r}, which is no identifier; use names like 'u'")
+    table = {n: sp.Symbol(n) for n in names}
+    table[str(TIME)] = TIME
+    blocks = tuple(_require(d, "blocks", list, "['theta']"))
+    fields = _require(d, "fields", Mapping, "{'E': 'grad E'}")
+    oracles = tuple(_oracle(label, text, blocks) for label, text in fields.items())
+    parsed = []
+    for j, term in enumerate(_require(d, "terms", list, "[{'tree': 'E', ...}]")):
+        if not isinstance(term, Mapping):
+            raise BeaTypeError(f"terms[{j}]={term!r} is not a mapping with tree, h_power, prefix")
+        tree = parse_tree(_require(term, "tree", str, "'E[E]'"))
+        k = _require(term, "h_power", int, "1")
+        what = f"terms[{j}].prefix"
+        parsed.append(
+            (tree, k, parse_prefix(_require(term, "prefix", str, "'u(t)'"), what, table, functions))
+        )
+    field = str(d.get("domain", "")).startswith("QQ(")
+    domain = coefficient_domain([c for _, _, c in parsed], field)
+    return TreeExpansion(
+        time=parse_rational_function(str(d.get("time", "h")), "time"),
+        blocks=blocks,
+        oracles=oracles,
+        terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in parsed),
+        domain=domain,
+        clock=Clock(TIME, functions),
     )
 
 

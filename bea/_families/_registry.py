@@ -37,7 +37,7 @@ from .._core._scalars import H, exact_value
 from .._rules._rule import Rule, as_rule, call_rule, takes_time
 from ._bseries import Series, trace_series
 from ._memory import trace_memory_map
-from ._timed import timed_expansion
+from ._timed import timed_expansion, timed_probe
 from ._trace import TooManyOperations, Traced, Tracer
 from .coordinate._dimension_free import weighted_expansion
 from .coordinate._engine import coordinate_expansion
@@ -187,6 +187,10 @@ class _Time(RuleFamily):
 
     def accepts(self, rule: Rule) -> bool:
         return takes_time(rule)
+
+    def probe(self, rule: Rule) -> Tracer:
+        """A cheap trace in SymPy's EX domain at h^1, to learn parameters and oracles."""
+        return timed_probe(rule)
 
     def expansion(
         self, rule: Rule, order: int, *, force=False, convention="flow", player_times=None

@@ -46,7 +46,7 @@ from .._core._trees import MAX_TREES, count_trees, trees_up_to
 from .._rules._rule import Rule, call_rule
 from ._trace import Tracer
 
-__all__ = ["TimedTracer", "timed_expansion", "timed_map"]
+__all__ = ["TimedTracer", "timed_expansion", "timed_map", "timed_probe"]
 
 
 class TimedTracer(Tracer):
@@ -66,6 +66,14 @@ def _refuse(rule: Rule) -> None:
             f"rule {rule.name!r} has memory {rule.memory} and reads the time t; rules with "
             "memory are derived at a constant step only, so drop t (a fixed step) or the memory"
         )
+
+
+def timed_probe(rule: Rule) -> TimedTracer:
+    """A cheap trace in SymPy's EX domain at h^1: the rule's oracles and parameters."""
+    _refuse(rule)
+    probe = TimedTracer(EX, 1, rule.blocks, Jets(1))
+    probe.result(call_rule(rule.update, probe.state(), H, probe.grad, probe.field, t=TIME))
+    return probe
 
 
 def timed_map(rule: Rule, order: int):

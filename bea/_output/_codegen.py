@@ -596,6 +596,13 @@ def codegen(
         >>> [line.strip() for line in src.splitlines() if line.strip().startswith("k0 =")]
         ['k0 = float(Fraction(-1, 4))  # ‖∇E‖²']
     """
+    expansion = getattr(obj, "expansion", None)
+    if getattr(expansion, "clock", None) is not None:
+        raise BeaValueError(
+            f"the equation of rule {obj.rule!r} depends on the time t (a schedule), which "
+            "generated code does not take yet; evaluate it with numeric.vector_field(meq, "
+            "losses, params={...})(state, h, t)"
+        )
     wanted = what
     modifying = getattr(obj, "corrections", None) is not None and hasattr(obj, "update")
     if what is None:

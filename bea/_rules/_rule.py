@@ -374,9 +374,10 @@ def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memo
     if "t" in names:
         if t is None:
             raise BeaTypeError(
-                f"update rule {getattr(update, '__name__', update)!r} reads the time t, which "
-                "this caller does not give; derive it with bea.modified_equation, or run it "
-                "with numeric.discrete_map as step(state, h, t)"
+                f"update rule {getattr(update, '__name__', update)!r} reads the time t (a "
+                "schedule), which this feature does not take; derive its modified equation "
+                "with bea.modified_equation, or run it with numeric.discrete_map as "
+                "step(state, h, t)"
             )
         names.remove("t")
         update = functools.wraps(update)(functools.partial(update, t=t))
