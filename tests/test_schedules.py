@@ -159,3 +159,12 @@ def test_rules_that_read_the_time_refuse_what_they_cannot_do():
         bea.modified_equation(heavy_ball_scheduled, 1)
     with pytest.raises(bea.BeaValueError, match="reads the time"):
         bea.map_series(gd_scheduled, 1)
+
+
+def test_a_state_named_t_is_no_time():
+    # the first parameter is the state, whatever its name: this rule is plain gd
+    def descent(t, h, grad):
+        return t - h * grad("E", t)
+
+    assert bea.family_of(descent).name == "explicit"
+    assert bea.modified_equation(descent, 1).coefficient("E[E]") == sp.Rational(-1, 2)

@@ -293,16 +293,16 @@ def as_rule(
 
 
 def takes_time(update) -> bool:
-    """Whether an update function (or a `Rule`'s) reads the time: it has a parameter
-    named `t`.
+    """Whether an update function (or a `Rule`'s) reads the time: a parameter named
+    `t` other than the first (the state, which a rule may call t).
 
     Example:
-        >>> takes_time(lambda theta, h, grad, t: theta), takes_time(lambda theta, h, grad: theta)
+        >>> takes_time(lambda theta, h, grad, t: theta), takes_time(lambda t, h, grad: t)
         (True, False)
     """
     fn = update.update if isinstance(update, Rule) else update
     try:
-        return "t" in inspect.signature(fn).parameters
+        return "t" in list(inspect.signature(fn).parameters)[1:]
     except (TypeError, ValueError):
         return False
 
@@ -371,7 +371,7 @@ def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memo
                 f"argument {p.name!r} without a default, which bea cannot pass; give it a "
                 f"default or bind it first (functools.partial(rule, {p.name}=...))"
             )
-    if "t" in names:
+    if "t" in names[1:]:  # the time (the first parameter is the state, whatever its name)
         if t is None:
             raise BeaTypeError(
                 f"update rule {getattr(update, '__name__', update)!r} reads the time t (a "
