@@ -56,6 +56,11 @@ def _reference_field(step, order: int) -> sp.Expr:
 
 def _concrete(meq) -> sp.Expr:
     """The engine's field for the scalar loss above: F(tau) evaluated with g."""
+    return _concrete_terms(meq.terms, meq.domain)
+
+
+def _concrete_terms(terms, domain) -> sp.Expr:
+    """sum coefficient h^k F(tau) for the scalar loss above."""
 
     def F(tree):
         # F(X[c1..cm]) = g^(m)(x)[F(c1), ..., F(cm)] in one dimension
@@ -65,7 +70,7 @@ def _concrete(meq) -> sp.Expr:
         return out
 
     total = sum(
-        (meq.domain.to_sympy(coef) * h**k * F(tree) for tree, k, coef in meq.terms),
+        (domain.to_sympy(coef) * h**k * F(tree) for tree, k, coef in terms),
         sp.Integer(0),
     )
     return sp.expand(total.doit())
@@ -151,14 +156,18 @@ def test_a_schedule_read_at_the_midpoint_is_taylor_expanded():
 
 def test_rules_that_read_the_time_refuse_what_they_cannot_do():
     @bea.rule(memory=("v",))
-    def heavy_ball_scheduled(theta, v, h, grad, t):
-        v = sp.Rational(1, 2) * v - h * u(t) * grad("E", theta)
+    def scheduled_momentum(theta, v, h, grad, t):
+        v = u(t) * v - h * grad("E", theta)
         return theta + v, v
 
-    with pytest.raises(bea.BeaValueError, match="memory"):
-        bea.modified_equation(heavy_ball_scheduled, 1)
+    with pytest.raises(bea.BeaValueError, match="scheduled momentum"):
+        bea.modified_equation(scheduled_momentum, 1)
     with pytest.raises(bea.BeaValueError, match="reads the time"):
         bea.map_series(gd_scheduled, 1)
+    with pytest.raises(bea.BeaValueError, match="reads the time"):
+        bea.principal_flow(gd_scheduled, 2)
+    with pytest.raises(bea.BeaValueError, match="flow convention"):
+        bea.modified_equation(gd_scheduled, 1, convention="per_player", player_times=(bea.H,))
 
 
 def test_a_state_named_t_is_no_time():
@@ -168,3 +177,42 @@ def test_a_state_named_t_is_no_time():
 
     assert bea.family_of(descent).name == "explicit"
     assert bea.modified_equation(descent, 1).coefficient("E[E]") == sp.Rational(-1, 2)
+
+
+beta = sp.Rational(1, 3)  # a number keeps the reference cheap (the engine is generic)
+
+
+@bea.rule(memory=("v",))
+def heavy_ball_scheduled(theta, v, h, grad, t):
+    v = beta * v - h * u(t) * grad("E", theta)
+    return theta + v, v
+
+
+def _shifted(M, delta, top: int) -> sp.Expr:
+    """M(x + delta, t + h) to h^top by Taylor's formula (delta = O(h))."""
+    out = sp.Integer(0)
+    for a in range(top + 1):
+        for b in range(top + 1 - a):
+            d = sp.diff(M, x, a, t, b) if a or b else M
+            out += d * delta**a * h**b / (sp.factorial(a) * sp.factorial(b))
+    return _truncate(sp.expand(out), top)
+
+
+def test_heavy_ball_with_a_schedule_matches_an_independent_expansion():
+    # the slow manifold v = M(x, t) = sum_k h^k m_k of v' = beta v - h u(t) g(x),
+    # x' = x + v', solved from M(x', t + h) = beta M(x, t) - h u(t) g(x) power by
+    # power (Hairer, Lubich and Wanner, ch. XV.2, with t as a state variable)
+    order, top = 2, 3
+    M = sp.Integer(0)
+    for k in range(1, top + 1):
+        delta = beta * M - h * u(t) * g(x)
+        rest = sp.expand(beta * M - h * u(t) * g(x)) - _shifted(M, delta, top)
+        M += h**k * sp.cancel(sp.expand(rest).coeff(h, k) / (1 - beta))
+    step = x + _truncate(sp.expand(beta * M - h * u(t) * g(x)), top)
+    reference = _reference_field(step, order)
+    meq = bea.modified_equation(heavy_ball_scheduled, order)
+    assert bea.family_of(heavy_ball_scheduled).name == "time"
+    assert sp.expand(_concrete(meq) - reference) == 0
+    # the velocity on the slow manifold, -h u/(1 - beta) grad E + h^2 u'/(1 - beta)^2 ...
+    (velocity,) = meq.manifold
+    assert sp.expand(_concrete_terms(velocity.terms, meq.domain) - M) == 0

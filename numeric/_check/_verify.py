@@ -212,6 +212,12 @@ def check_orders(
         )
     if timed:
         t0 = 0.0 if t0 is None else _start_time(t0)
+        if as_rule(rule).memory:
+            raise BeaValueError(
+                f"rule {as_rule(rule).name!r} has memory and reads the time t; its slow "
+                "manifold depends on t, which the order check does not start from yet: check "
+                "the rule with a constant schedule, or compare numeric.discrete_map yourself"
+            )
     if meq is None:
         meq = derive(rule, max(orders), state0)
     if getattr(meq, "basis", None) == "coordinates":
