@@ -105,3 +105,14 @@ def test_schedules_refuse_in_one_sentence(meq):
         step(X0, 0.1)
     with pytest.raises(bea.BeaValueError, match="leave t0 out"):
         numeric.check_order(bea.rules.gd, 1, losses=LOSSES, state0=X0, t0=1.0)
+
+
+def test_functions_that_take_no_time_refuse_a_schedule(meq):
+    with pytest.raises(bea.BeaValueError, match="depends on the time t"):
+        numeric.field_function(meq)
+    with pytest.raises(bea.BeaTypeError, match="is a function"):
+        numeric.loss_fn(
+            bea.modified_loss(bea.modified_equation(gd_scheduled, 1)),
+            LOSSES,
+            params={"u": SCHEDULES["cosine"]},
+        )

@@ -64,6 +64,11 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
                     f"params[{name!r}] = {value} still contains symbols; give a number"
                 )
             value = float(value)
+        elif callable(value) and not hasattr(value, "dtype"):
+            raise BeaTypeError(
+                f"params[{name!r}] is a function; schedules of t are bound only by "
+                "numeric.vector_field, discrete_map and check_order of a rule that reads t"
+            )
         elif isinstance(value, bool) or not (
             isinstance(value, numbers.Number) or hasattr(value, "dtype")
         ):
@@ -200,6 +205,11 @@ def number(expr, bound: Mapping[str, object], what: str) -> float:
         if value is not None:
             return value
     missing = sorted(s.name for s in expr.free_symbols if s.name not in bound)
+    if missing == ["t"] or expr.atoms(sp.core.function.AppliedUndef):
+        raise BeaValueError(
+            f"{what} depends on the time t (a schedule), which this function does not take; "
+            "evaluate it with numeric.vector_field(meq, losses, params=...)(state, h, t)"
+        )
     if missing:
         raise BeaValueError(
             f"parameter {missing[0]!r} of {what} is unbound; pass params={{{missing[0]!r}: value}}"
