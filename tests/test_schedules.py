@@ -216,3 +216,17 @@ def test_heavy_ball_with_a_schedule_matches_an_independent_expansion():
     # the velocity on the slow manifold, -h u/(1 - beta) grad E + h^2 u'/(1 - beta)^2 ...
     (velocity,) = meq.manifold
     assert sp.expand(_concrete_terms(velocity.terms, meq.domain) - M) == 0
+
+
+def test_time_dependent_equations_read_back_from_json_exactly(equations):
+    def both(theta, h, grad, t):
+        return theta - h * u(t) * (1 + sp.cos(sp.pi * t / T)) * grad("E", theta)
+
+    for meq in (
+        equations[2],
+        bea.modified_equation(both, 1),
+        bea.modified_equation(heavy_ball_scheduled, 1),
+    ):
+        back = bea.ModifiedEquation.from_json(meq.to_json())
+        assert back == meq and back.manifold == meq.manifold
+        assert back.text() == meq.text()

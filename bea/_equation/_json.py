@@ -224,24 +224,63 @@ def _read_timed(d: Mapping) -> TreeExpansion:
     blocks = tuple(_require(d, "blocks", list, "['theta']"))
     fields = _require(d, "fields", Mapping, "{'E': 'grad E'}")
     oracles = tuple(_oracle(label, text, blocks) for label, text in fields.items())
-    parsed = []
-    for j, term in enumerate(_require(d, "terms", list, "[{'tree': 'E', ...}]")):
-        if not isinstance(term, Mapping):
-            raise BeaTypeError(f"terms[{j}]={term!r} is not a mapping with tree, h_power, prefix")
-        tree = parse_tree(_require(term, "tree", str, "'E[E]'"))
-        k = _require(term, "h_power", int, "1")
-        what = f"terms[{j}].prefix"
-        parsed.append(
-            (tree, k, parse_prefix(_require(term, "prefix", str, "'u(t)'"), what, table, functions))
+    labels = {o.colour for o in oracles}
+
+    def terms(raw, where: str) -> list:
+        out = []
+        for j, term in enumerate(raw):
+            if not isinstance(term, Mapping):
+                raise BeaTypeError(
+                    f"{where}[{j}]={term!r} is not a mapping with tree, h_power, prefix"
+                )
+            tree = parse_tree(_require(term, "tree", str, "'E[E]'"))
+            if set(tree.colours) - labels:
+                raise BeaValueError(f"{where}[{j}] uses a colour fields does not describe")
+            k = _require(term, "h_power", int, "1")
+            text = _require(term, "prefix", str, "'u(t)'")
+            out.append((tree, k, parse_prefix(text, f"{where}[{j}].prefix", table, functions)))
+        return out
+
+    parsed = terms(_require(d, "terms", list, "[{'tree': 'E', ...}]"), "terms")
+    memories = []
+    raw_manifold = d.get("manifold") or []
+    if not isinstance(raw_manifold, list):
+        raise BeaTypeError(f"manifold={raw_manifold!r} must be a list of memory series")
+    for i, entry in enumerate(raw_manifold):
+        if not isinstance(entry, Mapping):
+            raise BeaTypeError(f"manifold[{i}]={entry!r} is not a mapping")
+        identity = parse_rational_function(
+            str(entry.get("identity", "0")), f"manifold[{i}].identity"
         )
-    field = str(d.get("domain", "")).startswith("QQ(")
-    domain = coefficient_domain([c for _, _, c in parsed], field)
+        memories.append(
+            (
+                _require(entry, "memory", str, "'v'"),
+                _require(entry, "block", str, "'theta'"),
+                identity,
+                terms(_require(entry, "terms", list, "[...]"), f"manifold[{i}].terms"),
+            )
+        )
+    every = [c for _, _, c in parsed]
+    every += [e for _, _, y, ts in memories for e in (y, *(c for _, _, c in ts))]
+    domain = coefficient_domain(every, str(d.get("domain", "")).startswith("QQ("))
+
+    def convert(ts):
+        return tuple((t, k, domain.from_sympy(c)) for t, k, c in ts)
+
     return TreeExpansion(
         time=parse_rational_function(str(d.get("time", "h")), "time"),
         blocks=blocks,
         oracles=oracles,
-        terms=tuple((t, k, domain.from_sympy(c)) for t, k, c in parsed),
+        terms=convert(parsed),
         domain=domain,
+        manifold=tuple(
+            MemorySeries(name, block, domain.from_sympy(y), convert(ts))
+            for name, block, y, ts in memories
+        ),
+        contraction=tuple(
+            parse_rational_function(str(c), f"contraction[{i}]")
+            for i, c in enumerate(d.get("contraction") or ())
+        ),
         clock=Clock(TIME, functions),
     )
 
