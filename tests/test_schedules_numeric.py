@@ -21,6 +21,7 @@ import numeric
 jax.config.update("jax_enable_x64", True)
 
 u = sp.Function("u")
+rho = sp.Symbol("rho")
 
 
 def gd_scheduled(theta, h, grad, t):
@@ -59,6 +60,14 @@ def test_the_map_and_the_field_read_the_schedule_at_t():
     assert np.allclose(step.iterate(X0, h, 2, 1.0), two, rtol=1e-14, atol=0)
     field = numeric.vector_field(bea.modified_equation(gd_scheduled, 0), LOSSES, params={"u": warm})
     assert np.allclose(field(X0, h, 1.0), -warm(1.0) * dE(X0), rtol=1e-14, atol=0)
+
+    # the schedule read at the midpoint of the step, with a parameter beside it
+    def midpoint(theta, h, grad, t):
+        return theta - h * (u(t + h / 2) + rho) * grad("E", theta)
+
+    step = numeric.discrete_map(midpoint, LOSSES, params={"u": warm, "rho": 0.25})
+    want = X0 - h * (warm(1.0 + h / 2) + 0.25) * dE(X0)
+    assert np.allclose(step(X0, h, 1.0), want, rtol=1e-14, atol=0)
 
 
 @pytest.mark.parametrize(

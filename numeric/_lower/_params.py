@@ -241,6 +241,11 @@ class Step:
         if isinstance(other, Step | Value):
             return other.value
         if isinstance(other, sp.Basic):
+            evaluate = getattr(self._bound, "evaluate", None)
+            if evaluate is not None:  # a rule run at a time t: schedules, t and h
+                value = evaluate(other, self._what)
+                if value is not None:
+                    return value
             if any(s.name == "h" for s in other.free_symbols):
                 raise BeaValueError(
                     f"{self._what} multiplies the learning rate by the symbol h; use the h "
@@ -290,6 +295,15 @@ class Step:
 
     def __jax_array__(self):
         return jnp.asarray(self.value)
+
+    def _sympy_(self):
+        # a rule run at a time t may read its schedule at t + c h: SymPy meets this
+        # value as a symbol the run's `TimedBound` evaluates; elsewhere SymPy hands the
+        # operation back to `__radd__`, `__rmul__`, ...
+        symbol_for = getattr(self._bound, "symbol_for", None)
+        if symbol_for is None:
+            raise sp.SympifyError(self)
+        return symbol_for(self.value)
 
     def __repr__(self) -> str:
         return f"Step({self.value!r})"

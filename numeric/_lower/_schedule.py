@@ -67,20 +67,23 @@ def _derivative(fn: Callable, k: int) -> Callable:
 
 def _jets(expr: sp.Expr, functions: Mapping[str, Callable], what: str):
     """`expr` with u(t) and its derivatives replaced by symbols, and
-    `[(symbol, name, k)]`."""
+    `[(symbol, name, k)]` (a schedule at another time, u(t + h/2), is left to
+    `lambdify`)."""
     table, found = {}, []
-    undefined = expr.atoms(sp.core.function.AppliedUndef)
     derivatives = expr.atoms(sp.Derivative)
     for d in derivatives:
         f = d.expr
         if not isinstance(f, sp.core.function.AppliedUndef) or f.args != (TIME,):
             raise BeaValueError(f"{what} holds {d}; only derivatives of u(t) can be evaluated")
+    undefined = expr.atoms(sp.core.function.AppliedUndef)
     for f in undefined:
-        if f.args != (TIME,):
+        if f.func.__name__ not in functions:
             raise BeaValueError(
-                f"{what} holds {f}; a schedule must be evaluated at t itself, as u(t)"
+                f"{what} holds the schedule {f.func.__name__}(t), which params does not bind; "
+                f"pass params={{{f.func.__name__!r}: lambda t: ...}} (a JAX function of t)"
             )
-    for atom in sorted(derivatives | undefined, key=sp.default_sort_key):
+    at_t = {f for f in undefined if f.args == (TIME,)}
+    for atom in sorted(derivatives | at_t, key=sp.default_sort_key):
         f, k = (atom.expr, atom.derivative_count) if isinstance(atom, sp.Derivative) else (atom, 0)
         name = f.func.__name__
         if name not in functions:
@@ -96,15 +99,21 @@ def _jets(expr: sp.Expr, functions: Mapping[str, Callable], what: str):
 
 
 def lower_time_function(
-    exprs, bound: Mapping[str, object], functions: Mapping[str, Callable], what: str
+    exprs,
+    bound: Mapping[str, object],
+    functions: Mapping[str, Callable],
+    what: str,
+    values: Mapping[sp.Symbol, object] | None = None,
 ) -> Callable:
     """`fn(t) -> jnp.ndarray` of the values of `exprs` (SymPy, in t, the schedules and
-    bound symbols) at time t, the symbols substituted exactly."""
+    bound symbols) at time t, the symbols substituted exactly; the symbols in `values`
+    (traced quantities such as h/2 in u(t + h/2)) are given their values."""
     exprs = [sp.sympify(e) for e in exprs]
+    values = dict(values or {})
     subs = {}
     for e in exprs:
         for s in e.free_symbols:
-            if s == TIME or s in subs:
+            if s == TIME or s in values or s in subs:
                 continue
             if s.name not in bound:
                 raise BeaValueError(
@@ -119,17 +128,19 @@ def lower_time_function(
         for s, name, k in found:
             jets.setdefault((name, k), []).append(s)
     keys = sorted(jets)
-    args = [TIME, *[s for key in keys for s in jets[key]]]
-    fn = sp.lambdify(args, plain, modules="jax")
+    given = list(values)
+    args = [TIME, *given, *[s for key in keys for s in jets[key]]]
+    # a schedule read at another time than t (u(t + h/2)) calls the function itself
+    fn = sp.lambdify(args, plain, modules=[dict(functions), "jax"])
     derivs = {key: _derivative(functions[key[0]], key[1]) for key in keys}
 
     def at(t):
         t = jnp.asarray(t, dtype=float)
-        values = []
+        jet_values = []
         for key in keys:
             v = derivs[key](t)
-            values.extend([v] * len(jets[key]))
-        out = fn(t, *values)
+            jet_values.extend([v] * len(jets[key]))
+        out = fn(t, *(values[s] for s in given), *jet_values)
         return jnp.stack([jnp.asarray(o, dtype=t.dtype) * jnp.ones_like(t) for o in out])
 
     return at
@@ -138,18 +149,30 @@ def lower_time_function(
 class TimedBound(dict):
     """The bound numbers of a rule run at time t, for `Step` and `Value`: SymPy
     coefficients that depend on t (`u(t)`, `cos(pi*t/T)`) are evaluated at `t` with
-    the schedules in `functions` (`numeric._lower._params.number` asks `evaluate`)."""
+    the schedules in `functions` (`numeric._lower._params.number` asks `evaluate`); a
+    traced value SymPy meets (the h/2 of u(t + h/2)) stands for a symbol
+    (`symbol_for`) until then."""
 
     def __init__(self, bound: Mapping[str, object], t, functions: Mapping[str, Callable]):
         super().__init__(bound)
         self.t = t
         self.functions = dict(functions)
+        self.values: dict[sp.Symbol, object] = {}
+
+    def symbol_for(self, value) -> sp.Symbol:
+        """A symbol standing for a traced value (a `Step` as SymPy sees it)."""
+        s = sp.Dummy("step")
+        self.values[s] = value
+        return s
 
     def evaluate(self, expr: sp.Basic, what: str):
-        """`expr` at time `t`, or None for an expression free of t."""
-        if TIME not in expr.free_symbols and not expr.atoms(sp.core.function.AppliedUndef):
+        """`expr` at time `t`, or None for an expression free of t, of the schedules and
+        of traced values."""
+        free = expr.free_symbols
+        given = {s: v for s, v in self.values.items() if s in free}
+        if TIME not in free and not given and not expr.atoms(sp.core.function.AppliedUndef):
             return None
-        return lower_time_function([expr], self, self.functions, what)(self.t)[0]
+        return lower_time_function([expr], self, self.functions, what, given)(self.t)[0]
 
 
 class TimedField:
