@@ -19,6 +19,7 @@ from ._lower._kernels import field_function as field_function
 from ._lower._loss_fn import ModifiedLossFn as ModifiedLossFn
 from ._lower._loss_fn import loss_fn as loss_fn
 from ._lower._loss_fn import loss_function as loss_function
+from ._lower._schedule import from_step_schedule as from_step_schedule
 
 # isort: split
 # The rules themselves, run numerically; rules with memory on their slow manifold.
@@ -77,6 +78,7 @@ __all__ = [
     "discrete_map",
     "drift_adjusted",
     "field_function",
+    "from_step_schedule",
     "get_problem",
     "hvp",
     "loss_fn",

@@ -125,3 +125,20 @@ def test_functions_that_take_no_time_refuse_a_schedule(meq):
             LOSSES,
             params={"u": SCHEDULES["cosine"]},
         )
+
+
+def test_an_optax_schedule_runs_as_a_function_of_time():
+    optax = pytest.importorskip("optax")
+    h = 0.1
+    schedule = optax.cosine_decay_schedule(h, 40)  # the cosine decay above, in steps
+    u_of_t = numeric.from_step_schedule(schedule, h)
+    ts = jnp.linspace(0.0, 4.0, 9)
+    assert np.allclose(jax.vmap(u_of_t)(ts), SCHEDULES["cosine"](ts), rtol=0, atol=1e-15)
+    # the rule's iterates are optax.sgd's with that schedule (step k at time t = k h)
+    opt = optax.sgd(schedule)
+    p, state = X0, opt.init(X0)
+    for _ in range(5):
+        updates, state = opt.update(jax.grad(E)(p), state)
+        p = optax.apply_updates(p, updates)
+    step = numeric.discrete_map(gd_scheduled, LOSSES, params={"u": u_of_t})
+    assert np.allclose(step.iterate(X0, h, 5, 0.0), p, rtol=1e-14, atol=0)

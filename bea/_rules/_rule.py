@@ -80,7 +80,8 @@ class Rule:
     """An update rule with its metadata.
 
     Arguments:
-        update: `update(state, h, grad=..., field=...) -> new state`.
+        update: `update(state, h, grad=..., field=...) -> new state`; a parameter
+            `t` receives the time at the start of the step (a schedule u(t)).
         name: shown in results and used by the CLI.
         time: the time the modified flow covers per call, an expression `c*h`.
         blocks: names of the state's blocks (players); one block by default.

@@ -36,6 +36,7 @@ from ._static import split
 __all__ = [
     "TimedBound",
     "TimedField",
+    "from_step_schedule",
     "lower_time_function",
     "split_functions",
 ]
@@ -57,6 +58,39 @@ def split_functions(params: Mapping | None) -> tuple[dict, dict[str, Callable]]:
         else:
             numbers[key] = value
     return numbers, functions
+
+
+def from_step_schedule(schedule: Callable, h) -> Callable:
+    """A schedule of the step count (an optax schedule: `optax.cosine_decay_schedule`,
+    `optax.warmup_cosine_decay_schedule`, ...) as the function of time u(t) of a rule
+    `theta - h * u(t) * grad("E", theta)` at the learning rate `h`:
+    u(t) = schedule(t / h) / h, so that the rule's step h u(k h) at time t = k h is
+    the learning rate the schedule gives at step k.
+
+    Backward error analysis expands in h with u fixed: compare runs at other learning
+    rates with the same u (the same schedule in time), not with the same schedule in
+    steps. Derivatives of u come from `jax.grad`, so the schedule must be smooth where
+    it is evaluated (a warm-up's corner is not).
+
+    Example:
+        >>> import optax
+        >>> u = from_step_schedule(optax.cosine_decay_schedule(0.1, 40), 0.1)
+        >>> float(u(0.0)), float(u(2.0)), float(u(4.0))
+        (1.0, 0.5, 0.0)
+    """
+    if not callable(schedule):
+        raise BeaTypeError(
+            f"schedule={schedule!r} is not a function of the step count; pass e.g. "
+            "optax.cosine_decay_schedule(0.1, 1000)"
+        )
+    h = check_step(h)
+    if not float(h) > 0:
+        raise BeaValueError(f"h={h!r} must be a positive learning rate")
+
+    def u(t):
+        return jnp.asarray(schedule(jnp.asarray(t, dtype=float) / h), dtype=float) / h
+
+    return u
 
 
 def _derivative(fn: Callable, k: int) -> Callable:
