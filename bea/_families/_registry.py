@@ -10,9 +10,10 @@ A family turns a `Rule` into its modified field expanded over a basis:
 - `MEMORY` (tree basis): a rule with memory variables (momentum, Nesterov,
   optimistic gradient, moving averages), read on its slow manifold
   (`bea._families._memory`), then as `EXPLICIT`.
-- `TIME` (tree basis): a memoryless rule that reads the time (a parameter `t`: a
-  learning-rate schedule), whose map is a B-series with coefficients in t; its field
-  is the logarithm with d/dt acting on the coefficients (`bea._families._timed`).
+- `TIME` (tree basis): a rule that reads the time (a parameter `t`: a learning-rate
+  schedule), whose map (on its slow manifold, for a rule with memory) is a B-series
+  with coefficients in t; its field is the logarithm with d/dt acting on the
+  coefficients (`bea._families._timed`).
 - `COORDINATE` (coordinate basis): a rule outside the algebra of elementary
   differentials (elementwise square roots, signs, products of gradients: RMSProp,
   Adam, sign descent, clipping), expanded per coordinate in a fixed dimension

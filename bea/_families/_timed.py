@@ -21,6 +21,11 @@ is the explicit family's, with the rule's scalars read in the differential ring 
 coefficients come out exact, written in u(t), Derivative(u(t), t), ... (or the
 explicit schedule's own functions).
 
+A rule with memory (heavy ball with a schedule) is read on its slow manifold
+m = M_h(theta, t), which now depends on t: the memory family's invariance condition
+takes M at the new time t + T by Taylor's formula in t (`MemoryClock`), and the
+memory's own factors at h = 0 must not depend on t (a scheduled momentum is refused).
+
 Example:
     >>> import sympy as sp, bea
     >>> u, t = sp.Function("u"), sp.Symbol("t")
