@@ -40,7 +40,7 @@ from .._lower._flow import (
 )
 from .._lower._kernels import ModifiedField
 from .._lower._params import number, split_h
-from .._lower._schedule import TimedField, split_functions
+from .._lower._schedule import TimedField, split_functions, timed_manifold
 from .._lower._state import Layout
 from .._lower._static import split
 from .._run._maps import DiscreteMap
@@ -68,13 +68,20 @@ class Sweep:
         lay = self.layout
         if self.rule.memory:
             # start on the slow manifold, then run the rule with its memory: the
-            # iterates after the start-up transient
-            memory = manifold_function(meq, params)
+            # iterates after the start-up transient (a manifold at time t0 for a rule
+            # that reads the time)
+            if t0 is not None:
+                at_t0 = timed_manifold(meq, losses, fields, params)
+
+                def memory(theta, h, losses, fields):
+                    return at_t0(theta, h, t0)
+            else:
+                memory = manifold_function(meq, params)
 
             def run(z, h, k):
                 mem = memory(lay.unflatten(z), h, losses, fields)
                 mem = tuple(lay.flatten(m, "the memory") for m in mem)
-                return self.map.flat_iterate_memory(lay, z, mem, h, k)[0]
+                return self.map.flat_iterate_memory(lay, z, mem, h, k, t0)[0]
 
             self._run = jax.jit(run, static_argnums=2)
         else:
@@ -212,12 +219,6 @@ def check_orders(
         )
     if timed:
         t0 = 0.0 if t0 is None else _start_time(t0)
-        if as_rule(rule).memory:
-            raise BeaValueError(
-                f"rule {as_rule(rule).name!r} has memory and reads the time t; its slow "
-                "manifold depends on t, which the order check does not start from yet: check "
-                "the rule with a constant schedule, or compare numeric.discrete_map yourself"
-            )
     if meq is None:
         meq = derive(rule, max(orders), state0)
     if getattr(meq, "basis", None) == "coordinates":

@@ -29,7 +29,7 @@ from bea import BeaTypeError, BeaValueError
 from bea.backend import TIME
 
 from ._kernels import ModifiedField, TermSeries
-from ._params import check_keys, check_step, exact_number, split_h
+from ._params import check_keys, check_step, exact_number, number, split_h
 from ._state import Layout, check_real_state
 from ._static import split
 
@@ -39,6 +39,7 @@ __all__ = [
     "from_step_schedule",
     "lower_time_function",
     "split_functions",
+    "timed_manifold",
 ]
 
 
@@ -217,9 +218,11 @@ class TimedField:
         losses, fields: the oracles (see `numeric.vector_field`).
         params: numbers for the symbols (`h` optional) and, by name, a JAX function of
             t for each schedule (`{"u": lambda t: ...}`).
+        terms: other terms over the equation's oracles and domain to evaluate instead
+            of its field (the slow manifold of a memory, `timed_manifold`).
     """
 
-    def __init__(self, meq, losses=None, fields=None, params=None):
+    def __init__(self, meq, losses=None, fields=None, params=None, terms=None):
         numbers, self.functions = split_functions(params)
         self.meq = meq
         self.h, self.bound = split_h(numbers)
@@ -232,7 +235,7 @@ class TimedField:
                 f"params binds the function {unknown[0]!r}, which the equation of rule "
                 f"{meq.rule!r} does not hold (its schedules: {have}); leave it out"
             )
-        terms = meq.terms
+        terms = meq.terms if terms is None else tuple(terms)
         slots = tuple((tree, i, meq.domain.one) for i, (tree, _, _) in enumerate(terms))
         series = TermSeries(meq.rule, slots, meq.oracles, meq.domain, meq.blocks)
         self.kernel = ModifiedField(series, losses, fields, {})
@@ -290,12 +293,38 @@ class TimedField:
         return f"TimedField(rule={self.meq.rule!r}, order={self.meq.order})"
 
 
-def _time(t, rule: str):
+def timed_manifold(meq, losses=None, fields=None, params=None) -> Callable:
+    """The slow manifold of a time-dependent equation of a rule with memory, as
+    `apply(theta, h, t) -> (m1, ...)`: each memory is its identity multiple of theta
+    (a constant) plus its series in the field's kernel with coefficients at time t."""
+    numbers, _ = split_functions(params)
+    _, bound = split_h(numbers)
+    names = list(dict.fromkeys(m.name for m in meq.manifold))
+    if len(meq.blocks) != 1:
+        raise BeaValueError(
+            f"rule {meq.rule!r} has blocks {meq.blocks} and reads the time; its slow manifold "
+            "is evaluated for one player only"
+        )
+    parts = []
+    for name in names:
+        series = [m for m in meq.manifold if m.name == name]
+        c = number(meq.domain.to_sympy(series[0].identity), bound, f"rule {meq.rule!r}")
+        terms = tuple(t for m in series for t in m.terms)
+        parts.append((c, TimedField(meq, losses, fields, params, terms=terms)))
+
+    def apply(theta, h, t):
+        return tuple(
+            jax.tree_util.tree_map(lambda x, y, c=c: c * x + y, theta, field.tree(theta, h, t))
+            for c, field in parts
+        )
+
+    return apply
+
+
+def _time(t, rule: str, how: str = "call it as (state, h, t)"):
     """The time a field or map is evaluated at: a real scalar, required."""
     if t is None:
-        raise BeaValueError(
-            f"rule {rule!r} reads the time t; call it with the time as well, (state, h, t)"
-        )
+        raise BeaValueError(f"rule {rule!r} reads the time t; {how} with the time t")
     if isinstance(t, str | bool) or (not isinstance(t, int | float) and not hasattr(t, "shape")):
         raise BeaTypeError(f"t={t!r} must be a real number (the time at the start of the step)")
     if hasattr(t, "shape") and tuple(jnp.shape(t)) != ():
