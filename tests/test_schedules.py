@@ -230,3 +230,15 @@ def test_time_dependent_equations_read_back_from_json_exactly(equations):
         back = bea.ModifiedEquation.from_json(meq.to_json())
         assert back == meq and back.manifold == meq.manifold
         assert back.text() == meq.text()
+
+
+def test_a_schedule_that_divides_is_exact_and_prints():
+    # the printer factors rational coefficients; a denominator in u(t) is no polynomial
+    # in the equation's symbols
+    def divided(theta, h, grad, t):
+        return theta - h / u(t) * grad("E", theta)
+
+    meq = bea.modified_equation(divided, 1)
+    du = sp.Derivative(u(t), t)
+    assert sp.simplify(meq.coefficient("E") - (-1 / u(t) - h * du / (2 * u(t) ** 2))) == 0
+    assert "Derivative(u(t), t)/(2*u(t)²)" in meq.text()
