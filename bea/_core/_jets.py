@@ -196,6 +196,11 @@ class Jets:
         return expr.xreplace(table) if table else expr
 
     @property
+    def symbols(self) -> set[sp.Dummy]:
+        """The jet symbols made so far (A_k for every function of t A and order k)."""
+        return set(self._of)
+
+    @property
     def functions(self) -> tuple[str, ...]:
         """The names of the undefined functions of t met (`u`, `eta`)."""
         names = set()

@@ -96,7 +96,7 @@ class MemoryClock:
 
     def constant_at_h_zero(self, values, rule: Rule) -> None:
         """Refuse a memory whose update at h = 0 depends on t (a scheduled momentum)."""
-        moving = {TIME, *self.jets._of}
+        moving = {TIME, *self.jets.symbols}
         for v in values:
             if self.domain.to_sympy(v).free_symbols & moving:
                 raise BeaValueError(
