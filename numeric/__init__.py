@@ -13,12 +13,13 @@ from . import principal as principal
 
 # isort: split
 # Modified fields and losses as JAX kernels.
+from ._lower._field import vector_field as vector_field
 from ._lower._kernels import ModifiedField as ModifiedField
 from ._lower._kernels import field_function as field_function
-from ._lower._kernels import vector_field as vector_field
 from ._lower._loss_fn import ModifiedLossFn as ModifiedLossFn
 from ._lower._loss_fn import loss_fn as loss_fn
 from ._lower._loss_fn import loss_function as loss_function
+from ._lower._schedule import from_step_schedule as from_step_schedule
 from ._lower._stochastic import SDE as SDE
 from ._lower._stochastic import FiniteSum as FiniteSum
 from ._lower._stochastic import finite_sum as finite_sum
@@ -88,6 +89,7 @@ __all__ = [
     "drift_adjusted",
     "field_function",
     "finite_sum",
+    "from_step_schedule",
     "get_problem",
     "hvp",
     "loss_fn",

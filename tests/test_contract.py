@@ -1,7 +1,8 @@
 """The contract over rule families x features: a result or one `BeaError` sentence.
 
-Every family (explicit: gradient descent; memory: heavy ball; coordinate: RMSProp)
-meets every feature of the library, from Python and from the command line. A cell
+Every family (explicit: gradient descent; memory: heavy ball; coordinate: RMSProp;
+time: gradient descent with a cosine schedule) meets every feature of the library,
+from Python and from the command line. A cell
 passes when the feature returns a result, or refuses with a `bea.BeaError` whose
 message is one sentence; any other exception, or a cell that runs past its budget
 (a hang guard, not a speed target: see benchmarks/), fails it.
@@ -33,6 +34,12 @@ def user_rmsprop(theta, v, h, grad):
     return theta - h * g / bea.ops.sqrt(v + eps), v
 
 
+@bea.rule
+def cosine_gd(theta, h, grad, t):
+    """Gradient descent with a cosine learning-rate schedule, as a user writes it."""
+    return theta - h * (1 + sp.cos(t)) / 2 * grad("E", theta)
+
+
 FAMILIES = {
     # family: (rule, numbers for its symbols, the same on the command line)
     "explicit": (bea.rules.gd, {}, []),
@@ -47,6 +54,7 @@ FAMILIES = {
         {"rho": 0.5, "eps": 0.1},
         ["--param", "rho=1/2", "--param", "eps=1/10"],
     ),
+    "time, user rule": (cosine_gd, {}, []),
 }
 
 
@@ -61,6 +69,11 @@ STATE = jnp.array([0.3, -0.7])
 @pytest.fixture(scope="module")
 def equations():
     return {name: bea.modified_equation(rule, 1) for name, (rule, _, _) in FAMILIES.items()}
+
+
+def _at_time(meq):
+    """The time a field of a rule that reads it is evaluated at (none for the others)."""
+    return (0.5,) if getattr(meq.expansion, "clock", None) is not None else ()
 
 
 def _one_symbol(meq):
@@ -84,7 +97,9 @@ FEATURES = {
         rule, 1, sampled=("E",)
     ).text(),
     "game principal flow": lambda rule, meq, p: bea.games.game_principal_flow(rule, 1),
-    "vector field": lambda rule, meq, p: numeric.vector_field(meq, LOSSES, params=p)(STATE, 0.1),
+    "vector field": lambda rule, meq, p: numeric.vector_field(meq, LOSSES, params=p)(
+        STATE, 0.1, *_at_time(meq)
+    ),
     "discrete map": lambda rule, meq, p: numeric.discrete_map(rule, LOSSES, params=p),
     "order check": lambda rule, meq, p: numeric.check_order(
         rule, 1, losses=LOSSES, state0=STATE, params=p, meq=meq

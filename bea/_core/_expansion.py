@@ -21,6 +21,8 @@ import sympy as sp
 from ._colour import Colour
 from ._contraction import refuse_unless_contraction
 from ._errors import BeaValueError
+from ._jets import Clock, coefficient_domain
+from ._read import to_prefix
 from ._scalars import H, choose_domain
 from ._trees import Tree, parse_tree
 
@@ -73,6 +75,9 @@ class TreeExpansion:
         contraction: for a rule with memory, the polynomial (coefficients, highest
             degree first, as SymPy expressions) whose roots are the factors by which
             the memory is multiplied per step at h = 0 (`bea._core._contraction`).
+        clock: for a rule that reads the time (a schedule), the `Clock`: the
+            coefficients are functions of its symbol t (in u(t), Derivative(u(t), t),
+            ..., generators of `domain`), and the field is read over [t, t + time].
     """
 
     time: sp.Expr
@@ -82,13 +87,18 @@ class TreeExpansion:
     domain: object = field(repr=False)
     manifold: tuple[MemorySeries, ...] = ()
     contraction: tuple[sp.Expr, ...] = ()
+    clock: Clock | None = None
 
     basis = "trees"
 
     @property
     def symbols(self) -> set[sp.Symbol]:
-        """The parameters the coefficients are written in."""
-        return set(getattr(self.domain, "symbols", ()))
+        """The parameters the coefficients are written in (never the time t or the
+        functions of it of a schedule)."""
+        gens = set(getattr(self.domain, "symbols", ()))
+        if self.clock is None:
+            return gens
+        return {s for s in gens if isinstance(s, sp.Symbol) and s != self.clock.symbol}
 
     def field_at(self, power: int) -> dict[Tree, sp.Expr]:
         """The trees and coefficients multiplying h**power."""
@@ -111,7 +121,10 @@ class TreeExpansion:
         ]
         left = set().union(*(e.free_symbols for e in exprs)) if exprs else set()
         fractions = any(sp.fraction(e)[1].free_symbols for e in exprs)
-        domain = choose_domain(left, fractions)
+        if self.clock is not None:
+            domain = coefficient_domain(exprs, self.domain.is_Field)
+        else:
+            domain = choose_domain(left, fractions)
         if left and self.domain.is_Field and not domain.is_Field:
             domain = domain.get_field()
         refuse_unless_contraction(self.contraction, rule, table)
@@ -135,10 +148,14 @@ class TreeExpansion:
         exact strings; read back by `bea.ModifiedEquation.from_dict`)."""
 
         def terms(ts):
-            return [
+            out = [
                 {"tree": str(t), "h_power": k, "coefficient": str(self.domain.to_sympy(c))}
                 for t, k, c in ts
             ]
+            if self.clock is not None:  # functions of t: read back from the prefix form
+                for entry, (_, _, c) in zip(out, ts, strict=True):
+                    entry["prefix"] = to_prefix(self.domain.to_sympy(c))
+            return out
 
         out = {
             "time": str(self.time),
@@ -147,6 +164,13 @@ class TreeExpansion:
             "domain": str(self.domain),
             "terms": terms(self.terms),
         }
+        if self.clock is not None:
+            names = sorted({x.name for g in self.domain.symbols for x in g.free_symbols})
+            out["clock"] = {
+                "time": str(self.clock.symbol),
+                "functions": list(self.clock.functions),
+                "symbols": names,
+            }
         if self.contraction:
             out["contraction"] = [str(c) for c in self.contraction]
         if self.manifold:

@@ -169,8 +169,16 @@ def parse_rational_function(text: str, what: str = "value") -> sp.Expr:
 # 2*(a + b) when it is read), so descriptions that must round-trip exactly also carry
 # each expression in prefix form: Add(...), Mul(...), Pow(base, exp), Abs(x), sign(x),
 # integers, p/q rationals and symbol names, rebuilt node by node without evaluation.
+# Time-dependent coefficients (schedules) add the elementary functions of one argument
+# below, the constants pi and E (`Pi`, `Exp1`), derivatives `Derivative(u(t),t,k)` and
+# the applications `u(t)` of undefined functions whose names the description declares.
 
 _PREFIX = {"Add": sp.Add, "Mul": sp.Mul, "Pow": sp.Pow, "Abs": sp.Abs, "sign": sp.sign}
+_FUNCTIONS = {
+    f.__name__: f
+    for f in (sp.cos, sp.sin, sp.tan, sp.exp, sp.log, sp.cosh, sp.sinh, sp.tanh, sp.atan)
+}
+_CONSTANTS = {"Pi": sp.pi, "Exp1": sp.E}
 _MAX_DEPTH = 200
 """The deepest nesting `parse_prefix` reads (a field's expressions are a few levels deep)."""
 _PREFIX_TOKEN = re.compile(r"\s*(?:(-?\d+(?:/\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|([(),]))")
@@ -192,14 +200,26 @@ def to_prefix(expr: sp.Basic) -> str:
     if isinstance(expr, sp.Symbol):
         return expr.name
     name = type(expr).__name__
-    if name not in _PREFIX:
+    if name in _CONSTANTS:
+        return name
+    if isinstance(expr, sp.Derivative):
+        ((var, count),) = expr.variable_count
+        return f"Derivative({to_prefix(expr.expr)},{to_prefix(var)},{int(count)})"
+    if isinstance(expr, sp.core.function.AppliedUndef):
+        if not name.isidentifier():
+            raise BeaValueError(f"{expr} applies a function whose name is no identifier")
+        return f"{name}({','.join(to_prefix(a) for a in expr.args)})"
+    if name not in _PREFIX and name not in _FUNCTIONS:
         raise BeaValueError(f"{expr} holds {name}, which descriptions cannot carry")
     return f"{name}({','.join(to_prefix(a) for a in expr.args)})"
 
 
-def parse_prefix(text: str, what: str, symbols: dict[str, sp.Symbol]) -> sp.Expr:
+def parse_prefix(
+    text: str, what: str, symbols: dict[str, sp.Symbol], functions: tuple[str, ...] = ()
+) -> sp.Expr:
     """The expression `to_prefix` wrote, rebuilt exactly; only the node names above,
-    numbers and the names in `symbols` are read.
+    numbers, the names in `symbols` and applications of the undefined functions named
+    in `functions` are read.
 
     Example:
         >>> import sympy as sp
@@ -245,7 +265,24 @@ def parse_prefix(text: str, what: str, symbols: dict[str, sp.Symbol]) -> sp.Expr
             if q and int(q) == 0:
                 raise fail("a zero denominator")
             return sp.Rational(int(p), int(q)) if q else sp.Integer(int(p))
-        if tok in _PREFIX and i < len(tokens) and tokens[i] == "(":
+        called = i < len(tokens) and tokens[i] == "("
+        if called and (tok in _FUNCTIONS or tok in functions or tok == "Derivative"):
+            take()
+            args = [node(depth + 1)]
+            while (sep := take()) == ",":
+                args.append(node(depth + 1))
+            if sep != ")":
+                raise fail("expected ')'")
+            if tok == "Derivative":
+                if len(args) != 3 or not args[1].is_Symbol or not args[2].is_Integer:
+                    raise fail("Derivative takes an expression, a symbol and a count")
+                return sp.Derivative(args[0], (args[1], int(args[2])))
+            if tok in functions:
+                return sp.Function(tok)(*args)
+            if len(args) != 1:
+                raise fail(f"{tok} takes one argument")
+            return _FUNCTIONS[tok](args[0], evaluate=False)
+        if tok in _PREFIX and called:
             take()
             args = [node(depth + 1)]
             while (sep := take()) == ",":
@@ -261,6 +298,8 @@ def parse_prefix(text: str, what: str, symbols: dict[str, sp.Symbol]) -> sp.Expr
             return _PREFIX[tok](*args, evaluate=False)
         if tok in symbols:
             return symbols[tok]
+        if tok in _CONSTANTS:
+            return _CONSTANTS[tok]
         raise fail(f"{tok!r} is not a node name or a declared symbol")
 
     out = node()

@@ -33,7 +33,8 @@ import sympy as sp
 from .._core._colour import Colour
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._expansion import MemorySeries, TreeExpansion
-from .._core._read import parse_rational_function
+from .._core._jets import TIME, Clock, coefficient_domain
+from .._core._read import parse_prefix, parse_rational_function
 from .._core._scalars import choose_domain
 from .._core._trees import parse_tree
 
@@ -130,6 +131,8 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
         BeaValueError: a missing entry, an unknown tree colour, or a coefficient that
             is not an exact rational function.
     """
+    if "clock" in d:
+        return _read_timed(d)
     params, convention = header["params"], header["convention"]
     player_times = header["player_times"]
     blocks = tuple(_require(d, "blocks", list, "['theta']"))
@@ -202,6 +205,83 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
             parse_rational_function(str(c), f"contraction[{i}]")
             for i, c in enumerate(d.get("contraction") or ())
         ),
+    )
+
+
+def _read_timed(d: Mapping) -> TreeExpansion:
+    """The tree-basis field of a rule that reads the time: coefficients read from their
+    prefix form (functions of t), the domain rebuilt from them."""
+    clock = _require(d, "clock", Mapping, "{'time': 't', 'functions': ['u'], 'symbols': []}")
+    if clock.get("time", "t") != str(TIME):
+        raise BeaValueError(f"clock time={clock.get('time')!r} is unknown; the time is 't'")
+    functions = tuple(str(f) for f in clock.get("functions") or ())
+    names = [str(n) for n in clock.get("symbols") or ()]
+    bad = [n for n in (*functions, *names) if not n.isidentifier()]
+    if bad:
+        raise BeaValueError(f"clock names {bad[0]!r}, which is no identifier; use names like 'u'")
+    table = {n: sp.Symbol(n) for n in names}
+    table[str(TIME)] = TIME
+    blocks = tuple(_require(d, "blocks", list, "['theta']"))
+    fields = _require(d, "fields", Mapping, "{'E': 'grad E'}")
+    oracles = tuple(_oracle(label, text, blocks) for label, text in fields.items())
+    labels = {o.colour for o in oracles}
+
+    def terms(raw, where: str) -> list:
+        out = []
+        for j, term in enumerate(raw):
+            if not isinstance(term, Mapping):
+                raise BeaTypeError(
+                    f"{where}[{j}]={term!r} is not a mapping with tree, h_power, prefix"
+                )
+            tree = parse_tree(_require(term, "tree", str, "'E[E]'"))
+            if set(tree.colours) - labels:
+                raise BeaValueError(f"{where}[{j}] uses a colour fields does not describe")
+            k = _require(term, "h_power", int, "1")
+            text = _require(term, "prefix", str, "'u(t)'")
+            out.append((tree, k, parse_prefix(text, f"{where}[{j}].prefix", table, functions)))
+        return out
+
+    parsed = terms(_require(d, "terms", list, "[{'tree': 'E', ...}]"), "terms")
+    memories = []
+    raw_manifold = d.get("manifold") or []
+    if not isinstance(raw_manifold, list):
+        raise BeaTypeError(f"manifold={raw_manifold!r} must be a list of memory series")
+    for i, entry in enumerate(raw_manifold):
+        if not isinstance(entry, Mapping):
+            raise BeaTypeError(f"manifold[{i}]={entry!r} is not a mapping")
+        identity = parse_rational_function(
+            str(entry.get("identity", "0")), f"manifold[{i}].identity"
+        )
+        memories.append(
+            (
+                _require(entry, "memory", str, "'v'"),
+                _require(entry, "block", str, "'theta'"),
+                identity,
+                terms(_require(entry, "terms", list, "[...]"), f"manifold[{i}].terms"),
+            )
+        )
+    every = [c for _, _, c in parsed]
+    every += [e for _, _, y, ts in memories for e in (y, *(c for _, _, c in ts))]
+    domain = coefficient_domain(every, str(d.get("domain", "")).startswith("QQ("))
+
+    def convert(ts):
+        return tuple((t, k, domain.from_sympy(c)) for t, k, c in ts)
+
+    return TreeExpansion(
+        time=parse_rational_function(str(d.get("time", "h")), "time"),
+        blocks=blocks,
+        oracles=oracles,
+        terms=convert(parsed),
+        domain=domain,
+        manifold=tuple(
+            MemorySeries(name, block, domain.from_sympy(y), convert(ts))
+            for name, block, y, ts in memories
+        ),
+        contraction=tuple(
+            parse_rational_function(str(c), f"contraction[{i}]")
+            for i, c in enumerate(d.get("contraction") or ())
+        ),
+        clock=Clock(TIME, functions),
     )
 
 

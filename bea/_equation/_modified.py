@@ -418,7 +418,10 @@ def modified_equation(
     `bea.rule(..., family="coordinate")` or by passing `dimension=d`.
 
     Arguments:
-        rule: a `bea.Rule` or a function `rule(state, h, grad)` (see `bea.Rule`).
+        rule: a `bea.Rule` or a function `rule(state, h, grad)` (see `bea.Rule`); a
+            rule that also takes `t` (a learning-rate schedule `h * u(t)`) gets a field
+            whose coefficients are functions of t, read over [t, t + time] (the time
+            family, `bea._families._timed`).
         order: N >= 0; the field is exact up to h^N and the flow over the rule's time
             matches the map up to O(h^(N+2)).
         blocks: names of the state's blocks for a rule over several players.

@@ -105,7 +105,21 @@ def _memory_values(tracer: Tracer, manifold: dict, names) -> list:
     return out
 
 
-def _linear_part(rule: Rule, domain):
+def _tracer(clock, domain, max_power: int, blocks) -> Tracer:
+    """A tracer, reading scalars in t through `clock` for a rule that reads the time."""
+    return (
+        Tracer(domain, max_power, blocks)
+        if clock is None
+        else clock.tracer(domain, max_power, blocks)
+    )
+
+
+def _call(rule: Rule, tracer: Tracer, grad, field, mem, clock):
+    t = None if clock is None else clock.time
+    return call_rule(rule.update, tracer.state(), H, grad, field, mem, t=t)
+
+
+def _linear_part(rule: Rule, domain, clock=None):
     """The rule at h = 0, where it is linear in (theta, m): b0, B, C, A with
 
         theta' = (b0 + sum_j B_j y_j) theta,    m_i' = (C_i + sum_j A_ij y_j) theta
@@ -118,7 +132,7 @@ def _linear_part(rule: Rule, domain):
     n_blocks = len(rule.blocks)
 
     def run(ys):
-        tracer = Tracer(domain, 0, rule.blocks)
+        tracer = _tracer(clock, domain, 0, rule.blocks)
         tracer.at_h_zero = True
 
         def silent(name, point):
@@ -137,7 +151,7 @@ def _linear_part(rule: Rule, domain):
         for y in ys:
             per = tuple(Traced(tracer, b, y, {}) for b in range(n_blocks))
             mem.append(per[0] if n_blocks == 1 else per)
-        out = call_rule(rule.update, tracer.state(), H, silent, silent_field, mem)
+        out = _call(rule, tracer, silent, silent_field, mem, clock)
         new_state, new_mem = _split(out, rule, tracer)
         state = _blocks_of(new_state, tracer, "the new state")[0]._y
         return state, [
@@ -168,7 +182,7 @@ def _jacobian(b0, b, c, a, domain) -> sp.Matrix:
     )
 
 
-def _solver(rule: Rule, domain):
+def _solver(rule: Rule, domain, clock=None):
     """The manifold's multiples of theta, y, and the matrix S^(-1) of the order-by-order
     solve, after checking that the memory is a contraction.
 
@@ -178,7 +192,9 @@ def _solver(rule: Rule, domain):
     mu h^k F(tau) of the manifold enters (*) as mu on the left, as A mu in the new
     memory and, through the new state, as y (B mu) on the left: S = I - A + y B^T.
     """
-    b0, b, c, a = _linear_part(rule, domain)
+    b0, b, c, a = _linear_part(rule, domain, clock)
+    if clock is not None:
+        clock.constant_at_h_zero([b0, *b, *c, *(x for row in a for x in row)], rule)
     n = len(a)
     A = DomainMatrix(a, (n, n), domain)
     eye = DomainMatrix.eye(n, domain)
@@ -254,15 +270,19 @@ def _working_domain(field, y: list, system: DomainMatrix):
     return work, y_work, inv, back
 
 
-def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
+def trace_memory_map(rule: Rule, max_power: int, domain, clock=None) -> MemoryTrace:
     """The slow manifold of `rule` and its one-step map, to h^max_power.
 
     `domain` must be a field (QQ or QQ(params)): the solve divides by det(S); the
-    result is in `domain`.
+    result is in `domain`. For a rule that reads the time, `clock`
+    (`bea._families._timed.MemoryClock`) reads its scalars in t, and the manifold
+    M_h(theta, t) is a series with coefficients in t: the left side of (*) is
+    M_h(theta', t + c h) = sum_j (c h)^j / j! d^j/dt^j M_h(theta', t), with the
+    memory's update at h = 0 free of t.
     """
     field = domain
-    ys, system, factors = _solver(rule, field)
-    if rule.corrections is None:
+    ys, system, factors = _solver(rule, field, clock)
+    if rule.corrections is None and clock is None:
         domain, ys, inv, back = _working_domain(field, ys, system)
     else:  # a modifying integrator's oracles carry rational coefficients: stay in the field
         inv, back = system.inv().to_list(), (lambda v: v)
@@ -273,8 +293,8 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
     manifold = {name: [(y, {}) for _ in range(n_blocks)] for name, y in zip(names, ys, strict=True)}
     for power in range(max_power + 1):
         # invariant: the manifold is final on every power below `power`
-        tracer, new_state, new_mem = _trace_with(rule, domain, power, manifold)
-        residual = _residual(tracer, manifold, new_state, new_mem, power)
+        tracer, new_state, new_mem = _trace_with(rule, domain, power, manifold, clock)
+        residual = _residual(tracer, manifold, new_state, new_mem, power, clock)
         for b in range(n_blocks):
             keys = {key for name in names for key in residual[name][b]}
             for i, name in enumerate(names):
@@ -288,7 +308,7 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
                     if v:
                         terms[key] = terms.get(key, zero) + v
                 manifold[name][b] = (y, terms)
-    tracer, new_state, new_mem = _trace_with(rule, domain, max_power, manifold)
+    tracer, new_state, new_mem = _trace_with(rule, domain, max_power, manifold, clock)
     series = {key: back(v) for key, v in tracer.result(new_state).items()}
     manifold = {
         name: [(back(y), {key: back(v) for key, v in terms.items()}) for y, terms in per]
@@ -297,16 +317,17 @@ def trace_memory_map(rule: Rule, max_power: int, domain) -> MemoryTrace:
     return MemoryTrace({k: v for k, v in series.items() if v}, tracer, manifold, factors)
 
 
-def _trace_with(rule: Rule, domain, max_power: int, manifold: dict):
-    tracer = Tracer(domain, max_power, rule.blocks)
+def _trace_with(rule: Rule, domain, max_power: int, manifold: dict, clock=None):
+    tracer = _tracer(clock, domain, max_power, rule.blocks)
     mem = _memory_values(tracer, manifold, rule.memory)
-    out = call_rule(rule.update, tracer.state(), H, tracer.grad, tracer.field, mem)
+    out = _call(rule, tracer, tracer.grad, tracer.field, mem, clock)
     new_state, new_mem = _split(out, rule, tracer)
     return tracer, new_state, new_mem
 
 
-def _residual(tracer: Tracer, manifold: dict, new_state, new_mem, power: int) -> dict:
-    """[m'(theta, M) - M(theta')] at h^power, per memory name and block.
+def _residual(tracer: Tracer, manifold: dict, new_state, new_mem, power: int, clock=None) -> dict:
+    """[m'(theta, M) - M(theta')] at h^power, per memory name and block (M at the
+    new time t + c h for a rule that reads the time, `clock`).
 
     Keys are (tree, power); the multiples of theta are already final.
     """
@@ -318,7 +339,8 @@ def _residual(tracer: Tracer, manifold: dict, new_state, new_mem, power: int) ->
         per_block = []
         for b, v in enumerate(vals):
             y, terms = manifold[name][b]
-            at_new = tracer.evaluate(terms, point, b)
+            shifted = terms if clock is None else clock.shift(terms, tracer.max_power)
+            at_new = tracer.evaluate(shifted, point, b)
             # M(theta') = y theta' + sum mu F(tau)(theta')
             res: dict = {}
             for (t, k), c in v._terms.items():

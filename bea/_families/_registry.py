@@ -10,6 +10,10 @@ A family turns a `Rule` into its modified field expanded over a basis:
 - `MEMORY` (tree basis): a rule with memory variables (momentum, Nesterov,
   optimistic gradient, moving averages), read on its slow manifold
   (`bea._families._memory`), then as `EXPLICIT`.
+- `TIME` (tree basis): a rule that reads the time (a parameter `t`: a learning-rate
+  schedule), whose map (on its slow manifold, for a rule with memory) is a B-series
+  with coefficients in t; its field is the logarithm with d/dt acting on the
+  coefficients (`bea._families._timed`).
 - `COORDINATE` (coordinate basis): a rule outside the algebra of elementary
   differentials (elementwise square roots, signs, products of gradients: RMSProp,
   Adam, sign descent, clipping), expanded per coordinate in a fixed dimension
@@ -31,9 +35,10 @@ from sympy.polys.domains import EX
 from .._core._errors import BeaValueError, TraceError, check_integer
 from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
-from .._rules._rule import Rule, as_rule, call_rule
+from .._rules._rule import Rule, as_rule, call_rule, takes_time
 from ._bseries import Series, trace_series
 from ._memory import trace_memory_map
+from ._timed import timed_expansion, timed_probe
 from ._trace import TooManyOperations, Traced, Tracer
 from .coordinate._dimension_free import weighted_expansion
 from .coordinate._engine import coordinate_expansion
@@ -43,6 +48,7 @@ __all__ = [
     "EXPLICIT",
     "FAMILIES",
     "MEMORY",
+    "TIME",
     "MapTrace",
     "RuleFamily",
     "coordinate_wise",
@@ -174,6 +180,31 @@ class _Memory(_TreeFamily):
         return MapTrace(mt.series, mt.tracer, mt.manifold, mt.contraction)
 
 
+class _Time(RuleFamily):
+    """Rules that read the time (a parameter `t`): learning-rate schedules."""
+
+    name = "time"
+    basis = "trees"
+
+    def accepts(self, rule: Rule) -> bool:
+        return takes_time(rule)
+
+    def probe(self, rule: Rule) -> Tracer:
+        """A cheap trace in SymPy's EX domain at h^1, to learn parameters and oracles."""
+        return timed_probe(rule)
+
+    def expansion(
+        self, rule: Rule, order: int, *, force=False, convention="flow", player_times=None
+    ) -> tuple[TreeExpansion, None]:
+        """`(TreeExpansion with a clock, None)`."""
+        if convention != "flow" or player_times is not None:
+            raise BeaValueError(
+                f"rule {rule.name!r} reads the time t, whose field is derived in the flow "
+                "convention only; leave out convention and player_times"
+            )
+        return timed_expansion(rule, order, force=force), None
+
+
 class _Coordinate(RuleFamily):
     name = "coordinate"
     basis = "coordinates"
@@ -183,6 +214,11 @@ class _Coordinate(RuleFamily):
 
     def expansion(self, rule: Rule, order: int, *, dimension=None, **options):
         """A `CoordinateExpansion` in `dimension` (2 unless told otherwise)."""
+        if takes_time(rule):
+            raise BeaValueError(
+                f"rule {rule.name!r} is coordinate-wise and reads the time t; schedules are "
+                "derived for rules over the tree basis only, so drop t or bea.ops"
+            )
         if len(rule.blocks) != 1:
             raise BeaValueError(
                 f"rule {rule.name!r} has blocks {rule.blocks}; the coordinate family derives "
@@ -202,7 +238,8 @@ class _Coordinate(RuleFamily):
 EXPLICIT: RuleFamily = _Explicit()
 MEMORY: RuleFamily = _Memory()
 COORDINATE: RuleFamily = _Coordinate()
-FAMILIES: tuple[RuleFamily, ...] = (COORDINATE, MEMORY, EXPLICIT)
+TIME: RuleFamily = _Time()
+FAMILIES: tuple[RuleFamily, ...] = (COORDINATE, TIME, MEMORY, EXPLICIT)
 """The families by precedence: a rule's declared family, else the first that accepts it."""
 
 
@@ -249,6 +286,11 @@ def map_series(
     r = as_rule(rule, blocks=blocks, time=time)
     check_integer(order, "order")
     family = family_of(r)
+    if family is TIME:
+        raise BeaValueError(
+            f"rule {r.name!r} reads the time t, so its map is a B-series with coefficients "
+            "in t, which bea.Series does not hold; derive it with bea.modified_equation"
+        )
     if not isinstance(family, _TreeFamily):
         raise BeaValueError(
             f"rule {r.name!r} is in the {family.name} family, which has no B-series; "

@@ -610,7 +610,16 @@ def codegen(
                 "leave what (or pass 'regulariser'), block and held_fixed out"
             )
         loss = obj if isinstance(obj, StochasticModifiedLoss) else modified_loss(obj)
-        return stochastic_regulariser_source(loss, exact_value(scale, "scale"))
+        s = exact_value(scale, "scale")
+        base = _loss_source(loss.mean, regulariser=True, scale=s)
+        return stochastic_regulariser_source(loss, base, s)
+    expansion = getattr(obj, "expansion", None)
+    if getattr(expansion, "clock", None) is not None:
+        raise BeaValueError(
+            f"the equation of rule {obj.rule!r} depends on the time t (a schedule), which "
+            "generated code does not take yet; evaluate it with numeric.vector_field(meq, "
+            "losses, params={...})(state, h, t)"
+        )
     wanted = what
     modifying = getattr(obj, "corrections", None) is not None and hasattr(obj, "update")
     if what is None:

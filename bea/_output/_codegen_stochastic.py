@@ -20,11 +20,9 @@ from ._source import _constants_block, _doc, coefficient_source
 __all__ = ["stochastic_regulariser_source"]
 
 
-def stochastic_regulariser_source(loss, scale=1) -> str:
-    """Source of the regulariser module of a `bea.StochasticModifiedLoss`."""
-    from ._codegen import codegen
-
-    base = codegen(loss.mean, "regulariser", scale=scale)
+def stochastic_regulariser_source(loss, base: str, scale=1) -> str:
+    """Source of the regulariser module of a `bea.StochasticModifiedLoss`, appended to
+    `base`, the source of its mean part's regulariser module."""
     symbols = sorted(
         {s.name for _, c in loss.trace_terms for s in sp.sympify(c).free_symbols} - {H.name}
     )

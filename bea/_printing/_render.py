@@ -202,11 +202,20 @@ class Term:
     tag: str = ""
 
 
+def _monomial(den: sp.Expr) -> bool:
+    """Whether a denominator is a monomial in its symbols (or, when it holds functions
+    of them such as a schedule u(t), in its generators)."""
+    try:
+        return sp.Poly(den, *den.free_symbols).is_monomial
+    except sp.PolynomialError:
+        return sp.Poly(den).is_monomial
+
+
 def make_term(coefficient: sp.Expr, h_power: int, factor: Node, tag: str = "") -> Term:
     # a rational function such as the momentum coefficients prints factored:
     # (β + 1)/(2 (β - 1)³), not over an expanded denominator
     _, den = sp.fraction(sp.together(coefficient))
-    if den.free_symbols and not sp.Poly(den, *den.free_symbols).is_monomial:
+    if den.free_symbols and not _monomial(den):
         coefficient = sp.factor(coefficient)
     sign, magnitude = split_sign(coefficient)
     return Term(sign, magnitude, h_power, factor, tag)
@@ -439,6 +448,12 @@ def _header(meq) -> str:
         return (
             f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
             f"per-player convention (each block read at its own time: {reads})"
+        )
+    clock = getattr(meq.expansion, "clock", None)
+    if clock is not None:  # a schedule: the field is read over [t, t + T]
+        return (
+            f"{meq.rule}{params}: modified equation to order {meq.order} in h, "
+            f"flow over [{clock.symbol}, {clock.symbol} + {meq.time}]"
         )
     return (
         f"{meq.rule}{params}: modified equation to order {meq.order} in h, "

@@ -370,7 +370,7 @@ def modified_loss(
                 f"the modified loss of the stochastic drift of {meq.rule!r} takes no options; "
                 "leave out block, held_fixed, split and order"
             )
-        return stochastic_modified_loss(meq)
+        return stochastic_modified_loss(meq, modified_loss)
     if not isinstance(meq, ModifiedEquation):
         raise BeaTypeError(
             f"meq={meq!r} is not a bea.ModifiedEquation; pass bea.modified_equation(rule, N)"

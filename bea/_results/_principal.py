@@ -36,7 +36,7 @@ import sympy as sp
 from .._core._errors import BeaValueError, check_integer
 from .._core._scalars import H, exact_value
 from .._equation._modified import modified_equation, over_trees
-from .._rules._rule import Rule, as_rule, call_rule
+from .._rules._rule import Rule, as_rule, call_rule, takes_time
 from ._chains import Z, chain_coefficients
 from ._memory_principal import memory_principal_flow
 
@@ -345,6 +345,11 @@ def principal_flow(rule: Rule | Callable, order: int = 10, *, force: bool = Fals
         (log(1 - z)/z, Interval.open(0, 2), Interval.open(1, oo))
     """
     r = over_trees(as_rule(rule), "the principal flow")
+    if takes_time(r):
+        raise BeaValueError(
+            f"rule {r.name!r} reads the time t (a schedule); the principal flow is derived for "
+            "rules at a constant step, so fix the schedule's value"
+        )
     check_integer(order, "order", 1)
     reserved_symbols(r, ("z", "h"))
     if r.memory:

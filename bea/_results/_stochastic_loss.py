@@ -34,7 +34,6 @@ from .._core._errors import BeaValueError
 from .._core._scalars import H
 from .._equation._stochastic import StochasticModifiedEquation
 from .._printing._render import coefficient_text
-from ._losses import ModifiedLoss, modified_loss
 
 __all__ = ["StochasticModifiedLoss", "stochastic_modified_loss"]
 
@@ -52,7 +51,7 @@ class StochasticModifiedLoss:
         sampled: the sampled loss.
     """
 
-    mean: ModifiedLoss
+    mean: object
     trace_terms: tuple[tuple[int, sp.Expr], ...]
     sampled: str
 
@@ -80,8 +79,10 @@ class StochasticModifiedLoss:
         return self.text()
 
 
-def stochastic_modified_loss(sme: StochasticModifiedEquation) -> StochasticModifiedLoss:
-    """The modified loss of `sme`'s drift (`bea.modified_loss(sme)`; module docs)."""
+def stochastic_modified_loss(sme: StochasticModifiedEquation, mean_loss) -> StochasticModifiedLoss:
+    """The modified loss of `sme`'s drift (`bea.modified_loss(sme)`; module docs);
+    `mean_loss(meq)` gives the `bea.ModifiedLoss` of `sme.mean_drift`, called once the
+    noise terms are known to be gradients."""
     if len(sme.blocks) != 1 or len(sme.sampled) != 1:
         raise BeaValueError(
             f"rule {sme.rule!r}: the modified loss of a stochastic drift is derived for one "
@@ -99,4 +100,4 @@ def stochastic_modified_loss(sme: StochasticModifiedEquation) -> StochasticModif
                 "noise regulariser on its own; lower the order (order 1 has only ½ ∇ tr Σ)"
             )
         trace.append((p, -c / 2))
-    return StochasticModifiedLoss(modified_loss(sme.mean_drift), tuple(trace), name)
+    return StochasticModifiedLoss(mean_loss(sme.mean_drift), tuple(trace), name)

@@ -9,7 +9,10 @@ An update rule maps the state to the next state:
 and `field(name, point)` a generic vector field. Name the rule's parameters `grad`
 and/or `field` to receive those oracles. For several players the state is a tuple of
 blocks, `grad(name, (phi, theta))` returns the tuple of partial gradients, and
-`field(name, (phi, theta))` the velocity of one block.
+`field(name, (phi, theta))` the velocity of one block. A rule that takes a parameter
+named `t` receives the time at the start of its step (a SymPy symbol when traced, so
+that a schedule `u(t)` or `1 + cos(pi*t/T)` stays exact); t advances by the rule's
+time per call.
 
 The same function is traced by `bea.modified_equation` (the state becomes a
 B-series, `h` a SymPy symbol) and run by `numeric` on JAX arrays.
@@ -20,6 +23,7 @@ covers (h by default; `n*h` for n SGD steps), and the parameters it was built wi
 
 from __future__ import annotations
 
+import functools
 import inspect
 import traceback
 from collections.abc import Callable, Mapping
@@ -38,7 +42,16 @@ from .._core._errors import (
 )
 from .._core._scalars import H, exact_value
 
-__all__ = ["MAX_STEPS", "Rule", "as_rule", "call_rule", "rule", "step_count", "time_factor"]
+__all__ = [
+    "MAX_STEPS",
+    "Rule",
+    "as_rule",
+    "call_rule",
+    "rule",
+    "step_count",
+    "takes_time",
+    "time_factor",
+]
 
 MAX_STEPS = 1000
 """The most steps a built-in rule unrolls (sgd's n mini-batches, alternating's m and
@@ -67,7 +80,8 @@ class Rule:
     """An update rule with its metadata.
 
     Arguments:
-        update: `update(state, h, grad=..., field=...) -> new state`.
+        update: `update(state, h, grad=..., field=...) -> new state`; a parameter
+            `t` receives the time at the start of the step (a schedule u(t)).
         name: shown in results and used by the CLI.
         time: the time the modified flow covers per call, an expression `c*h`.
         blocks: names of the state's blocks (players); one block by default.
@@ -270,21 +284,37 @@ def as_rule(
             raise BeaTypeError(
                 f"memory={memory!r} must be a tuple of names such as ('v',) or ('m', 'v')"
             )
-        if len(set(memory)) != len(memory) or {"h", "grad", "field"} & set(memory):
+        if len(set(memory)) != len(memory) or {"h", "grad", "field", "t"} & set(memory):
             raise BeaValueError(
-                f"memory={memory!r} repeats a name or uses h, grad or field; name each "
+                f"memory={memory!r} repeats a name or uses h, grad, field or t; name each "
                 "memory variable once, differently from the rule's other arguments"
             )
         changes["memory"] = tuple(memory)
     return replace(r, **changes) if changes else r
 
 
-def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memory=()):
+def takes_time(update) -> bool:
+    """Whether an update function (or a `Rule`'s) reads the time: a parameter named
+    `t` other than the first (the state, which a rule may call t).
+
+    Example:
+        >>> takes_time(lambda theta, h, grad, t: theta), takes_time(lambda t, h, grad: t)
+        (True, False)
+    """
+    fn = update.update if isinstance(update, Rule) else update
+    try:
+        return "t" in list(inspect.signature(fn).parameters)[1:]
+    except (TypeError, ValueError):
+        return False
+
+
+def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memory=(), t=None):
     """Run `update` with the oracles its parameter names ask for.
 
     Parameters named `grad` and `field` receive those oracles (by keyword); a rule
     with exactly three positional parameters of other names gets `grad` third. The
-    memory values, if any, come between the state and `h`.
+    memory values, if any, come between the state and `h`. A parameter named `t`
+    receives the time `t` by keyword (a rule that reads the time needs one).
 
     When the state is symbolic (traced series, SymPy values) and the rule hands it to
     a library (`jnp.sqrt(g)`, `optax.sgd(h).update(...)`), whatever the library raises
@@ -292,7 +322,7 @@ def call_rule(update: Callable, state, h, grad: Callable, field: Callable, memor
     """
     args = (state, *memory, h)
     try:
-        return _call(update, args, grad, field, len(memory))
+        return _call(update, args, grad, field, len(memory), t)
     except RecursionError as err:
         name = getattr(update, "__name__", update)
         raise BeaValueError(
@@ -325,19 +355,33 @@ def _symbolic(values) -> bool:
     return False
 
 
-def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memory: int):
+def _call(update: Callable, args: tuple, grad: Callable, field: Callable, n_memory: int, t=None):
     try:
         sig = inspect.signature(update)
     except (TypeError, ValueError):  # builtins, partials of builtins
         return update(*args, grad)
     names = list(sig.parameters)
     for p in sig.parameters.values():
-        if p.kind is p.KEYWORD_ONLY and p.default is p.empty and p.name not in ("grad", "field"):
+        if (
+            p.kind is p.KEYWORD_ONLY
+            and p.default is p.empty
+            and p.name not in ("grad", "field", "t")
+        ):
             raise BeaTypeError(
                 f"update rule {getattr(update, '__name__', update)!r} has the keyword-only "
                 f"argument {p.name!r} without a default, which bea cannot pass; give it a "
                 f"default or bind it first (functools.partial(rule, {p.name}=...))"
             )
+    if "t" in names[1:]:  # the time (the first parameter is the state, whatever its name)
+        if t is None:
+            raise BeaTypeError(
+                f"update rule {getattr(update, '__name__', update)!r} reads the time t (a "
+                "schedule), which this feature does not take; derive its modified equation "
+                "with bea.modified_equation, or run it with numeric.discrete_map as "
+                "step(state, h, t)"
+            )
+        names.remove("t")
+        update = functools.wraps(update)(functools.partial(update, t=t))
     kwargs: Mapping[str, Callable] = {}
     if "grad" in names or "field" in names:
         kwargs = {k: v for k, v in (("grad", grad), ("field", field)) if k in names}

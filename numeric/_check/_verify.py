@@ -27,7 +27,7 @@ import sympy as sp
 
 import bea
 from bea import BeaTypeError, BeaValueError
-from bea.backend import as_rule
+from bea.backend import as_rule, takes_time
 
 from .._lower._flow import (
     RTOL,
@@ -40,6 +40,7 @@ from .._lower._flow import (
 )
 from .._lower._kernels import ModifiedField
 from .._lower._params import number, split_h
+from .._lower._schedule import TimedField, split_functions, timed_manifold
 from .._lower._state import Layout
 from .._lower._static import split
 from .._run._maps import DiscreteMap
@@ -58,27 +59,34 @@ __all__ = ["OrderCheck", "check_order", "check_orders", "default_hs", "derive", 
 class Sweep:
     """A rule's map on one problem, compiled once with h traced; results cached by h."""
 
-    def __init__(self, rule, losses, fields, params, state0, meq=None):
+    def __init__(self, rule, losses, fields, params, state0, meq=None, t0=None):
         self.rule = as_rule(rule)
         self.layout = Layout.of(state0, self.rule.blocks, "state0")
         self.z0 = self.layout.flatten(state0, "state0")
-        self.h_param, self.bound = split_h(params)
+        self.h_param, self.bound = split_h(split_functions(params)[0])
         self.map = DiscreteMap(self.rule, losses, fields, params)
         lay = self.layout
         if self.rule.memory:
             # start on the slow manifold, then run the rule with its memory: the
-            # iterates after the start-up transient
-            memory = manifold_function(meq, params)
+            # iterates after the start-up transient (a manifold at time t0 for a rule
+            # that reads the time)
+            if t0 is not None:
+                at_t0 = timed_manifold(meq, losses, fields, params)
+
+                def memory(theta, h, losses, fields):
+                    return at_t0(theta, h, t0)
+            else:
+                memory = manifold_function(meq, params)
 
             def run(z, h, k):
                 mem = memory(lay.unflatten(z), h, losses, fields)
                 mem = tuple(lay.flatten(m, "the memory") for m in mem)
-                return self.map.flat_iterate_memory(lay, z, mem, h, k)[0]
+                return self.map.flat_iterate_memory(lay, z, mem, h, k, t0)[0]
 
             self._run = jax.jit(run, static_argnums=2)
         else:
             self._run = jax.jit(
-                lambda z, h, k: self.map.flat_iterate(lay, z, h, k), static_argnums=2
+                lambda z, h, k: self.map.flat_iterate(lay, z, h, k, t0), static_argnums=2
             )
         self._cache: dict = {}
 
@@ -98,6 +106,15 @@ class Sweep:
         if key not in self._cache:
             self._cache[key] = np.asarray(self._run(self.z0, jnp.asarray(h), k))
         return self._cache[key]
+
+
+def _start_time(t0) -> float:
+    """A start time given by the user as a float, refused unless a finite real number."""
+    if isinstance(t0, bool) or not isinstance(t0, int | float | np.floating | np.integer):
+        raise BeaTypeError(f"t0={t0!r} must be a real number (the time the steps start from)")
+    if not math.isfinite(float(t0)):
+        raise BeaValueError(f"t0={t0!r} must be a finite time")
+    return float(t0)
 
 
 def _round_off(errors, floor: float) -> bool:
@@ -168,6 +185,7 @@ def check_orders(
     progress: Callable[[int, int], None] | None = None,
     adapt_hs: bool | None = None,
     transient: int | None = None,
+    t0: float | None = None,
 ) -> tuple[OrderCheck, ...]:
     """`check_order` for several orders at once, sharing one derivation and compilation.
 
@@ -179,7 +197,9 @@ def check_orders(
     the field's Lipschitz estimate stays below 1/2) if `adapt_hs` is true; the
     default (None) adapts only the default learning rates, never given ones.
     `transient` (coordinate equations only) is the number of steps run to reach the
-    slow manifold (default: from the memory's contraction rate).
+    slow manifold (default: from the memory's contraction rate). `t0` (rules that read
+    the time only, default 0) is the time the steps start from: the map from t0 is
+    compared with the flow of the time-dependent field over [t0, t0 + K T].
 
     Returns:
         One `OrderCheck` per order, in the order given.
@@ -191,6 +211,14 @@ def check_orders(
         raise BeaValueError(
             "params binds h, but a check sweeps over h; pass the learning rates as hs=[...]"
         )
+    timed = takes_time(as_rule(rule))
+    if t0 is not None and not timed:
+        raise BeaValueError(
+            f"t0={t0!r} is the start time of a rule that reads the time t; rule "
+            f"{as_rule(rule).name!r} does not, so leave t0 out"
+        )
+    if timed:
+        t0 = 0.0 if t0 is None else _start_time(t0)
     if meq is None:
         meq = derive(rule, max(orders), state0)
     if getattr(meq, "basis", None) == "coordinates":
@@ -226,16 +254,27 @@ def check_orders(
                 f"meq was derived from rule {meq.rule!r}, not from rule {r.name!r}; pass "
                 f"meq=bea.modified_equation(rule, {top}) of the rule being checked"
             )
-        sweep = Sweep(r, losses, fields, params, state0, meq)
-        vf = ModifiedField(meq, losses, fields, params)
+        sweep = Sweep(r, losses, fields, params, state0, meq, t0)
         lay, z0 = sweep.layout, sweep.z0
         c = sweep.time_factor(meq.time)
-        n_pow = vf.plan.max_power + 1
+        if timed:  # a schedule: the field at time t0 + s along the flow
+            vf = TimedField(meq, losses, fields, params)
+            n_pow = int(max(vf.powers, default=0)) + 1
 
-        def flat_field(y, args):
-            return vf.flat(lay, y, args[0], args[1])
+            def timed_field(y, args, s):
+                return vf.flat(lay, y, args[0], t0 + s, args[1])
 
-        flow = jax.jit(lambda z, h, w, t1: integrate(jax.jit(flat_field), z, t1, (h, w)))
+            flow = jax.jit(
+                lambda z, h, w, t1: integrate(jax.jit(timed_field), z, t1, (h, w), timed=True)
+            )
+        else:
+            vf = ModifiedField(meq, losses, fields, params)
+            n_pow = vf.plan.max_power + 1
+
+            def flat_field(y, args):
+                return vf.flat(lay, y, args[0], args[1])
+
+            flow = jax.jit(lambda z, h, w, t1: integrate(jax.jit(flat_field), z, t1, (h, w)))
         all_hs = sorted({h for v in per_order.values() for h in v})
         h_lo = all_hs[0]
         if np.array_equal(np.asarray(sweep.step(z0, h_lo)), np.asarray(z0)):
@@ -340,6 +379,7 @@ def check_order(
     meq=None,
     problem: str | None = None,
     transient: int | None = None,
+    t0: float | None = None,
 ) -> OrderCheck:
     """Check the order-`order` modified equation of `rule` against the rule itself.
 
@@ -371,6 +411,8 @@ def check_order(
         transient: coordinate equations only: the steps run from the memory's leading
             slow-manifold term before the compared step (default: from the memory's
             contraction rate, at most 5000).
+        t0: for a rule that reads the time (a schedule u(t), bound in `params` as
+            `{"u": fn}`): the time the steps start from (default 0).
 
     Returns:
         An `OrderCheck` with the errors, the fitted and the expected slope.
@@ -396,4 +438,5 @@ def check_order(
         meq=meq,
         problem=problem,
         transient=transient,
+        t0=t0,
     )[0]

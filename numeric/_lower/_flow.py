@@ -69,9 +69,15 @@ def as_float64(tree):
     return jax.tree_util.tree_map(cast, tree)
 
 
-def integrate(vf: Callable, z0, t1, args, rtol: float = RTOL, atol: float = ATOL):
-    """`(y(t1), ok)` for dy/dt = vf(y, args) from y(0) = z0 (diffrax Dopri8)."""
-    term = diffrax.ODETerm(lambda t, y, a: vf(y, a))
+def integrate(
+    vf: Callable, z0, t1, args, rtol: float = RTOL, atol: float = ATOL, timed: bool = False
+):
+    """`(y(t1), ok)` for dy/dt = vf(y, args) from y(0) = z0 (diffrax Dopri8); with
+    `timed`, dy/ds = vf(y, args, s) (a time-dependent field, s from 0 to t1)."""
+    if timed:
+        term = diffrax.ODETerm(lambda t, y, a: vf(y, a, t))
+    else:
+        term = diffrax.ODETerm(lambda t, y, a: vf(y, a))
     sol = diffrax.diffeqsolve(
         term,
         diffrax.Dopri8(),

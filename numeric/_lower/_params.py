@@ -64,6 +64,11 @@ def bind_params(params: Mapping | None) -> dict[str, object]:
                     f"params[{name!r}] = {value} still contains symbols; give a number"
                 )
             value = float(value)
+        elif callable(value) and not hasattr(value, "dtype"):
+            raise BeaTypeError(
+                f"params[{name!r}] is a function; schedules of t are bound only by "
+                "numeric.vector_field, discrete_map and check_order of a rule that reads t"
+            )
         elif isinstance(value, bool) or not (
             isinstance(value, numbers.Number) or hasattr(value, "dtype")
         ):
@@ -190,10 +195,21 @@ def number(expr, bound: Mapping[str, object], what: str) -> float:
     """A SymPy expression without `h` as a float, with the bound symbols substituted
     exactly (`exact_number`) and the result rounded once.
 
-    Raises `BeaValueError` naming the first unbound symbol.
+    Raises `BeaValueError` naming the first unbound symbol. A rule run at a time t
+    (`bound` a `numeric._lower._schedule.TimedBound`) evaluates expressions in t there.
     """
     expr = sp.sympify(expr)
+    evaluate = getattr(bound, "evaluate", None)
+    if evaluate is not None:
+        value = evaluate(expr, what)
+        if value is not None:
+            return value
     missing = sorted(s.name for s in expr.free_symbols if s.name not in bound)
+    if missing == ["t"] or expr.atoms(sp.core.function.AppliedUndef):
+        raise BeaValueError(
+            f"{what} depends on the time t (a schedule), which this function does not take; "
+            "evaluate it with numeric.vector_field(meq, losses, params=...)(state, h, t)"
+        )
     if missing:
         raise BeaValueError(
             f"parameter {missing[0]!r} of {what} is unbound; pass params={{{missing[0]!r}: value}}"
@@ -225,6 +241,11 @@ class Step:
         if isinstance(other, Step | Value):
             return other.value
         if isinstance(other, sp.Basic):
+            evaluate = getattr(self._bound, "evaluate", None)
+            if evaluate is not None:  # a rule run at a time t: schedules, t and h
+                value = evaluate(other, self._what)
+                if value is not None:
+                    return value
             if any(s.name == "h" for s in other.free_symbols):
                 raise BeaValueError(
                     f"{self._what} multiplies the learning rate by the symbol h; use the h "
@@ -274,6 +295,15 @@ class Step:
 
     def __jax_array__(self):
         return jnp.asarray(self.value)
+
+    def _sympy_(self):
+        # a rule run at a time t may read its schedule at t + c h: SymPy meets this
+        # value as a symbol the run's `TimedBound` evaluates; elsewhere SymPy hands the
+        # operation back to `__radd__`, `__rmul__`, ...
+        symbol_for = getattr(self._bound, "symbol_for", None)
+        if symbol_for is None:
+            raise sp.SympifyError(self)
+        return symbol_for(self.value)
 
     def __repr__(self) -> str:
         return f"Step({self.value!r})"

@@ -23,7 +23,7 @@ from jax.flatten_util import ravel_pytree
 import bea
 from bea import BeaTypeError, BeaValueError
 
-from ._kernels import vector_field
+from ._field import vector_field
 
 __all__ = ["SDE", "FiniteSum", "finite_sum", "sde"]
 

@@ -18,10 +18,11 @@ import jax.numpy as jnp
 
 import bea
 from bea import BeaValueError
-from bea.backend import as_rule, call_rule
+from bea.backend import TIME, as_rule, call_rule, takes_time
 
 from .._lower._oracles import Oracles
-from .._lower._params import Step, Value, check_step, split_h, unwrap, wrap
+from .._lower._params import Step, Value, check_step, number, split_h, unwrap, wrap
+from .._lower._schedule import TimedBound, split_functions
 from .._lower._state import Layout
 from .._lower._static import Static, split
 
@@ -49,6 +50,11 @@ class DiscreteMap:
     activation of an `equinox.nn.MLP`, a name) are carried through unchanged; the
     losses and fields see the whole state.
 
+    A rule that reads the time (a parameter `t`: a schedule u(t)) is called as
+    `step(state, h, t)`, t the time at the start of the step; `iterate` advances t by
+    the rule's time per call, and `params` binds each schedule by name to a JAX
+    function of t (`{"u": lambda t: ...}`).
+
     Arguments:
         rule: a `bea.Rule` or an update function.
         losses, fields: the oracles (see `numeric.vector_field`).
@@ -57,38 +63,50 @@ class DiscreteMap:
 
     def __init__(self, rule, losses=None, fields=None, params=None, blocks=None):
         self.rule = as_rule(rule, blocks=blocks)
+        self.timed = takes_time(self.rule)
+        params, self.functions = split_functions(params)
+        if self.functions and not self.timed:
+            raise BeaValueError(
+                f"params binds the function {sorted(self.functions)[0]!r}, but rule "
+                f"{self.rule.name!r} does not read the time t; leave it out"
+            )
         self.h, self.bound = split_h(params)
         self.losses = dict(losses or {})
         self.fields = dict(fields or {})
         self._jit = jax.jit(self._apply_split, static_argnums=(1, 3))
 
-    def _run(self, layout: Layout, z, h, mem: tuple = ()):
-        """Call the rule once on flat vectors; returns the flat outputs as a list."""
+    def _run(self, layout: Layout, z, h, mem: tuple = (), t=None):
+        """Call the rule once on flat vectors (at time `t` for a rule that reads it);
+        returns the flat outputs as a list."""
         orc = Oracles(layout, self.losses, self.fields)
         what = f"rule {self.rule.name!r}"
-        step = Step(h, self.bound, what)
+        bound = self.bound if t is None else TimedBound(self.bound, t, self.functions)
+        step = Step(h, bound, what)
 
         def grad(name, point, sample=None):
             # the full loss: every draw of a sampled loss is the same in a discrete map
-            return wrap(orc.rule_grad(name, point), self.bound, what)
+            return wrap(orc.rule_grad(name, point), bound, what)
 
         def field(name, point):
-            return wrap(orc.rule_field(name, point), self.bound, what)
+            return wrap(orc.rule_field(name, point), bound, what)
 
         def series(terms, point, h, block, colours):
             # sum c h^k F(tau)(point) for a modifying integrator's oracle corrections
             from .._lower._modifying import series_at
 
             out = series_at(layout, orc, terms, point, h, block, colours, self.bound)
-            return wrap(out, self.bound, what)
+            return wrap(out, bound, what)
 
         grad.series = field.series = series
 
         def view(v):
-            return wrap(layout.view(v), self.bound, what)
+            return wrap(layout.view(v), bound, what)
 
+        when = TIME if self.timed else None
         try:
-            out = call_rule(self.rule.update, view(z), step, grad, field, [view(m) for m in mem])
+            out = call_rule(
+                self.rule.update, view(z), step, grad, field, [view(m) for m in mem], t=when
+            )
         except TypeError as err:
             if _from_sympy(err):
                 raise BeaValueError(
@@ -109,27 +127,36 @@ class DiscreteMap:
             for o, name in zip(out, ("state", *self.rule.memory), strict=True)
         ]
 
-    def flat(self, layout: Layout, z, h):
+    def flat(self, layout: Layout, z, h, t=None):
         """One step on the flat vector `z` of a state with `layout` (memoryless rules)."""
-        return self._run(layout, z, h)[0]
+        return self._run(layout, z, h, (), t)[0]
 
-    def flat_memory(self, layout: Layout, z, mem: tuple, h):
+    def flat_memory(self, layout: Layout, z, mem: tuple, h, t=None):
         """One step of a rule with memory: `(z', mem')` from flat state and memory."""
-        out = self._run(layout, z, h, mem)
+        out = self._run(layout, z, h, mem, t)
         return out[0], tuple(out[1:])
 
-    def flat_iterate(self, layout: Layout, z, h, k: int):
-        """`k` steps on the flat vector (a `lax.fori_loop`)."""
-        if k == 1:
-            return self.flat(layout, z, h)
-        return jax.lax.fori_loop(0, k, lambda _, y: self.flat(layout, y, h), z)
+    def time_step(self, h):
+        """The time one call covers at learning rate `h` (c h; c from the rule's time)."""
+        c = number(self.rule.time_factor, self.bound, f"the time of rule {self.rule.name!r}")
+        return c * h
 
-    def _apply_flat_state(self, state, h, k):
+    def flat_iterate(self, layout: Layout, z, h, k: int, t=None):
+        """`k` steps on the flat vector (a `lax.fori_loop`); t advances by the rule's
+        time per step."""
+        if k == 1:
+            return self.flat(layout, z, h, t)
+        if t is None:
+            return jax.lax.fori_loop(0, k, lambda _, y: self.flat(layout, y, h), z)
+        dt = self.time_step(h)
+        return jax.lax.fori_loop(0, k, lambda i, y: self.flat(layout, y, h, t + i * dt), z)
+
+    def _apply_flat_state(self, state, h, k, t=None):
         if self.rule.memory:
-            return self._apply_memory(state, h, k)
+            return self._apply_memory(state, h, k, t)
         layout = Layout.of(state, self.rule.blocks)
         z = layout.flatten(state)
-        return layout.unflatten(self.flat_iterate(layout, z, h, k))
+        return layout.unflatten(self.flat_iterate(layout, z, h, k, t))
 
     # -- states with static leaves (functions, names: see numeric._lower._static) ----
     def _static_split(self, state):
@@ -154,10 +181,10 @@ class DiscreteMap:
         out.losses, out.fields = static.oracles(self.losses, self.fields)
         return out
 
-    def _apply_split(self, parameters, static, h, k):
+    def _apply_split(self, parameters, static, h, k, t=None):
         """`k` steps on the parameters; the static leaves only reach the oracles."""
         theta_static = static[0] if self.rule.memory else static
-        return self.with_static(theta_static)._apply_flat_state(parameters, h, k)
+        return self.with_static(theta_static)._apply_flat_state(parameters, h, k, t)
 
     def _check_memory_state(self, state):
         n = 1 + len(self.rule.memory)
@@ -178,17 +205,19 @@ class DiscreteMap:
         )
         return layout, z, mem
 
-    def flat_iterate_memory(self, layout: Layout, z, mem: tuple, h, k: int):
+    def flat_iterate_memory(self, layout: Layout, z, mem: tuple, h, k: int, t=None):
         """`k` steps of a rule with memory on flat vectors: `(z', mem')`."""
+        dt = None if t is None else self.time_step(h)
 
-        def body(_, carry):
-            return self.flat_memory(layout, carry[0], carry[1], h)
+        def body(i, carry):
+            when = None if t is None else t + i * dt
+            return self.flat_memory(layout, carry[0], carry[1], h, when)
 
         return jax.lax.fori_loop(0, k, body, (z, mem)) if k > 1 else body(0, (z, mem))
 
-    def _apply_memory(self, state, h, k):
+    def _apply_memory(self, state, h, k, t=None):
         layout, z, mem = self._split_state(state)
-        z, mem = self.flat_iterate_memory(layout, z, mem, h, k)
+        z, mem = self.flat_iterate_memory(layout, z, mem, h, k, t)
         return (layout.unflatten(z), *(layout.unflatten(m) for m in mem))
 
     def _h(self, h):
@@ -200,23 +229,37 @@ class DiscreteMap:
             return self.h
         return check_step(h)
 
-    def apply(self, state, h=None):
+    def _t(self, t):
+        """The time a rule that reads it starts at (required); None for the others."""
+        if not self.timed:
+            if t is not None:
+                raise BeaValueError(
+                    f"rule {self.rule.name!r} does not read the time t; call step(state, h)"
+                )
+            return None
+        from .._lower._schedule import _time
+
+        return _time(t, self.rule.name)
+
+    def apply(self, state, h=None, t=None):
         """One step, not jit-compiled (for use inside your own transformations)."""
         h = self._h(h)
         parameters, static = self._static_split(state)
-        return self._static_join(self._apply_split(parameters, static, h, 1), static)
+        return self._static_join(self._apply_split(parameters, static, h, 1, self._t(t)), static)
 
-    def __call__(self, state, h=None):
+    def __call__(self, state, h=None, t=None):
         parameters, static = self._static_split(state)
-        out = self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), 1)
+        h = jnp.asarray(self._h(h), dtype=float)
+        out = self._jit(parameters, static, h, 1, self._t(t))
         return self._static_join(out, static)
 
-    def iterate(self, state, h=None, k: int = 1):
-        """`k` steps of the rule from `state`."""
+    def iterate(self, state, h=None, k: int = 1, t=None):
+        """`k` steps of the rule from `state` (from time `t` for a rule that reads it)."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise BeaValueError(f"k={k!r} must be a positive integer number of steps")
         parameters, static = self._static_split(state)
-        out = self._jit(parameters, static, jnp.asarray(self._h(h), dtype=float), k)
+        h = jnp.asarray(self._h(h), dtype=float)
+        out = self._jit(parameters, static, h, k, self._t(t))
         return self._static_join(out, static)
 
     def __repr__(self) -> str:

@@ -32,6 +32,7 @@ from bea import BeaTypeError, BeaValueError
 
 from .._lower._kernels import TermSeries, field_function
 from .._lower._params import check_keys, number, split_h
+from .._lower._schedule import _time, timed_manifold
 from ._maps import DiscreteMap
 
 __all__ = ["burn_in", "manifold_function", "on_manifold"]
@@ -114,7 +115,7 @@ def _coordinate_manifold(meq, params):
     return apply
 
 
-def on_manifold(meq, theta, h, *, losses=None, fields=None, params=None) -> tuple:
+def on_manifold(meq, theta, h, *, losses=None, fields=None, params=None, t=None) -> tuple:
     """`(theta, m1, ...)`: theta with its memory on the slow manifold of `meq`.
 
     Arguments:
@@ -124,11 +125,20 @@ def on_manifold(meq, theta, h, *, losses=None, fields=None, params=None) -> tupl
         theta: the parameters (any pytree; a tuple of blocks for several players).
         h: the learning rate.
         losses, fields: the oracles, as for `numeric.vector_field`.
-        params: numbers for the rule's symbols (`{"beta": 0.9}`).
+        params: numbers for the rule's symbols (`{"beta": 0.9}`), and the schedules of
+            a rule that reads the time (`{"u": lambda t: ...}`).
+        t: for a rule that reads the time, the time the manifold is taken at (its
+            series then has coefficients in t).
 
     Returns:
         The state tuple a rule with memory runs on (`numeric.discrete_map`).
     """
+    if getattr(getattr(meq, "expansion", None), "clock", None) is not None:
+        _check_meq(meq)
+        t = _time(t, meq.rule, "pass t=")
+        return (theta, *timed_manifold(meq, losses, fields, params)(theta, h, t))
+    if t is not None:
+        raise BeaValueError(f"rule {meq.rule!r} does not read the time t; leave t out")
     return (theta, *manifold_function(meq, params)(theta, h, losses, fields))
 
 
