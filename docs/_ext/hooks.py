@@ -41,9 +41,8 @@ def _page(path: Path) -> str:
             # right under the title: where the notebook lives and how to run it
             parts.append(
                 f'!!! note "Notebook"\n    This page is [`notebooks/{path.name}`]({path.name}) '
-                "shown without running it. Run it with `jupyter lab notebooks/` after "
-                "`make test` has installed the environment; `make test` runs every "
-                "notebook top to bottom."
+                "shown without running it, so without outputs: open it in Jupyter to see "
+                "the tables and plots. `make test` runs every notebook top to bottom."
             )
     return "\n\n".join(parts) + "\n"
 
@@ -65,7 +64,7 @@ def _index() -> str:
         "The notebooks in `notebooks/` teach the library by example: each derives, renders "
         "and checks numerically. They are shown here as they are stored, without outputs "
         "(the site is built without running them); `make test` runs each one top to "
-        "bottom, and `jupyter lab notebooks/` opens them with plots.\n\n"
+        "bottom; open them in Jupyter to see their tables and plots.\n\n"
         "| notebook | subject | download |\n|---|---|---|\n" + rows + "\n"
     )
 
