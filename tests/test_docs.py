@@ -25,6 +25,9 @@ import numeric
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# one build, on one pytest-xdist worker (make test runs with --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("docs")
+
 GUIDES = (
     "conventions",
     "write-your-own-rule",
