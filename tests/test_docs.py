@@ -102,7 +102,8 @@ def _entry(page: str, name: str) -> str:
 
 
 def test_docstring_sections_render(site):
-    # Google-style sections: "Arguments" as a parameter list, "Example" as a code block
+    # Google-style sections (docs/_ext/griffe_bea.py): "Arguments" as a parameter list,
+    # "Example:" and "Example (caption):" as code blocks, "a, b:" attributes one by one
     out, _ = site
     page = (out / "api" / "bea" / "index.html").read_text(encoding="utf-8")
     entry = _entry(page, "bea.stochastic_modified_equation")
@@ -110,3 +111,10 @@ def test_docstring_sections_render(site):
     assert "Returns:" in entry
     entry = _entry(page, "bea.family_of")
     assert '<span class="gp">&gt;&gt;&gt; </span>' in entry  # a highlighted doctest
+    page = (out / "api" / "numeric" / "index.html").read_text(encoding="utf-8")
+    entry = _entry(page, "numeric.check_formula")
+    assert "Implicit gradient regularisation" in entry
+    assert '<span class="gp">&gt;&gt;&gt; </span>' in entry
+    entry = _entry(page, "numeric.WeakOrderCheck")
+    for name in ("mean_errors", "second_moment_errors"):
+        assert f'title="numeric.WeakOrderCheck.{name}">{name}</span></code></b>' in entry
