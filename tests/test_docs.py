@@ -64,7 +64,7 @@ def test_strict_build(site, record_property):
     record_property("seconds", round(seconds, 2))
     assert (out / "index.html").is_file()
     for guide in GUIDES:
-        assert (out / guide / "index.html").is_file(), guide
+        assert (out / f"{guide}.html").is_file(), guide
 
 
 def test_notebooks_are_pages(site):
@@ -72,7 +72,7 @@ def test_notebooks_are_pages(site):
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert notebooks
     for nb in notebooks:
-        page = out / "notebooks" / nb.stem / "index.html"
+        page = out / "notebooks" / f"{nb.stem}.html"
         assert page.is_file(), nb.name
         assert (out / "notebooks" / nb.name).is_file(), nb.name  # the download
     index = (out / "notebooks" / "index.html").read_text(encoding="utf-8")
@@ -83,11 +83,11 @@ def test_notebooks_are_pages(site):
 def test_every_public_name_is_documented(site, package):
     out, _ = site
     name = package.__name__
-    page = (out / "api" / name / "index.html").read_text(encoding="utf-8")
+    page = (out / "api" / f"{name}.html").read_text(encoding="utf-8")
     missing = []
     for attr in package.__all__:
         if isinstance(getattr(package, attr), type(bea)):  # a namespace: its own page
-            if not (out / "api" / f"{name}.{attr}" / "index.html").is_file():
+            if not (out / "api" / f"{name}.{attr}.html").is_file():
                 missing.append(f"{name}.{attr} (docs/api/{name}.{attr}.md)")
         elif f'id="{name}.{attr}"' not in page:
             missing.append(f"{name}.{attr} (a '::: {name}.{attr}' line in docs/api/{name}.md)")
@@ -105,13 +105,13 @@ def test_docstring_sections_render(site):
     # Google-style sections (docs/_ext/griffe_bea.py): "Arguments" as a parameter list,
     # "Example:" and "Example (caption):" as code blocks, "a, b:" attributes one by one
     out, _ = site
-    page = (out / "api" / "bea" / "index.html").read_text(encoding="utf-8")
+    page = (out / "api" / "bea.html").read_text(encoding="utf-8")
     entry = _entry(page, "bea.stochastic_modified_equation")
     assert "Parameters:" in entry and "<code>sampled</code>" in entry
     assert "Returns:" in entry
     entry = _entry(page, "bea.family_of")
     assert '<span class="gp">&gt;&gt;&gt; </span>' in entry  # a highlighted doctest
-    page = (out / "api" / "numeric" / "index.html").read_text(encoding="utf-8")
+    page = (out / "api" / "numeric.html").read_text(encoding="utf-8")
     entry = _entry(page, "numeric.check_formula")
     assert "Implicit gradient regularisation" in entry
     assert '<span class="gp">&gt;&gt;&gt; </span>' in entry
