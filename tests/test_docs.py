@@ -8,10 +8,12 @@ is recorded (`record_property("seconds", ...)`, in the JUnit XML report).
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -118,3 +120,36 @@ def test_docstring_sections_render(site):
     entry = _entry(page, "numeric.WeakOrderCheck")
     for name in ("mean_errors", "second_moment_errors"):
         assert f'title="numeric.WeakOrderCheck.{name}">{name}</span></code></b>' in entry
+
+
+NAME = re.compile(r"(?<![\w.])(bea|numeric)((?:\.[A-Za-z_]\w*)+)")
+
+
+def _public(package: ModuleType, path: list[str]) -> bool:
+    """Whether `package.path[0]...` starts with a public name (after a namespace
+    module, one of its public names; `bea.rules.NAME` stands for any rule)."""
+    if path[0] == "__all__":
+        return True
+    if path[0] not in package.__all__:
+        return False
+    obj = getattr(package, path[0])
+    if isinstance(obj, ModuleType) and len(path) > 1:
+        return path[1] in getattr(obj, "__all__", ()) or path[1] == "NAME"
+    return True
+
+
+def test_pages_use_public_names():
+    # as the README and the notebooks (tests/test_public_api.py); page file names
+    # such as api/bea.rules.md are links, not names
+    packages = {"bea": bea, "numeric": numeric}
+    for md in sorted((ROOT / "docs").rglob("*.md")):
+        text = md.read_text(encoding="utf-8")
+        bad = sorted(
+            {
+                m.group(0)
+                for m in NAME.finditer(text)
+                if m.group(2).split(".")[1:] and not m.group(2).endswith(".md")
+                if not _public(packages[m.group(1)], m.group(2).split(".")[1:])
+            }
+        )
+        assert not bad, f"{md.relative_to(ROOT)} uses names outside the public API: {bad}"
