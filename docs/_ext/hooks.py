@@ -96,10 +96,14 @@ def _rules_table() -> str:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     import bea
-    from bea._rules._coordinate import COORDINATE_RULES
 
+    rules = dict(bea.rules.RULES)  # then the coordinate-wise ones, public names only
+    for name in bea.rules.__all__:
+        rule = getattr(bea.rules, name)
+        if isinstance(rule, bea.Rule):
+            rules.setdefault(rule.name, rule)
     rows = []
-    for r in (*bea.rules.RULES.values(), *COORDINATE_RULES.values()):
+    for r in rules.values():
         family = bea.family_of(r).name
         params = ", ".join(_param(k, v) for k, v in r.params if k not in ("A", "b")) or "–"
         memory = ", ".join(f"`{m}`" for m in r.memory) or "–"
