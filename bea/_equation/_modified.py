@@ -85,7 +85,7 @@ class ModifiedEquation:
     Over the tree basis, the field is `sum coefficient * h**h_power * F(tree)` with
     exact coefficients in `domain` (`terms`, `oracles`, `blocks`, `time`, and for a rule
     with memory its slow manifold, `manifold`); over the coordinate basis,
-    dθ_i/dt = Σ_p h^p field[p][i] (`dimension`, `field`, `slow_manifold`, ...). Reading
+    dθ_i/dt = Σ_p h^p `field[p][i]` (`dimension`, `field`, `slow_manifold`, ...). Reading
     an attribute of the other basis raises a `bea.BeaError` naming the basis.
     """
 
