@@ -33,12 +33,11 @@ def vector_field(meq, losses=None, fields=None, params=None):
         fields: field name -> JAX function of the state returning its block's
             velocity, for the rule's `field` oracles (equations over trees only).
         params: `{"h": 0.1, "alpha": 0.5, ...}` or keyed by `sympy.Symbol`; `h` is
-            optional (it can be passed per call) and stays a traced argument.
-
-        For the equation of a rule that reads the time (a schedule u(t)), `params`
-        also binds each schedule by name to a JAX function of t (`{"u": fn}`; its
-        derivatives come from `jax.grad`), and the field is called as
-        `field(state, h, t)` (a `numeric._lower._schedule.TimedField`).
+            optional (it can be passed per call) and stays a traced argument. For
+            the equation of a rule that reads the time (a schedule u(t)), `params`
+            also binds each schedule by name to a JAX function of t (`{"u": fn}`;
+            its derivatives come from `jax.grad`), and the field is called as
+            `field(state, h, t)` (a `numeric._lower._schedule.TimedField`).
 
     Returns:
         A callable `field(state, h)` returning dy/dt structured like `state`.
