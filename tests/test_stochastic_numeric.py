@@ -154,3 +154,15 @@ print(*map(float, tx.update(g, tx.init(th), th, batch=(A, C))[0]))
     np.testing.assert_allclose(float(out[0]), s.loss()(THETA, 0.05) - CUBIC(THETA), rtol=1e-12)
     got = np.array([float(x) for x in out[1].split()])
     np.testing.assert_allclose(got, -s.drift(THETA, 0.05), rtol=1e-12, atol=1e-14)
+
+
+def test_independent_draws_are_refused_by_the_exact_moments():
+    def look_ahead(theta, h, grad):  # the step's gradient on a second, independent batch
+        return theta - h * grad("E", theta - h * grad("E", theta), sample="other")
+
+    sme = bea.stochastic_modified_equation(look_ahead, 1)
+    assert sme.samples == ("other",)
+    with pytest.raises(bea.BeaValueError, match="independent samples"):
+        numeric.check_weak_order(sme, {"E": QUADRATIC}, jnp.array([1.0, -0.5]))
+    with pytest.raises(bea.BeaValueError, match="losses must give"):
+        numeric.sde(sme, QUADRATIC)

@@ -119,6 +119,12 @@ class StochasticTerms:
         return rows
 
 
+def _samples(raw) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.isidentifier() for x in raw):
+        raise BeaValueError("samples must be a list of sample names, e.g. ['other']")
+    return tuple(raw)
+
+
 def _colours_of(forest: tuple) -> set[str]:
     return {n[0] for n in forest} | set().union(*(_colours_of(n[2]) for n in forest))
 
@@ -146,6 +152,8 @@ class StochasticModifiedEquation:
         blocks: the state's blocks.
         params: the parameters the rule was built with.
         source: the `Rule`.
+        samples: the independent draws the rule takes besides its own
+            (`grad(..., sample="other")`), in order of first use.
     """
 
     rule: str
@@ -159,6 +167,7 @@ class StochasticModifiedEquation:
     blocks: tuple[str, ...]
     params: tuple = ()
     source: Rule | None = field(default=None, repr=False, compare=False)
+    samples: tuple[str, ...] = ()
 
     @property
     def mean_drift(self) -> ModifiedEquation:
@@ -249,6 +258,7 @@ class StochasticModifiedEquation:
             "order": self.order,
             "sampled": list(self.sampled),
             "sampling": self.sampling,
+            "samples": list(self.samples),
             "time": str(self.time),
             "blocks": list(self.blocks),
             "fields": {c.label: c.describe(self.blocks) for c in self.drift.colours},
@@ -327,6 +337,7 @@ class StochasticModifiedEquation:
             time=parse_rational_function(str(d.get("time", "h")), "time"),
             blocks=blocks,
             params=header["params"],
+            samples=_samples(d.get("samples", [])),
             **parts,
         )
 
@@ -407,5 +418,6 @@ def stochastic_modified_equation(
         blocks=r.blocks,
         params=r.params,
         source=r,
+        samples=draws.samples,
         **built,
     )

@@ -99,7 +99,11 @@ class SDE:
     def __init__(self, sme, losses, params=None):
         if not isinstance(sme, bea.StochasticModifiedEquation):
             raise BeaTypeError(f"sme={type(sme).__name__} must be a bea.StochasticModifiedEquation")
-        if len(sme.sampled) != 1 or not isinstance(losses.get(sme.sampled[0]), FiniteSum):
+        if (
+            not isinstance(losses, dict)
+            or len(sme.sampled) != 1
+            or not isinstance(losses.get(sme.sampled[0]), FiniteSum)
+        ):
             raise BeaValueError(
                 f"losses must give the sampled loss {sme.sampled[0]!r} as numeric.finite_sum"
                 "(loss, data)"

@@ -39,7 +39,8 @@ class _Sampled(_Explicit):
 
 
 def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Series, Callable]:
-    """The map of `rule` to h^(order+1) and `draws(colour) -> (colour, draw)`."""
+    """The map of `rule` to h^(order+1) and `draws(colour) -> (colour, draw)`;
+    `draws.samples` names the independent draws (`sample=`) in order of first use."""
     family = family_of(rule)
     if family is not EXPLICIT:
         what = family.name if family.basis != "trees" else "memory"
@@ -71,4 +72,5 @@ def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Se
             return printed, (order_of_samples[sample] if base in sampled else 0)
         return label, (1 if c.name in sampled else 0)
 
+    draws.samples = tuple(order_of_samples)
     return series, draws
