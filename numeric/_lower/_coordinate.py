@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
@@ -59,6 +60,30 @@ LOOKUP = {
     "Min": jnp.minimum,
 }
 """SymPy function names -> JAX, for lambdify."""
+
+_HALF_POWER = sp.Function("half_power")
+"""b**(n/2), n odd, written sqrt(b)**n: one square root and multiplications instead of
+the exp and log of a general power (the (g² + ε)^(3/2) of Adam's weights)."""
+
+LOOKUP["half_power"] = lambda b, n: jax.lax.integer_pow(jnp.sqrt(b), int(n))
+
+
+def _half_powers(expr):
+    """`expr` with every power of exponent n/2 (n odd, |n| > 1) as `_HALF_POWER(b, n)`."""
+    return expr.replace(
+        lambda e: e.is_Pow and e.exp.is_Rational and e.exp.q == 2 and abs(e.exp.p) > 1,
+        lambda e: _HALF_POWER(e.base, e.exp.p),
+    )
+
+
+def _step_size(h):
+    """The learning rate as a jit argument of JAX's default float dtype: a Python or
+    NumPy number becomes a NumPy scalar (no eager JAX operation, which costs as much as a
+    small field's whole evaluation on a CPU); an array or a tracer goes to `jnp.asarray`."""
+    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+    if isinstance(h, int | float | np.number | np.ndarray):
+        return np.asarray(h, dtype=dtype)
+    return jnp.asarray(h, dtype=dtype)
 
 
 def with_field(meq, field, order: int, name: str = "theta"):
@@ -144,7 +169,7 @@ class CoordinateField:
             if self.h is None:
                 raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
             h = self.h
-        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(theta, _step_size(h))
 
 
 def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None) -> CoordinateField:
@@ -231,11 +256,11 @@ class CoordinateDiscreteMap:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call step(theta, memory, h)")
-        return self._jit(theta, tuple(memory), jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(theta, tuple(memory), _step_size(h))
 
     def iterate(self, theta, memory, h, k: int):
         """`k` steps (a `lax.fori_loop`)."""
-        return self._iter(theta, tuple(memory), jnp.asarray(h, dtype=jnp.result_type(float)), k)
+        return self._iter(theta, tuple(memory), _step_size(h), k)
 
 
 def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None):
@@ -328,7 +353,8 @@ class ElementwiseField:
 
         self.roots = [(t.power, node(t, 0)) for t in terms]
         self.weights = [
-            sp.lambdify([U, S, THETA_I, *self.memory], e, modules=[LOOKUP, "jax"]) for e in exprs
+            sp.lambdify([U, S, THETA_I, *self.memory], _half_powers(e), modules=[LOOKUP, "jax"])
+            for e in exprs
         ]
         self.uses_sign = any(S in e.free_symbols for e in exprs)
         depth: list[int] = []
@@ -415,7 +441,7 @@ class ElementwiseField:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
-        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(theta, _step_size(h))
 
 
 def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
@@ -511,7 +537,7 @@ class JointField:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(state, h)")
-        return self._jit(tuple(state), jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(tuple(state), _step_size(h))
 
     def __repr__(self) -> str:
         return f"JointField(rule={self.meq.rule!r}, order={self.meq.order}, state={self.names})"
