@@ -100,9 +100,24 @@ def weighted_field_source(meq, scale=1) -> str:
             weights.append(src)
         return weights.index(src)
 
-    def node(t, v: int, root_atom=None) -> int:
-        kids = tuple(tuple(node(t, c) for c in e) for e in t.children(v))
-        w = weight(root_atom if root_atom is not None else t.weights[v])
+    def node(t, v: int, root_atom=None) -> tuple[int, sp.Expr]:
+        """(node index, the exact factor pulled out of the subtree's weights)."""
+        factor = sp.S.One
+        kids = []
+        for e in t.children(v):
+            row = []
+            for c in e:
+                n, f = node(t, c)
+                row.append(n)
+                factor *= f
+            kids.append(tuple(row))
+        kids = tuple(kids)
+        if root_atom is None:
+            f, atom = _constant_factor(t.weights[v], locals_)
+            factor *= f
+        else:
+            atom = root_atom
+        w = weight(atom)
         key = (w, kids)
         if key not in nodes:
             nodes[key] = len(nodes)
@@ -111,19 +126,44 @@ def weighted_field_source(meq, scale=1) -> str:
                 f"_dgrad(grad, theta, ({', '.join(f'n{c}' for c in e)},))" for e in kids
             ]
             lines_nodes.append(f"        n{n} = " + " * ".join(_mul(parts)))
-        return nodes[key]
+        return nodes[key], factor
 
     for i, terms in enumerate(components):
         for t in terms:
-            for part in sp.Add.make_args(sp.expand(t.weights[0])):
-                c, a = part.as_independent(*locals_, as_Add=False)
-                if t.power >= 1:
-                    c = c * scale
+            for c, a in _split(t.weights[0], locals_):
+                n, f = node(t, 0, a)
+                c = sp.cancel(c * f * (scale if t.power >= 1 else 1))
                 src = coefficient_source(c)
                 if src not in coeffs:
                     coeffs.append(src)
-                roots.append((i, t.power, coeffs.index(src), node(t, 0, a)))
+                roots.append((i, t.power, coeffs.index(src), n))
     return _module(meq, params, weights, coeffs, lines_nodes, roots, scale, state)
+
+
+def _constant_factor(w: sp.Expr, locals_) -> tuple[sp.Expr, sp.Expr]:
+    """w = c * a with c free of the locals (a rational function of the parameters,
+    evaluated exactly by the module) and a the elementwise rest, read off the factors
+    of w's numerator and denominator: (β + 1)/(2 (β − 1) √(ε + g²)) gives
+    c = (β + 1)/(2 (β − 1)), a = 1/√(ε + g²)."""
+    num, den = sp.fraction(sp.together(w))
+    cn, an = sp.factor_terms(num).as_independent(*locals_, as_Add=False)
+    cd, ad = sp.factor_terms(den).as_independent(*locals_, as_Add=False)
+    return cn / cd, an / ad
+
+
+def _split(w: sp.Expr, locals_) -> list[tuple[sp.Expr, sp.Expr]]:
+    """A root weight as Σ_k c_k a_k: c_k exact rational functions of the parameters
+    (the coefficients of the numerator's terms with one elementwise part a_k, summed
+    exactly, over the constant factors of the denominator), a_k the elementwise parts.
+    Summing the coefficients of one a_k before rounding keeps cancellations such as
+    β₁β₂ − β₁ + β₂ − 1 = (β₁ + 1)(β₂ − 1) near β = 1 exact."""
+    num, den = sp.fraction(sp.together(w))
+    cd, ad = sp.factor_terms(den).as_independent(*locals_, as_Add=False)
+    acc: dict[sp.Expr, sp.Expr] = {}
+    for part in sp.Add.make_args(sp.expand(num)):
+        c, a = part.as_independent(*locals_, as_Add=False)
+        acc[a] = acc.get(a, sp.S.Zero) + c
+    return [(sp.cancel(c / cd), a / ad) for a, c in acc.items() if sp.cancel(c) != 0]
 
 
 def _mul(parts: list[str]) -> list[str]:
