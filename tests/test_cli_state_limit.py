@@ -40,7 +40,7 @@ def test_derive_default_rate_and_its_value_substituted_exactly(capsys):
 def test_decays_and_rates():
     assert decays(bea.rules.adam) == {"beta1": "m", "beta2": "v"}
     assert decays(bea.rules.rmsprop) == {"rho": "v"}
-    assert decays(bea.rules.gd) == {}
+    assert decays(bea.rules.gd) == decays(bea.rules.heavy_ball) == {}
     c1 = sp.Symbol("c1", positive=True)
     assert parse_state_limit(["beta1", "beta2=1/2"], bea.rules.adam) == {
         "beta1": c1,
@@ -64,9 +64,11 @@ def test_state_limit_mistakes_are_one_line(capsys, argv, words):
     assert code == 2 and out == "" and words in err and err.count("\n") == 1
 
 
-def test_a_rule_without_memory_has_no_state_limit(capsys):
-    code, _, err = run(capsys, "derive", "gd", "--order", "1", "--state-limit", "beta")
-    assert code == 2 and "no memory decay to keep in the state" in err
+@pytest.mark.parametrize("rule", ["gd", "heavy_ball"])
+def test_a_rule_without_such_a_decay_has_no_state_limit(capsys, rule):
+    # gd has no memory; heavy ball's step theta + v moves theta at h = 0
+    code, _, err = run(capsys, "derive", rule, "--order", "1", "--state-limit", "beta")
+    assert code == 2 and "no decay whose memory the weighted-tree engine keeps" in err
 
 
 def test_verify_adam_at_optax_defaults_keeps_the_memories_in_the_state(capsys):

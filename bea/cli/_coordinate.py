@@ -119,15 +119,16 @@ def parse_region(texts: Sequence[str], dimension: int) -> dict | None:
 def decays(rule) -> dict[str, str]:
     """The decays of an elementwise rule with memory: parameter name -> the memory that
     `rule.state_limit(name=...)` keeps in the state (its update becomes the identity at
-    h = 0), in the order of the rule's parameters. Empty for a rule that is not
-    elementwise, has no memory, or no such parameter.
+    h = 0, and so does the whole step), in the order of the rule's parameters. Empty
+    for a rule that is not elementwise, has no memory, or no such parameter (heavy
+    ball's θ + v moves θ at h = 0: its limit rescales v by h, which is not derived).
 
     Example:
         >>> import bea
         >>> decays(bea.rules.adam)
         {'beta1': 'm', 'beta2': 'v'}
     """
-    from .._families.coordinate._dimension_free import trace_elementwise
+    from .._families.coordinate._dimension_free import THETA, trace_elementwise
     from .._rules._rule import as_rule
 
     rule = as_rule(rule)
@@ -141,6 +142,8 @@ def decays(rule) -> dict[str, str]:
             exprs, mems = trace_elementwise(getattr(r, "update", r), memory)
         except (TraceError, BeaValueError):
             return set()
+        if sp.expand(sp.sympify(exprs[0]).subs(h, 0) - THETA) != 0:
+            return set()  # a step that moves theta at h = 0 (heavy ball's theta + v)
         return {
             n
             for n, e in zip(memory, exprs[1:], strict=True)
@@ -185,8 +188,9 @@ def parse_state_limit(texts: Sequence[str], rule) -> dict[str, sp.Expr]:
         name, _sep, rate = (part.strip() for part in text.partition("="))
         if not known:
             raise BeaValueError(
-                f"rule {rule.name!r} has no memory decay to keep in the state; leave out "
-                "--state-limit"
+                f"rule {rule.name!r} has no decay whose memory the weighted-tree engine keeps "
+                "in the state (an elementwise rule whose step is the identity at h = 0 once "
+                "1 - beta = c*h); leave out --state-limit"
             )
         if name not in known:
             first = next(iter(known))

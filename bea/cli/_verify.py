@@ -398,16 +398,18 @@ def _verify_coordinate(
             meq=meq,
             problem=name,
         )
-    return _report(res, order, plot, print_fn, text)
+    return _report(res, order, plot, print_fn, text, lines)
 
 
-def _report(res, order: int, plot, print_fn: Callable, text: bool) -> int:
+def _report(res, order: int, plot, print_fn: Callable, text: bool, limits=()) -> int:
     if plot:
         fig = res.plot()
         write_atomically(plot, lambda tmp: save_figure(fig, tmp))
     if not text:
         data = res.to_dict()
         data["plot"] = plot
+        if limits:  # the memories verify put in the state, and why
+            data["state_limit"] = [line.strip() for line in limits]
         print_fn(json.dumps(data, indent=2))
         return 0 if res.passed else 1
     print_fn(res.table())
