@@ -30,13 +30,12 @@ from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
 from bea.backend import INDEX_SYMBOLS, call_coordinate_rule, index_form
 
-from ._params import Step, bind, exact_number, split_h, unwrap, wrap
+from ._params import Step, bind, exact_number, split_h, step_size, unwrap, wrap
 
 __all__ = [
     "CoordinateVectorField",
@@ -74,16 +73,6 @@ def _half_powers(expr):
         lambda e: e.is_Pow and e.exp.is_Rational and e.exp.q == 2 and abs(e.exp.p) > 1,
         lambda e: _HALF_POWER(e.base, e.exp.p),
     )
-
-
-def _step_size(h):
-    """The learning rate as a jit argument of JAX's default float dtype: a Python or
-    NumPy number becomes a NumPy scalar (no eager JAX operation, which costs as much as a
-    small field's whole evaluation on a CPU); an array or a tracer goes to `jnp.asarray`."""
-    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
-    if isinstance(h, int | float | np.number | np.ndarray):
-        return np.asarray(h, dtype=dtype)
-    return jnp.asarray(h, dtype=dtype)
 
 
 def with_field(meq, field, order: int, name: str = "theta"):
@@ -169,7 +158,7 @@ class CoordinateField:
             if self.h is None:
                 raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
             h = self.h
-        return self._jit(theta, _step_size(h))
+        return self._jit(theta, step_size(h))
 
 
 def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None) -> CoordinateField:
@@ -256,11 +245,11 @@ class CoordinateDiscreteMap:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call step(theta, memory, h)")
-        return self._jit(theta, tuple(memory), _step_size(h))
+        return self._jit(theta, tuple(memory), step_size(h))
 
     def iterate(self, theta, memory, h, k: int):
         """`k` steps (a `lax.fori_loop`)."""
-        return self._iter(theta, tuple(memory), _step_size(h), k)
+        return self._iter(theta, tuple(memory), step_size(h), k)
 
 
 def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None):
@@ -441,7 +430,7 @@ class ElementwiseField:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
-        return self._jit(theta, _step_size(h))
+        return self._jit(theta, step_size(h))
 
 
 def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
@@ -537,7 +526,7 @@ class JointField:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(state, h)")
-        return self._jit(tuple(state), _step_size(h))
+        return self._jit(tuple(state), step_size(h))
 
     def __repr__(self) -> str:
         return f"JointField(rule={self.meq.rule!r}, order={self.meq.order}, state={self.names})"
