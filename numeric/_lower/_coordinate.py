@@ -315,10 +315,18 @@ class ElementwiseField:
         self.memory = tuple(
             sp.Symbol(f"{name}_i", real=True) for name, _ in getattr(meq.expansion, "state", ())
         )
-        if component == "theta":
-            terms = index_form(meq)
-        else:
-            terms = [_Term(p, ws, tuple(e)) for p, ws, e in meq.expansion.index_terms_of(component)]
+        # one component (a tree of theta's structure) or several (a tuple of them), the
+        # latter sharing equal subtrees and products between components
+        self.single = isinstance(component, str)
+        names = (component,) if self.single else tuple(component)
+        per = []
+        for name in names:
+            if name == "theta":
+                per.append(list(index_form(meq)))
+            else:
+                raw = meq.expansion.index_terms_of(name)
+                per.append([_Term(p, ws, tuple(e)) for p, ws, e in raw])
+        terms = [t for ts in per for t in ts]
         weights = [sp.sympify(w) for t in terms for w in t.weights]
         self.h, num = bind(meq, weights, params)
         exprs: list[sp.Expr] = []
@@ -340,7 +348,7 @@ class ElementwiseField:
                 self.nodes.append(key)
             return index[key]
 
-        self.roots = [(t.power, node(t, 0)) for t in terms]
+        self.roots = [[(t.power, node(t, 0)) for t in ts] for ts in per]
         self.weights = [
             sp.lambdify([U, S, THETA_I, *self.memory], _half_powers(e), modules=[LOOKUP, "jax"])
             for e in exprs
@@ -421,10 +429,15 @@ class ElementwiseField:
                 for e in edges:
                     val = tree.tree_map(lambda a, b: a * b, val, contractions[e])
                 values[n] = val
-        out = tree.tree_map(jnp.zeros_like, g)
-        for p, n in self.roots:
-            out = tree.tree_map(lambda o, a, c=h**p: o + (c * a).astype(o.dtype), out, values[n])
-        return out
+        outs = []
+        for roots in self.roots:
+            out = tree.tree_map(jnp.zeros_like, g)
+            for p, n in roots:
+                out = tree.tree_map(
+                    lambda o, a, c=h**p: o + (c * a).astype(o.dtype), out, values[n]
+                )
+            outs.append(out)
+        return outs[0] if self.single else tuple(outs)
 
     def __call__(self, theta, h=None):
         h = self.h if h is None else h
@@ -503,14 +516,17 @@ class JointField:
     `field((theta, m, v), h)` returns (θ̇, ṁ, v̇), each of theta's shape or pytree.
 
     Every component is a sum of weighted trees whose weights read the gradient and the
-    memories at their own index (`ElementwiseField`, one per component).
+    memories at their own index, all evaluated by one `ElementwiseField` (the gradient,
+    its linearisation and the subtrees the components share, once).
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
         self.meq = meq
         self.names = ("theta", *(name for name, _ in meq.expansion.state))
-        self.parts = [ElementwiseField(meq, losses, params, c) for c in self.names]
-        self.h = self.parts[0].h
+        # one kernel for every component: the gradient, its linearisation and the
+        # subtrees the components share are evaluated once
+        self.kernel = ElementwiseField(meq, losses, params, self.names)
+        self.h = self.kernel.h
         self._jit = jax.jit(self._apply)
 
     def _apply(self, state, h):
@@ -520,7 +536,7 @@ class JointField:
                 f"{len(self.names)} values"
             )
         theta, *memory = state
-        return tuple(part._apply(theta, h, tuple(memory)) for part in self.parts)
+        return self.kernel._apply(theta, h, tuple(memory))
 
     def __call__(self, state, h=None):
         h = self.h if h is None else h
