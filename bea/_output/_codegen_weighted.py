@@ -5,12 +5,17 @@ A term of the field is a weighted tree (see `bea.backend.index_form`): its value
     val_v = w_v(g, s, θ) ⊙ Π_{tensors at v} D^m(∇E)[val_c₁, …, val_c_m],
 
 w_v an elementwise function of the gradient g, its sign s and θ at the vertex's own
-index, D^m ∇E[u₁, …] the m-th directional derivative of the gradient (nested
-`jax.jvp`s: never a Hessian). The generated module evaluates the trees bottom-up on
-any pytree of parameters, each distinct subtree once.
+index, D^m ∇E[u₁, …] the m-th directional derivative of the gradient (never a
+Hessian: one `jax.linearize` of the gradient gives g and the products H u, nested
+`jax.jvp`s the higher ones). The generated module evaluates the trees bottom-up on any
+pytree of parameters, each distinct subtree and each distinct product once. With
+memories kept in the state (1 − β = c·h) it gives the joint field of θ and those
+memories, whose weights also read the memories at their own index.
 
 Each root weight is split into Σ_k c_k(params) a_k(g, s, θ): the coefficients c_k are
-rational functions of the rule's parameters, evaluated exactly (`Fraction`s of the
+rational functions of the rule's parameters (each summed exactly over the numerator's
+terms with one elementwise part, over the constant factors of the denominator, and
+with the constant factors of the inner weights), evaluated exactly (`Fraction`s of the
 floats given) and rounded once; the elementwise parts a_k (square roots of ε + g², …)
 run in floating point. Names from the user reach the source only through `_ident`
 (one-to-one identifiers) and `_doc` (escaped text).
@@ -90,6 +95,7 @@ def weighted_field_source(meq, scale=1) -> str:
     weights: list[str] = []  # distinct elementwise weights, as source
     coeffs: list[str] = []  # distinct exact coefficients, as source
     nodes: dict[tuple, int] = {}
+    products: dict[tuple, int] = {}  # hyperedge (child nodes) -> its product d<k>
     lines_nodes: list[str] = []
     roots: list[tuple[int, int, int, int]] = []  # (component, power, coefficient, node)
     mems = "".join(f", q{k}" for k in range(len(state)))
@@ -122,9 +128,14 @@ def weighted_field_source(meq, scale=1) -> str:
         if key not in nodes:
             nodes[key] = len(nodes)
             n = nodes[key]
-            parts = [f"_w{w}(g, s, theta{mems})"] + [
-                f"_dgrad(grad, theta, ({', '.join(f'n{c}' for c in e)},))" for e in kids
-            ]
+            parts = [f"_w{w}(g, s, theta{mems})"]
+            for e in kids:  # each product D^m grad E[...] once, however many trees use it
+                if e not in products:
+                    products[e] = len(products)
+                    args = ", ".join(f"n{c}" for c in e)
+                    how = f"hvp({args})" if len(e) == 1 else f"_dgrad(grad, theta, ({args},))"
+                    lines_nodes.append(f"        d{products[e]} = {how}")
+                parts.append(f"d{products[e]}")
             lines_nodes.append(f"        n{n} = " + " * ".join(_mul(parts)))
         return nodes[key], factor
 
@@ -233,7 +244,13 @@ def _module(meq, params, weights, coeffs, lines_nodes, roots, scale, state=()) -
         "",
         "",
         "def _times(*xs):",
-        "    return jax.tree_util.tree_map(lambda *a: jnp.prod(jnp.stack(a), axis=0), *xs)",
+        "    def prod(*a):",
+        "        out = a[0]",
+        "        for b in a[1:]:",
+        "            out = out * b",
+        "        return out",
+        "",
+        "    return jax.tree_util.tree_map(prod, *xs)",
         "",
         "",
         "def _axpy(a, x, y):",
@@ -277,7 +294,7 @@ def _module(meq, params, weights, coeffs, lines_nodes, roots, scale, state=()) -
     else:
         out.append("    def field(theta, h):")
     out += [
-        "        g = grad(theta)",
+        "        g, hvp = jax.linearize(grad, theta)  # the gradient and H @ u, one pass",
         "        s = jax.tree_util.tree_map(jnp.sign, g)",
         *lines_nodes,
     ]
