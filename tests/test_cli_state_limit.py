@@ -71,14 +71,26 @@ def test_a_rule_without_such_a_decay_has_no_state_limit(capsys, rule):
     assert code == 2 and "no decay whose memory the weighted-tree engine keeps" in err
 
 
-def test_verify_adam_at_optax_defaults_keeps_the_memories_in_the_state(capsys):
-    # beta2 = 0.999: 1 - beta2 = 1e-3 is below the learning rates checked, so the
-    # slow-manifold check cannot pass; verify picks the state limit and says why
+def test_verify_adam_at_optax_defaults_keeps_v_in_the_state(capsys):
+    # h around 1e-3: 1 - beta2 = 1e-3 is not small against h, so v goes to the state
+    # with c2 = 1 (beta2 = 0.999 at h = 1e-3); 1 - beta1 = 0.1 is, so m stays on its
+    # slow manifold: the mixed limit, said in one line
     code, out, _ = run(
         capsys,
         *("verify", "adam", "--order", "1", "--param", "beta1=0.9"),
-        *("--param", "beta2=0.999", "--param", "eps=1e-8"),
+        *("--param", "beta2=0.999", "--param", "eps=1e-8", "--hs", "0.0005,0.001,0.002"),
     )
     assert code == 0 and "PASS" in out, out
-    assert "v stays in the state with 1 - beta2 = c2*h" in out
-    assert "not small against 1 - beta2 = 0.001" in out
+    assert "v stays in the state with 1 - beta2 = c2*h, c2 = 1 " in out
+    assert "not small against 1 - beta2 = 0.001" in out and "beta1 = 0.9:" not in out
+
+
+def test_verify_puts_both_memories_in_the_state_over_the_default_learning_rates():
+    from bea.cli._verify import _choose_limits
+
+    numbers = {"beta1": sp.Rational(9, 10), "beta2": sp.Rational(999, 1000), "eps": 1}
+    rule, bound, lines = _choose_limits(bea.rules.adam, numbers, {}, None)
+    h_mid = (0.004 * 0.0135) ** 0.5  # the middle of the default sweep
+    assert set(bound) == {"c1", "c2", "eps"} and len(lines) == 2
+    assert abs(bound["c1"] - 0.1 / h_mid) < 1e-12 and abs(bound["c2"] - 0.001 / h_mid) < 1e-12
+    assert dict(rule.params)["beta2"] == 1 - sp.Symbol("c2", positive=True) * sp.Symbol("h")
