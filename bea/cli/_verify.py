@@ -243,7 +243,20 @@ def verify_command(
     fixed_rule, fixed_numbers, limit_lines = rule, dict(numbers), []
     if region is None and (state_limit or in_coordinate_family(rule)):
         rule, numbers, limit_lines = _choose_limits(rule, numbers, dict(state_limit or {}), hs)
-    meq = _equation(rule, order, problem, force, region)
+    try:
+        meq = _equation(rule, order, problem, force, region)
+    except (BeaValueError, TraceError) as err:
+        if not limit_lines or state_limit:
+            raise
+        # chosen here, not asked for: a state limit the engine cannot derive (Lion's
+        # sign of beta1*m + (1 - beta1)*g, fixed by no sign of g) falls back to beta fixed
+        why = str(err).split("; ")[0]
+        rule, numbers = fixed_rule, fixed_numbers
+        limit_lines = [
+            f"  the memories of {rule.name} stay on their slow manifold, as its state limit "
+            f"cannot be derived ({why})"
+        ]
+        meq = _equation(rule, order, problem, force, region)
     if meq.basis != "coordinates" and len(meq.terms) > MAX_TERMS and not force:
         raise BeaValueError(
             f"bea verify {rule.name} at --order {order} evaluates {len(meq.terms)} terms "
