@@ -157,9 +157,28 @@ def _constant_factor(w: sp.Expr, locals_) -> tuple[sp.Expr, sp.Expr]:
     of w's numerator and denominator: (β + 1)/(2 (β − 1) √(ε + g²)) gives
     c = (β + 1)/(2 (β − 1)), a = 1/√(ε + g²)."""
     num, den = sp.fraction(sp.together(w))
-    cn, an = sp.factor_terms(num).as_independent(*locals_, as_Add=False)
-    cd, ad = sp.factor_terms(den).as_independent(*locals_, as_Add=False)
+    cn, an = _exact_split(sp.factor_terms(num), locals_)
+    cd, ad = _exact_split(sp.factor_terms(den), locals_)
     return cn / cd, an / ad
+
+
+def _exact_split(e: sp.Expr, locals_) -> tuple[sp.Expr, sp.Expr]:
+    """e = c * a as a product: c the factors free of the locals that are rational
+    functions (exact in the module's `Fraction`s), a the rest (sqrt(10), an ε under a
+    root, the locals)."""
+    c, a = e.as_independent(*locals_, as_Add=False)
+    keep = [f for f in sp.Mul.make_args(c) if not _rational(f)]
+    if keep:
+        rest = sp.Mul(*keep)
+        c, a = c / rest, a * rest
+    return c, a
+
+
+def _rational(f: sp.Expr) -> bool:
+    """Whether f is a rational function with rational numbers (no root of a number)."""
+    return all(p.exp.is_Integer for p in f.atoms(sp.Pow)) and all(
+        n.is_Rational for n in f.atoms(sp.Number)
+    )
 
 
 def _split(w: sp.Expr, locals_) -> list[tuple[sp.Expr, sp.Expr]]:
@@ -169,10 +188,10 @@ def _split(w: sp.Expr, locals_) -> list[tuple[sp.Expr, sp.Expr]]:
     Summing the coefficients of one a_k before rounding keeps cancellations such as
     β₁β₂ − β₁ + β₂ − 1 = (β₁ + 1)(β₂ − 1) near β = 1 exact."""
     num, den = sp.fraction(sp.together(w))
-    cd, ad = sp.factor_terms(den).as_independent(*locals_, as_Add=False)
+    cd, ad = _exact_split(sp.factor_terms(den), locals_)
     acc: dict[sp.Expr, sp.Expr] = {}
     for part in sp.Add.make_args(sp.expand(num)):
-        c, a = part.as_independent(*locals_, as_Add=False)
+        c, a = _exact_split(part, locals_)
         acc[a] = acc.get(a, sp.S.Zero) + c
     return [(sp.cancel(c / cd), a / ad) for a, c in acc.items() if sp.cancel(c) != 0]
 
