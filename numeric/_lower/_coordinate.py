@@ -304,6 +304,10 @@ class ElementwiseField:
     subtrees are evaluated once, and the products of one depth and one m are taken in
     one batched call (`jax.vmap` over the tangents). The state may be an array or a
     pytree of arrays (e.g. a network's parameters); the weights act on every leaf.
+
+    `component` is "theta", a memory (kept in the state, or on its slow manifold: its
+    series), or a tuple of them: the field then returns a tuple, the components sharing
+    the gradient, its linearisation and their equal subtrees (`JointField`).
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None, component="theta"):
