@@ -10,6 +10,11 @@ take two more flags for them:
                            signs=+1,-1 (one per coordinate), choose=first|second
                            (the branch of each maximum/minimum); repeatable
 
+    --state-limit DECAY[=RATE]
+                           keep the memory of DECAY in the state: DECAY = 1 - RATE*h
+                           (`Rule.state_limit`), RATE a symbol (default c for beta, c2
+                           for beta2, ...) or an exact number; repeatable
+
 The built-in non-smooth rules have a default region (`REGIONS`), said in the output.
 Coordinate derivations grow fast with the order and the dimension (Adam at order 2
 takes seconds in dimension 2 and minutes in dimension 3), so the budget is order 2
@@ -19,21 +24,29 @@ and dimension 3; `--force` lifts it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import sympy as sp
+
 from .._core._errors import BeaValueError, TraceError
+from .._core._params import parse_value
 from .._families._registry import coordinate_wise, family_of
 from .._rules._coordinate import REGIONS
 from .._rules._rule import as_rule
 from ._budget import Budget
 
 __all__ = [
+    "apply_state_limit",
     "coordinate_wanted",
+    "decays",
+    "default_rate",
     "derive_coordinate",
     "in_coordinate_family",
     "loss_coordinate",
     "parse_region",
+    "parse_state_limit",
 ]
 
 MAX_ORDER, HARD_ORDER = 2, 8
@@ -101,6 +114,131 @@ def parse_region(texts: Sequence[str], dimension: int) -> dict | None:
                 )
             region[key] = items[0] if len(items) == 1 else tuple(items)
     return region
+
+
+def decays(rule) -> dict[str, str]:
+    """The decays of an elementwise rule with memory: parameter name -> the memory that
+    `rule.state_limit(name=...)` keeps in the state (its update becomes the identity at
+    h = 0, and so does the whole step), in the order of the rule's parameters. Empty
+    for a rule that is not elementwise, has no memory, or no such parameter (heavy
+    ball's θ + v moves θ at h = 0: its limit rescales v by h, which is not derived).
+
+    Example:
+        >>> import bea
+        >>> decays(bea.rules.adam)
+        {'beta1': 'm', 'beta2': 'v'}
+    """
+    from .._families.coordinate._dimension_free import THETA, trace_elementwise
+    from .._rules._rule import as_rule
+
+    rule = as_rule(rule)
+    memory = tuple(getattr(rule, "memory", ()) or ())
+    if not memory or rule.factory is None:
+        return {}
+    h = sp.Symbol("h")
+
+    def in_state(r) -> set[str]:
+        try:
+            exprs, mems = trace_elementwise(getattr(r, "update", r), memory)
+        except (TraceError, BeaValueError):
+            return set()
+        if sp.expand(sp.sympify(exprs[0]).subs(h, 0) - THETA) != 0:
+            return set()  # a step that moves theta at h = 0 (heavy ball's theta + v)
+        return {
+            n
+            for n, e in zip(memory, exprs[1:], strict=True)
+            if sp.expand(sp.sympify(e).subs(h, 0) - mems[n]) == 0
+        }
+
+    before = in_state(rule)
+    out = {}
+    for name, value in rule.params:
+        if isinstance(value, tuple | list | bool) or getattr(value, "is_Matrix", False):
+            continue
+        try:
+            moved = in_state(rule.state_limit(**{name: sp.Symbol("_c", positive=True)})) - before
+        except (BeaValueError, TypeError, ValueError, TraceError):
+            continue
+        if len(moved) == 1:
+            out[name] = moved.pop()
+    return out
+
+
+def default_rate(decay: str) -> str:
+    """The rate symbol of `--state-limit DECAY`: beta -> c, beta2 -> c2, rho -> c."""
+    match = re.fullmatch(r"beta(\w*)", decay)
+    return "c" + (match.group(1) if match else "")
+
+
+def parse_state_limit(texts: Sequence[str], rule) -> dict[str, sp.Expr]:
+    """`--state-limit beta2=c2 --state-limit beta1` -> `{"beta2": c2, "beta1": c1}`, the
+    rates of `Rule.state_limit` (a symbol, or an exact number such as 1 or 1/2).
+
+    Example:
+        >>> import bea
+        >>> parse_state_limit(["beta2=c2", "beta1=1/2"], bea.rules.adam)
+        {'beta2': c2, 'beta1': 1/2}
+    """
+    if not texts:
+        return {}
+    known = decays(rule)
+    params = {k for k, _ in getattr(rule, "params", ())}
+    out: dict[str, sp.Expr] = {}
+    for text in texts:
+        name, _sep, rate = (part.strip() for part in text.partition("="))
+        if not known:
+            raise BeaValueError(
+                f"rule {rule.name!r} has no decay whose memory the weighted-tree engine keeps "
+                "in the state (an elementwise rule whose step is the identity at h = 0 once "
+                "1 - beta = c*h); leave out --state-limit"
+            )
+        if name not in known:
+            first = next(iter(known))
+            raise BeaValueError(
+                f"--state-limit {text[:40]!r} must name a decay of rule {rule.name!r} (its "
+                f"decays: {', '.join(known)}), e.g. --state-limit {first}={default_rate(first)}"
+            )
+        if name in out:
+            raise BeaValueError(f"--state-limit {name} is given twice; give it once")
+        value = sp.sympify(
+            parse_value(rate or default_rate(name), max_digits=30, what="--state-limit")
+        )
+        if isinstance(value, sp.Symbol) and (value.name in params or value.name == "h"):
+            raise BeaValueError(
+                f"--state-limit {name}={value} must name a new rate symbol, not the learning "
+                f"rate or a parameter of rule {rule.name!r}; e.g. {name}={default_rate(name)}"
+            )
+        if value.free_symbols and not isinstance(value, sp.Symbol):
+            raise BeaValueError(
+                f"--state-limit {name}={rate[:40]} must be a symbol name or a number, e.g. "
+                f"{name}={default_rate(name)} or {name}=1"
+            )
+        if not value.free_symbols and not value > 0:
+            raise BeaValueError(
+                f"--state-limit {name}={rate[:40]} must be a positive rate (1 - {name} = "
+                "rate*h with h > 0)"
+            )
+        out[name] = sp.Symbol(value.name, positive=True) if value.free_symbols else value
+    rates = [str(v) for v in out.values() if getattr(v, "is_Symbol", False)]
+    if len(set(rates)) != len(rates):
+        raise BeaValueError(
+            "two --state-limit decays share one rate symbol; give each its own, e.g. "
+            "beta1=c1 and beta2=c2"
+        )
+    return out
+
+
+def apply_state_limit(rule, limits: dict, args) -> object:
+    """`rule.state_limit(**limits)` for a command that derives over weighted trees; a
+    state limit needs the equation for every dimension (no --dimension or --region)."""
+    if not limits:
+        return rule
+    if getattr(args, "dimension", None) is not None or getattr(args, "region", None):
+        raise BeaValueError(
+            "--state-limit derives the equation for every dimension over weighted trees; "
+            "leave out --dimension and --region"
+        )
+    return rule.state_limit(**limits)
 
 
 def _sizes(args, order: int, budget: Budget) -> int:

@@ -3,22 +3,25 @@
     bea rules
     bea derive RULE --order N [--param NAME=VALUE]... [--format text|latex|json]
                     [--notation auto|gradient|elementary] [--dimension D]
-                    [--region KEY=VALUE]... [--force]
+                    [--region KEY=VALUE]... [--state-limit DECAY[=RATE]]... [--force]
     bea loss RULE --order N [--block B] [--convention flow|per_player] [--held-fixed]
                   [--split symmetric|first|all_fixed] [--expected] [--format ...] [--force]
                   [--dimension D] [--region KEY=VALUE]... [--preconditioner identity|abs_grad]
     bea principal RULE [--order N] [--param NAME=VALUE]... [--force]
     bea verify RULE --order N [--problem NAME] [--param NAME=VALUE]... [--hs H,H,...]
                     [--steps K] [--format text|json] [--plot PATH] [--force]
-                    [--region KEY=VALUE]...
+                    [--region KEY=VALUE]... [--state-limit DECAY[=RATE]]...
     bea codegen RULE --order N [--what field|loss|regulariser|modifying] [--scale S]
-                [--param ...] [-o FILE]
+                [--param ...] [--state-limit DECAY[=RATE]]... [-o FILE]
     bea check RULE "FORMULA" --order N [--param ...] [--problem NAME] [--hs ...] [--exact-only]
     bea demo [--no-verify]
 
 RULE is a built-in name or `path/to/file.py:my_rule` (imported by path). The
 coordinate-wise rules (adam, rmsprop, signgd, ...) are derived per coordinate
-(`--dimension`, `--region`; see `bea.cli._coordinate`).
+(`--dimension`, `--region`; see `bea.cli._coordinate`); `--state-limit beta2=c2`
+keeps a memory in the state, with 1 - beta2 = c2*h (`Rule.state_limit`), and `bea
+verify` picks that limit itself for a decay too close to 1 for the learning rates it
+checks (optax's beta2 = 0.999), saying so in one line.
 
 A user mistake (a bad flag, an unknown rule, a size over the budget, an unwritable
 output) prints ONE line `bea: error: ...` on stderr and exits with status 2, never a
@@ -40,7 +43,14 @@ from collections.abc import Callable, Sequence
 from .._core._errors import BeaError, BeaValueError
 from .._core._params import parse_param, parse_value
 from ._budget import Budget
-from ._coordinate import coordinate_wanted, derive_coordinate, in_coordinate_family, loss_coordinate
+from ._coordinate import (
+    apply_state_limit,
+    coordinate_wanted,
+    derive_coordinate,
+    in_coordinate_family,
+    loss_coordinate,
+    parse_state_limit,
+)
 from ._encoding import fit_streams
 from ._interrupt import ending_on_interrupt, write_atomically
 from ._user_rules import resolve_rule
@@ -119,17 +129,35 @@ def _params(texts: Sequence[str], budget: Budget, reserved=RESERVED) -> dict:
     return values
 
 
-def _build_rule(name: str, texts: Sequence[str], budget: Budget, reserved=RESERVED):
+def _build_rule(name: str, texts: Sequence[str], budget: Budget, reserved=RESERVED, args=None):
     """The rule rebuilt with the values it takes as parameters, and the other values:
-    symbols of a user's rule, substituted exactly into the derived equation
-    (`ModifiedEquation.subs`)."""
+    symbols of a user's rule and the rates of `--state-limit` (`args.state_limit`),
+    substituted exactly into the derived equation (`ModifiedEquation.subs`)."""
     rule = resolve_rule(name)
     values = _params(texts, budget, reserved)
+    limits = parse_state_limit(getattr(args, "state_limit", None) or [], rule)
+    _both_set(limits, values)
+    rates = {str(v) for v in limits.values() if v.free_symbols}
     known = dict(rule.params)
-    own = {k: v for k, v in values.items() if k in known or rule.factory is not None}
+    own = {
+        k: v
+        for k, v in values.items()
+        if k not in rates and (k in known or rule.factory is not None)
+    }
     extra = {k: v for k, v in values.items() if k not in own}
     _check_rule_values(rule, own, budget)
-    return (rule.with_params(**own) if own else rule), extra
+    rule = rule.with_params(**own) if own else rule
+    return apply_state_limit(rule, limits, args), extra
+
+
+def _both_set(limits: dict, values: dict) -> None:
+    """Refuse a decay given both a value (--param) and a state limit."""
+    both = sorted(set(limits) & set(values))
+    if both:
+        raise BeaValueError(
+            f"--param {both[0]} and --state-limit {both[0]} both set {both[0]}; give one "
+            f"(the state limit sets {both[0]} = 1 - rate*h)"
+        )
 
 
 def _derive(rule, extra: dict, order: int, force: bool, **kwargs):
@@ -192,7 +220,7 @@ def _cmd_derive(args, out: Callable[[str], None]) -> int:
 
     budget = Budget(force=args.force)
     order = _order(args, budget)
-    rule, extra = _build_rule(args.rule, args.param, budget)
+    rule, extra = _build_rule(args.rule, args.param, budget, args=args)
     if args.sampled:
         return _derive_stochastic(rule, args, order, extra, out)
     if coordinate_wanted(rule, args):
@@ -320,6 +348,11 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
     rule = resolve_rule(args.rule)  # unknown names fail here, before JAX is imported
     params = _params(args.param, budget)
     _check_rule_values(rule, params, budget)
+    limits = parse_state_limit(args.state_limit, rule)
+    # a decay with its rate given may not also get a value; one without (--state-limit
+    # beta2) takes its rate from --param beta2=... at the learning rates checked
+    explicit = {t.partition("=")[0].strip() for t in args.state_limit if "=" in t}
+    _both_set({k: v for k, v in limits.items() if k in explicit}, params)
     hs = _learning_rates(args.hs) if args.hs is not None else None
     steps = budget.integer(args.steps, "--steps", budget.max_size, budget.hard_size, low=1)
     if args.plot is not None and not args.plot.strip():
@@ -344,6 +377,7 @@ def _cmd_verify(args, out: Callable[[str], None]) -> int:
         fmt=args.format,
         force=args.force,
         region=_verify_region(rule, args, budget, order),
+        state_limit=limits,
     )
 
 
@@ -366,7 +400,7 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
 
     budget = Budget(force=args.force)
     order = _order(args, budget)
-    rule, extra = _build_rule(args.rule, args.param, budget)
+    rule, extra = _build_rule(args.rule, args.param, budget, args=args)
     coordinate = in_coordinate_family(rule)
     if coordinate and args.what != "field":
         _no_coordinate(rule, f"bea codegen --what {args.what}")
@@ -575,6 +609,12 @@ def _coordinate_flags(p) -> None:
     )
 
 
+_STATE_LIMIT_HELP = (
+    "keep the memory of a decay in the state, DECAY = 1 - RATE*h (Rule.state_limit), "
+    "RATE a symbol (default c2 for beta2, c for rho) or an exact number; repeatable"
+)
+
+
 def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     rules = _rules_epilog()
@@ -618,6 +658,9 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         "modified equation, dθ = b dt + D^½ dW (repeat for several losses)",
     )
     _coordinate_flags(d)
+    d.add_argument(
+        "--state-limit", action="append", default=[], metavar="DECAY[=RATE]", help=_STATE_LIMIT_HELP
+    )
     d.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     lo = sub.add_parser(
@@ -745,6 +788,14 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         "gets RULE_orderN.png inside it); checked before the run",
     )
     _coordinate_flags(v)
+    v.add_argument(
+        "--state-limit",
+        action="append",
+        default=[],
+        metavar="DECAY[=RATE]",
+        help=_STATE_LIMIT_HELP + "; without RATE, RATE = (1 - DECAY)/h at the middle of the "
+        "learning rates checked (default: chosen from --param DECAY=...)",
+    )
     v.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     m = sub.add_parser(
@@ -788,6 +839,9 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         help="multiply the drift (the h-terms) of the field, loss or regulariser by S, "
         "exactly: chained before optax.sgd(h), gd's order-1 regulariser with -1 cancels "
         "its drift, with 1 doubles it (default 1)",
+    )
+    cg.add_argument(
+        "--state-limit", action="append", default=[], metavar="DECAY[=RATE]", help=_STATE_LIMIT_HELP
     )
     cg.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE (.py)")
     cg.add_argument("--force", action="store_true", help=_FORCE_HELP)

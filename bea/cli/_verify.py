@@ -27,7 +27,7 @@ from .._core._errors import BeaValueError, TraceError
 from .._equation import _modified
 from .._rules import _builtin as _rules
 from .._rules._coordinate import REGIONS
-from ._coordinate import every_dimension, in_coordinate_family
+from ._coordinate import decays, default_rate, every_dimension, in_coordinate_family
 from ._interrupt import write_atomically
 from ._user_problems import get_problem
 
@@ -200,6 +200,7 @@ def verify_command(
     fmt: str = "text",
     force: bool = False,
     region: dict | None = None,
+    state_limit: dict | None = None,
 ) -> int:
     """`bea verify RULE --order N [--problem NAME] [--param k=v] [--hs ...] [--plot PATH]`.
 
@@ -211,6 +212,13 @@ def verify_command(
     declared or module-level; symbols left unbound get `DEFAULT_SYMBOLS`. The map and
     the modified flow run on a built-in problem over four learning rates (or `hs`); a
     table of h, error and slope is printed, or with `fmt="json"` one JSON object.
+
+    A memory whose decay β is given (`--param beta2=0.999`) is checked in the limit
+    that fits the learning rates checked (`_choose_limits`): on its slow manifold
+    (β fixed, a series in h/(1 − β)) when h ≤ (1 − β)/10, else in the state with
+    1 − β = c·h (`Rule.state_limit`), c = (1 − β)/h at the middle of the learning
+    rates, so that β is the given value there; `state_limit` (decay -> rate, from
+    --state-limit) chooses instead.
 
     Returns:
         0 when the fitted slope reaches the expected one (less 0.25) with every error
@@ -232,15 +240,44 @@ def verify_command(
         numbers = {k: v for k, v in numbers.items() if k not in own}
         if own:
             rule = rule.with_params(**own)
-    meq = _equation(rule, order, problem, force, region)
+    fixed_rule, fixed_numbers, limit_lines = rule, dict(numbers), []
+    if region is None and (state_limit or in_coordinate_family(rule)):
+        rule, numbers, limit_lines = _choose_limits(rule, numbers, dict(state_limit or {}), hs)
+    try:
+        meq = _equation(rule, order, problem, force, region)
+    except (BeaValueError, TraceError) as err:
+        if not limit_lines or state_limit:
+            raise
+        # chosen here, not asked for: a state limit the engine cannot derive (Lion's
+        # sign of beta1*m + (1 - beta1)*g, fixed by no sign of g) falls back to beta fixed
+        why = str(err).split("; ")[0]
+        rule, numbers = fixed_rule, fixed_numbers
+        limit_lines = [
+            f"  the memories of {rule.name} stay on their slow manifold, as its state limit "
+            f"cannot be derived ({why})"
+        ]
+        meq = _equation(rule, order, problem, force, region)
     if meq.basis != "coordinates" and len(meq.terms) > MAX_TERMS and not force:
         raise BeaValueError(
             f"bea verify {rule.name} at --order {order} evaluates {len(meq.terms)} terms "
             f"numerically, above the limit of {MAX_TERMS}; lower --order, or pass --force"
         )
     if meq.basis == "coordinates":
+        start = None
+        if meq.expansion.state:
+            start = _memory_start(fixed_rule, fixed_numbers, meq, problem)
         return _verify_coordinate(
-            rule, meq, numbers, problem, plot, print_fn, hs=hs, steps=steps, fmt=fmt
+            rule,
+            meq,
+            numbers,
+            problem,
+            plot,
+            print_fn,
+            hs=hs,
+            steps=steps,
+            fmt=fmt,
+            lines=limit_lines,
+            start=start,
         )
     text = fmt != "json"
     say = print_fn if text else (lambda _s: None)
@@ -261,9 +298,90 @@ def verify_command(
     return _report(res, order, plot, print_fn, text)
 
 
-def _verify_coordinate(rule, meq, params, problem, plot, print_fn, *, hs, steps, fmt):
+def _choose_limits(rule, numbers: dict, limits: dict, hs) -> tuple:
+    """(rule, numbers, lines): the rule with the memories that the learning rates
+    checked need in the state (`Rule.state_limit`), the numbers with each such decay
+    replaced by its rate, and one line per choice to print.
+
+    Without `limits` a decay β given a number goes to the state when the largest h
+    checked exceeds (1 − β)/10, where the slow-manifold series in h/(1 − β) stops being
+    asymptotic (optax's β₂ = 0.999 at any h of the default sweep). A decay whose rate is
+    the default symbol (c2 for beta2) and not given a number takes c = (1 − β)/h_mid,
+    h_mid the geometric middle of the learning rates: β is the given value there.
+    """
+    import numeric._check._coordinate as coordinate
+
+    memories = decays(rule)
+    if not memories:
+        return rule, numbers, []
+    checked = tuple(float(h) for h in hs) if hs else coordinate.COORDINATE_HS
+    h_mid = math.sqrt(min(checked) * max(checked))
+    lines, auto = [], not limits
+
+    def value(name):
+        v = numbers.get(name)
+        if v is None or (isinstance(v, sp.Basic) and v.free_symbols):
+            return None
+        v = float(v)
+        return v if 0 < v < 1 else None
+
+    if auto:
+        for name in memories:
+            beta = value(name)
+            if beta is not None and max(checked) > 0.1 * (1 - beta):
+                limits[name] = sp.Symbol(default_rate(name), positive=True)
+    if not limits:
+        return rule, numbers, []
+    numbers = dict(numbers)
+    for name, rate in limits.items():
+        beta = value(name)
+        if not getattr(rate, "is_Symbol", False) or rate.name in numbers or beta is None:
+            continue
+        numbers.pop(name)
+        c = (1 - beta) / h_mid
+        numbers[rate.name] = c
+        why = (
+            f"h up to {max(checked):g} is not small against 1 - {name} = {1 - beta:.3g} "
+            f"(the slow-manifold series is in h/(1 - {name})), so "
+            if auto
+            else ""
+        )
+        lines.append(
+            f"  {name} = {beta:g}: {why}{memories[name]} stays in the state with 1 - {name} "
+            f"= {rate}*h, {rate} = {c:.4g} ({name} = {beta:g} at h = {h_mid:.3g}, the middle "
+            "of the learning rates checked)" + ("; --state-limit chooses otherwise" if auto else "")
+        )
+    return rule.state_limit(**limits), numbers, lines
+
+
+def _memory_start(rule, numbers: dict, meq, problem) -> dict:
+    """The start of each memory kept in the state: its slow manifold's leading term
+    M₀(θ₀) under β fixed (g for Adam's m, g² for its v), from the rule's own order-0
+    equation; `numbers` are those of the rule with β fixed (defaults for the rest)."""
+    from numeric._lower._coordinate import ElementwiseField
+
+    _, prob = _coordinate_problem(problem)
+    fixed = every_dimension(rule, 0, state_size(prob.state0))
+    free = sorted(_free_symbols(fixed))
+    given = {k: v for k, v in numbers.items() if k in free}
+    bound = {k: float(v) for k, v in _numbers(free, rule, given, lambda _s: None).items()}
+    with float64():
+        import jax.numpy as jnp
+
+        theta = jnp.ravel(jnp.asarray(prob.state0, dtype=jnp.float64))
+        losses = {"E": lambda t: prob.loss(t, 0, 1)}
+        return {
+            name: ElementwiseField(fixed, losses, bound, name)._apply(theta, 0.0)
+            for name, _ in meq.expansion.state
+        }
+
+
+def _verify_coordinate(
+    rule, meq, params, problem, plot, print_fn, *, hs, steps, fmt, lines=(), start=None
+):
     """`bea verify` on a coordinate equation: one step from the slow manifold against the
-    flow of the per-coordinate field, on a one-player problem (default `nonconvex`)."""
+    flow of the per-coordinate field, on a one-player problem (default `nonconvex`); with
+    memories in the state, one step from (θ₀, their `start`) against the joint flow."""
     name, prob = _coordinate_problem(problem)
     order = meq.order
     known = {k for k, _ in rule.params}  # a declared parameter may be overridden
@@ -273,33 +391,38 @@ def _verify_coordinate(rule, meq, params, problem, plot, print_fn, *, hs, steps,
     text = fmt != "json"
     say = print_fn if text else (lambda _s: None)
     say(f"verifying {rule.name} at order {order} per coordinate on {name} (float64)")
-    for note in notes:
+    for note in (*lines, *notes):
         say(note)
     with float64():
         import jax.numpy as jnp
 
         theta = jnp.ravel(jnp.asarray(prob.state0, dtype=jnp.float64))
+        state0 = theta
+        if start is not None:
+            state0 = (theta, *(start[name] for name, _ in meq.expansion.state))
         (res,) = numeric.check_orders(
             rule,
             [order],
             losses={"E": lambda t: prob.loss(t, 0, 1)},
-            state0=theta,
+            state0=state0,
             params=numbers,
             hs=hs,
             steps=steps,
             meq=meq,
             problem=name,
         )
-    return _report(res, order, plot, print_fn, text)
+    return _report(res, order, plot, print_fn, text, lines)
 
 
-def _report(res, order: int, plot, print_fn: Callable, text: bool) -> int:
+def _report(res, order: int, plot, print_fn: Callable, text: bool, limits=()) -> int:
     if plot:
         fig = res.plot()
         write_atomically(plot, lambda tmp: save_figure(fig, tmp))
     if not text:
         data = res.to_dict()
         data["plot"] = plot
+        if limits:  # the memories verify put in the state, and why
+            data["state_limit"] = [line.strip() for line in limits]
         print_fn(json.dumps(data, indent=2))
         return 0 if res.passed else 1
     print_fn(res.table())

@@ -35,7 +35,7 @@ import sympy as sp
 from bea import BeaTypeError, BeaValueError
 from bea.backend import INDEX_SYMBOLS, call_coordinate_rule, index_form
 
-from ._params import Step, bind, exact_number, split_h, unwrap, wrap
+from ._params import Step, bind, exact_number, split_h, step_size, unwrap, wrap
 
 __all__ = [
     "CoordinateVectorField",
@@ -59,6 +59,20 @@ LOOKUP = {
     "Min": jnp.minimum,
 }
 """SymPy function names -> JAX, for lambdify."""
+
+_HALF_POWER = sp.Function("half_power")
+"""b**(n/2), n odd, written sqrt(b)**n: one square root and multiplications instead of
+the exp and log of a general power (the (g² + ε)^(3/2) of Adam's weights)."""
+
+LOOKUP["half_power"] = lambda b, n: jax.lax.integer_pow(jnp.sqrt(b), int(n))
+
+
+def _half_powers(expr):
+    """`expr` with every power of exponent n/2 (n odd, |n| > 1) as `_HALF_POWER(b, n)`."""
+    return expr.replace(
+        lambda e: e.is_Pow and e.exp.is_Rational and e.exp.q == 2 and abs(e.exp.p) > 1,
+        lambda e: _HALF_POWER(e.base, e.exp.p),
+    )
 
 
 def with_field(meq, field, order: int, name: str = "theta"):
@@ -144,7 +158,7 @@ class CoordinateField:
             if self.h is None:
                 raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
             h = self.h
-        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(theta, step_size(h))
 
 
 def coordinate_vector_field(meq, losses: Mapping, params: Mapping | None = None) -> CoordinateField:
@@ -231,11 +245,11 @@ class CoordinateDiscreteMap:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call step(theta, memory, h)")
-        return self._jit(theta, tuple(memory), jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(theta, tuple(memory), step_size(h))
 
     def iterate(self, theta, memory, h, k: int):
         """`k` steps (a `lax.fori_loop`)."""
-        return self._iter(theta, tuple(memory), jnp.asarray(h, dtype=jnp.result_type(float)), k)
+        return self._iter(theta, tuple(memory), step_size(h), k)
 
 
 def coordinate_discrete_map(rule, losses: Mapping, params: Mapping | None = None):
@@ -290,6 +304,10 @@ class ElementwiseField:
     subtrees are evaluated once, and the products of one depth and one m are taken in
     one batched call (`jax.vmap` over the tangents). The state may be an array or a
     pytree of arrays (e.g. a network's parameters); the weights act on every leaf.
+
+    `component` is "theta", a memory (kept in the state, or on its slow manifold: its
+    series), or a tuple of them: the field then returns a tuple, the components sharing
+    the gradient, its linearisation and their equal subtrees (`JointField`).
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None, component="theta"):
@@ -301,10 +319,18 @@ class ElementwiseField:
         self.memory = tuple(
             sp.Symbol(f"{name}_i", real=True) for name, _ in getattr(meq.expansion, "state", ())
         )
-        if component == "theta":
-            terms = index_form(meq)
-        else:
-            terms = [_Term(p, ws, tuple(e)) for p, ws, e in meq.expansion.index_terms_of(component)]
+        # one component (a tree of theta's structure) or several (a tuple of them), the
+        # latter sharing equal subtrees and products between components
+        self.single = isinstance(component, str)
+        names = (component,) if self.single else tuple(component)
+        per = []
+        for name in names:
+            if name == "theta":
+                per.append(list(index_form(meq)))
+            else:
+                raw = meq.expansion.index_terms_of(name)
+                per.append([_Term(p, ws, tuple(e)) for p, ws, e in raw])
+        terms = [t for ts in per for t in ts]
         weights = [sp.sympify(w) for t in terms for w in t.weights]
         self.h, num = bind(meq, weights, params)
         exprs: list[sp.Expr] = []
@@ -326,9 +352,10 @@ class ElementwiseField:
                 self.nodes.append(key)
             return index[key]
 
-        self.roots = [(t.power, node(t, 0)) for t in terms]
+        self.roots = [[(t.power, node(t, 0)) for t in ts] for ts in per]
         self.weights = [
-            sp.lambdify([U, S, THETA_I, *self.memory], e, modules=[LOOKUP, "jax"]) for e in exprs
+            sp.lambdify([U, S, THETA_I, *self.memory], _half_powers(e), modules=[LOOKUP, "jax"])
+            for e in exprs
         ]
         self.uses_sign = any(S in e.free_symbols for e in exprs)
         depth: list[int] = []
@@ -406,16 +433,21 @@ class ElementwiseField:
                 for e in edges:
                     val = tree.tree_map(lambda a, b: a * b, val, contractions[e])
                 values[n] = val
-        out = tree.tree_map(jnp.zeros_like, g)
-        for p, n in self.roots:
-            out = tree.tree_map(lambda o, a, c=h**p: o + (c * a).astype(o.dtype), out, values[n])
-        return out
+        outs = []
+        for roots in self.roots:
+            out = tree.tree_map(jnp.zeros_like, g)
+            for p, n in roots:
+                out = tree.tree_map(
+                    lambda o, a, c=h**p: o + (c * a).astype(o.dtype), out, values[n]
+                )
+            outs.append(out)
+        return outs[0] if self.single else tuple(outs)
 
     def __call__(self, theta, h=None):
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(theta, h)")
-        return self._jit(theta, jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(theta, step_size(h))
 
 
 def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = None):
@@ -488,14 +520,17 @@ class JointField:
     `field((theta, m, v), h)` returns (θ̇, ṁ, v̇), each of theta's shape or pytree.
 
     Every component is a sum of weighted trees whose weights read the gradient and the
-    memories at their own index (`ElementwiseField`, one per component).
+    memories at their own index, all evaluated by one `ElementwiseField` (the gradient,
+    its linearisation and the subtrees the components share, once).
     """
 
     def __init__(self, meq, losses: Mapping, params: Mapping | None = None):
         self.meq = meq
         self.names = ("theta", *(name for name, _ in meq.expansion.state))
-        self.parts = [ElementwiseField(meq, losses, params, c) for c in self.names]
-        self.h = self.parts[0].h
+        # one kernel for every component: the gradient, its linearisation and the
+        # subtrees the components share are evaluated once
+        self.kernel = ElementwiseField(meq, losses, params, self.names)
+        self.h = self.kernel.h
         self._jit = jax.jit(self._apply)
 
     def _apply(self, state, h):
@@ -505,13 +540,13 @@ class JointField:
                 f"{len(self.names)} values"
             )
         theta, *memory = state
-        return tuple(part._apply(theta, h, tuple(memory)) for part in self.parts)
+        return self.kernel._apply(theta, h, tuple(memory))
 
     def __call__(self, state, h=None):
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call field(state, h)")
-        return self._jit(tuple(state), jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(tuple(state), step_size(h))
 
     def __repr__(self) -> str:
         return f"JointField(rule={self.meq.rule!r}, order={self.meq.order}, state={self.names})"

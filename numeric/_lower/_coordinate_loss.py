@@ -20,7 +20,7 @@ import sympy as sp
 
 from bea import BeaTypeError, BeaValueError
 
-from ._params import exact_number, split_h
+from ._params import exact_number, split_h, step_size
 
 __all__ = ["CoordinateLossFn", "coordinate_loss_fn"]
 
@@ -106,7 +106,7 @@ class CoordinateLossFn:
         h = self.h if h is None else h
         if h is None:
             raise BeaValueError("the learning rate h is unbound; call fn(state, h)")
-        return self._jit(state, jnp.asarray(h, dtype=jnp.result_type(float)))
+        return self._jit(state, step_size(h))
 
 
 def coordinate_loss_fn(loss, losses: Mapping, params=None) -> CoordinateLossFn:

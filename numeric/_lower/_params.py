@@ -37,6 +37,7 @@ __all__ = [
     "exact_number",
     "number",
     "split_h",
+    "step_size",
     "unwrap",
     "wrap",
 ]
@@ -418,3 +419,13 @@ def wrap(tree, bound: Mapping[str, object], what: str = "the rule"):
 def unwrap(x):
     """A rule's output leaf as a JAX value (a `Step` or `Value` becomes its array)."""
     return x.value if isinstance(x, Step | Value) else x
+
+
+def step_size(h):
+    """The learning rate as a jit argument of JAX's default float dtype: a Python or
+    NumPy number becomes a NumPy scalar (no eager JAX operation, which costs as much as a
+    small field's whole evaluation on a CPU); an array or a tracer goes to `jnp.asarray`."""
+    dtype = np.float64 if jax.config.jax_enable_x64 else np.float32
+    if isinstance(h, int | float | np.number | np.ndarray):
+        return np.asarray(h, dtype=dtype)
+    return jnp.asarray(h, dtype=dtype)
