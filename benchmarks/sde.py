@@ -1,9 +1,9 @@
 """Cost of a stochastic modified equation on a network: drift and low-rank diffusion.
 
-An MLP (widths 32-128-128-10, tanh, 22,026 parameters, float32) on a finite sum of
-1,024 examples, sampled one example per step. Prints, relative to one pass of
-per-example gradients (`jax.vmap(jax.grad)`, the price of seeing the noise at all),
-fastest of 15 jit-compiled runs:
+The MLP of `benchmarks/kernels.py` (widths 64-320-320-10, tanh, 126,730 parameters,
+float32) on a finite sum of 1,024 examples, sampled one example per step. Prints,
+relative to one pass of per-example gradients (`jax.vmap(jax.grad)`, the price of
+seeing the noise at all), fastest of 15 jit-compiled runs:
 
 * the drift of gd's SME at N = 1 (`numeric.sde(...).drift`: -∇E - h/2 ∇²E∇E, a
   gradient and one Hessian-vector product of the full loss);
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import bea
 import numeric
 
-WIDTHS = (32, 128, 128, 10)
+WIDTHS = (64, 320, 320, 10)
 N = 1024
 H = 0.01
 

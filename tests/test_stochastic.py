@@ -315,3 +315,11 @@ def test_modified_loss_of_the_drift_holds_the_noise_regulariser():
     assert "ρ/2 h tr Σ" in str(sam)
     with pytest.raises(bea.BeaValueError, match="not the gradient of a noise regulariser"):
         bea.modified_loss(bea.stochastic_modified_equation(bea.rules.gd, 2))
+
+
+def test_games_print_each_index_with_its_player():
+    # the cross-covariance of the players' partial gradients (zero-sum alternating
+    # game, Rosca et al. ICML 2021 rules): indices carry their block, φ or θ
+    text = str(bea.stochastic_modified_equation(bea.rules.zero_sum_alternating, 1))
+    assert "Σ_φj Cov(E_(θi,φj), E_(φj))" in text
+    assert "Cov(E_(φi), E_(θj)) + (i↔j)" in text

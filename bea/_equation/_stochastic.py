@@ -105,10 +105,19 @@ class StochasticTerms:
         entries read D_ij, the two roots taking i and j (sym(α ⊗ β) written as
         ½(X_ij + X_ji) when α ≠ β)."""
         kinds = {c.label: c.kind for c in self.colours}
+        several = len({c.block for c in self.colours}) > 1
+        blocks = {c.label: block_symbol(c.block) for c in self.colours} if several else None
+        tex = (
+            {c.label: "{" + block_symbol(c.block, latex=True) + "}" for c in self.colours}
+            if several
+            else None
+        )
+        names = {c.label: c.name for c in self.colours} if several else None
         rows = []
         for f, p, c in self.terms:
             coef = self.domain.to_sympy(c)
-            text, latex = index_text(f, kinds, "ijklmn")
+            text = index_text(f, kinds, "ijklmn", blocks, names)[0]
+            latex = index_text(f, kinds, "ijklmn", tex, names)[1]
             if self.part == "diffusion" and f[0] != f[1]:
                 coef = coef / 2
                 text, latex = (

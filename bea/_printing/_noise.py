@@ -99,9 +99,16 @@ def read_forest(text: str) -> tuple:
     return tuple(sorted(forest(None)))
 
 
-def index_text(forest: tuple, kinds: dict, free: str = "ij") -> tuple[str, str]:
+def index_text(
+    forest: tuple, kinds: dict, free: str = "ij", blocks: dict | None = None, names=None
+) -> tuple[str, str]:
     """`(text, latex)` of a forest in index notation; the roots take the indices
-    `free` in order, `kinds[colour]` is "grad" or "field"."""
+    `free` in order, `kinds[colour]` is "grad" or "field". With several players,
+    `blocks[colour]` is the printed symbol of the block the colour's value lives in:
+    each index then carries its block (`E_(θi,φj)`, summed over `Σ_φj`), since the
+    tensor of a partial gradient mixes the players' coordinates; `names[colour]` is
+    the printed name of its loss (`E` for the colour `E_theta`)."""
+    names = {c: n for c, n in (names or {}).items()}
     letters = iter(_LETTERS)
     taken = set(free[: len(forest)])
     verts: list = []  # (colour, label, index, child indices)
@@ -117,15 +124,25 @@ def index_text(forest: tuple, kinds: dict, free: str = "ij") -> tuple[str, str]:
     for n, root_index in zip(forest, free, strict=False):
         visit(n, root_index)
     summed = sorted((i for v in verts for i in v[3]), key=_LETTERS.index)
+    if blocks:  # tag every index with the block of the vertex it belongs to
+        owner = {index: blocks.get(colour, "") for colour, _, index, _ in verts}
+        tag = {i: owner.get(i, "") + i for i in (*free, *summed)}
+        verts = [(c, lab, tag[i], [tag[k] for k in kids]) for c, lab, i, kids in verts]
+        summed = [tag[i] for i in summed]
+
+    sep = "," if blocks else ""
 
     def factor(colour, index, kids, latex):
+        name = names.get(colour, colour)
         if kinds.get(colour, "grad") == "field":
             if latex:
-                d = f"\\partial_{{{''.join(kids)}}} " if kids else ""
-                return f"{d}{colour}_{{{index}}}"
-            return (f"∂_{''.join(kids)} " if kids else "") + f"{colour}_{index}"
-        sub = index + "".join(kids)
-        return f"{colour}_{{{sub}}}" if latex else f"{colour}_{sub}"
+                d = f"\\partial_{{{sep.join(kids)}}} " if kids else ""
+                return f"{d}{name}_{{{index}}}"
+            return (f"∂_{sep.join(kids)} " if kids else "") + f"{name}_{index}"
+        sub = sep.join([index, *kids])
+        if latex:
+            return f"{name}_{{{sub}}}"
+        return f"{name}_({sub})" if blocks else f"{name}_{sub}"
 
     def build(latex: bool) -> str:
         parts = []
@@ -144,7 +161,7 @@ def index_text(forest: tuple, kinds: dict, free: str = "ij") -> tuple[str, str]:
                 head = f"\\kappa_{{{n}}}" if latex else "κ" + str(n).translate(_SUBSCRIPT_DIGITS)
             parts.append(f"{head}({', '.join(members)})")
         if summed:
-            total = "".join(summed)
+            total = sep.join(summed)
             parts.insert(0, f"\\sum_{{{total}}}" if latex else f"Σ_{total}")
         return (" " if not latex else " \\, ").join(parts)
 
