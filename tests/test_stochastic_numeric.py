@@ -166,3 +166,19 @@ def test_independent_draws_are_refused_by_the_exact_moments():
         numeric.check_weak_order(sme, {"E": QUADRATIC}, jnp.array([1.0, -0.5]))
     with pytest.raises(bea.BeaValueError, match="losses must give"):
         numeric.sde(sme, QUADRATIC)
+
+
+def test_sample_paths_agree_with_the_exact_sde_mean():
+    # diffrax paths (Euler, dt = h/4) of gd's SME at N = 1 against the exact mean of the
+    # SDE (the affine drift's mean solves a linear ODE): within 4 standard errors
+    sme = bea.stochastic_modified_equation(bea.rules.gd, 1)
+    s = numeric.sde(sme, {"E": QUADRATIC})
+    theta0, h = jnp.array([1.0, -0.5]), 0.1
+    x = s.sample_paths(theta0, h, 1.0, jax.random.PRNGKey(0), paths=1000, dt=h / 4)
+    b = jax.jacfwd(lambda y: s.drift(y, h))(jnp.zeros(2))
+    c = s.drift(jnp.zeros(2), h)
+    # m(1) = e^B m0 + B⁻¹(e^B − I) c for dm/dt = B m + c
+    e = jax.scipy.linalg.expm(b)
+    mean = e @ theta0 + jnp.linalg.solve(b, (e - jnp.eye(2)) @ c)
+    se = x.std(0) / np.sqrt(x.shape[0])
+    assert np.all(np.abs(x.mean(0) - mean) < 4 * se + 1e-3), (x.mean(0), mean, se)

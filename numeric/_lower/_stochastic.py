@@ -198,6 +198,33 @@ class SDE:
 
         return optax.GradientTransformation(lambda p: optax.EmptyState(), update)
 
+    def sample_paths(self, theta0, h, t_end, key, paths: int = 1000, dt=None, solver=None):
+        """End points X_T of `paths` independent solutions from `theta0` (a flat
+        array), by diffrax (default `diffrax.Euler()`, Itô, at dt = h/8), vmapped over
+        the paths; the noise is Rᵀ dB with B an n-dimensional Brownian motion
+        (`diffusion_factor`). Returns an array (paths, d).
+        """
+        import diffrax
+
+        theta0 = jnp.asarray(theta0)
+        if theta0.ndim != 1:
+            raise BeaValueError("theta0 must be a flat array; sample_paths runs on vectors")
+        dt = h / 8 if dt is None else dt
+        solver = diffrax.Euler() if solver is None else solver
+
+        def one(k):
+            bm = diffrax.VirtualBrownianTree(0.0, t_end, tol=dt / 4, shape=(self.fs.n,), key=k)
+            terms = diffrax.MultiTerm(
+                diffrax.ODETerm(lambda t, y, _: self._drift(y, h)),
+                diffrax.ControlTerm(lambda t, y, _: self._factor(y, h).T, bm),
+            )
+            sol = diffrax.diffeqsolve(
+                terms, solver, 0.0, t_end, dt, theta0, saveat=diffrax.SaveAt(t1=True)
+            )
+            return sol.ys[0]
+
+        return jax.jit(jax.vmap(one))(jax.random.split(key, paths))
+
     def _diffusion(self, theta, h):
         f = self._factor(theta, h)
         return f.T @ f
