@@ -400,11 +400,7 @@ def stochastic_modified_equation(
     top = max(order, 1)
     series, draws = sampled_series(r, top, sampled)
     gen, domain = generator(series, draws, top)
-    printed = {draws(c.label)[0]: c for c in series.colours}
-    colours = tuple(
-        Colour(label, c.kind, c.name.split("__")[0] if "__" in c.name else c.name, c.block)
-        for label, c in sorted(printed.items())
-    )
+    colours = draws.colours
     parts: dict[str, list] = {"drift": [], "diffusion": [], "remainder": []}
     for f, powers in gen.items():
         for p, c in sorted(powers.items()):

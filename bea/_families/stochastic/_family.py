@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..._core._colour import colour_label
+from ..._core._colour import Colour, colour_label
 from ..._core._errors import BeaValueError
 from ..._core._scalars import H
 from ..._rules._rule import Rule, call_rule
@@ -40,7 +40,8 @@ class _Sampled(_Explicit):
 
 def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Series, Callable]:
     """The map of `rule` to h^(order+1) and `draws(colour) -> (colour, draw)`;
-    `draws.samples` names the independent draws (`sample=`) in order of first use."""
+    `draws.samples` names the independent draws (`sample=`) in order of first use, and
+    `draws.colours` gives the printed colours (`bea.Colour`)."""
     family = family_of(rule)
     if family is not EXPLICIT:
         what = family.name if family.basis != "trees" else "memory"
@@ -73,4 +74,11 @@ def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Se
         return label, (1 if c.name in sampled else 0)
 
     draws.samples = tuple(order_of_samples)
+    # the colours as printed: a named sample's colour is its loss's own
+    printed: dict[str, Colour] = {}
+    for c in series.colours:
+        label = draws(c.label)[0]
+        name = fam.samples[c.name][0] if c.name in fam.samples else c.name
+        printed.setdefault(label, Colour(label, c.kind, name, c.block))
+    draws.colours = tuple(printed[k] for k in sorted(printed))
     return series, draws
