@@ -276,11 +276,13 @@ def test_json_descriptions_are_read_safely(change, words):
         ({"sampled": ("F",)}, "never calls"),
         ({"sampled": ()}, "must name the sampled losses"),
         ({"sampling": "shuffle"}, "sampling='shuffle'"),
+        ({"order": 9}, "over the budget"),
     ],
 )
 def test_bad_arguments_are_one_sentence(kwargs, words):
+    kwargs = {"order": 1, **kwargs}
     with pytest.raises(bea.BeaValueError, match=words):
-        bea.stochastic_modified_equation(bea.rules.gd, 1, **kwargs)
+        bea.stochastic_modified_equation(bea.rules.gd, **kwargs)
 
 
 def test_rules_with_memory_are_refused_in_one_sentence():

@@ -244,7 +244,7 @@ def _derive_stochastic(rule, args, order: int, extra: dict, out: Callable[[str],
             f"--param {next(iter(extra))} is not a parameter of rule {rule.name!r}; the "
             "stochastic modified equation takes only the rule's own parameters"
         )
-    sme = stochastic_modified_equation(rule, order, sampled=tuple(args.sampled))
+    sme = stochastic_modified_equation(rule, order, sampled=tuple(args.sampled), force=args.force)
     if args.format == "json":
         out(sme.to_json())
     elif args.format == "latex":
