@@ -6,6 +6,7 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import sympy as sp
 
 import bea
@@ -80,3 +81,9 @@ def test_two_batches_leading_covariance_numerically():
     cov = _epoch_covariance(losses, theta, h, [(0, 1), (1, 0)])
     # relative error O(h) from the h⁵ terms (about 10 h here): tolerance 3e-3 at h = 1e-4
     np.testing.assert_allclose(cov / h**4, np.outer(c, c) / 4, rtol=3e-3, atol=1e-6)
+
+
+def test_bad_sizes_are_one_sentence():
+    for n, order in ((1, 3), (6, 3), (3, 5)):
+        with pytest.raises(bea.BeaValueError, match="must be between"):
+            bea.reshuffled_epoch(n, order)

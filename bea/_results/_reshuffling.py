@@ -106,7 +106,7 @@ def reshuffled_epoch(n: int, order: int) -> ReshuffledEpoch:
 
     Arguments:
         n: the number of mini-batches, 2 <= n <= 5 (n! orderings are enumerated).
-        order: N >= 0; moments up to h^(N+1) (the covariance needs N >= 3 to show).
+        order: 0 <= N <= 4; moments up to h^(N+1) (the covariance needs N >= 3 to show).
 
     Returns:
         A `ReshuffledEpoch`.
@@ -115,6 +115,11 @@ def reshuffled_epoch(n: int, order: int) -> ReshuffledEpoch:
     check_integer(order, "order")
     if not 2 <= n <= 5:
         raise BeaValueError(f"n={n} must be between 2 and 5 (the n! orderings are enumerated)")
+    if not 0 <= order <= 4:
+        raise BeaValueError(
+            f"order={order} must be between 0 and 4 (pairs of trees over n! orderings; the "
+            "covariance first shows at order 3)"
+        )
     series = map_series(sgd(n), order)
     dom = series.domain
     names = [c.label for c in series.colours]
