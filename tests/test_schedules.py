@@ -10,6 +10,8 @@ reproduces the map x -> x - h u(t) g(x).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sympy as sp
 
@@ -230,6 +232,15 @@ def test_time_dependent_equations_read_back_from_json_exactly(equations):
         back = bea.ModifiedEquation.from_json(meq.to_json())
         assert back == meq and back.manifold == meq.manifold
         assert back.text() == meq.text()
+
+
+def test_json_of_a_timed_equation_is_read_within_bounds():
+    # a description is shared: a derivative of absurd order is refused before any work
+    text = bea.modified_equation(heavy_ball_scheduled, 1).to_json()
+    bad = re.sub(r"(Derivative\([^()]*\([^()]*\),[A-Za-z_]+,)\d+\)", r"\g<1>1000000000)", text)
+    assert bad != text
+    with pytest.raises(bea.BeaError, match="count must be between 1 and 32"):
+        bea.ModifiedEquation.from_json(bad)
 
 
 def test_a_schedule_that_divides_is_exact_and_prints():

@@ -179,6 +179,9 @@ _FUNCTIONS = {
     for f in (sp.cos, sp.sin, sp.tan, sp.exp, sp.log, sp.cosh, sp.sinh, sp.tanh, sp.atan)
 }
 _CONSTANTS = {"Pi": sp.pi, "Exp1": sp.E}
+_MAX_DERIVATIVE = 32
+"""The highest derivative of a schedule a description may hold (a field of order N
+holds derivatives up to N)."""
 _MAX_DEPTH = 200
 """The deepest nesting `parse_prefix` reads (a field's expressions are a few levels deep)."""
 _PREFIX_TOKEN = re.compile(r"\s*(?:(-?\d+(?:/\d+)?)|([A-Za-z_][A-Za-z0-9_]*)|([(),]))")
@@ -276,6 +279,8 @@ def parse_prefix(
             if tok == "Derivative":
                 if len(args) != 3 or not args[1].is_Symbol or not args[2].is_Integer:
                     raise fail("Derivative takes an expression, a symbol and a count")
+                if not 1 <= int(args[2]) <= _MAX_DERIVATIVE:
+                    raise fail(f"a derivative's count must be between 1 and {_MAX_DERIVATIVE}")
                 return sp.Derivative(args[0], (args[1], int(args[2])))
             if tok in functions:
                 return sp.Function(tok)(*args)
