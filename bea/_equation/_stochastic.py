@@ -205,12 +205,13 @@ class StochasticModifiedEquation:
         """Unicode text: the drift (gradient notation for its mean part, index notation
         for its noise terms), the diffusion and the remainder, in index notation."""
         sym = block_symbol(self.blocks[0]) if len(self.blocks) == 1 else "y"
+        e = self.sampled[0]
         lines = [
             f"{self.rule}: stochastic modified equation to order {self.order} in h, "
             f"over time {self.time} per step ({', '.join(self.sampled)} drawn afresh "
             "each step, i.i.d.)",
-            f"d{sym} = b dt + D^½ dW, E_γ the loss of draw γ, E = E_γ[E_γ]; Cov, κₙ: joint "
-            "cumulants over γ; repeated indices summed",
+            f"d{sym} = b dt + D^½ dW, {e}_γ the loss of draw γ, {e} = E_γ[{e}_γ]; Cov, κₙ: "
+            "joint cumulants over γ; repeated indices summed",
         ]
         for block, terms in equation_terms(self.mean_drift).items():
             terms = terms + self._terms(self._noisy_drift(block))

@@ -88,7 +88,7 @@ def _compose(a: dict, b: dict, top: int, domain) -> dict:
     return out
 
 
-def generator(series: Series, draw_of, order: int) -> dict:
+def generator(series: Series, draw_of, order: int) -> tuple[dict, object]:
     """The modified generator L_h to h^order over cumulant forests:
     `({forest: {power: coefficient}}, domain)`, terms that vanish dropped, in a field
     domain (the logarithm divides).
