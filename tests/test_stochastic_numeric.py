@@ -182,3 +182,12 @@ def test_sample_paths_agree_with_the_exact_sde_mean():
     mean = e @ theta0 + jnp.linalg.solve(b, (e - jnp.eye(2)) @ c)
     se = x.std(0) / np.sqrt(x.shape[0])
     assert np.all(np.abs(x.mean(0) - mean) < 4 * se + 1e-3), (x.mean(0), mean, se)
+
+
+def test_learning_rates_that_are_no_numbers_are_refused():
+    s = numeric.sde(bea.stochastic_modified_equation(bea.rules.gd, 1), {"E": QUADRATIC})
+    for h in (float("nan"), float("inf"), "0.1", True):
+        with pytest.raises(bea.BeaError, match="h="):
+            s.drift(THETA, h)
+        with pytest.raises(bea.BeaError, match="h="):
+            s.diffusion_factor(THETA, h)

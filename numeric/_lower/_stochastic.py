@@ -24,6 +24,7 @@ import bea
 from bea import BeaTypeError, BeaValueError
 
 from ._field import vector_field
+from ._params import check_step
 
 __all__ = ["SDE", "FiniteSum", "finite_sum", "sde"]
 
@@ -128,9 +129,23 @@ class SDE:
                 coef = float(c.subs({s: bound[s.name] for s in c.free_symbols if s.name in bound}))
                 self._noise.append((key, p, coef))
         self._sme, self._params = sme, params
-        self.drift = jax.jit(self._drift)
-        self.diffusion = jax.jit(self._diffusion)
-        self.diffusion_factor = jax.jit(self._factor)
+        self._jit = {
+            "drift": jax.jit(self._drift),
+            "diffusion": jax.jit(self._diffusion),
+            "factor": jax.jit(self._factor),
+        }
+
+    def drift(self, theta, h):
+        """b(θ) at learning rate h, shaped like θ (jit-compiled)."""
+        return self._jit["drift"](theta, check_step(h))
+
+    def diffusion(self, theta, h):
+        """D(θ) = RᵀR, d × d (for small models; see `diffusion_factor`)."""
+        return self._jit["diffusion"](theta, check_step(h))
+
+    def diffusion_factor(self, theta, h):
+        """R (n × d) with RᵀR = D(θ): the per-example gradients' deviations, scaled."""
+        return self._jit["factor"](theta, check_step(h))
 
     def _drift(self, theta, h):
         out = self.mean(theta, h)
