@@ -68,13 +68,17 @@ def test_sam_noise_drift_equals_hand_written_jax():
     [
         (bea.rules.gd, 0, None),
         (bea.rules.gd, 1, None),
-        (bea.rules.sam, 1, {"rho": 0.5}),
+        # order 2: the h² diffusion terms and, for SAM, third cumulants in the drift
+        (bea.rules.sam, 2, {"rho": 0.5}),
     ],
 )
 def test_weak_order_by_exact_expectations(rule, order, params):
     # weak order N+1 (Li, Tai and E 2019, Thm 3) for E[θ] and E[θθᵀ] at T = 1
     sme = bea.stochastic_modified_equation(rule, order)
-    check = numeric.check_weak_order(sme, {"E": QUADRATIC}, jnp.array([1.0, -0.5]), params=params)
+    hs = (0.2, 0.1, 0.05, 0.025) if order == 2 else (0.1, 0.05, 0.025, 0.0125)
+    check = numeric.check_weak_order(
+        sme, {"E": QUADRATIC}, jnp.array([1.0, -0.5]), hs=hs, params=params
+    )
     assert check.passed, str(check)
     assert abs(check.mean_slope - (order + 1)) < 0.1
     assert abs(check.second_moment_slope - (order + 1)) < 0.1
@@ -99,8 +103,12 @@ def test_exact_expectations_refuse_a_non_quadratic_problem():
 
 def test_sde_refuses_what_it_cannot_lower_in_one_sentence():
     sme = bea.stochastic_modified_equation(bea.rules.gd, 2)
-    with pytest.raises(bea.BeaValueError, match="has no lowering on finite sums yet"):
-        numeric.sde(sme, {"E": QUADRATIC})
+    s = numeric.sde(sme, {"E": QUADRATIC})
+    with pytest.raises(bea.BeaValueError, match="has no factor from per-example gradients"):
+        s.diffusion_factor(THETA, 0.1)
+    game = bea.stochastic_modified_equation(bea.rules.zero_sum_simultaneous, 1)
+    with pytest.raises(bea.BeaValueError, match="several players"):
+        numeric.sde(game, {"E": QUADRATIC})
     with pytest.raises(bea.BeaValueError, match=r"numeric\.finite_sum"):
         numeric.sde(bea.stochastic_modified_equation(bea.rules.gd, 1), {"E": _quadratic})
 

@@ -100,6 +100,12 @@ class StochasticTerms:
         """The terms that hold a cumulant of the noise (a positive label)."""
         return tuple(t for t in self.terms if _has_noise(t[0]))
 
+    def forests(self) -> list[tuple[tuple, int, sp.Expr]]:
+        """`(forest, power, coefficient as SymPy)` of every term; a forest is the tuple
+        of its trees, a tree `(colour, label, children)`: label 0 is a mean, a positive
+        label a cumulant block (what numerical backends evaluate)."""
+        return [(f, p, self.domain.to_sympy(c)) for f, p, c in self.terms]
+
     def spelled(self) -> list[tuple[str, int, sp.Expr]]:
         """`(spelling, power, coefficient as SymPy)` of every term."""
         return [(spell(f), p, self.domain.to_sympy(c)) for f, p, c in self.terms]

@@ -10,11 +10,18 @@ average over the n examples:
 
 The drift's mean part is lowered as any modified equation (`numeric.vector_field`),
 its noise terms and the diffusion from per-example gradients and Hessian-vector
-products: the diffusion is also given as a factor R (n × d) with RᵀR = D, never
-forming a d × d matrix for large models.
+products: the two terms of order one (Σ, ½∇ tr Σ) on pytrees of any size, the
+diffusion also as a factor R (n × d) with RᵀR = D, never forming a d × d matrix.
+Every other term (higher orders: cumulants of any order, the h² diffusion) is
+evaluated on flat vectors by the moment-cumulant formula, each part of a partition
+of a block on one example averaged over the examples (nested vmaps, dense for the
+diffusion), which is exact on a finite sum.
 """
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -95,8 +102,6 @@ class SDE:
     θ may be a pytree (a network's parameters): the drift is shaped like θ, the
     diffusion acts on θ flattened (`jax.flatten_util.ravel_pytree` order)."""
 
-    _LOWERED = frozenset({"E~1[E~1]", "E~1,E~1"})
-
     def __init__(self, sme, losses, params=None):
         if not isinstance(sme, bea.StochasticModifiedEquation):
             raise BeaTypeError(f"sme={type(sme).__name__} must be a bea.StochasticModifiedEquation")
@@ -111,23 +116,29 @@ class SDE:
             )
         name = sme.sampled[0]
         self.fs = losses[name]
+        if len(sme.blocks) != 1:
+            raise BeaValueError(
+                f"rule {sme.rule!r} has several players; numeric.sde evaluates the SME of "
+                "one player's rule"
+            )
         params = dict(params or {})
         self.mean = vector_field(sme.mean_drift, losses={name: self.fs}, params=params)
         bound = {str(k): v for k, v in params.items()}
-        self._noise = []
+        trace = ((name, 1, ((name, 1, ()),)),)
+        sigma = ((name, 1, ()), (name, 1, ()))
+        self._noise = []  # (kind, forest, power, coefficient)
         for part in (sme.drift, sme.diffusion):
-            for spelled, p, c in part.spelled():
-                if part is sme.drift and spelled == spelled.replace("~", ""):
+            for forest, p, c in part.forests():
+                if part is sme.drift and not _labels(forest):
                     continue
-                key = spelled.replace(name, "E")
-                if key not in self._LOWERED:
-                    raise BeaValueError(
-                        f"the {part.part} term {spelled} of rule {sme.rule!r} has no lowering "
-                        "on finite sums yet; lower the order (numeric.sde lowers Σ and "
-                        "Cov(∇²ℓ, ∇ℓ))"
-                    )
                 coef = float(c.subs({s: bound[s.name] for s in c.free_symbols if s.name in bound}))
-                self._noise.append((key, p, coef))
+                if forest == trace:
+                    kind = "trace"
+                elif forest == sigma:
+                    kind = "sigma"
+                else:
+                    kind = part.part
+                self._noise.append((kind, forest, p, coef))
         self._sme, self._params = sme, params
         self._jit = {
             "drift": jax.jit(self._drift),
@@ -150,8 +161,10 @@ class SDE:
     def _drift(self, theta, h):
         out = self.mean(theta, h)
         tm = jax.tree_util.tree_map
-        for key, p, c in self._noise:
-            if key == "E~1[E~1]":
+        for kind, forest, p, c in self._noise:
+            if kind == "drift":
+                out = out + c * h**p * self._forest(forest, theta)
+            if kind == "trace":
                 g = self.fs.grads(theta)
                 gm = tm(lambda x: jnp.mean(x, axis=0), g)
                 cross = tm(lambda x: jnp.mean(x, axis=0), self.fs.hvps(theta, g))
@@ -161,10 +174,89 @@ class SDE:
         return out
 
     def _scale(self, h):
-        return sum(c * h**p for key, p, c in self._noise if key == "E~1,E~1")
+        return sum(c * h**p for kind, _, p, c in self._noise if kind == "sigma")
 
     def _factor(self, theta, h):
+        if any(kind == "diffusion" for kind, *_ in self._noise):
+            raise BeaValueError(
+                "the diffusion holds terms beyond h Σ (order 2 and more), so it has no "
+                "factor from per-example gradients; use diffusion(theta, h)"
+            )
         # per-example gradients flattened to (n, d): the factor is n × d, never d × d
+        g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
+        return jnp.sqrt(self._scale(h) / self.fs.n) * (g - jnp.mean(g, axis=0))
+
+    def _forest(self, forest, theta):
+        """The value of a forest on the finite sum (flat θ): its roots' vectors (their
+        outer product for two roots). A cumulant block is expanded by the
+        moment-cumulant formula, κ(X_B) = Σ_π (−1)^(|π|−1) (|π|−1)! Π_{b∈π} E[Π_{i∈b} X_i]
+        (the value is multilinear in the vertices' tensors): each part of π of two or
+        more vertices evaluates them on one example, averaged over the examples, and a
+        part of one vertex is the mean loss E."""
+        verts = []  # (parent, label) in preorder; parent -1 for a root
+
+        def visit(n, parent):
+            verts.append((parent, n[1]))
+            me = len(verts) - 1
+            for k in n[2]:
+                visit(k, me)
+
+        for n in forest:
+            visit(n, -1)
+        kids = {v: [w for w, (p, _) in enumerate(verts) if p == v] for v in range(-1, len(verts))}
+        blocks = {}
+        for v, (_, label) in enumerate(verts):
+            if label:
+                blocks.setdefault(label, []).append(v)
+
+        def value(slot_of, examples):  # slot_of: vertex -> example slot (None: the mean)
+            def node(v):
+                slot = slot_of.get(v)
+                if slot is None:
+                    fn = jax.grad(self.fs)
+                else:
+                    x = examples[slot]
+                    fn = jax.grad(lambda t, x=x: self.fs.loss(t, x))
+                return _derivative(fn, theta, [node(k) for k in kids[v]])
+
+            roots = [node(v) for v in kids[-1]]
+            return roots[0] if len(roots) == 1 else jnp.outer(roots[0], roots[1])
+
+        total = 0.0
+        for combo in itertools.product(*(list(_partitions(m)) for m in blocks.values())):
+            coef, slot_of, slots = 1, {}, 0
+            for partition in combo:
+                k = len(partition)
+                coef *= (-1) ** (k - 1) * math.factorial(k - 1)
+                for part in partition:
+                    if len(part) > 1:
+                        for v in part:
+                            slot_of[v] = slots
+                        slots += 1
+            if self.fs.n**slots > 10**6:
+                raise BeaValueError(
+                    f"a term averages over {slots} independent examples of {self.fs.n} "
+                    "(over 10^6 evaluations); lower the order or use fewer examples"
+                )
+
+            def fn(*examples, slot_of=slot_of):
+                return value(slot_of, examples)
+
+            for _ in range(slots):
+                fn = _mean_over(fn, self.fs.data)
+            total = total + coef * fn()
+        return total
+
+    def _diffusion(self, theta, h):
+        f = self._factor_sigma(theta, h)
+        out = f.T @ f
+        for kind, forest, p, c in self._noise:
+            if kind == "diffusion":
+                m = self._forest(forest, theta)
+                out = out + c * h**p * (m + m.T) / 2
+        return out
+
+    def _factor_sigma(self, theta, h):
         g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
         return jnp.sqrt(self._scale(h) / self.fs.n) * (g - jnp.mean(g, axis=0))
 
@@ -240,9 +332,38 @@ class SDE:
 
         return jax.jit(jax.vmap(one))(jax.random.split(key, paths))
 
-    def _diffusion(self, theta, h):
-        f = self._factor(theta, h)
-        return f.T @ f
+
+def _labels(forest) -> set:
+    return {n[1] for n in forest if n[1]} | set().union(*(_labels(n[2]) for n in forest))
+
+
+def _partitions(items: list):
+    """Every set partition of `items` (lists of lists)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _partitions(rest):
+        yield [[first], *part]
+        for i in range(len(part)):
+            yield [*part[:i], [first, *part[i]], *part[i + 1 :]]
+
+
+def _derivative(fn, x, directions):
+    """fn^(m)(x)[v_1, ..., v_m] by nested forward-mode jvps."""
+    if not directions:
+        return fn(x)
+    *inner, last = directions
+    return jax.jvp(lambda y: _derivative(fn, y, inner), (x,), (last,))[1]
+
+
+def _mean_over(fn, data):
+    """x -> (1/n) Σ_s fn(x_s, ...): one more example, averaged by vmap."""
+
+    def averaged(*rest):
+        return jnp.mean(jax.vmap(lambda x: fn(x, *rest))(data), axis=0)
+
+    return averaged
 
 
 def sde(sme, losses, params=None) -> SDE:
