@@ -325,3 +325,26 @@ def test_games_print_each_index_with_its_player():
     text = str(bea.stochastic_modified_equation(bea.rules.zero_sum_alternating, 1))
     assert "Σ_φj Cov(E_(θi,φj), E_(φj))" in text
     assert "Cov(E_(φi), E_(θj)) + (i↔j)" in text
+
+
+def test_every_family_reads_sample_as_the_full_loss():
+    # a deterministic derivation has one loss: every draw of it is the full loss E
+    eps = sp.Rational(1, 10)
+
+    def make(sample):
+        @bea.rule(memory=("v",), family="coordinate", name="rms")
+        def rms(theta, v, h, grad):
+            g = grad("E", theta, **sample)
+            v = v / 2 + g * g / 2
+            return theta - h * g / bea.ops.sqrt(v + eps), v
+
+        @bea.rule(memory=("v",), name="hb")
+        def hb(theta, v, h, grad):
+            v = v / 2 - h * grad("E", theta, **sample)
+            return theta + v, v
+
+        return rms, hb
+
+    for plain, drawn in zip(make({}), make({"sample": "other"}), strict=True):
+        a, b = bea.modified_equation(plain, 1), bea.modified_equation(drawn, 1)
+        assert a.text() == b.text()

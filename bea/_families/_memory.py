@@ -135,7 +135,7 @@ def _linear_part(rule: Rule, domain, clock=None):
         tracer = _tracer(clock, domain, 0, rule.blocks)
         tracer.at_h_zero = True
 
-        def silent(name, point):
+        def silent(name, point, sample=None):
             z = tuple(Traced(tracer, b, zero, {}) for b in range(n_blocks))
             return z[0] if n_blocks == 1 else z
 

@@ -171,7 +171,7 @@ def concrete_map(
         vals = [x for p in pts for x in p]
         return dict(zip(z, vals, strict=True))
 
-    def grad(name, point):
+    def grad(name, point, sample=None):
         if name not in (losses or {}):
             raise BeaValueError(f"losses has no entry {name!r}; pass losses={{{name!r}: expr}}")
         sub = at(point)

@@ -150,7 +150,7 @@ def game_principal_flow(
         pts = point if isinstance(point, tuple) else (point,)
         return sum((s * p for s, p in zip(jac[colour], pts, strict=True)), sp.Integer(0))
 
-    def grad(name, point):
+    def grad(name, point, sample=None):
         if len(blocks) == 1:
             return value(by_name[("grad", name, blocks[0])], point)
         return tuple(value(by_name[("grad", name, b)], point) for b in blocks)

@@ -99,7 +99,7 @@ def _quadratic_matrix(r: Rule) -> sp.Matrix:
     lam = sp.Symbol("_lambda")
     h = sp.Symbol("h")
 
-    def linear(name, point):
+    def linear(name, point, sample=None):
         return lam * point
 
     out = call_rule(r.update, xs[0], h, linear, linear, list(xs[1:]))

@@ -120,7 +120,7 @@ def _modified_update(update, corrections: ModifiedOracles):
     def modified(state, *rest, grad=None, field=None):
         *memory, h = rest
 
-        def grad_tilde(name, point):
+        def grad_tilde(name, point, sample=None):
             base = grad(name, point)
             parts = list(base) if n > 1 else [base]
             for b, block in enumerate(blocks):

@@ -171,7 +171,7 @@ def quadratic_map(rule: Rule | Callable) -> sp.Expr:
         )
     x, lam = sp.Symbol("_x"), sp.Symbol("_lambda")
 
-    def linear(name, point):
+    def linear(name, point, sample=None):
         return lam * point
 
     out = call_rule(r.update, x, H, linear, linear)

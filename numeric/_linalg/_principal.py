@@ -121,7 +121,7 @@ def rule_polynomial(rule="gd") -> RulePolynomial:
     x, lam = sp.Symbol("_x"), sp.Symbol("_lambda")
     kinds: set[str] = set()
 
-    def grad(name, point):
+    def grad(name, point, sample=None):
         kinds.add("grad")
         return lam * point
 

@@ -222,7 +222,7 @@ class CoordinateDiscreteMap:
         name = getattr(self.rule, "name", None) or getattr(self.rule, "__name__", "rule")
         what = f"rule {name!r}"
 
-        def grad(name, point):
+        def grad(name, point, sample=None):
             if name not in self.losses:
                 raise BeaValueError(
                     f"the rule asks for the gradient of {name!r}; pass losses={{{name!r}: fn}}"

@@ -160,7 +160,7 @@ def trace_elementwise(update, memory: tuple[str, ...]):
     theta = _Local(THETA)
     mems = {name: sp.Symbol(f"{name}_i", real=True) for name in memory}
 
-    def grad(name, x):
+    def grad(name, x, sample=None):
         if name != "E":
             raise TraceError(
                 f"grad({name!r}, ·) at {user_line()}: the dimension-free engine takes one "

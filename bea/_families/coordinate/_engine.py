@@ -449,7 +449,7 @@ def one_step_map(
     theta = tracer.point()
     mems = [tracer.vector(placeholders[name]) for name in mem]
 
-    def grad(name, point):
+    def grad(name, point, sample=None):
         return tracer.grad(name, point)
 
     out = call_coordinate_rule(update, theta, mems, tracer.h(), grad)

@@ -322,7 +322,7 @@ class Tracer:
         """The base point θ itself: the coordinates x_i."""
         return self.vector([list(self.xs)])
 
-    def grad(self, loss: str, point: CSeries) -> CSeries:
+    def grad(self, loss: str, point: CSeries, sample=None) -> CSeries:
         """∇loss at `point` = θ + δ, δ = O(h): the Taylor series in δ, truncated."""
         if loss not in self.losses:
             raise BeaValueError(
