@@ -246,6 +246,7 @@ def test_text_latex_and_json():
     text = str(sme)
     assert "D_ij = h Cov(E_i, E_j)" in text and "κ₃(E_i, E_j, E_k)" in text
     assert "\\operatorname{Cov}(E_{i}, E_{j})" in sme.latex()
+    assert "\\kappa_{3}(E_{i}, E_{j}, E_{k}) \\, \\partial_{ijk} \\varphi" in sme.latex()
     d = sme.to_dict()
     assert d["diffusion"][0] == ["E~1,E~1", 1, "1"]
     for rule in (bea.rules.gd, bea.rules.sam, bea.rules.zero_sum_alternating):

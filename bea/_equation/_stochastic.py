@@ -258,6 +258,16 @@ class StochasticModifiedEquation:
         rows.append(
             "D_{ij} &= " + " \\\\\n&\\quad ".join(latex_groups(self._terms(self.diffusion)))
         )
+        if self.remainder.terms:  # generator terms of order >= 3, acting on φ
+            terms = [
+                make_term(
+                    c, p, Verbatim("", f"{latex} \\, \\partial_{{{'ijklmn'[: len(f)]}}} \\varphi")
+                )
+                for (c, p, _, latex), (f, _, _) in zip(
+                    self.remainder.index_rows(), self.remainder.terms, strict=True
+                )
+            ]
+            rows.append("L &\\ni " + " ".join(latex_groups(terms)))
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
     def __str__(self) -> str:
