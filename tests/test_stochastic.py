@@ -263,6 +263,7 @@ def test_text_latex_and_json():
         ({"diffusion": [["E~1", 1, "1"]]}, "not a diffusion term"),
         ({"drift": [["E", 0, "exec('x')"]]}, "drift"),
         ({"kind": "modified equation"}, "kind"),
+        ({"drift": [["E[" * 100 + "E" + "]" * 100, 0, "1"]]}, "over the bounds"),
     ],
 )
 def test_json_descriptions_are_read_safely(change, words):

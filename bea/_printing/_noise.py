@@ -41,6 +41,10 @@ def spell(forest: tuple) -> str:
     return ",".join(one(n) for n in forest)
 
 
+_MAX_SPELLING = 4096
+_MAX_NESTING = 64
+"""Bounds on a spelling read back (a term of order N has at most a few N vertices)."""
+
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)(?:~(\d+))?|([\[\],]))")
 
 
@@ -48,6 +52,15 @@ def read_forest(text: str) -> tuple:
     """A forest from its spelling (labels kept as written; not canonicalised)."""
     if not isinstance(text, str):
         raise BeaValueError(f"forest {text!r} must be a spelling such as 'E[E~1,E~1]'")
+    depth = deepest = 0
+    for ch in text[: _MAX_SPELLING + 1]:
+        depth += (ch == "[") - (ch == "]")
+        deepest = max(deepest, depth)
+    if len(text) > _MAX_SPELLING or deepest > _MAX_NESTING:
+        raise BeaValueError(
+            f"a forest spelling of {len(text)} characters nested {deepest} deep is over the "
+            f"bounds ({_MAX_SPELLING} characters, {_MAX_NESTING} levels)"
+        )
     pos = 0
 
     def token():
