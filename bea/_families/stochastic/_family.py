@@ -10,7 +10,7 @@ every colour its printed colour and its draw (0: not sampled, 1: the step's draw
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..._core._colour import Colour, colour_label
 from ..._core._errors import BeaValueError
@@ -20,7 +20,7 @@ from .._bseries import Series, trace_series
 from .._registry import EXPLICIT, MapTrace, _Explicit, family_of
 from .._trace import Tracer
 
-__all__ = ["sampled_series"]
+__all__ = ["Draws", "sampled_series"]
 
 
 class _Sampled(_Explicit):
@@ -38,10 +38,28 @@ class _Sampled(_Explicit):
         return MapTrace(tracer.result(out), tracer)
 
 
-def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Series, Callable]:
-    """The map of `rule` to h^(order+1) and `draws(colour) -> (colour, draw)`;
-    `draws.samples` names the independent draws (`sample=`) in order of first use, and
-    `draws.colours` gives the printed colours (`bea.Colour`)."""
+@dataclass(frozen=True)
+class Draws:
+    """Which draw each tree colour of a sampled rule's map belongs to.
+
+    Arguments:
+        of: colour label -> (printed colour, draw): draw 0 for an oracle that is not
+            sampled, 1 for the step's own draw, 2, 3, … for the named samples.
+        samples: the named samples (`sample=`), in order of first use.
+        colours: the colours as printed (`bea.Colour`; a named sample's colour is its
+            loss's own).
+    """
+
+    of: dict
+    samples: tuple[str, ...]
+    colours: tuple[Colour, ...]
+
+    def __call__(self, label: str) -> tuple[str, int]:
+        return self.of[label]
+
+
+def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Series, Draws]:
+    """The map of `rule` to h^(order+1) and the `Draws` of its colours."""
     family = family_of(rule)
     if family is not EXPLICIT:
         what = family.name if family.basis != "trees" else "memory"
@@ -63,22 +81,16 @@ def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Se
     order_of_samples: dict[str, int] = {}
     for _, sample in fam.samples.values():
         order_of_samples.setdefault(sample, 2 + len(order_of_samples))
-    colours = {c.label: c for c in series.colours}
-
-    def draws(label: str) -> tuple[str, int]:
-        c = colours[label]
-        if c.name in fam.samples:
-            base, sample = fam.samples[c.name]
-            printed = colour_label(base, c.kind, c.block, len(series.blocks))
-            return printed, (order_of_samples[sample] if base in sampled else 0)
-        return label, (1 if c.name in sampled else 0)
-
-    draws.samples = tuple(order_of_samples)
-    # the colours as printed: a named sample's colour is its loss's own
+    of: dict[str, tuple[str, int]] = {}
     printed: dict[str, Colour] = {}
     for c in series.colours:
-        label = draws(c.label)[0]
-        name = fam.samples[c.name][0] if c.name in fam.samples else c.name
-        printed.setdefault(label, Colour(label, c.kind, name, c.block))
-    draws.colours = tuple(printed[k] for k in sorted(printed))
-    return series, draws
+        if c.name in fam.samples:
+            base, sample = fam.samples[c.name]
+            label = colour_label(base, c.kind, c.block, len(series.blocks))
+            of[c.label] = (label, order_of_samples[sample] if base in sampled else 0)
+        else:
+            base, label = c.name, c.label
+            of[c.label] = (label, 1 if c.name in sampled else 0)
+        printed.setdefault(label, Colour(label, c.kind, base, c.block))
+    colours = tuple(printed[k] for k in sorted(printed))
+    return series, Draws(of, tuple(order_of_samples), colours)
