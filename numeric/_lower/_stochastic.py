@@ -26,11 +26,13 @@ import math
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+from sympy.utilities.iterables import multiset_partitions
 
 import bea
 from bea import BeaTypeError, BeaValueError
 
 from ._field import vector_field
+from ._kernels import _derivative
 from ._params import check_step
 
 __all__ = ["SDE", "FiniteSum", "finite_sum", "sde"]
@@ -223,7 +225,7 @@ class SDE:
             return roots[0] if len(roots) == 1 else jnp.outer(roots[0], roots[1])
 
         total = 0.0
-        for combo in itertools.product(*(list(_partitions(m)) for m in blocks.values())):
+        for combo in itertools.product(*(list(multiset_partitions(m)) for m in blocks.values())):
             coef, slot_of, slots = 1, {}, 0
             for partition in combo:
                 k = len(partition)
@@ -335,26 +337,6 @@ class SDE:
 
 def _labels(forest) -> set:
     return {n[1] for n in forest if n[1]} | set().union(*(_labels(n[2]) for n in forest))
-
-
-def _partitions(items: list):
-    """Every set partition of `items` (lists of lists)."""
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for part in _partitions(rest):
-        yield [[first], *part]
-        for i in range(len(part)):
-            yield [*part[:i], [first, *part[i]], *part[i + 1 :]]
-
-
-def _derivative(fn, x, directions):
-    """fn^(m)(x)[v_1, ..., v_m] by nested forward-mode jvps."""
-    if not directions:
-        return fn(x)
-    *inner, last = directions
-    return jax.jvp(lambda y: _derivative(fn, y, inner), (x,), (last,))[1]
 
 
 def _mean_over(fn, data):

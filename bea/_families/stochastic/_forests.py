@@ -35,6 +35,8 @@ from __future__ import annotations
 import functools
 import itertools
 
+from sympy.utilities.iterables import multiset_partitions
+
 __all__ = [
     "canonical",
     "cumulants",
@@ -134,18 +136,6 @@ def graft(a: tuple, b: tuple) -> dict[tuple, int]:
     return out
 
 
-def _partitions(items: list):
-    """Every set partition of `items` (a list of lists)."""
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for part in _partitions(rest):
-        yield [[first], *part]
-        for i in range(len(part)):
-            yield [*part[:i], [first, *part[i]], *part[i + 1 :]]
-
-
 @functools.lru_cache(maxsize=65536)
 def cumulants(forest: tuple) -> dict[tuple, int]:
     """A forest whose labels are draws, rewritten over cumulant blocks:
@@ -161,7 +151,7 @@ def cumulants(forest: tuple) -> dict[tuple, int]:
         if lab:
             draws.setdefault(lab, []).append(v)
     out: dict[tuple, int] = {}
-    choices = [list(_partitions(members)) for members in draws.values()]
+    choices = [list(multiset_partitions(members)) for members in draws.values()]
     for combo in itertools.product(*choices):
         new = [list(v) for v in verts]
         fresh = 0
