@@ -18,7 +18,7 @@ import sympy as sp
 import bea
 import numeric
 
-RUNNER = """
+PRELUDE = """
 import json, sys
 sys.modules["bea"] = None  # bea cannot be imported here
 import importlib.util
@@ -32,13 +32,19 @@ def E(p):
     return jnp.sum(p["w"] ** 4) / 4 + jnp.sin(p["w"][0] * p["b"][1]) + jnp.sum(p["b"] ** 2)
 
 theta = {"w": jnp.array([0.3, -0.5, 0.8]), "b": jnp.array([1.1, -0.4])}
-constants = json.loads(sys.argv[2])
+"""
+"""Loads the generated module (bea blocked) and defines a loss E and a point theta."""
+
+RUNNER = (
+    PRELUDE
+    + """constants = json.loads(sys.argv[2])
 out = {}
 for name, fn in (("field", mod.make_field(E, constants)), ("drift", mod.make_drift(E, constants))):
     val = fn(theta, 0.01)
     out[name] = {k: [float(x) for x in v] for k, v in val.items()}
 print(json.dumps(out))
 """
+)
 
 
 def E(p):
@@ -81,27 +87,16 @@ def test_generated_field_runs_without_bea_and_matches_numeric(name, tmp_path):
         np.testing.assert_allclose(got["drift"][k], ref[k] - lead[k], rtol=1e-12, atol=1e-15)
 
 
-JOINT_RUNNER = """
-import json, sys
-sys.modules["bea"] = None  # bea cannot be imported here
-import importlib.util
-import jax, jax.numpy as jnp
-jax.config.update("jax_enable_x64", True)
-spec = importlib.util.spec_from_file_location("gen", sys.argv[1])
-mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-
-def E(p):
-    return jnp.sum(p["w"] ** 4) / 4 + jnp.sin(p["w"][0] * p["b"][1]) + jnp.sum(p["b"] ** 2)
-
-theta = {"w": jnp.array([0.3, -0.5, 0.8]), "b": jnp.array([1.1, -0.4])}
-v = {"w": jnp.array([0.2, 0.01, 0.5]), "b": jnp.array([3.0, 0.7])}
+JOINT_RUNNER = (
+    PRELUDE
+    + """v = {"w": jnp.array([0.2, 0.01, 0.5]), "b": jnp.array([3.0, 0.7])}
 constants = json.loads(sys.argv[2])
 out = {}
 for name, fn in (("field", mod.make_field(E, constants)), ("drift", mod.make_drift(E, constants))):
     out[name] = [{k: [float(x) for x in c[k]] for k in c} for c in fn((theta, v), 0.01)]
 print(json.dumps(out))
 """
+)
 
 V = {"w": jnp.array([0.2, 0.01, 0.5]), "b": jnp.array([3.0, 0.7])}
 
