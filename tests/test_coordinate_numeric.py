@@ -65,16 +65,23 @@ def _adam_without_bias_correction(h, b1, b2, eps):
     return optax.GradientTransformation(init, update)
 
 
+def _side_by_side(step, opt, h, steps: int = 30):
+    """`steps` iterations of the rule's map (moments from zero) and of the optax
+    transformation, from THETA: the two end points."""
+    theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(steps):
+        theta, (m, v) = step(theta, (m, v), h)
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    return theta, ref
+
+
 def test_adam_equals_optax_moments():
     h, b1, b2, eps = 0.05, 0.8, 0.95, 1e-3
     step = coordinate_discrete_map(adam(), {"E": E}, {"beta1": b1, "beta2": b2, "eps": eps})
     opt = _adam_without_bias_correction(h, b1, b2, eps)
-    theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
-    ref, state = THETA, opt.init(THETA)
-    for _ in range(30):
-        theta, (m, v) = step(theta, (m, v), h)
-        updates, state = opt.update(jax.grad(E)(ref), state, ref)
-        ref = optax.apply_updates(ref, updates)
+    theta, ref = _side_by_side(step, opt, h)
     np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
 
 
@@ -89,12 +96,7 @@ def test_adamw_equals_optax_moments_with_decayed_weights():
         optax.add_decayed_weights(wd),
         optax.scale(-h),
     )
-    theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
-    ref, state = THETA, opt.init(THETA)
-    for _ in range(30):
-        theta, (m, v) = step(theta, (m, v), h)
-        updates, state = opt.update(jax.grad(E)(ref), state, ref)
-        ref = optax.apply_updates(ref, updates)
+    theta, ref = _side_by_side(step, opt, h)
     np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
 
 
