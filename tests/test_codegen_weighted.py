@@ -62,14 +62,13 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_generated_field_runs_without_bea_and_matches_numeric(name, tmp_path):
-    rule, order, constants = CASES[name]
-    meq = bea.modified_equation(rule, order)
+def _run_generated(tmp_path, meq, runner: str, constants: dict) -> dict:
+    """The generated module of `meq` run by `runner` in a fresh process (bea blocked):
+    its printed JSON."""
     path = tmp_path / "gen.py"
     path.write_text(bea.codegen(meq))
     script = tmp_path / "run.py"
-    script.write_text(RUNNER)
+    script.write_text(runner)
     proc = subprocess.run(
         [sys.executable, str(script), str(path), json.dumps(constants)],
         capture_output=True,
@@ -77,7 +76,14 @@ def test_generated_field_runs_without_bea_and_matches_numeric(name, tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_generated_field_runs_without_bea_and_matches_numeric(name, tmp_path):
+    rule, order, constants = CASES[name]
+    meq = bea.modified_equation(rule, order)
+    got = _run_generated(tmp_path, meq, RUNNER, constants)
     ref = numeric.vector_field(meq, {"E": E}, params=constants)(THETA, 0.01)
     lead = numeric.vector_field(bea.modified_equation(rule, 0), {"E": E}, params=constants)(
         THETA, 0.01
@@ -107,18 +113,7 @@ def test_generated_joint_field_of_a_state_limit_matches_numeric(tmp_path):
     rule = bea.rules.adam.state_limit(beta2="c2")
     constants = {"beta1": 0.9, "c2": 1.0, "eps": 1e-3}
     meq = bea.modified_equation(rule, 1)
-    path = tmp_path / "gen.py"
-    path.write_text(bea.codegen(meq))
-    script = tmp_path / "run.py"
-    script.write_text(JOINT_RUNNER)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(path), json.dumps(constants)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = _run_generated(tmp_path, meq, JOINT_RUNNER, constants)
     ref = numeric.vector_field(meq, {"E": E}, params=constants)((THETA, V), 0.01)
     low = bea.modified_equation(rule, 0)
     lead = numeric.vector_field(low, {"E": E}, params=constants)((THETA, V), 0.01)

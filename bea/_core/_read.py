@@ -257,6 +257,16 @@ def parse_prefix(
         i += 1
         return tokens[i - 1]
 
+    def arguments(depth: int) -> list:
+        """The comma-separated arguments of a call, from its '(' to its ')'."""
+        take()
+        args = [node(depth + 1)]
+        while (sep := take()) == ",":
+            args.append(node(depth + 1))
+        if sep != ")":
+            raise fail("expected ')'")
+        return args
+
     def node(depth: int = 0) -> sp.Expr:
         if depth > _MAX_DEPTH:
             raise fail(f"the nesting is deeper than {_MAX_DEPTH}")
@@ -270,12 +280,7 @@ def parse_prefix(
             return sp.Rational(int(p), int(q)) if q else sp.Integer(int(p))
         called = i < len(tokens) and tokens[i] == "("
         if called and (tok in _FUNCTIONS or tok in functions or tok == "Derivative"):
-            take()
-            args = [node(depth + 1)]
-            while (sep := take()) == ",":
-                args.append(node(depth + 1))
-            if sep != ")":
-                raise fail("expected ')'")
+            args = arguments(depth)
             if tok == "Derivative":
                 if len(args) != 3 or not args[1].is_Symbol or not args[2].is_Integer:
                     raise fail("Derivative takes an expression, a symbol and a count")
@@ -288,12 +293,7 @@ def parse_prefix(
                 raise fail(f"{tok} takes one argument")
             return _FUNCTIONS[tok](args[0], evaluate=False)
         if tok in _PREFIX and called:
-            take()
-            args = [node(depth + 1)]
-            while (sep := take()) == ",":
-                args.append(node(depth + 1))
-            if sep != ")":
-                raise fail("expected ')'")
+            args = arguments(depth)
             if tok in ("Abs", "sign"):
                 if len(args) != 1:
                     raise fail(f"{tok} takes one argument")
