@@ -231,11 +231,17 @@ def derivative(loc: Locals, s: TreeSum, field: Mapping[str, TreeSum]) -> TreeSum
         memo[node] = out
         return out
 
-    result: TreeSum = {}
+    return _linear_map(s, d_node)
+
+
+def _linear_map(s: TreeSum, image) -> TreeSum:
+    """Σ_node c · image(node) for s = Σ_node c · node: a map defined on trees, extended
+    linearly to sums."""
+    out: TreeSum = {}
     for node, c in s.items():
-        for n, v in d_node(node).items():
-            add_into(result, n, c * v)
-    return result
+        for n, v in image(node).items():
+            add_into(out, n, c * v)
+    return out
 
 
 def substitute_weights(
@@ -284,11 +290,7 @@ def substitute_weights(
             acc = new
         return acc
 
-    out: TreeSum = {}
-    for node, c in s.items():
-        for n, v in sub_node(node).items():
-            add_into(out, n, c * v)
-    return out
+    return _linear_map(s, sub_node)
 
 
 def evaluate(node: Node, index: int, d: int, weight, tensor) -> sp.Expr:
