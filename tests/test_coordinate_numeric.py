@@ -34,17 +34,24 @@ RMS = {"rho": 0.5, "eps": 0.1}
 ADAM = {"beta1": 0.4, "beta2": 0.6, "eps": 0.1}
 
 
+def _side_by_side(step, opt, h, memories: int = 2, steps: int = 30):
+    """`steps` iterations of the rule's map (its `memories` memories from zero) and of
+    the optax transformation, from THETA: the two end points."""
+    theta, mem = THETA, tuple(jnp.zeros(2) for _ in range(memories))
+    ref, state = THETA, opt.init(THETA)
+    for _ in range(steps):
+        theta, mem = step(theta, mem, h)
+        updates, state = opt.update(jax.grad(E)(ref), state, ref)
+        ref = optax.apply_updates(ref, updates)
+    return theta, ref
+
+
 def test_rmsprop_equals_optax():
     """optax.rmsprop(decay=rho, eps=eps) puts eps inside the root, as bea's rmsprop."""
     h, rho, eps = 0.05, 0.9, 1e-3
     step = coordinate_discrete_map(rmsprop(), {"E": E}, {"rho": rho, "eps": eps})
     opt = optax.rmsprop(h, decay=rho, eps=eps)
-    theta, v = THETA, jnp.zeros(2)
-    ref, state = THETA, opt.init(THETA)
-    for _ in range(30):
-        theta, (v,) = step(theta, (v,), h)
-        updates, state = opt.update(jax.grad(E)(ref), state, ref)
-        ref = optax.apply_updates(ref, updates)
+    theta, ref = _side_by_side(step, opt, h, memories=1)
     np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
 
 
@@ -63,18 +70,6 @@ def _adam_without_bias_correction(h, b1, b2, eps):
         return jax.tree_util.tree_map(lambda a, v: -h * a / jnp.sqrt(v + eps), m, s2.nu), (s1, s2)
 
     return optax.GradientTransformation(init, update)
-
-
-def _side_by_side(step, opt, h, steps: int = 30):
-    """`steps` iterations of the rule's map (moments from zero) and of the optax
-    transformation, from THETA: the two end points."""
-    theta, m, v = THETA, jnp.zeros(2), jnp.zeros(2)
-    ref, state = THETA, opt.init(THETA)
-    for _ in range(steps):
-        theta, (m, v) = step(theta, (m, v), h)
-        updates, state = opt.update(jax.grad(E)(ref), state, ref)
-        ref = optax.apply_updates(ref, updates)
-    return theta, ref
 
 
 def test_adam_equals_optax_moments():
@@ -235,10 +230,5 @@ def test_lion_equals_optax_lion():
     h, b1, b2 = 0.05, 0.9, 0.99
     step = coordinate_discrete_map(bea.rules.lion, {"E": E}, {"beta1": b1, "beta2": b2})
     opt = optax.lion(h, b1=b1, b2=b2, weight_decay=0.0)
-    theta, m = THETA, jnp.zeros(2)
-    ref, state = THETA, opt.init(THETA)
-    for _ in range(30):
-        theta, (m,) = step(theta, (m,), h)
-        updates, state = opt.update(jax.grad(E)(ref), state, ref)
-        ref = optax.apply_updates(ref, updates)
+    theta, ref = _side_by_side(step, opt, h, memories=1)
     np.testing.assert_allclose(theta, ref, rtol=0, atol=1e-12)
