@@ -138,9 +138,14 @@ class StochasticTerms:
         return rows
 
 
-def _samples(raw) -> tuple[str, ...]:
-    if not isinstance(raw, list) or not all(isinstance(x, str) and x.isidentifier() for x in raw):
-        raise BeaValueError("samples must be a list of sample names, e.g. ['other']")
+def _names(raw, entry: str, example: str, empty: bool = False) -> tuple[str, ...]:
+    """A description's list of identifiers `entry`, else one sentence."""
+    if (
+        not isinstance(raw, list)
+        or (not raw and not empty)
+        or not all(isinstance(x, str) and x.isidentifier() for x in raw)
+    ):
+        raise BeaValueError(f"{entry} must be a list of {example}")
     return tuple(raw)
 
 
@@ -312,24 +317,11 @@ class StochasticModifiedEquation:
                 "the description's kind is not 'stochastic modified equation'; read it with "
                 "bea.ModifiedEquation.from_json"
             )
-        sampled = d.get("sampled")
-        if (
-            not isinstance(sampled, list)
-            or not sampled
-            or not all(isinstance(x, str) and x.isidentifier() for x in sampled)
-        ):
-            raise BeaValueError("sampled must be a list of loss names, e.g. ['E']")
+        sampled = _names(d.get("sampled"), "sampled", "loss names, e.g. ['E']")
         sampling = d.get("sampling", "iid")
         if sampling not in SAMPLINGS:
             raise BeaValueError(f"sampling={sampling!r} is unknown; use 'iid'")
-        blocks = d.get("blocks")
-        if (
-            not isinstance(blocks, list)
-            or not blocks
-            or not all(isinstance(b, str) and b.isidentifier() for b in blocks)
-        ):
-            raise BeaValueError("blocks must be a list of block names, e.g. ['theta']")
-        blocks = tuple(blocks)
+        blocks = _names(d.get("blocks"), "blocks", "block names, e.g. ['theta']")
         fields_raw = d.get("fields")
         if not isinstance(fields_raw, dict):
             raise BeaValueError("fields must map tree colours to 'grad NAME', e.g. {'E': 'grad E'}")
@@ -362,12 +354,12 @@ class StochasticModifiedEquation:
         return StochasticModifiedEquation(
             rule=header["rule"],
             order=header["order"],
-            sampled=tuple(sampled),
+            sampled=sampled,
             sampling=sampling,
             time=parse_rational_function(str(d.get("time", "h")), "time"),
             blocks=blocks,
             params=header["params"],
-            samples=_samples(d.get("samples", [])),
+            samples=_names(d.get("samples", []), "samples", "sample names, e.g. ['other']", True),
             **parts,
         )
 
