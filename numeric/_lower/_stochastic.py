@@ -184,9 +184,12 @@ class SDE:
                 "the diffusion holds terms beyond h Σ (order 2 and more), so it has no "
                 "factor from per-example gradients; use diffusion(theta, h)"
             )
-        # per-example gradients flattened to (n, d): the factor is n × d, never d × d
+        return self._factor_sigma(theta, h)
+
+    def _centred(self, theta):
+        """The per-example gradients minus their mean, flattened: (n, d), never d × d."""
         g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
-        return jnp.sqrt(self._scale(h) / self.fs.n) * (g - jnp.mean(g, axis=0))
+        return g - jnp.mean(g, axis=0)
 
     def _forest(self, forest, theta):
         """The value of a forest on the finite sum (flat θ): its roots' vectors (their
@@ -259,13 +262,12 @@ class SDE:
         return out
 
     def _factor_sigma(self, theta, h):
-        g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
-        return jnp.sqrt(self._scale(h) / self.fs.n) * (g - jnp.mean(g, axis=0))
+        """R with RᵀR = the diffusion's h Σ terms."""
+        return jnp.sqrt(self._scale(h) / self.fs.n) * self._centred(theta)
 
     def trace_sigma(self, theta):
         """tr Σ(θ) = (1/n) Σ_s ‖∇ℓ_s − ∇E‖², the trace of the gradient-noise covariance."""
-        g = jax.vmap(lambda x: ravel_pytree(x)[0])(self.fs.grads(theta))
-        return jnp.mean(jnp.sum((g - jnp.mean(g, axis=0)) ** 2, axis=1))
+        return jnp.mean(jnp.sum(self._centred(theta) ** 2, axis=1))
 
     def loss(self):
         """The modified loss L̃ of the drift as a jit-compiled `fn(theta, h)`: its mean
