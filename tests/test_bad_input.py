@@ -294,3 +294,18 @@ def test_hashing_a_traced_value_is_a_trace_error():
     # Python's "unhashable type: 'Traced'" came out raw
     with pytest.raises(TraceError, match=r"hashing \(a set, a dict key, hash\(\)\) .*at "):
         derive(hashing)
+
+
+def test_symbol_h_in_a_rule_is_the_learning_rate():
+    """`sp.Symbol("h")` is `bea.H` (SymPy identifies symbols by name and assumptions):
+    a rule that writes it gets gradient descent's equation, not a parameter h, and
+    `--param h=...` is refused (see `bea.H`)."""
+
+    def written_with_symbol(theta, h, grad):
+        return theta - sp.Symbol("h") * grad("E", theta)
+
+    a, b = derive(written_with_symbol, 2), derive(rules.gd, 2)
+    assert [(t, k, a.domain.to_sympy(c)) for t, k, c in a.terms] == [
+        (t, k, b.domain.to_sympy(c)) for t, k, c in b.terms
+    ]
+    assert len(a.terms) == 4  # E, E[E], E[E,E], E[E[E]] (Hairer, Lubich and Wanner, IX.1)

@@ -15,7 +15,7 @@ import pytest
 
 import bea
 import numeric
-from bea import modified_equation
+from bea import BeaValueError, modified_equation
 from bea._rules._coordinate import adam, rmsprop
 from numeric._lower._coordinate import coordinate_discrete_map
 
@@ -187,6 +187,19 @@ def test_field_leading_term_is_preconditioned_gradient(equations):
     field = numeric.vector_field(equations[("rmsprop", 1)], {"E": E}, params=RMS)
     g = jax.grad(E)(THETA)
     np.testing.assert_allclose(field(THETA, 0.0), -g / jnp.sqrt(g**2 + 0.1), rtol=1e-14)
+
+
+def test_field_with_eps_zero_refuses_a_vanishing_gradient_coordinate(equations):
+    """With ε = 0 the field, like Adam's own step m/√v, is 0/0 where a gradient
+    coordinate vanishes: refused in one sentence, on the dense and the elementwise
+    kernels, and finite where no coordinate vanishes."""
+    field = numeric.vector_field(equations[("adam", 1)], {"E": E}, params={**ADAM, "eps": 0.0})
+    assert np.all(np.isfinite(field(THETA, 0.01)))
+    assert not jnp.any(jax.grad(E)(jnp.zeros(3)))  # E's gradient vanishes at 0
+    with pytest.raises(BeaValueError, match="with eps = 0 it is undefined"):
+        field(jnp.zeros(2), 0.01)  # the dense kernel
+    with pytest.raises(BeaValueError, match="give eps > 0"):
+        field(jnp.zeros(3), 0.01)  # the elementwise kernel
 
 
 @pytest.mark.parametrize("name", ["rmsprop", "adam"])

@@ -23,7 +23,20 @@ from ._params import MAX_DIGITS
 __all__ = ["FloatReadExactly", "H", "choose_domain", "exact_value", "read_float", "to_expr"]
 
 H = sp.Symbol("h")
-"""The learning rate: the symbol every rule receives as its `h` argument."""
+"""The learning rate: the symbol every rule receives as its `h` argument.
+
+SymPy symbols of one name and the same assumptions are one symbol, so `sp.Symbol("h")`
+is this symbol wherever it is written: in a rule it is the learning rate, never a
+parameter of its own (a rule that needs another step size names it otherwise, e.g.
+`rho`), and results compare equal to expressions written with it. The name is
+reserved: `--param h=...` is refused, and `params={"h": ...}` in `numeric` binds the
+learning rate itself.
+
+Example:
+    >>> import sympy as sp, bea
+    >>> bea.H == sp.Symbol("h")
+    True
+"""
 
 
 _MAX_BITS = int(MAX_DIGITS / math.log10(2)) + 1

@@ -456,6 +456,36 @@ def coordinate_elementwise_field(meq, losses: Mapping, params: Mapping | None = 
     return ElementwiseField(meq, losses, params)
 
 
+def _is_zero(value) -> bool:
+    """Whether a bound parameter value is the number 0 (a float, int, Fraction, SymPy or
+    0-d array value)."""
+    if isinstance(value, (bool, str)):
+        return False
+    try:
+        return float(value) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_defined(theta, out, zero: str) -> None:
+    """Refuse a non-finite field at a finite state (outside a trace, where values exist):
+    with the parameter `zero` bound to 0 the field, like the rule's step, is 0/0 where a
+    gradient coordinate vanishes (Adam with eps = 0 at a zero gradient coordinate)."""
+    leaves = jax.tree_util.tree_leaves((theta, out))
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return
+
+    def finite(tree) -> bool:
+        return all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves(tree))
+
+    if finite(theta) and not finite(out):
+        raise BeaValueError(
+            f"the field is not finite at this state: with {zero} = 0 it is undefined where a "
+            f"gradient coordinate vanishes, as the rule's own step is; give {zero} > 0 or a "
+            "state where no gradient coordinate vanishes"
+        )
+
+
 def dense_state(meq, theta) -> bool:
     """Whether the dense kernel (`CoordinateField`) evaluates `meq` at `theta`: theta is
     one array with the derivation's d coordinates. Any other size, or a pytree of
@@ -486,6 +516,9 @@ class CoordinateVectorField:
         self._dense = CoordinateField(meq, self.losses, params)  # checks losses and params
         self.h = self._dense.h
         self._elementwise = None
+        # a parameter bound to 0 (Adam's eps = 0) can leave a denominator that vanishes
+        # with a gradient coordinate, as in the rule's own step: such calls are checked
+        self._zeros = sorted(name for name, value in (params or {}).items() if _is_zero(value))
 
     def dense(self, theta, h=None):
         """The dense kernel: theta must have the derivation's d coordinates."""
@@ -498,9 +531,10 @@ class CoordinateVectorField:
         return self._elementwise(theta, h)
 
     def __call__(self, theta, h=None):
-        if dense_state(self.meq, theta):
-            return self.dense(theta, h)
-        return self.elementwise(theta, h)
+        out = self.dense(theta, h) if dense_state(self.meq, theta) else self.elementwise(theta, h)
+        if self._zeros:
+            _check_defined(theta, out, self._zeros[0])
+        return out
 
     def _apply(self, theta, h):
         """The field inside a traced function (h a traced value); the kernel is chosen
