@@ -83,10 +83,9 @@ def _derivative(fn, state, directions):
 IN_BLOCK = '''
 
 def _in_block(state, i, value):
-    """`value` in block i of the state, zeros in the other blocks."""
-    return tuple(
-        value if j == i else _tree_map(torch.zeros_like, part) for j, part in enumerate(state)
-    )
+    """`value` in block i of the state (a tuple or list), zeros in the other blocks."""
+    parts = (value if j == i else _tree_map(torch.zeros_like, p) for j, p in enumerate(state))
+    return type(state)(parts)
 '''
 
 VDOT = '''
