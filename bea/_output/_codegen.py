@@ -32,7 +32,13 @@ forward-over-reverse `jax.jvp`s of `jax.grad` (Hessian-vector products and their
 higher analogues), never dense derivative tensors. `constants` binds the rule's
 symbols (`{"alpha": 0.5, "lambda": 1.5}`); the learning rate `h` is an argument.
 
-This module is pure string generation: `bea` never imports JAX.
+`backend="torch"` writes the same module for PyTorch (`_torch`): the same functions
+and coefficients over `torch.func`, and `make_optimizer(params, h, ...)`, a
+`torch.optim.Optimizer`, in place of `make_update`, with the same signs. What differs
+between the backends is one `_backend.Backend` description; coordinate-wise
+(`_codegen_weighted`) and stochastic (`_codegen_stochastic`) modules are JAX only.
+
+This module is pure string generation: `bea` never imports JAX (nor torch).
 
 Example:
     >>> import bea
