@@ -22,13 +22,18 @@ torch = pytest.importorskip("torch")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import sympy as sp  # noqa: E402
 
 import bea  # noqa: E402
 import numeric  # noqa: E402
 from bea.cli._main import main  # noqa: E402
 from numeric._train._transforms import regularised  # noqa: E402
 
-pytestmark = pytest.mark.xdist_group("codegen_torch")
+pytestmark = [
+    pytest.mark.xdist_group("codegen_torch"),
+    # torch's own modules call torch.jit.script when torch.func first runs
+    pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),
+]
 
 # the same source defines the losses in both processes: `xp` is jax.numpy or torch
 LOSSES_SRC = """
@@ -297,3 +302,35 @@ def test_refusals_and_acceptance_as_documented(generated, capsys):
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["codegen", "gd", "--order", "1", "--what", "modifying", "--backend", "torch"]) == 0
     assert "class ModifiedOraclesSGD(torch.optim.Optimizer):" in capsys.readouterr().out
+
+
+PAYLOADS = [
+    '"""\nimport pathlib; pathlib.Path("hijacked").touch()\n"""',
+    'a"]);__import__("pathlib").Path("hijacked").touch();(constants["a',
+    "a\u2028b\rc",
+]
+
+
+def test_user_names_stay_text(tmp_path, monkeypatch):
+    # names from the user reach the torch module as escaped text and identifiers only,
+    # through the same writer as the JAX module's (bea._output._source); the modules
+    # are run (as an import runs them), and their coefficients are those of a plain name
+    monkeypatch.chdir(tmp_path)
+    coefficients = []
+    for name in [*PAYLOADS, "plain"]:
+        a = sp.Symbol(name)
+
+        def update(theta, h, grad, a=a):
+            return theta - 2 * a * h * grad("E", theta)
+
+        meq = bea.modified_equation(bea.rule(update, name=name), 1)
+        for what in ("field", "regulariser"):
+            namespace: dict = {}
+            src = bea.codegen(meq, what, backend="torch")
+            exec(compile(src, "<generated>", "exec"), namespace)  # generated, names escaped
+        reg = namespace["make_loss"]({"E": None}, {name: 0.3})  # builds, evaluates nothing
+        cells = dict(zip(reg.__code__.co_freevars, reg.__closure__, strict=True))
+        coefficients.append(cells["k0"].cell_contents)  # the coefficient of |grad E|^2
+    assert not (tmp_path / "hijacked").exists()
+    assert coefficients[-1] != 0
+    assert coefficients == [coefficients[-1]] * len(coefficients), coefficients
