@@ -115,6 +115,9 @@ opt = importlib.import_module("alternating_game").make_optimizer(
 )
 opt.step()
 out["step_game"] = flat([b.detach() for b in blocks])
+p = POINT.clone().requires_grad_()
+importlib.import_module("modifying").make_optimizer(p, H, losses=E).step()
+out["step_modifying"] = flat([p.detach()])
 try:
     importlib.import_module("gd1_reg").make_optimizer(POINT.clone(), H).step()
 except ValueError as err:
@@ -145,6 +148,7 @@ def _equations():
         **{f"gd{n}": bea.modified_equation(bea.rules.gd, n) for n in (1, 2, 3)},
         "sam": bea.modified_equation(bea.rules.sam, 2),
         "alternating": bea.modified_equation(bea.rules.alternating, 2),
+        "modifying": bea.modifying_integrator(bea.rules.gd, 2),
     }
 
 
@@ -159,6 +163,7 @@ def _sources(eqs) -> dict:
             out[f"{name}_reg"] = src
     out["alternating_game"] = bea.codegen(eqs["alternating"], backend="torch")
     out["train"] = bea.codegen(eqs["gd1"], "regulariser", scale=-1, backend="torch")
+    out["modifying"] = bea.codegen(eqs["modifying"], backend="torch")
     return out
 
 
@@ -167,7 +172,7 @@ def _start(root, sources: dict) -> subprocess.Popen:
     which bea, numeric, jax and optax cannot be imported (its JSON comes on stdout)."""
     for name, src in sources.items():
         (root / f"{name}.py").write_text(src)
-    names = [n for n in sources if n != "train"]
+    names = [n for n in sources if n not in ("train", "modifying")]
     (root / "runner.py").write_text(
         RUNNER.format(
             losses=textwrap.dedent(LOSSES_SRC),
@@ -215,6 +220,8 @@ def _references(eqs) -> dict:
     out["step_reg"] = point - H * grads
     out["step_field"] = point + H * out["gd2_field"]
     out["step_game"] = jnp.concatenate([s + H * v for s, v in zip(state, velocity, strict=True)])
+    # the modified oracles in place of the gradients: the modifying integrator itself
+    out["step_modifying"] = numeric.discrete_map(eqs["modifying"], losses={"E": E})(point, H)
     return out
 
 
@@ -264,7 +271,7 @@ def test_module_matches_numeric(generated, case):
     _close(values[case], refs[case], case)
 
 
-@pytest.mark.parametrize("case", ["step_reg", "step_field", "step_game"])
+@pytest.mark.parametrize("case", ["step_reg", "step_field", "step_game", "step_modifying"])
 def test_optimiser_steps_keep_the_jax_signs(generated, case):
     _, values, refs = generated
     _close(values[case], refs[case], case)
