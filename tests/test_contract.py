@@ -91,6 +91,7 @@ FEATURES = {
     "principal flow": lambda rule, meq, p: bea.principal_flow(rule, 3),
     "drift": lambda rule, meq, p: bea.drift(meq),
     "codegen": lambda rule, meq, p: bea.codegen(meq),
+    "codegen torch": lambda rule, meq, p: bea.codegen(meq, backend="torch"),
     "modifying integrator": lambda rule, meq, p: bea.modifying_integrator(rule, 1),
     "map series": lambda rule, meq, p: bea.map_series(rule, 1),
     "stochastic modified equation": lambda rule, meq, p: bea.stochastic_modified_equation(
@@ -111,6 +112,7 @@ COMMANDS = {
     "cli loss": ["loss", "{rule}", "--order", "1"],
     "cli verify": ["verify", "{rule}", "--order", "1"],
     "cli codegen": ["codegen", "{rule}", "--order", "1"],
+    "cli codegen torch": ["codegen", "{rule}", "--order", "1", "--backend", "torch"],
     "cli principal": ["principal", "{rule}", "--order", "2"],
 }
 

@@ -12,7 +12,14 @@ from fractions import Fraction
 
 import sympy as sp
 
-__all__ = ["_constants_block", "_doc", "_ident", "_number", "coefficient_source"]
+__all__ = [
+    "_constants_block",
+    "_doc",
+    "_ident",
+    "_number",
+    "coefficient_source",
+    "losses_function",
+]
 
 
 # -- exact coefficients as Python source ----------------------------------------------
@@ -84,3 +91,25 @@ def _constants_block(symbols: list[str], ind: str) -> list[str]:
     for name in symbols:
         out.append(f"{ind}{_ident(name)} = Fraction(float(constants[{name!r}]))")
     return out
+
+
+def losses_function(hint: str) -> str:
+    """Source of the generated `_losses(fixed, loss, batch)` helper, shared by every
+    backend: the loss functions of one update or step, `hint` saying where to pass one."""
+    return _LOSSES.replace("HINT", hint)
+
+
+_LOSSES = '''
+def _losses(fixed, loss, batch):
+    """The loss functions for one update: `loss` (a function or a mapping) or `fixed`,
+    closed over `batch` when one is given."""
+    if not LOSS_NAMES:  # a rule of generic fields: nothing to bind
+        return {}
+    given = fixed if loss is None else loss
+    if given is None:
+        raise ValueError("no loss function: HINT")
+    if callable(given):
+        given = {name: given for name in LOSS_NAMES}
+    if batch is None:
+        return dict(given)
+    return {name: (lambda p, fn=fn: fn(p, batch)) for name, fn in given.items()}'''

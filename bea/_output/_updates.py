@@ -33,6 +33,8 @@ Example:
 
 from __future__ import annotations
 
+from ._source import losses_function
+
 __all__ = [
     "loop_lines",
     "update_for_field",
@@ -111,7 +113,7 @@ _INIT = [
 ]
 
 
-def update_for_field(constants: list[str], time_src: str, losses_helper: str) -> list[str]:
+def update_for_field(constants: list[str], time_src: str) -> list[str]:
     """`make_update` of a field module: a complete step, T h field(params, h)."""
     return [
         "",
@@ -143,11 +145,11 @@ def update_for_field(constants: list[str], time_src: str, losses_helper: str) ->
         "",
         "    return optax.GradientTransformationExtraArgs(init, update)",
         "",
-        losses_helper,
+        LOSSES_HELPER,
     ]
 
 
-def update_for_oracles(losses_helper: str) -> list[str]:
+def update_for_oracles() -> list[str]:
     """`make_update` of a modifying integrator's module: the gradients replaced by the
     modified oracles, to chain before the rule's optimiser."""
     return [
@@ -175,11 +177,11 @@ def update_for_oracles(losses_helper: str) -> list[str]:
         "",
         "    return optax.GradientTransformationExtraArgs(init, update)",
         "",
-        losses_helper,
+        LOSSES_HELPER,
     ]
 
 
-def update_for_regulariser(block_lines: list[str], losses_helper: str) -> list[str]:
+def update_for_regulariser(block_lines: list[str]) -> list[str]:
     """`make_update` of a regulariser module: grad R added to the gradients, to chain
     before the optimiser. `block_lines` restrict grad R to the loss's block (games)."""
     return [
@@ -206,5 +208,22 @@ def update_for_regulariser(block_lines: list[str], losses_helper: str) -> list[s
         "",
         "    return optax.GradientTransformationExtraArgs(init, update)",
         "",
-        losses_helper,
+        LOSSES_HELPER,
     ]
+
+
+LOSSES_HELPER = (
+    losses_function("pass update(..., loss=fn) or make_update(losses=...)")
+    + '''
+
+
+def _add(a, b):
+    """a + b in the dtype of a (the gradients keep the parameters' dtype)."""
+    return a + b.astype(jnp.result_type(a))
+
+
+def _next(state):
+    """The transformation's state after one more update."""
+    return optax.ScaleByScheduleState(count=optax.safe_int32_increment(state.count))'''
+)
+"""The helpers of a JAX module's `make_update`: its loss functions, dtype, count."""

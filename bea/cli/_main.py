@@ -12,6 +12,7 @@
                     [--steps K] [--format text|json] [--plot PATH] [--force]
                     [--region KEY=VALUE]... [--state-limit DECAY[=RATE]]...
     bea codegen RULE --order N [--what field|loss|regulariser|modifying] [--scale S]
+        [--backend jax|torch]
                 [--param ...] [--state-limit DECAY[=RATE]]... [-o FILE]
     bea check RULE "FORMULA" --order N [--param ...] [--problem NAME] [--hs ...] [--exact-only]
     bea demo [--no-verify]
@@ -404,6 +405,11 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
     coordinate = in_coordinate_family(rule)
     if coordinate and args.what != "field":
         _no_coordinate(rule, f"bea codegen --what {args.what}")
+    if coordinate and args.backend != "jax":
+        raise BeaValueError(
+            f"bea codegen --backend {args.backend} covers rules over trees, and rule "
+            f"{rule.name!r} is coordinate-wise; leave out --backend to generate its JAX module"
+        )
     target = None
     if args.output is not None:
         target = os.path.abspath(args.output)
@@ -419,12 +425,20 @@ def _cmd_codegen(args, out: Callable[[str], None]) -> int:
                 "cancel the drift by construction; leave out --scale, or use --what "
                 "regulariser --scale -1"
             )
-        source = codegen(modifying_integrator(rule, max(order, 1), force=args.force))
+        mi = modifying_integrator(rule, max(order, 1), force=args.force)
+        source = codegen(mi, backend=args.backend)
     elif coordinate:  # over weighted trees, for every dimension
         source = codegen(_derive(rule, extra, order, args.force), "field", scale=scale)
     else:
         meq = _derive(rule, extra, order, args.force)
-        source = codegen(meq, args.what, block=args.block, held_fixed=args.held_fixed, scale=scale)
+        source = codegen(
+            meq,
+            args.what,
+            block=args.block,
+            held_fixed=args.held_fixed,
+            scale=scale,
+            backend=args.backend,
+        )
     if target is None:
         out(source.rstrip("\n"))
     else:
@@ -809,10 +823,12 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
 
     cg = sub.add_parser(
         "codegen",
-        help="print a self-contained JAX module for a derivation",
+        help="print a self-contained JAX (or PyTorch) module for a derivation",
         description="Print (or write with -o) a Python module that imports only jax (and "
         "optax for make_update): make_field(losses) -> field(state, h), make_loss(losses) "
-        "-> loss(state, h), make_update(...) -> an optax transformation.",
+        "-> loss(state, h), make_update(...) -> an optax transformation; with --backend "
+        "torch it imports only torch and make_optimizer(params, h, ...) returns a "
+        "torch.optim.Optimizer.",
         epilog=rules,
         formatter_class=fmt,
     )
@@ -839,6 +855,13 @@ def _parser(help_wanted: bool = False) -> argparse.ArgumentParser:
         help="multiply the drift (the h-terms) of the field, loss or regulariser by S, "
         "exactly: chained before optax.sgd(h), gd's order-1 regulariser with -1 cancels "
         "its drift, with 1 doubles it (default 1)",
+    )
+    cg.add_argument(
+        "--backend",
+        choices=("jax", "torch"),
+        default="jax",
+        help="the library the module imports: jax (default; make_update, optax) or torch "
+        "(make_optimizer, a torch.optim.Optimizer); rules over trees only for torch",
     )
     cg.add_argument(
         "--state-limit", action="append", default=[], metavar="DECAY[=RATE]", help=_STATE_LIMIT_HELP
