@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[numeric,dev,docs]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[numeric,dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)

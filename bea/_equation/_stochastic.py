@@ -18,6 +18,9 @@ with E_γ[φ(Φ_h(θ, γ))] = exp(T L_h) φ, split as L_h = b·∇ + ½ D:∇² 
 Gradient descent gives Li, Tai and E's SMEs (JMLR 20(40), 2019, Thm 9 and Cor. 10):
 b = −∇(E + (h/4)‖∇E‖²) + O(h²), D = hΣ.
 
+Rules with memory (heavy ball, Nesterov) are derived to N = 1 from their
+deterministic modified field and the gain of their memory (`._stochastic_memory`).
+
 Example:
     >>> import bea
     >>> sme = bea.stochastic_modified_equation(bea.rules.gd, 1, sampled=("E",))
@@ -38,6 +41,7 @@ from .._core._errors import BeaValueError, check_integer
 from .._core._read import parse_rational_function
 from .._core._scalars import H
 from .._core._trees import Tree
+from .._families._registry import family_of
 from .._families.stochastic._family import sampled_series
 from .._families.stochastic._forests import canonical
 from .._families.stochastic._generator import generator
@@ -53,6 +57,7 @@ from .._printing._render import (
 from .._rules._rule import Rule, as_rule
 from ._json import _domain_from_text, _in_domain, _oracle, read_header, read_json
 from ._modified import ModifiedEquation
+from ._stochastic_memory import memory_sme_parts
 
 __all__ = ["StochasticModifiedEquation", "StochasticTerms", "stochastic_modified_equation"]
 
@@ -419,18 +424,22 @@ def stochastic_modified_equation(
             "without noise use bea.modified_equation"
         )
     top = max(order, 1)
-    series, draws = sampled_series(r, top, sampled)
-    gen, domain = generator(series, draws, top)
-    colours = draws.colours
     parts: dict[str, list] = {"drift": [], "diffusion": [], "remainder": []}
-    for f, powers in gen.items():
-        for p, c in sorted(powers.items()):
-            if len(f) == 1 and p <= order:
-                parts["drift"].append((f, p, c))
-            elif len(f) == 2 and p <= top:
-                parts["diffusion"].append((f, p, 2 * c))
-            elif len(f) >= 3 and p <= order:
-                parts["remainder"].append((f, p, c))
+    samples: tuple[str, ...] = ()
+    if family_of(r).name == "memory":
+        parts["drift"], parts["diffusion"], domain, colours = memory_sme_parts(r, order, sampled)
+    else:
+        series, draws = sampled_series(r, top, sampled)
+        gen, domain = generator(series, draws, top)
+        colours, samples = draws.colours, draws.samples
+        for f, powers in gen.items():
+            for p, c in sorted(powers.items()):
+                if len(f) == 1 and p <= order:
+                    parts["drift"].append((f, p, c))
+                elif len(f) == 2 and p <= top:
+                    parts["diffusion"].append((f, p, 2 * c))
+                elif len(f) >= 3 and p <= order:
+                    parts["remainder"].append((f, p, c))
     built = {
         k: StochasticTerms(k, tuple(sorted(v, key=lambda t: t[1])), domain, colours)
         for k, v in parts.items()
@@ -444,6 +453,6 @@ def stochastic_modified_equation(
         blocks=r.blocks,
         params=r.params,
         source=r,
-        samples=draws.samples,
+        samples=samples,
         **built,
     )

@@ -28,6 +28,7 @@ from bea import BeaValueError
 
 from .._lower._stochastic import SDE, FiniteSum
 from .._run._maps import discrete_map
+from .._run._memory import on_manifold as numeric_on_manifold
 
 __all__ = ["WeakOrderCheck", "check_weak_order"]
 
@@ -115,20 +116,45 @@ def _sde_moments(s: SDE, theta0, h):
     return big, drift_residual, diff(probe) - quad
 
 
-def _example_steps(rule, fs: FiniteSum, name: str, params):
-    """The one-step map of each example, as JAX functions of (θ, h)."""
+def _example_steps(rule, fs: FiniteSum, name: str, params, sizes=None):
+    """The one-step map of each example, as JAX functions of (z, h); for a rule with
+    memory z is the flat joint state (θ, m1, …), `sizes` the sizes of its parts."""
 
     def example_loss(x):
         return lambda t: fs.loss(t, x)
 
-    return [
+    maps = [
         discrete_map(rule, {name: example_loss(fs.example(s))}, params=params) for s in range(fs.n)
     ]
+    if sizes is None:
+        return maps
+    cuts = np.cumsum(sizes)[:-1].tolist()
+
+    def flat(step):
+        return lambda z, h: jnp.concatenate(step(tuple(jnp.split(z, cuts)), h))
+
+    return [flat(step) for step in maps]
 
 
-def _map_moments(steps_of, theta0, h, steps: int):
-    """E[θ_k], E[θ_k θ_kᵀ] after `steps` steps, and the residual of the affine steps."""
-    d = theta0.shape[0]
+def _start(sme, losses, theta0, params):
+    """The start of the map's moments and the sizes of the joint state: θ0 for a rule
+    without memory; (θ0, its memory on the slow manifold of the full loss) with it, as
+    a function of h (the SME follows the iterates from the slow manifold)."""
+    if not sme.source.memory:
+        return (lambda h: theta0), None
+    meq = bea.modified_equation(sme.source, max(sme.order, 1))
+
+    def start(h):  # the finite sums are callable: their mean loss
+        return jnp.concatenate(numeric_on_manifold(meq, theta0, h, losses=losses, params=params))
+
+    sizes = [theta0.shape[0]] * (1 + len(sme.source.memory))
+    return start, sizes
+
+
+def _map_moments(steps_of, z0, h, steps: int):
+    """E[z_k], E[z_k z_kᵀ] after `steps` steps from z0, and the residual of the affine
+    steps (z = θ, or the joint state of a rule with memory)."""
+    d = z0.shape[0]
     parts = [_affine(lambda t, step=step: step(t, h), d) for step in steps_of]
     mats = jnp.stack([p[0] for p in parts])
     vecs = jnp.stack([p[1] for p in parts])
@@ -147,7 +173,7 @@ def _map_moments(steps_of, theta0, h, steps: int):
         )
         return m2, s2
 
-    m, sm = jax.lax.fori_loop(0, steps, one, (theta0, jnp.outer(theta0, theta0)))
+    m, sm = jax.lax.fori_loop(0, steps, one, (z0, jnp.outer(z0, z0)))
     return m, sm, residual
 
 
@@ -159,7 +185,9 @@ def check_weak_order(sme, losses, theta0, *, t_end=1.0, hs=(0.1, 0.05, 0.025, 0.
         sme: a `bea.StochasticModifiedEquation` of a rule with one sampled loss.
         losses: that loss name -> `numeric.finite_sum(loss, data)` with quadratic
             per-example losses.
-        theta0: the start (a flat array).
+        theta0: the start (a flat array); a rule with memory starts with its memory on
+            the slow manifold of the full loss (`numeric.on_manifold`), as the SME
+            assumes, and its joint state's moments are propagated.
         t_end: the fixed time T; each h must divide it into whole steps.
         hs: the learning rates.
         params: values of the rule's parameters.
@@ -177,8 +205,15 @@ def check_weak_order(sme, losses, theta0, *, t_end=1.0, hs=(0.1, 0.05, 0.025, 0.
     s = SDE(sme, losses, params)
     name = sme.sampled[0]
     theta0 = jnp.asarray(theta0, dtype=jnp.float64)
-    steps_of = _example_steps(sme.source, s.fs, name, params)
-    map_moments = jax.jit(lambda h, k: _map_moments(steps_of, theta0, h, k))
+    start, sizes = _start(sme, losses, theta0, params)
+    steps_of = _example_steps(sme.source, s.fs, name, params, sizes)
+    d = theta0.shape[0]
+
+    def theta_moments(h, k):
+        m, sm, residual = _map_moments(steps_of, start(h), h, k)
+        return m[:d], sm[:d, :d], residual
+
+    map_moments = jax.jit(theta_moments)
     sde_moments = jax.jit(lambda h: _sde_moments(s, theta0, h))
     errs_m, errs_s = [], []
     for h in hs:
@@ -189,9 +224,8 @@ def check_weak_order(sme, losses, theta0, *, t_end=1.0, hs=(0.1, 0.05, 0.025, 0.
         _refuse_unless_small(residual, m_map, "per-example steps affine in θ")
         big, drift_residual, diff_residual = sde_moments(h)
         # the linear moment system, solved on the host (a small dense exponential)
-        start = np.concatenate([theta0, np.outer(theta0, theta0).ravel(), [1.0]])
-        y = scipy.linalg.expm(np.asarray(big) * t_end) @ start
-        d = theta0.shape[0]
+        start_sde = np.concatenate([theta0, np.outer(theta0, theta0).ravel(), [1.0]])
+        y = scipy.linalg.expm(np.asarray(big) * t_end) @ start_sde
         m_sde, s_sde = y[:d], y[d : d + d * d].reshape(d, d)
         _refuse_unless_small(drift_residual, m_sde, "a drift affine in θ")
         _refuse_unless_small(diff_residual, s_sde, "a diffusion quadratic in θ")
