@@ -89,7 +89,10 @@ def block_symbol(name: str, latex: bool = False) -> str:
 def coefficient_text(c: sp.Expr) -> str:
     """A coefficient in Unicode: Greek parameter names as letters, powers as superscripts."""
     greek = {s: sp.Symbol(_GREEK[s.name]) for s in c.free_symbols if s.name in _GREEK}
-    text = str(c.xreplace(greek)) if greek else str(c)
+    c = c.xreplace(greek) if greek else c
+    if c.is_Pow and c.exp.is_negative:  # 1/(β - 1)², not (β - 1)**(-2)
+        c = sp.Mul(sp.S.One, c, evaluate=False)
+    text = str(c)
     return re.sub(r"\*\*(\d+)", lambda m: _sup(int(m.group(1))), text)
 
 
