@@ -287,11 +287,6 @@ def test_bad_arguments_are_one_sentence(kwargs, words):
         bea.stochastic_modified_equation(bea.rules.gd, **kwargs)
 
 
-def test_rules_with_memory_are_refused_in_one_sentence():
-    with pytest.raises(bea.BeaValueError, match="memory family"):
-        bea.stochastic_modified_equation(bea.rules.heavy_ball, 1, sampled=("E",))
-
-
 def test_cli_derives_the_sme_and_refuses_in_one_line(capsys):
     from bea.cli import main
 

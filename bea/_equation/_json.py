@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaTypeError, BeaValueError
+from .._core._errors import BeaTypeError, BeaValueError, _shown
 from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._jets import TIME, Clock, coefficient_domain
 from .._core._read import parse_prefix, parse_rational_function
@@ -47,7 +47,7 @@ def _domain_from_text(text: str):
     m = _DOMAIN.fullmatch(text.replace(" ", ""))
     if m is None:
         raise BeaValueError(
-            f"domain={text!r} is not QQ, QQ[symbols] or QQ(symbols); remove it to infer it"
+            f"domain={_shown(text)} is not QQ, QQ[symbols] or QQ(symbols); remove it to infer it"
         )
     names = m.group(1) if m.group(1) is not None else m.group(2)
     if not names:
@@ -71,7 +71,7 @@ def _oracle(label: str, text: str, blocks: tuple[str, ...]) -> Colour:
     if len(parts) == 4 and parts[0] == "field" and parts[2] == "on" and parts[3] in blocks:
         return Colour(label, "field", parts[1], parts[3])
     raise BeaValueError(
-        f"fields[{label!r}] = {text!r} is not 'grad NAME', 'grad_BLOCK NAME', 'field NAME' "
+        f"fields[{label!r}] = {_shown(text)} is not 'grad NAME', 'grad_BLOCK NAME', 'field NAME' "
         f"or 'field NAME on BLOCK' for blocks {blocks}"
     )
 
@@ -82,7 +82,8 @@ def _require(d: Mapping, key: str, kind, example: str):
     value = d[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise BeaTypeError(
-            f"{key}={value!r} has the wrong type; give a {getattr(kind, '__name__', 'mapping')}"
+            f"{key}={_shown(value)} has the wrong type; give a "
+            f"{getattr(kind, '__name__', 'mapping')}"
         )
     return value
 
@@ -101,11 +102,17 @@ def read_header(d) -> dict:
     order = _require(d, "order", int, "2")
     params_raw = d.get("params") or {}
     if not isinstance(params_raw, Mapping):
-        raise BeaTypeError(f"params={params_raw!r} must be a mapping of names to values")
+        raise BeaTypeError(f"params={_shown(params_raw)} must be a mapping of names to values")
     convention = d.get("convention", "flow")
     if convention not in ("flow", "per_player"):
-        raise BeaValueError(f"convention={convention!r} is unknown; use 'flow' or 'per_player'")
+        raise BeaValueError(
+            f"convention={_shown(convention)} is unknown; use 'flow' or 'per_player'"
+        )
     times_raw = d.get("player_times")
+    if times_raw is not None and not isinstance(times_raw, list):
+        raise BeaTypeError(
+            f"player_times={_shown(times_raw)} must be a list of times, e.g. ['alpha*h', 'h']"
+        )
     player_times = (
         tuple(
             parse_rational_function(str(t), f"player_times[{i}]") for i, t in enumerate(times_raw)
@@ -146,7 +153,7 @@ def read_tree_expansion(d: Mapping, header: dict) -> TreeExpansion:
     for j, term in enumerate(raw_terms):
         if not isinstance(term, Mapping):
             raise BeaTypeError(
-                f"terms[{j}]={term!r} is not a mapping with tree, h_power, coefficient"
+                f"terms[{j}]={_shown(term)} is not a mapping with tree, h_power, coefficient"
             )
         tree = parse_tree(_require(term, "tree", str, "'E[E]'"))
         unknown = sorted(set(tree.colours) - labels)
@@ -213,7 +220,7 @@ def _read_timed(d: Mapping) -> TreeExpansion:
     prefix form (functions of t), the domain rebuilt from them."""
     clock = _require(d, "clock", Mapping, "{'time': 't', 'functions': ['u'], 'symbols': []}")
     if clock.get("time", "t") != str(TIME):
-        raise BeaValueError(f"clock time={clock.get('time')!r} is unknown; the time is 't'")
+        raise BeaValueError(f"clock time={_shown(clock.get('time'))} is unknown; the time is 't'")
     functions = tuple(str(f) for f in clock.get("functions") or ())
     names = [str(n) for n in clock.get("symbols") or ()]
     bad = [n for n in (*functions, *names) if not n.isidentifier()]
@@ -231,7 +238,7 @@ def _read_timed(d: Mapping) -> TreeExpansion:
         for j, term in enumerate(raw):
             if not isinstance(term, Mapping):
                 raise BeaTypeError(
-                    f"{where}[{j}]={term!r} is not a mapping with tree, h_power, prefix"
+                    f"{where}[{j}]={_shown(term)} is not a mapping with tree, h_power, prefix"
                 )
             tree = parse_tree(_require(term, "tree", str, "'E[E]'"))
             if set(tree.colours) - labels:
@@ -245,10 +252,10 @@ def _read_timed(d: Mapping) -> TreeExpansion:
     memories = []
     raw_manifold = d.get("manifold") or []
     if not isinstance(raw_manifold, list):
-        raise BeaTypeError(f"manifold={raw_manifold!r} must be a list of memory series")
+        raise BeaTypeError(f"manifold={_shown(raw_manifold)} must be a list of memory series")
     for i, entry in enumerate(raw_manifold):
         if not isinstance(entry, Mapping):
-            raise BeaTypeError(f"manifold[{i}]={entry!r} is not a mapping")
+            raise BeaTypeError(f"manifold[{i}]={_shown(entry)} is not a mapping")
         identity = parse_rational_function(
             str(entry.get("identity", "0")), f"manifold[{i}].identity"
         )
@@ -288,11 +295,11 @@ def _read_timed(d: Mapping) -> TreeExpansion:
 def _manifold(raw, domain, labels) -> tuple:
     """The slow manifold of a rule with memory from `to_dict()["manifold"]`."""
     if not isinstance(raw, list):
-        raise BeaTypeError(f"manifold={raw!r} must be a list of memory series")
+        raise BeaTypeError(f"manifold={_shown(raw)} must be a list of memory series")
     out = []
     for i, entry in enumerate(raw):
         if not isinstance(entry, Mapping):
-            raise BeaTypeError(f"manifold[{i}]={entry!r} is not a mapping")
+            raise BeaTypeError(f"manifold[{i}]={_shown(entry)} is not a mapping")
         name = _require(entry, "memory", str, "'v'")
         block = _require(entry, "block", str, "'theta'")
         identity = _in_domain(

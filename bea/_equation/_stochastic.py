@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .._core._colour import Colour
-from .._core._errors import BeaValueError, check_integer
+from .._core._errors import BeaValueError, _shown, check_integer
 from .._core._read import parse_rational_function
 from .._core._scalars import H
 from .._core._trees import Tree
@@ -325,7 +325,7 @@ class StochasticModifiedEquation:
         sampled = _names(d.get("sampled"), "sampled", "loss names, e.g. ['E']")
         sampling = d.get("sampling", "iid")
         if sampling not in SAMPLINGS:
-            raise BeaValueError(f"sampling={sampling!r} is unknown; use 'iid'")
+            raise BeaValueError(f"sampling={_shown(sampling)} is unknown; use 'iid'")
         blocks = _names(d.get("blocks"), "blocks", "block names, e.g. ['theta']")
         fields_raw = d.get("fields")
         if not isinstance(fields_raw, dict):
@@ -350,7 +350,7 @@ class StochasticModifiedEquation:
                 bad = _colours_of(forest) - labels
                 if bad or (sizes and len(forest) not in sizes) or (not sizes and len(forest) < 3):
                     raise BeaValueError(
-                        f"{part}[{i}] = {item[0]!r} is not a {part} term over the colours "
+                        f"{part}[{i}] = {_shown(item[0])} is not a {part} term over the colours "
                         f"{sorted(labels)}"
                     )
                 value = parse_rational_function(str(item[2]), f"{part}[{i}]")
@@ -412,7 +412,7 @@ def stochastic_modified_equation(
         )
     if sampling not in SAMPLINGS:
         raise BeaValueError(
-            f"sampling={sampling!r} is not derived; use 'iid' (a fresh independent draw "
+            f"sampling={_shown(sampling)} is not derived; use 'iid' (a fresh independent draw "
             "per step; for reshuffled epochs see bea.reshuffled_epoch)"
         )
     if isinstance(sampled, str):

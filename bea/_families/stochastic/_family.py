@@ -65,8 +65,8 @@ def sampled_series(rule: Rule, order: int, sampled: tuple[str, ...]) -> tuple[Se
         what = family.name if family.basis != "trees" else "memory"
         raise BeaValueError(
             f"rule {rule.name!r} is in the {what} family, whose stochastic modified equation "
-            "is not derived yet; bea.stochastic_modified_equation takes memoryless rules "
-            "over trees (gd, SAM, extragradient, games, Runge-Kutta steps)"
+            "is not derived yet; bea.stochastic_modified_equation takes rules over trees "
+            "(gd, SAM, extragradient, games, Runge-Kutta steps; heavy ball to order 1)"
         )
     fam = _Sampled()
     series = trace_series(rule, order, fam)
