@@ -152,3 +152,25 @@ def test_a_manifold_coefficient_outside_the_domain_is_named():
         bea.BeaValueError, match=r"manifold\[0\]\.terms\[0\]\.coefficient .* domain"
     ):
         bea.ModifiedEquation.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("basis", [[[]]]),  # unhashable entries where a name belongs
+        ("basis", {}),
+        ("player_times", -1),  # a number where a list belongs
+        ("order", "9" * 5000),  # a huge value is shown shortened, not echoed
+        ("blocks", ["9" * 5000]),
+        ("convention", "x" * 5000),
+    ],
+)
+def test_fuzzed_descriptions_are_refused_in_one_short_sentence(key, value):
+    """Mutations a fuzz of shared descriptions found (each once a raw exception or a
+    message echoing thousands of characters)."""
+    d = bea.modified_equation(bea.rules.simultaneous, 1).to_dict()
+    d[key] = value
+    with pytest.raises(bea.BeaError) as err:
+        bea.ModifiedEquation.from_dict(d)
+    message = str(err.value)
+    assert len(message) < 300 and "\n" not in message, message

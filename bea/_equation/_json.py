@@ -72,7 +72,7 @@ def _oracle(label: str, text: str, blocks: tuple[str, ...]) -> Colour:
         return Colour(label, "field", parts[1], parts[3])
     raise BeaValueError(
         f"fields[{label!r}] = {_shown(text)} is not 'grad NAME', 'grad_BLOCK NAME', 'field NAME' "
-        f"or 'field NAME on BLOCK' for blocks {blocks}"
+        f"or 'field NAME on BLOCK' for blocks {_shown(blocks)}"
     )
 
 

@@ -22,7 +22,7 @@ import sympy as sp
 
 from .._core._colour import Colour
 from .._core._contraction import refuse_unless_contraction
-from .._core._errors import BeaAttributeError, BeaValueError, check_integer
+from .._core._errors import BeaAttributeError, BeaValueError, _shown, check_integer
 from .._core._expansion import MemorySeries, TreeExpansion
 from .._core._scalars import H, exact_value
 from .._core._trees import Tree
@@ -344,8 +344,8 @@ class ModifiedEquation:
         parser, never `sympify`)."""
         header = read_header(d)
         basis = d.get("basis", "trees")
-        if basis not in _BASES:
-            raise BeaValueError(f"basis={basis!r} is unknown; use 'trees' or 'coordinates'")
+        if not isinstance(basis, str) or basis not in _BASES:
+            raise BeaValueError(f"basis={_shown(basis)} is unknown; use 'trees' or 'coordinates'")
         if basis == "coordinates":
             expansion = CoordinateExpansion.from_dict(d)
             known = {s.name: s for s in expansion.symbols}
