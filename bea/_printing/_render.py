@@ -86,10 +86,27 @@ def block_symbol(name: str, latex: bool = False) -> str:
     return "\\mathrm{" + name.replace("_", "\\_") + "}"
 
 
+_PRIMES = {1: "′", 2: "″", 3: "‴"}
+
+
+def _prime(d: sp.Derivative) -> sp.Expr:
+    """u′(t), u″(t), u‴(t), u⁽⁴⁾(t) for the derivative of an applied function of one
+    variable (a schedule); any other derivative unchanged."""
+    f = d.expr
+    if not isinstance(f, sp.core.function.AppliedUndef) or len(f.args) != 1:
+        return d
+    n = d.derivative_count
+    mark = _PRIMES.get(n, "⁽" + _sup(n) + "⁾")
+    return sp.Symbol(f"{f.func.__name__}{mark}({f.args[0]})")
+
+
 def coefficient_text(c: sp.Expr) -> str:
-    """A coefficient in Unicode: Greek parameter names as letters, powers as superscripts."""
+    """A coefficient in Unicode: Greek parameter names as letters, powers as
+    superscripts, a schedule's derivatives as u′(t), u″(t)."""
     greek = {s: sp.Symbol(_GREEK[s.name]) for s in c.free_symbols if s.name in _GREEK}
     c = c.xreplace(greek) if greek else c
+    derivatives = {d: _prime(d) for d in c.atoms(sp.Derivative)}
+    c = c.xreplace(derivatives) if derivatives else c
     if c.is_Pow and c.exp.is_negative:  # 1/(β - 1)², not (β - 1)**(-2)
         c = sp.Mul(sp.S.One, c, evaluate=False)
     text = str(c)
