@@ -43,8 +43,6 @@ from ._families._registry import family_of as family_of
 from ._families._registry import map_series as map_series
 from ._families.coordinate._series import CoordinateRegion as CoordinateRegion
 from ._output._codegen import codegen as codegen
-from ._results._bias_shift import BiasShift as BiasShift
-from ._results._bias_shift import bias_correction_shift as bias_correction_shift
 from ._results._chains import chain_coefficients as chain_coefficients
 from ._results._concrete import concrete_field as concrete_field
 from ._results._concrete import concrete_map as concrete_map
@@ -73,7 +71,6 @@ __all__ = [
     "BeaError",
     "BeaTypeError",
     "BeaValueError",
-    "BiasShift",
     "Colour",
     "CoordinateModifiedLoss",
     "CoordinateRegion",
@@ -95,7 +92,6 @@ __all__ = [
     "StochasticTerms",
     "TraceError",
     "backend",
-    "bias_correction_shift",
     "chain_coefficients",
     "closed_form_in",
     "codegen",

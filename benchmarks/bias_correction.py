@@ -4,7 +4,7 @@
 
 Fixed β (β₁ = 0.6, β₂ = 0.7, ε = 1/2 inside the root): the distance after K steps
 (K h = 0.4) between the iterates and the order-2 bias-free modified flow, started at
-θ₀ and at θ₀ + σ (`bea.bias_correction_shift`), for bea's own map without bias
+θ₀ and at θ₀ + σ (`bea.rules.bias_correction_shift`), for bea's own map without bias
 correction and for `optax.adam` (bias-corrected) with `eps=0, eps_root=ε`.
 
 State limit (βⱼ = 1 − cⱼ h, c₁ = 1, c₂ = 2, ε = 0.1): one step of `optax.adam` from
@@ -68,7 +68,7 @@ def fixed_beta():
     adam = numeric.discrete_map(bea.rules.adam, {"E": loss}, params=nums)
     print("fixed beta: |iterates - flow(T)|, K h = 0.4, order-2 bias-free flow")
     for bc in (False, True):
-        shift = bea.bias_correction_shift(b1, b2, eps, bias_correction=bc)
+        shift = bea.rules.bias_correction_shift(b1, b2, eps, bias_correction=bc)
         hs, plain, shifted = [], [], []
         for k in (40, 80, 160, 320):
             h = T / k

@@ -1,7 +1,7 @@
 """Adam with bias correction (Kingma and Ba, ICLR 2015) in both limits, against optax.
 
 Fixed β: the iterates from θ₀ (m = v = 0) shadow the bias-free modified flow started
-at θ₀ + σ (`bea.bias_correction_shift`): σ = O(h) without bias correction (a delay
+at θ₀ + σ (`bea.rules.bias_correction_shift`): σ = O(h) without bias correction (a delay
 of β₁/(1 − β₁) steps when v plays no role), O(h²) with it. The global error over a
 fixed time T = K h, with the flow of order 2, is O(h) (no correction) or O(h²)
 (bias-corrected) from θ₀ and one power higher from θ₀ + σ.
@@ -28,7 +28,7 @@ import numeric
 from numeric._check._joint import _lower_orders
 
 B1, B2, EPS, C1, C2 = sp.symbols("beta1 beta2 eps c1 c2", positive=True)
-G, HU, K = bea.BiasShift.g, bea.BiasShift.Hu, bea.BiasShift.k
+G, HU, K = bea.rules.BiasShift.g, bea.rules.BiasShift.Hu, bea.rules.BiasShift.k
 
 
 def _rk4_step(field, y, d, h):
@@ -66,24 +66,24 @@ def _slope(hs, errors) -> float:
 
 def test_shift_without_bias_correction_is_beta1_over_1_minus_beta1_steps():
     # β₂ = 0: v = g² from the first step, and m_k = (1 − β₁ᵏ) g lags by Σ β₁ᵏ steps
-    s = bea.bias_correction_shift(sp.Rational(9, 10), 0, bias_correction=False).doit()
+    s = bea.rules.bias_correction_shift(sp.Rational(9, 10), 0, bias_correction=False).doit()
     assert s.power == 1
     assert sp.simplify(s.coefficient - 9 * G / sp.sqrt(G**2 + EPS)) == 0
-    out = bea.bias_correction_shift(
+    out = bea.rules.bias_correction_shift(
         sp.Rational(1, 2), 0, bias_correction=False, eps_in_sqrt=False
     ).doit()
     assert sp.simplify(out.coefficient - G / (sp.Abs(G) + EPS)) == 0
 
 
 def test_shift_without_bias_correction_keeps_the_transient_sum():
-    s = bea.bias_correction_shift(bias_correction=False)
+    s = bea.rules.bias_correction_shift(bias_correction=False)
     u = G / sp.sqrt(G**2 + EPS)
     early = (1 - B1**K) * G / sp.sqrt((1 - B2**K) * G**2 + EPS)
     assert s.coefficient == sp.Sum(u - early, (K, 1, sp.oo))
 
 
 def test_bias_corrected_shift_is_second_order_with_lambert_sums():
-    s = bea.bias_correction_shift()
+    s = bea.rules.bias_correction_shift()
     lam = [sp.Sum(K * b**K / (1 - b**K), (K, 1, sp.oo)) for b in (B1, B2)]
     expected = HU * (
         lam[0] / sp.sqrt(G**2 + EPS) - G**2 * lam[1] / (G**2 + EPS) ** sp.Rational(3, 2)
@@ -124,9 +124,13 @@ def test_state_limit_equation_carries_the_powers_of_beta():
             "bias_correction_shift",
         ),
         (lambda: bea.rules.adam_rule(bias_correction="yes"), bea.BeaTypeError, "True or False"),
-        (lambda: bea.bias_correction_shift(0.9), bea.BeaTypeError, "beta1=0.9 is a float"),
-        (lambda: bea.bias_correction_shift(2), bea.BeaValueError, r"in \[0, 1\)"),
-        (lambda: bea.bias_correction_shift(eps_in_sqrt=None), bea.BeaTypeError, "eps_in_sqrt"),
+        (lambda: bea.rules.bias_correction_shift(0.9), bea.BeaTypeError, "beta1=0.9 is a float"),
+        (lambda: bea.rules.bias_correction_shift(2), bea.BeaValueError, r"in \[0, 1\)"),
+        (
+            lambda: bea.rules.bias_correction_shift(eps_in_sqrt=None),
+            bea.BeaTypeError,
+            "eps_in_sqrt",
+        ),
     ],
 )
 def test_bad_input_is_refused_in_one_sentence(call, error, message):
@@ -172,7 +176,7 @@ def fixed_flow():
 
 @pytest.mark.parametrize("bias_correction", [False, True])
 def test_fixed_beta_shift_against_the_iterates(fixed_flow, bias_correction):
-    shift = bea.bias_correction_shift(
+    shift = bea.rules.bias_correction_shift(
         *(sp.nsimplify(FIXED[k]) for k in ("beta1", "beta2", "eps")),
         bias_correction=bias_correction,
     )

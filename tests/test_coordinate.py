@@ -416,7 +416,7 @@ def test_adagrad_is_refused():
 
 def test_bias_correction_with_fixed_betas_is_refused():
     # its slow manifold is the bias-free rule; the start-up shift is
-    # bea.bias_correction_shift (tests/test_bias_correction.py)
+    # bea.rules.bias_correction_shift (tests/test_bias_correction.py)
     with pytest.raises(BeaValueError, match="bias_correction_shift"):
         modified_equation(adam(bias_correction=True), 1, dimension=1)
 

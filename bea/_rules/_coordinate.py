@@ -19,7 +19,7 @@ Conventions (g = ∇E(θ), products, squares, square roots and quotients element
   map is one rule iterated. In the state limit (`Rule.state_limit` on both decays)
   p₁, p₂ are state variables, pⱼ(t) = (1 − cⱼ h)^(t/h): the time-dependent factor.
   With a fixed β the slow manifold is p = 0, the bias-free rule; the derivation is
-  refused there, and `bea.bias_correction_shift` gives the start of the bias-free
+  refused there, and `bea.rules.bias_correction_shift` gives the start of the bias-free
   flow that the iterates shadow.
 - `adamw(beta1, beta2, eps, weight_decay)`: Adam with decoupled weight decay λ,
   θ' = θ − h (m'/√(v' + ε) + λ θ) (optax `adamw`, without bias correction).
@@ -124,7 +124,7 @@ def adam(
     1/(1 − pⱼ) of the update, singular at t = 0 (so a local error is measured from a
     state at t₀ > 0). With a fixed β the derivation is refused: the slow manifold is
     p = 0, where the rule is the bias-free one, and the iterates from p = 1 shadow
-    the bias-free flow from a shifted start (`bea.bias_correction_shift`).
+    the bias-free flow from a shifted start (`bea.rules.bias_correction_shift`).
 
     Example:
         >>> adam().memory, adam(bias_correction=True).memory
@@ -171,7 +171,7 @@ def _adam_bias_corrected(beta1, beta2, eps, eps_in_sqrt: bool) -> Rule:
             raise BeaValueError(
                 "adam(bias_correction=True) with a fixed beta1 or beta2 has no modified "
                 "equation of its own (its slow manifold is the bias-free rule); derive "
-                "bea.rules.adam with bea.bias_correction_shift(...) for the shifted start, "
+                "bea.rules.adam with bea.rules.bias_correction_shift(...) for the shifted start, "
                 "or take rule.state_limit(beta1='c1', beta2='c2')"
             )
         g = grad("E", theta)

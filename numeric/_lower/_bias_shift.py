@@ -1,4 +1,4 @@
-"""Adam's start-up shift (`bea.bias_correction_shift`) evaluated at a starting point.
+"""Adam's start-up shift (`bea.rules.bias_correction_shift`) evaluated at a starting point.
 
 The shift's coefficient holds Lambert-type sums over the step index k (no closed
 form); each is summed here in float64 until its terms, which decay like βᵏ, are
@@ -47,10 +47,10 @@ def bias_correction_shift(
     *,
     tol: float = 1e-17,
 ):
-    """σ at θ₀ (an array like `theta0`): the shift of `bea.bias_correction_shift`.
+    """σ at θ₀ (an array like `theta0`): the shift of `bea.rules.bias_correction_shift`.
 
     Arguments:
-        shift: a `bea.BiasShift`.
+        shift: a `bea.rules.BiasShift`.
         losses: `{"E": fn}`, the loss whose gradient Adam follows.
         theta0: the starting point (a 1-D array).
         h: the learning rate.
@@ -59,7 +59,7 @@ def bias_correction_shift(
 
     Example:
         >>> import bea, jax.numpy as jnp
-        >>> s = bea.bias_correction_shift(bias_correction=False)
+        >>> s = bea.rules.bias_correction_shift(bias_correction=False)
         >>> sigma = bias_correction_shift(s, {"E": lambda x: jnp.sum(x**2) / 2},
         ...     jnp.array([1.0]), 0.01, {"beta1": 0.5, "beta2": 0.0, "eps": 1e6})
         >>> round(float(sigma[0] / (0.01 / jnp.sqrt(1.0 + 1e6))), 12)  # beta1/(1 - beta1) steps
