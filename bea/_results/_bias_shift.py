@@ -6,9 +6,11 @@ that manifold. Iterates started from θ₀ with m = v = 0 (and, for bias correct
 (Kingma and Ba, ICLR 2015), p = βⁿ = 1) reach the manifold off the flow line
 through θ₀: they shadow the *same* bias-free modified flow started at a shifted
 point θ₀ + σ, with |θₙ − φ_{nh}(θ₀ + σ)| exponentially small in n plus the
-truncation error of the equation (the asymptotic phase of the invariant manifold;
-Cattaneo, Klusowski and Shigida 2024 on Adam's modified equation after the
-transient). Here σ is derived per coordinate at its leading power of h.
+truncation error of the equation: θ₀ + σ is the asymptotic phase of the start on the
+attracting slow manifold (the fibre of Fenichel's invariant foliation through it).
+The modified equation itself is the fixed-β one of Cattaneo, Klusowski and Shigida
+(ICML 2024); σ is derived here per coordinate at its leading power of h, by matching
+the iterates to the manifold's iterates step by step over the transient.
 
 Notation (per coordinate i, products and roots elementwise): g = ∇E(θ₀), the step
 direction D(m, v) = m/√(v + ε) (`eps_in_sqrt=True`, bea's default) or m/(√v + ε),
