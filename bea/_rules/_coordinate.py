@@ -119,12 +119,20 @@ def adam(
 
     (`eps_in_sqrt=False`: θ' = θ − h m̂/(√v̂ + ε), optax `adam(eps=eps)`). Its modified
     equation is derived in the state limit only (`rule.state_limit(beta1=..., beta2=...)`,
-    βⱼ = 1 − cⱼ h), where p₁, p₂ are state variables: along the flow pⱼ(t) =
-    (1 − cⱼ h)^(t/h) = e^(−cⱼ t) (1 − cⱼ² h t/2 + O(h²)), the time-dependent factor
-    1/(1 − pⱼ) of the update, singular at t = 0 (so a local error is measured from a
-    state at t₀ > 0). With a fixed β the derivation is refused: the slow manifold is
-    p = 0, where the rule is the bias-free one, and the iterates from p = 1 shadow
-    the bias-free flow from a shifted start (`bea.rules.bias_correction_shift`).
+    βⱼ = 1 − cⱼ h; Malladi, Lyu, Panigrahi and Arora, NeurIPS 2022), a field of the
+    joint state (θ, m, v, p₁, p₂):
+
+        θ̇ = −m̂/√(v̂ + ε) + O(h),  ṁ = c₁ (g − m) + O(h),  v̇ = c₂ (g² − v) + O(h),
+        ṗⱼ = log(1 − cⱼ h)/h · pⱼ = −cⱼ pⱼ − h cⱼ² pⱼ/2 − h² cⱼ³ pⱼ/3 − ...
+
+    p decouples, so along the flow pⱼ(t) = (1 − cⱼ h)^(t/h) exactly (t = n h), and the
+    equation of (θ, m, v) has the time-dependent coefficients
+    1/(1 − pⱼ(t)) = 1/(1 − e^(−cⱼ t)) − h cⱼ² t e^(−cⱼ t)/(2 (1 − e^(−cⱼ t))²) + O(h²):
+    with t as a state variable through pⱼ(t), the equation a rule reading t would give.
+    They are singular at t = 0, so a local error is measured from a state at t₀ > 0.
+    With a fixed β the derivation is refused: the slow manifold is p = 0, where the
+    rule is the bias-free one, and the iterates from p = 1 shadow the bias-free flow
+    from a shifted start (`bea.rules.bias_correction_shift`).
 
     Example:
         >>> adam().memory, adam(bias_correction=True).memory

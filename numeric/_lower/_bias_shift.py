@@ -92,22 +92,30 @@ def bias_correction_shift(
     if theta0.ndim != 1:
         raise BeaTypeError(f"theta0 has shape {theta0.shape}; pass a 1-D array")
     grad = jax.grad(losses["E"])
-    g = grad(theta0)
     eps = values["eps"]
-    u = g / jnp.sqrt(g * g + eps) if shift.eps_in_sqrt else g / (jnp.abs(g) + eps)
-    hu = jax.jvp(grad, (theta0,), (u,))[1]
     n = _terms([values["beta1"], values["beta2"]], tol)
-    k = jnp.arange(1, n + 1, dtype=jnp.float64)[:, None]
-    sums = {}
-    for s in expr.atoms(sp.Sum):
-        var = s.limits[0][0]
-        f = sp.lambdify((var, shift.g), s.function, modules=[{"Abs": jnp.abs}, jnp])
-        sums[s] = jnp.sum(jnp.broadcast_to(f(k, g[None, :]), (n, g.shape[0])), axis=0)
-    dummies = {s: sp.Dummy() for s in sums}
+    sums = list(expr.atoms(sp.Sum))
+    summands = [
+        sp.lambdify((s.limits[0][0], shift.g), s.function, modules=[{"Abs": jnp.abs}, jnp])
+        for s in sums
+    ]
+    dummies = [sp.Dummy() for _ in sums]
     outer = sp.lambdify(
-        (shift.g, shift.Hu, *dummies.values()),
-        expr.xreplace(dummies),
+        (shift.g, shift.Hu, *dummies),
+        expr.xreplace(dict(zip(sums, dummies, strict=True))),
         modules=[{"Abs": jnp.abs}, jnp],
     )
-    coef = outer(g, hu, *(sums[s] for s in dummies))
-    return jnp.broadcast_to(h**shift.power * coef, theta0.shape)
+
+    def evaluate(theta0):
+        # one compiled kernel: the gradient, u = D(g, g²), Hu (a Hessian-vector
+        # product) and every sum, its terms k = 1..n in one array
+        g = grad(theta0)
+        u = g / jnp.sqrt(g * g + eps) if shift.eps_in_sqrt else g / (jnp.abs(g) + eps)
+        hu = jax.jvp(grad, (theta0,), (u,))[1]
+        k = jnp.arange(1, n + 1, dtype=jnp.float64)[:, None]
+        totals = [
+            jnp.sum(jnp.broadcast_to(f(k, g[None, :]), (n, g.shape[0])), axis=0) for f in summands
+        ]
+        return jnp.broadcast_to(h**shift.power * outer(g, hu, *totals), theta0.shape)
+
+    return jax.jit(evaluate)(theta0)
