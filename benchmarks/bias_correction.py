@@ -12,7 +12,12 @@ its state after k₀ steps (t₀ = k₀ h = 0.3) against the order-N flow of the
 state (θ, m, v, p₁, p₂), pⱼ = βⱼ^k₀; ε inside the root (`eps_root`) for N = 1, 2 and
 outside (optax's default `eps`, bea's `eps_in_sqrt=False`) for N = 1.
 
-Prints the errors and the fitted log-log slopes (float64, CPU).
+Prints the errors and the fitted log-log slopes (float64, CPU). Measured (CPU, 2 cores):
+fixed β, slopes from θ₀ → from θ₀ + σ: 1.018 → 2.037 without bias correction, 2.010 →
+3.011 with it (K = 40..320); state limit, bea's map equals optax's to 1e-16, local-error
+slopes 2.993 (N = 1) and 3.953 (N = 2) with ε inside the root, 2.996 (N = 1) outside.
+The order-2 derivation with ε outside the root is slow (about 25 s, and a large kernel
+to compile), so only N = 1 is run there.
 """
 
 from __future__ import annotations
