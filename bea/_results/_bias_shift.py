@@ -2,8 +2,12 @@
 
 With β₁, β₂ fixed and h → 0, Adam's memory relaxes to its slow manifold in
 O(1/(1 − β)) steps, and `bea.modified_equation(bea.rules.adam, N)` is the flow on
-that manifold. Iterates started from θ₀ with m = v = 0 (and, for bias correction
-(Kingma and Ba, ICLR 2015), p = βⁿ = 1) reach the manifold off the flow line
+that manifold: from θ₀ it describes, to O(h^(N+1)) over a fixed time, the iterates of
+the bias-free rule started *on* the manifold, m = M_h(θ₀), v = V_h(θ₀)
+(`numeric.on_manifold`), and neither Adam from m = v = 0 (an error O(h)) nor
+bias-corrected Adam (an error O(h²)). Iterates started from θ₀ with m = v = 0
+(and, for bias correction (Kingma and Ba, ICLR 2015), p = βⁿ = 1) reach the
+manifold off the flow line
 through θ₀: they shadow the *same* bias-free modified flow started at a shifted
 point θ₀ + σ, with |θₙ − φ_{nh}(θ₀ + σ)| exponentially small in n plus the
 truncation error of the equation: θ₀ + σ is the asymptotic phase of the start on the
