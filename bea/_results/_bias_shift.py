@@ -7,9 +7,8 @@ the bias-free rule started *on* the manifold, m = M_h(θ₀), v = V_h(θ₀)
 (`numeric.on_manifold`), and neither Adam from m = v = 0 (an error O(h)) nor
 bias-corrected Adam (an error O(h²)). Iterates started from θ₀ with m = v = 0
 (and, for bias correction (Kingma and Ba, ICLR 2015), p = βⁿ = 1) reach the
-manifold off the flow line
-through θ₀: they shadow the *same* bias-free modified flow started at a shifted
-point θ₀ + σ, with |θₙ − φ_{nh}(θ₀ + σ)| exponentially small in n plus the
+manifold off the flow line through θ₀: they shadow the *same* bias-free modified
+flow started at a shifted point θ₀ + σ, with |θₙ − φ_{nh}(θ₀ + σ)| exponentially small in n plus the
 truncation error of the equation: θ₀ + σ is the asymptotic phase of the start on the
 attracting slow manifold (the fibre of Fenichel's invariant foliation through it).
 The modified equation itself is the fixed-β one of Cattaneo, Klusowski and Shigida
@@ -26,8 +25,10 @@ the gradient constant to leading order):
 
     σᵢ = h Σ_{k≥1} [D(gᵢ, gᵢ²) − D((1 − β₁ᵏ) gᵢ, (1 − β₂ᵏ) gᵢ²)] + O(h²),
 
-a delay along the flow (σ points up the gradient). When the second moment plays no
-role (ε → ∞, or β₂ = 0) the sum is β₁/(1 − β₁) steps: a delay of time hβ₁/(1 − β₁).
+a delay along the flow where the early steps are shorter than u (σ points up the
+gradient), an advance where they are longer (β₂ > β₁ with a small ε, whose early v
+is small against g²). When the second moment plays no role (ε → ∞, or β₂ = 0) the
+sum is β₁/(1 − β₁) steps: a delay of time hβ₁/(1 − β₁).
 
 With bias correction m̂_k = g, v̂_k = g² for a constant gradient, so the O(h) term
 vanishes. At O(h²) the bias-corrected averages lag the gradient by less than the
