@@ -8,9 +8,10 @@ the bias-free rule started *on* the manifold, m = M_h(θ₀), v = V_h(θ₀)
 bias-corrected Adam (an error O(h²)). Iterates started from θ₀ with m = v = 0
 (and, for bias correction (Kingma and Ba, ICLR 2015), p = βⁿ = 1) reach the
 manifold off the flow line through θ₀: they shadow the *same* bias-free modified
-flow started at a shifted point θ₀ + σ, with |θₙ − φ_{nh}(θ₀ + σ)| exponentially small in n plus the
-truncation error of the equation: θ₀ + σ is the asymptotic phase of the start on the
-attracting slow manifold (the fibre of Fenichel's invariant foliation through it).
+flow started at a shifted point θ₀ + σ, with |θₙ − φ_{nh}(θ₀ + σ)| exponentially
+small in n plus the truncation error of the equation: θ₀ + σ is the asymptotic phase
+of the start on the attracting slow manifold (the fibre of Fenichel's invariant
+foliation through it).
 The modified equation itself is the fixed-β one of Cattaneo, Klusowski and Shigida
 (ICML 2024); σ is derived here per coordinate at its leading power of h, by matching
 the iterates to the manifold's iterates step by step over the transient.
