@@ -44,8 +44,10 @@ the partial derivatives of D taken at (gᵢ, gᵢ²) (for ε inside the root
 ∂_m D = 1/√(g² + ε), 2 g ∂_v D = −g²/(g² + ε)^{3/2}). S is a Lambert series with no
 closed form; it is kept as a SymPy `Sum`, evaluated by `numeric.bias_correction_shift`.
 
-A flow of order N ≥ power started at θ₀ + σ has global error O(h^(power+1)) over a
-fixed time; started at θ₀ its error is O(h^power).
+Both are series in h/(1 − β) (S(β) grows like π²/(6 (1 − β)²)), valid for h ≪ 1 − β,
+as the fixed-β modified equation itself is. A flow of order N ≥ power started at
+θ₀ + σ has global error O(h^(power+1)) over a fixed time; started at θ₀ its error is
+O(h^power).
 """
 
 from __future__ import annotations
