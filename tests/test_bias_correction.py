@@ -127,7 +127,26 @@ def test_state_limit_equation_carries_the_powers_of_beta():
         ),
         (lambda: bea.rules.adam_rule(bias_correction="yes"), bea.BeaTypeError, "True or False"),
         (lambda: bea.rules.bias_correction_shift(0.9), bea.BeaTypeError, "beta1=0.9 is a float"),
+        (
+            lambda: bea.rules.bias_correction_shift(eps=sp.Float(0.1)),
+            bea.BeaTypeError,
+            "eps=0.1.* is a float",
+        ),
         (lambda: bea.rules.bias_correction_shift(2), bea.BeaValueError, r"in \[0, 1\)"),
+        (
+            lambda: numeric.bias_correction_shift(
+                bea.rules.bias_correction_shift(), {"E": _loss}, THETA, 0.01, {"beta1": 0.9}
+            ),
+            bea.BeaValueError,
+            "'beta2' is symbolic",
+        ),
+        (
+            lambda: numeric.bias_correction_shift(
+                bea.rules.bias_correction_shift(0, 0, 1), {"E": _loss}, THETA, 0.01, {"rho": 1}
+            ),
+            bea.BeaValueError,
+            "'rho' is no symbol",
+        ),
         (
             lambda: bea.rules.bias_correction_shift(eps_in_sqrt=None),
             bea.BeaTypeError,

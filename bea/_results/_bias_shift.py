@@ -120,10 +120,11 @@ def lambert(beta) -> sp.Sum:
 
 
 def _exact(name: str, value):
-    if isinstance(value, float):
+    """`value` as an exact SymPy number or expression, else one sentence."""
+    if isinstance(value, float) or (isinstance(value, sp.Basic) and value.has(sp.Float)):
         raise BeaTypeError(
             f"{name}={value!r} is a float; pass an exact number (sympy.Rational(9, 10)) or "
-            f"a symbol, and floats to numeric.bias_correction_shift"
+            "a symbol, and the floats to numeric.bias_correction_shift as params"
         )
     try:
         value = sp.sympify(value)
