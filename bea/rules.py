@@ -4,8 +4,12 @@ The coordinate-wise rules (`rmsprop`, `adam`, `adamw`, `lion`, `signgd`, `clippe
 `normalised_sam`, `adagrad`) are derived with `bea.modified_equation(rule, N)` (the
 elementwise ones for every dimension; `dimension=d` per coordinate); each is also a
 factory for other parameters, e.g. `bea.rules.adam_rule(beta1=...)`.
+`bias_correction_shift` is the start-up shift of Adam's iterates in the fixed-β limit,
+with or without bias correction (`adam_rule(bias_correction=True)`).
 """
 
+from ._results._bias_shift import BiasShift as BiasShift
+from ._results._bias_shift import bias_correction_shift as bias_correction_shift
 from ._rules import _coordinate as _coordinate_rules
 from ._rules._builtin import RULES as RULES
 from ._rules._builtin import alternating as alternating
@@ -52,6 +56,7 @@ signgd_rule = _coordinate_rules.signgd
 
 __all__ = [
     "RULES",
+    "BiasShift",
     "adagrad",
     "adagrad_rule",
     "adam",
@@ -59,6 +64,7 @@ __all__ = [
     "adamw",
     "adamw_rule",
     "alternating",
+    "bias_correction_shift",
     "clipped_gd",
     "clipped_gd_rule",
     "ema_momentum",

@@ -13,6 +13,7 @@ from . import principal as principal
 
 # isort: split
 # Modified fields and losses as JAX kernels.
+from ._lower._bias_shift import bias_correction_shift as bias_correction_shift
 from ._lower._field import vector_field as vector_field
 from ._lower._kernels import ModifiedField as ModifiedField
 from ._lower._kernels import field_function as field_function
@@ -79,6 +80,7 @@ __all__ = [
     "RegularisedState",
     "ShuffledSGD",
     "WeakOrderCheck",
+    "bias_correction_shift",
     "burn_in",
     "check_formula",
     "check_order",

@@ -414,9 +414,11 @@ def test_adagrad_is_refused():
         modified_equation(adagrad(), 1, dimension=1)
 
 
-def test_bias_correction_is_refused():
-    with pytest.raises(BeaValueError, match="bias_correction"):
-        adam(bias_correction=True)
+def test_bias_correction_with_fixed_betas_is_refused():
+    # its slow manifold is the bias-free rule; the start-up shift is
+    # bea.rules.bias_correction_shift (tests/test_bias_correction.py)
+    with pytest.raises(BeaValueError, match="bias_correction_shift"):
+        modified_equation(adam(bias_correction=True), 1, dimension=1)
 
 
 # -- modified losses ------------------------------------------------------------------

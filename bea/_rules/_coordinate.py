@@ -13,10 +13,14 @@ Conventions (g = ∇E(θ), products, squares, square roots and quotients element
 - `adam(beta1, beta2, eps)`: m' = β₁ m + (1 − β₁) g, v' = β₂ v + (1 − β₂) g²,
   θ' = θ − h m' / √(v' + ε) (optax `scale_by_adam(eps=0, eps_root=eps)` without its
   bias correction); `eps_in_sqrt=False` gives θ' = θ − h m' / (√v' + ε).
-  Bias correction divides m', v' by 1 − βⁿ at step n: a time-dependent map, not one
-  rule iterated. It tends to 1 geometrically, so after the start-up transient (the
-  same transient the slow manifold describes) Adam is the bias-free rule; the
-  factory refuses `bias_correction=True` rather than silently dropping it.
+  `bias_correction=True` (Kingma and Ba, ICLR 2015) divides m', v' by 1 − β₁ⁿ,
+  1 − β₂ⁿ at step n (optax `adam(eps=0, eps_root=eps)`): the powers pⱼ = βⱼⁿ are
+  carried as two more memories, p₁' = β₁ p₁, p₂' = β₂ p₂ (p = 1 at the start), so the
+  map is one rule iterated. In the state limit (`Rule.state_limit` on both decays)
+  p₁, p₂ are state variables, pⱼ(t) = (1 − cⱼ h)^(t/h): the time-dependent factor.
+  With a fixed β the slow manifold is p = 0, the bias-free rule; the derivation is
+  refused there, and `bea.rules.bias_correction_shift` gives the start of the bias-free
+  flow that the iterates shadow.
 - `adamw(beta1, beta2, eps, weight_decay)`: Adam with decoupled weight decay λ,
   θ' = θ − h (m'/√(v' + ε) + λ θ) (optax `adamw`, without bias correction).
 - `lion(beta1, beta2)`: θ' = θ − h sign(β₁ m + (1 − β₁) g), m' = β₂ m + (1 − β₂) g
@@ -37,7 +41,8 @@ from __future__ import annotations
 import sympy as sp
 
 from .. import ops
-from .._core._errors import BeaValueError
+from .._core._errors import BeaTypeError, BeaValueError
+from .._core._scalars import H
 from ._rule import Rule
 
 __all__ = [
@@ -104,19 +109,40 @@ def rmsprop(rho=RHO, eps=EPS) -> Rule:
 def adam(
     beta1=BETA1, beta2=BETA2, eps=EPS, *, eps_in_sqrt: bool = True, bias_correction: bool = False
 ) -> Rule:
-    """Adam without bias correction (memory `m`, `v`); see the module for conventions.
+    """Adam (memory `m`, `v`); see the module for conventions.
+
+    With `bias_correction=True` (Kingma and Ba, ICLR 2015) the memory is `m`, `v`,
+    `p1`, `p2`, with pⱼ = βⱼⁿ after n steps (start from p1 = p2 = 1, m = v = 0):
+
+        m' = β₁ m + (1 − β₁) g,  v' = β₂ v + (1 − β₂) g²,  p₁' = β₁ p₁,  p₂' = β₂ p₂,
+        θ' = θ − h m̂/√(v̂ + ε),  m̂ = m'/(1 − p₁'),  v̂ = v'/(1 − p₂')
+
+    (`eps_in_sqrt=False`: θ' = θ − h m̂/(√v̂ + ε), optax `adam(eps=eps)`). Its modified
+    equation is derived in the state limit only (`rule.state_limit(beta1=..., beta2=...)`,
+    βⱼ = 1 − cⱼ h; Malladi, Lyu, Panigrahi and Arora, NeurIPS 2022), a field of the
+    joint state (θ, m, v, p₁, p₂):
+
+        θ̇ = −m̂/√(v̂ + ε) + O(h),  ṁ = c₁ (g − m) + O(h),  v̇ = c₂ (g² − v) + O(h),
+        ṗⱼ = log(1 − cⱼ h)/h · pⱼ = −cⱼ pⱼ − h cⱼ² pⱼ/2 − h² cⱼ³ pⱼ/3 − ...
+
+    p decouples, so along the flow pⱼ(t) = (1 − cⱼ h)^(t/h) exactly (t = n h), and the
+    equation of (θ, m, v) has the time-dependent coefficients
+    1/(1 − pⱼ(t)) = 1/(1 − e^(−cⱼ t)) − h cⱼ² t e^(−cⱼ t)/(2 (1 − e^(−cⱼ t))²) + O(h²):
+    with t as a state variable through pⱼ(t), the equation a rule reading t would give.
+    They are singular at t = 0, so a local error is measured from a state at t₀ > 0.
+    With a fixed β the derivation is refused: the slow manifold is p = 0, where the
+    rule is the bias-free one, and the iterates from p = 1 shadow the bias-free flow
+    from a shifted start (`bea.rules.bias_correction_shift`).
 
     Example:
-        >>> adam().memory
-        ('m', 'v')
+        >>> adam().memory, adam(bias_correction=True).memory
+        (('m', 'v'), ('m', 'v', 'p1', 'p2'))
     """
     _non_negative("eps", eps, "adam")
+    if bias_correction is not False and bias_correction is not True:
+        raise BeaTypeError(f"adam(bias_correction={bias_correction!r}) must be True or False")
     if bias_correction:
-        raise BeaValueError(
-            "adam(bias_correction=True) is a time-dependent map with no modified equation "
-            "of its own; use bias_correction=False, the rule it tends to after the "
-            "start-up transient"
-        )
+        return _adam_bias_corrected(beta1, beta2, eps, eps_in_sqrt)
 
     def update(theta, m, v, h, grad):
         g = grad("E", theta)
@@ -136,6 +162,50 @@ def adam(
         factory=factory,
         description="Adam without bias correction",
         memory=("m", "v"),
+    )
+
+
+def _fixed_decay(beta) -> bool:
+    """Whether a decay traced symbolically is fixed (free of h): not a state limit.
+    Numbers a numerical run binds (floats, JAX values) are never refused."""
+    return isinstance(beta, sp.Basic) and not beta.has(H)
+
+
+def _adam_bias_corrected(beta1, beta2, eps, eps_in_sqrt: bool) -> Rule:
+    """`adam(bias_correction=True)`: the powers βⱼⁿ in the memory (see `adam`)."""
+
+    def update(theta, m, v, p1, p2, h, grad):
+        if _fixed_decay(beta1) or _fixed_decay(beta2):
+            raise BeaValueError(
+                "adam(bias_correction=True) with a fixed beta1 or beta2 has no modified "
+                "equation of its own (its slow manifold is the bias-free rule); derive "
+                "bea.rules.adam with bea.rules.bias_correction_shift(...) for the shifted start, "
+                "or take rule.state_limit(beta1='c1', beta2='c2')"
+            )
+        g = grad("E", theta)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p1 = beta1 * p1
+        p2 = beta2 * p2
+        # m̂/√(v̂ + ε) = m √(1 − p₂)/((1 − p₁) √(v + ε (1 − p₂))): one square root of a
+        # polynomial, which keeps the derivation's expressions small
+        if eps_in_sqrt:
+            step = m * ops.sqrt(1 - p2) / ((1 - p1) * ops.sqrt(v + eps * (1 - p2)))
+        else:
+            step = m * ops.sqrt(1 - p2) / ((1 - p1) * (ops.sqrt(v) + eps * ops.sqrt(1 - p2)))
+        return theta - h * step, m, v, p1, p2
+
+    def factory(beta1=beta1, beta2=beta2, eps=eps):
+        return adam(beta1, beta2, eps, eps_in_sqrt=eps_in_sqrt, bias_correction=True)
+
+    return Rule(
+        update=update,
+        family="coordinate",
+        name="adam_bias_corrected",
+        params=(("beta1", beta1), ("beta2", beta2), ("eps", eps)),
+        factory=factory,
+        description="Adam with bias correction (p1, p2 = beta1^n, beta2^n in the memory)",
+        memory=("m", "v", "p1", "p2"),
     )
 
 
