@@ -8,9 +8,9 @@ factory for other parameters, e.g. `bea.rules.adam_rule(beta1=...)`.
 with or without bias correction (`adam_rule(bias_correction=True)`).
 """
 
-from ._results._bias_shift import BiasShift as BiasShift
-from ._results._bias_shift import bias_correction_shift as bias_correction_shift
 from ._rules import _coordinate as _coordinate_rules
+from ._rules._bias_shift import BiasShift as BiasShift
+from ._rules._bias_shift import bias_correction_shift as bias_correction_shift
 from ._rules._builtin import RULES as RULES
 from ._rules._builtin import alternating as alternating
 from ._rules._builtin import ema_momentum as ema_momentum

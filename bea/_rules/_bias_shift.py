@@ -78,7 +78,7 @@ class BiasShift:
     The flow of `bea.modified_equation(bea.rules.adam_rule(beta1, beta2, eps), N)`,
     N ≥ `power`, started at θ₀ + σ with σᵢ = h^power · `coefficient` (at g = gᵢ,
     Hu = (Hu)ᵢ) follows the iterates from θ₀ (m = v = 0) with global error
-    O(h^(power + 1)) over a fixed time (see `bea._results._bias_shift`).
+    O(h^(power + 1)) over a fixed time (see `bea._rules._bias_shift`).
 
     Attributes:
         power: the power of h of the shift: 1 without bias correction, 2 with it.
