@@ -56,6 +56,7 @@ Example:
 from __future__ import annotations
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from .._core._errors import BeaTypeError, BeaValueError
 from .._core._scalars import exact_value
@@ -64,6 +65,7 @@ from .._equation._modified import ModifiedEquation, over_trees
 from .._results._losses import ModifiedLoss, modified_loss
 from .._rules._rule import time_factor
 from ._backend import JAX, Backend, backend_named
+from ._codegen_timed import timed_field_source
 from ._codegen_weighted import weighted_field_source
 from ._source import _constants_block, _doc, coefficient_source
 from ._writer import (
@@ -268,6 +270,17 @@ def _loss_source(loss: ModifiedLoss, regulariser: bool, scale=1, backend: Backen
     return _finish(lines)
 
 
+def _reads_time(obj) -> bool:
+    """Whether `obj` (an equation, its drift or a loss) depends on the time t through
+    a schedule u(t)."""
+    for o in (obj, getattr(obj, "equation", None)):
+        if getattr(getattr(o, "expansion", None), "clock", None) is not None:
+            return True
+    return isinstance(obj, ModifiedLoss) and any(
+        sp.sympify(t.coefficient).atoms(AppliedUndef, sp.Derivative) for t in obj.terms
+    )
+
+
 def codegen(
     obj,
     what: str | None = None,
@@ -356,13 +369,6 @@ def codegen(
         s = exact_value(scale, "scale")
         base = _loss_source(loss.mean, regulariser=True, scale=s)
         return stochastic_regulariser_source(loss, base, s)
-    expansion = getattr(obj, "expansion", None)
-    if getattr(expansion, "clock", None) is not None:
-        raise BeaValueError(
-            f"the equation of rule {obj.rule!r} depends on the time t (a schedule), which "
-            "generated code does not take yet; evaluate it with numeric.vector_field(meq, "
-            "losses, params={...})(state, h, t)"
-        )
     wanted = what
     modifying = getattr(obj, "corrections", None) is not None and hasattr(obj, "update")
     if what is None:
@@ -374,6 +380,13 @@ def codegen(
         raise BeaValueError(
             f"scale={scale!r} contains the learning rate h; give a number such as -1 or 2"
         )
+    if _reads_time(obj):
+        if what != "field" or modifying or isinstance(obj, ModifiedLoss):
+            raise BeaValueError(
+                f"the equation of rule {obj.rule!r} depends on the time t (a schedule): "
+                "generated code covers its field; pass what='field' (or leave what out)"
+            )
+        return timed_field_source(obj, s, chosen)
     if what == "modifying" or modifying:
         if not modifying:
             raise BeaTypeError(

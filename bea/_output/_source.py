@@ -18,6 +18,7 @@ __all__ = [
     "_ident",
     "_number",
     "coefficient_source",
+    "float_source",
     "losses_function",
 ]
 
@@ -49,20 +50,29 @@ def _number(q: Fraction) -> str:
     return f"Fraction({q.numerator}, {q.denominator})"
 
 
-def _poly_source(expr: sp.Expr, gens: list[sp.Symbol]) -> str:
+def _float(q: Fraction) -> str:
+    """An exact rational as a float literal, rounded once (for values computed per call)."""
+    return f"{q.numerator}" if q.denominator == 1 else repr(float(q))
+
+
+def _poly_source(expr: sp.Expr, gens: list[sp.Symbol], names=None, number=_number) -> str:
+    """A polynomial with rational coefficients over `gens` as Python source; a symbol is
+    written as `names[symbol]` when given, else `_ident(symbol.name)`."""
+    names = names or {}
     if not gens:
         q = sp.Rational(expr)
-        return _number(Fraction(int(q.p), int(q.q)))
+        return number(Fraction(int(q.p), int(q.q)))
     poly = sp.Poly(expr, *gens)
     parts = []
     for monom, coeff in poly.terms():
         q = Fraction(int(sp.Rational(coeff).p), int(sp.Rational(coeff).q))
-        factors = [_number(q)] if q != 1 or not any(monom) else []
+        factors = [number(q)] if q != 1 or not any(monom) else []
         for g, e in zip(gens, monom, strict=True):
+            name = names.get(g) or _ident(g.name)
             if e == 1:
-                factors.append(_ident(g.name))
+                factors.append(name)
             elif e > 1:
-                factors.append(f"{_ident(g.name)}**{e}")
+                factors.append(f"{name}**{e}")
         parts.append(" * ".join(factors))
     return " + ".join(parts) if parts else "0"
 
@@ -82,6 +92,20 @@ def coefficient_source(expr) -> str:
     if den == 1:
         return top
     return f"({top}) / ({_poly_source(sp.expand(den), gens)})"
+
+
+def float_source(expr, names: dict) -> str:
+    """A rational function of symbols as Python source in floating point, evaluated per
+    call (a coefficient of a time-dependent field): `names` maps the symbols that are
+    per-call values (a schedule's jet, the time) to their variables, and every other
+    symbol is its `c_<name>` constant; numbers are float literals rounded once."""
+    expr = sp.cancel(sp.sympify(expr))
+    num, den = sp.fraction(expr)
+    gens = sorted(expr.free_symbols, key=lambda s: s.name)
+    top = _poly_source(sp.expand(num), gens, names, _float)
+    if den == 1:
+        return top
+    return f"({top}) / ({_poly_source(sp.expand(den), gens, names, _float)})"
 
 
 def _constants_block(symbols: list[str], ind: str) -> list[str]:
