@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sympy.polys.domains import EX
+
 from .._core._errors import BeaValueError
 from .._core._scalars import H
 from .._core._trees import Tree
@@ -56,8 +58,6 @@ def _node(t: Tree) -> tuple:
 def _oracle_calls(rule: Rule) -> Counter:
     """How often one step calls each oracle, `(name, sample) -> count` (traced at h^1
     in SymPy's EX domain with the memory at 0, as `family_of` probes a rule)."""
-    from sympy.polys.domains import EX
-
     tracer = Tracer(EX, 1, rule.blocks)
     zero = tuple(Traced(tracer, b, EX.zero, {}) for b in range(len(rule.blocks)))
     mem = [zero[0] if len(zero) == 1 else zero for _ in rule.memory]

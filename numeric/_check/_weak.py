@@ -202,6 +202,11 @@ def check_weak_order(sme, losses, theta0, *, t_end=1.0, hs=(0.1, 0.05, 0.025, 0.
             f"rule {sme.rule!r} draws independent samples {sme.samples} besides its own; "
             "the exact moments run one example per step (use rules with one draw per step)"
         )
+    if sme.source is None:
+        raise BeaValueError(
+            f"sme of rule {sme.rule!r} was read from JSON and holds no rule to iterate; pass "
+            "bea.stochastic_modified_equation(rule, N) of the rule itself"
+        )
     s = SDE(sme, losses, params)
     name = sme.sampled[0]
     theta0 = jnp.asarray(theta0, dtype=jnp.float64)
