@@ -113,9 +113,7 @@ def test_memory_sme_refusals_are_one_sentence():
 
 def test_weak_order_check_of_an_equation_read_from_json_is_refused(heavy_ball_sme):
     sme = bea.StochasticModifiedEquation.from_json(heavy_ball_sme.to_json())
-    assert sme.diffusion.coefficient("E~1,E~1") == heavy_ball_sme.diffusion.coefficient(
-        "E~1,E~1"
-    )
+    assert sme.diffusion.coefficient("E~1,E~1") == heavy_ball_sme.diffusion.coefficient("E~1,E~1")
     fs = numeric.finite_sum(lambda t, x: jnp.sum((t - x) ** 2) / 2, jnp.eye(2))
     with pytest.raises(BeaValueError, match="read from JSON"):
         numeric.check_weak_order(sme, {"E": fs}, jnp.zeros(2), params={"beta": 0.5})

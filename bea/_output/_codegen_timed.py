@@ -183,7 +183,7 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
         f'        """dy/dt at `state` and time `t` for the learning rate `h` (rule '
         f'{_doc(eq.rule)})."""'
     )
-    lines.append("        t = jnp.asarray(t, dtype=float)")
+    lines.append("        t = jnp.asarray(t, dtype=jnp.result_type(float))")
     for name in names:
         i = index[name]
         jet = ", ".join(f"s{i}_{n}" for n in range(top[name] + 1))

@@ -28,7 +28,7 @@ from bea import BeaValueError
 
 from .._lower._stochastic import SDE, FiniteSum
 from .._run._maps import discrete_map
-from .._run._memory import on_manifold as numeric_on_manifold
+from .._run._memory import on_manifold
 
 __all__ = ["WeakOrderCheck", "check_weak_order"]
 
@@ -145,7 +145,7 @@ def _start(sme, losses, theta0, params):
     meq = bea.modified_equation(sme.source, max(sme.order, 1))
 
     def start(h):  # the finite sums are callable: their mean loss
-        return jnp.concatenate(numeric_on_manifold(meq, theta0, h, losses=losses, params=params))
+        return jnp.concatenate(on_manifold(meq, theta0, h, losses=losses, params=params))
 
     sizes = [theta0.shape[0]] * (1 + len(sme.source.memory))
     return start, sizes
