@@ -171,6 +171,12 @@ def test_rules_that_read_the_time_refuse_what_they_cannot_do():
     with pytest.raises(bea.BeaValueError, match="flow convention"):
         bea.modified_equation(gd_scheduled, 1, convention="per_player", player_times=(bea.H,))
 
+    def rescaled(theta, h, grad, t):  # u at another time than the step's: no jet of u(t)
+        return theta - h * u(2 * t) * grad("E", theta)
+
+    with pytest.raises(bea.BeaValueError, match="calls the schedule u at 2\\*t"):
+        bea.modified_equation(rescaled, 2)
+
 
 def test_a_state_named_t_is_no_time():
     # the first parameter is the state, whatever its name: this rule is plain gd

@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from ._errors import TraceError
 from ._scalars import H, choose_domain
@@ -136,6 +137,13 @@ class Jets:
             self.highest = max(self.highest, k)
             return self.jet(e.expr, k)
         if _is_atom(e):
+            if isinstance(e, AppliedUndef) and e.args != (TIME,):
+                name, at = e.func.__name__, ", ".join(map(str, e.args))
+                raise TraceError(
+                    f"the rule calls the schedule {name} at {at}; call a schedule at the "
+                    f"step's time, {name}(t) or {name}(t + c*h), and write any other time "
+                    "as a schedule of its own"
+                )
             return self.jet(e, 0)
         if not e.args:
             return e
