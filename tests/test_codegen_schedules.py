@@ -114,9 +114,38 @@ def test_what_codegen_of_a_schedule_refuses_in_one_sentence(gd3):
 
     cases = [
         (gd3, {"what": "loss"}, "covers its field"),
-        (gd3, {"backend": "torch"}, "does not cover the time-dependent"),
         (bea.modified_equation(explicit, 1), {}, "undefined function of t"),
     ]
     for obj, kwargs, words in cases:
         with pytest.raises(bea.BeaValueError, match=words):
             bea.codegen(obj, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torch_module_of_a_schedule_equals_numeric(gd3):
+    """The PyTorch module: the field at t equals numeric's, and each optimiser step
+    moves the parameters by h·field at the step's time, t advancing by h."""
+    torch = pytest.importorskip("torch")
+    mod = _module(bea.codegen(gd3, backend="torch"))
+
+    def torch_E(x):
+        return torch.sum(torch.cos(x)) + torch.sum(x**4) / 4
+
+    def torch_schedule(t):
+        return 1 + 0.5 * torch.cos(3 * t)
+
+    x = torch.tensor(np.asarray(X), dtype=torch.float64)
+    field = mod.make_field({"E": torch_E}, constants=PARAMS, schedules={"u": torch_schedule})
+    want = numeric.vector_field(gd3, {"E": E}, params={**PARAMS, "u": schedule})
+    np.testing.assert_allclose(field(x, 0.1, 0.4).numpy(), want(X, 0.1, 0.4), rtol=1e-13)
+    p = x.clone().requires_grad_(True)
+    opt = mod.make_optimizer(
+        p, 0.1, {"E": torch_E}, constants=PARAMS, schedules={"u": torch_schedule}, t0=0.2
+    )
+    before = np.asarray(X)
+    for k in range(2):
+        opt.step()
+        now = p.detach().numpy()
+        step = 0.1 * np.asarray(want(jnp.asarray(before), 0.1, 0.2 + 0.1 * k))
+        np.testing.assert_allclose(now - before, step, rtol=1e-12, atol=1e-16)
+        before = now.copy()

@@ -9,7 +9,10 @@ by name (`schedules={"u": fn}`), their derivatives taken by nested `jax.grad` at
 call, and the coefficients evaluated in floating point at t (the constants rounded
 once). `make_update(h, ..., t0=0.0)` is a complete optimiser step that evaluates the
 field at the step's own time, t = t0 + k T for the k-th step, as
-`numeric.vector_field(meq, ..., params={"u": fn})(state, h, t)` does.
+`numeric.vector_field(meq, ..., params={"u": fn})(state, h, t)` does. With
+`backend="torch"` the schedules are torch functions of t, differentiated by
+`torch.func.grad`, and `make_optimizer(params, h, ..., t0=0.0)` is a
+`torch.optim.Optimizer` whose step() advances t by T h.
 
 A schedule must be an undefined function (`u = sp.Function("u")`): an explicit one
 such as cos(πt/T) is written as u in the rule and passed in `schedules=`, so that
@@ -36,6 +39,7 @@ from .._core._trees import Tree
 from .._rules._rule import time_factor
 from ._backend import JAX, Backend
 from ._source import _constants_block, _doc, _ident, coefficient_source, float_source
+from ._torch import torch_class
 from ._updates import LOSSES_HELPER
 from ._writer import (
     _CONSTANTS_DOC,
@@ -53,7 +57,8 @@ from ._writer import (
 
 __all__ = ["timed_field_source"]
 
-_JET = '''
+_JET = {
+    "jax": '''
 
 def _jet(fn, t, n):
     """[fn(t), fn'(t), ..., fn^(n)(t)]: a schedule and its derivatives (nested jax.grad)."""
@@ -62,7 +67,25 @@ def _jet(fn, t, n):
         out.append(g(t))
         g = jax.grad(g)
     return out
-'''
+''',
+    "torch": '''
+
+def _jet(fn, t, n):
+    """[fn(t), fn'(t), ..., fn^(n)(t)]: a schedule and its derivatives (nested
+    torch.func.grad)."""
+    out, g = [], fn
+    for _ in range(n + 1):
+        out.append(g(t))
+        g = torch.func.grad(g)
+    return out
+''',
+}
+
+_TIME = {
+    "jax": "t = jnp.asarray(t, dtype=jnp.result_type(float))",
+    "torch": "t = torch.as_tensor(t, dtype=_leaves(state)[0].dtype)",
+}
+"""The time as the backend's scalar, differentiable by its grad."""
 
 
 def _schedule_of(atom, rule: str) -> tuple[str, int]:
@@ -98,12 +121,7 @@ def _jets(coefficients: list[sp.Expr], rule: str):
 
 
 def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
-    """The JAX module of a time-dependent field (see the module)."""
-    if backend is not JAX:
-        raise BeaValueError(
-            f"backend={backend.name!r} does not cover the time-dependent equation of rule "
-            f"{_doc(eq.rule)!r} yet; leave backend out to generate its JAX module"
-        )
+    """The module of a time-dependent field (see the module), for JAX or PyTorch."""
     colours = {o.colour: o for o in eq.oracles}
     w = _Writer(colours, eq.blocks, backend)
     by_tree: dict[Tree, list[tuple[int, sp.Expr]]] = {}
@@ -138,19 +156,21 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
     ]
     if update:
         entry.append(
-            "make_update(h, losses=None, fields=None, constants=None, schedules=None, t0=0.0) "
+            f"{backend.update}("
+            + ("params, " if backend is not JAX else "")
+            + "h, losses=None, fields=None, constants=None, schedules=None, t0=0.0) "
             "-> a complete optimiser step at the step's time"
         )
     loss_names = sorted({o.name for o in eq.oracles if o.kind == "grad"})
     tex = _wrap_latex(_latex_of(eq)) + _scale_note(scale)
-    loop = _loop(names[0] if names else "u") if update else ()
+    loop = (_loop if backend is JAX else _torch_loop)(names[0] if names else "u") if update else ()
     lines = _header(title, tex, entry, update=update, names=loss_names, loop=loop, backend=backend)
     lines.append(backend.helpers.rstrip("\n"))
-    lines.append(_JET.rstrip("\n"))
+    lines.append(_JET[backend.name].rstrip("\n"))
     if len(eq.blocks) > 1:
         lines.append(backend.in_block.rstrip("\n"))
     lines += ["", "", "def make_field(losses=None, fields=None, constants=None, schedules=None):"]
-    lines.append('    """The modified field as a JAX function `field(state, h, t)`.')
+    lines.append(f'    """The modified field as a {backend.label} function `field(state, h, t)`.')
     lines += ["", "    Arguments:"]
     if "grad" in kinds:
         lines.append(
@@ -162,8 +182,8 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
     lines += _wrap_text("        ", _CONSTANTS_DOC.format(_doc(symbols or "(none)")))
     lines += _wrap_text(
         "        ",
-        f"schedules: {{name: scalar JAX function of t}} for {_doc(names)}; the field "
-        "differentiates them with jax.grad.",
+        f"schedules: {{name: scalar {backend.label} function of t}} for {_doc(names)}; the "
+        f"field differentiates them with {backend.grad.split('(')[0]}.",
     )
     lines.append('    """')
     lines += _constants_block(symbols, "    ")
@@ -183,7 +203,7 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
         f'        """dy/dt at `state` and time `t` for the learning rate `h` (rule '
         f'{_doc(eq.rule)})."""'
     )
-    lines.append("        t = jnp.asarray(t, dtype=jnp.result_type(float))")
+    lines.append("        " + _TIME[backend.name])
     for name in names:
         i = index[name]
         jet = ", ".join(f"s{i}_{n}" for n in range(top[name] + 1))
@@ -199,7 +219,8 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
     lines += ["", "    return field", ""]
     if update:
         consts = _constants_block(sorted(s.name for s in factor.free_symbols), "    ")
-        lines += _update(consts, coefficient_source(factor))
+        step = _update if backend is JAX else _optimizer
+        lines += step(consts, coefficient_source(factor))
     return _finish(lines)
 
 
@@ -268,4 +289,59 @@ def _update(constants: list[str], time_src: str) -> list[str]:
         "    return optax.GradientTransformationExtraArgs(init, update)",
         "",
         LOSSES_HELPER,
+    ]
+
+
+def _torch_loop(name: str) -> list[str]:
+    return [
+        "Training loop: make_optimizer steps along the field at each step's time, one",
+        "explicit Euler step T h f~(params, t) per step() (no backward needed):",
+        "",
+        "    import torch",
+        "",
+        f"    schedules = {{'{_doc(name)}': lambda t: torch.cos(t) ** 2}}",
+        "    opt = make_optimizer(params, 0.1, schedules=schedules)",
+        "    for batch in batches:",
+        "        opt.step(loss=loss, batch=batch)",
+    ]
+
+
+def _optimizer(constants: list[str], time_src: str) -> list[str]:
+    """`make_optimizer` of a time-dependent field: the k-th step at t = t0 + Σ T h."""
+    return [
+        "",
+        "def make_optimizer(",
+        "    params, h, losses=None, fields=None, constants=None, schedules=None, t0=0.0",
+        "):",
+        '    """A torch.optim.Optimizer stepping along the modified field at the step\'s time.',
+        "",
+        "    step(closure=None, *, loss=None, batch=None) moves the parameters by T * h *",
+        "    field(params, h, t), T the rule's time over h, and advances t by T h (t0 at the",
+        '    first step); gradients are not used. `h` is the group\'s "lr"; `loss` and',
+        "    `batch` replace `losses` for that step, each loss called as loss(params, batch).",
+        '    """',
+        *constants,
+        f"    time = float({time_src})",
+        "    return TimedEulerStep(params, h, losses, fields, constants, time, schedules, t0)",
+        *torch_class(
+            "TimedEulerStep",
+            "One explicit Euler step along the modified field at the step's time per step()",
+            ["time=1.0", "schedules=None", "t0=0.0"],
+            [
+                "    @torch.no_grad()",
+                "    def step(self, closure=None, *, loss=None, batch=None):",
+                '        """p <- p + T h field(p, h, t), then t <- t + T h; returns the closure\'s',
+                '        loss."""',
+                "        value = _closure(closure)",
+                '        h = self.param_groups[0]["lr"]',
+                "        fns = _losses(self.losses, loss, batch)",
+                "        field = make_field(fns, self.fields, self.constants, self.schedules)",
+                "        with torch.enable_grad():",
+                "            v = field(_tree_map(torch.Tensor.detach, self.tree), h, self.t0)",
+                "        for p, u in zip(_leaves(self.tree), _leaves(v), strict=True):",
+                "            p.add_(u.to(p.dtype), alpha=self.time * h)",
+                "        self.t0 = self.t0 + self.time * h",
+                "        return value",
+            ],
+        ),
     ]

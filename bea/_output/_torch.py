@@ -45,6 +45,7 @@ __all__ = [
     "optimizer_for_field",
     "optimizer_for_oracles",
     "optimizer_for_regulariser",
+    "torch_class",
 ]
 
 HELPERS = '''
@@ -168,7 +169,10 @@ def _sgd(optimizer):
 )
 
 
-def _class(name: str, doc: str, init_extra: list[str], body: list[str]) -> list[str]:
+def torch_class(name: str, doc: str, init_extra: list[str], body: list[str]) -> list[str]:
+    """Source of a `torch.optim.Optimizer` subclass over the module's parameters: its
+    `__init__` stores the losses, fields, constants and `init_extra` (`"name=default"`),
+    then `body` (its `step`), then the helpers it calls."""
     return [
         "",
         "",
@@ -214,7 +218,7 @@ def optimizer_for_field(constants: list[str], time_src: str) -> list[str]:
         *constants,
         f"    time = float({time_src})",
         "    return EulerStep(params, h, losses, fields, constants, time)",
-        *_class(
+        *torch_class(
             "EulerStep",
             "One explicit Euler step along the modified field per step()",
             ["time=1.0"],
@@ -251,7 +255,7 @@ def optimizer_for_oracles() -> list[str]:
         *_PARAMS_DOC,
         '    """',
         "    return ModifiedOraclesSGD(params, h, losses, fields, constants)",
-        *_class(
+        *torch_class(
             "ModifiedOraclesSGD",
             "Gradient descent with the gradients replaced by the modified oracles",
             [],
@@ -288,7 +292,7 @@ def optimizer_for_regulariser(block_lines: list[str]) -> list[str]:
         *_PARAMS_DOC,
         '    """',
         "    return RegularisedSGD(params, h, losses, None, constants)",
-        *_class(
+        *torch_class(
             "RegularisedSGD",
             "Gradient descent on loss + R",
             [],
