@@ -15,6 +15,10 @@ Prints the weak error |E φ(x_k) − E φ(X_T)| with its interval per h, and the
 slope (expected N + 1) with an interval from the extreme slopes the error intervals
 allow (between the first and last h).
 
+Heavy ball (β = 1/2) the same way: its iterates enumerated exactly from the memory on
+its slow manifold (`numeric.on_manifold`), against `numeric.sde` of
+`bea.stochastic_modified_equation(heavy_ball, N)` by Monte Carlo.
+
     .venv/bin/python benchmarks/sde_weak.py
 """
 
@@ -57,6 +61,23 @@ def sgd_exact(h: float) -> float:
     return float(jnp.mean(phi(x[:, 0])))
 
 
+BETA = 0.5
+HB_HS = (0.15, 0.075, 0.0375)  # heavy ball moves at h/(1 - β): half gd's learning rates
+
+
+def heavy_ball_exact(h: float, meq, fs) -> float:
+    k = round(T / h)
+    paths = jnp.arange(2**k)
+    x0 = jnp.array([X0])
+    _, v0 = numeric.on_manifold(meq, x0, h, losses={"E": fs}, params={"beta": BETA})
+    x, v = jnp.tile(x0, (2**k, 1)), jnp.tile(v0, (2**k, 1))
+    for step in range(k):
+        s = (paths >> step) & 1
+        v = BETA * v - h * jax.vmap(jax.grad(loss))(x, s)
+        x = x + v
+    return float(jnp.mean(phi(x[:, 0])))
+
+
 def sde_mc(sde, h: float, key) -> tuple[float, float]:
     n_coarse = 8 * round(T / h)
     dt = T / (2 * n_coarse)  # the fine step; the coarse one is 2 dt
@@ -86,14 +107,19 @@ def sde_mc(sde, h: float, key) -> tuple[float, float]:
 def main() -> None:
     fs = numeric.finite_sum(loss, jnp.arange(2))
     key = jax.random.PRNGKey(0)
-    for order, hs in HS.items():
+    cases = [("gd", order, hs) for order, hs in HS.items()]
+    cases += [("heavy_ball", order, HB_HS) for order in (0, 1)]
+    for name, order, hs in cases:
         start = time.process_time()
-        sde = numeric.sde(bea.stochastic_modified_equation(bea.rules.gd, order), {"E": fs})
+        rule = getattr(bea.rules, name)
+        params = {"beta": BETA} if name == "heavy_ball" else None
+        sde = numeric.sde(bea.stochastic_modified_equation(rule, order), {"E": fs}, params)
+        meq = bea.modified_equation(rule, max(order, 1))
         errs, halfs = [], []
-        print(f"gd, N = {order} (expected slope {order + 1})")
+        print(f"{name}, N = {order} (expected slope {order + 1})")
         for h in hs:
             key, sub = jax.random.split(key)
-            exact = sgd_exact(h)
+            exact = sgd_exact(h) if name == "gd" else heavy_ball_exact(h, meq, fs)
             mean, se = sde_mc(sde, h, sub)
             err, half = abs(exact - mean), 1.96 * se
             errs.append(err)
