@@ -52,7 +52,8 @@ def test_heavy_ball_diffusion_gives_the_stationary_variance(heavy_ball_sme):
     z = (θ, v) is linear, z' = M z − h ξ (1, 1): its stationary covariance solves
     S = M S Mᵀ + h²σ² (1, 1)(1, 1)ᵀ. Its θθ entry is hσ²/(2λ(1 − β)) + O(h²), the
     stationary variance D/(2|a|λ) of dθ = aλθ dt + D^½ dW with the engine's a and D
-    (Li, Tai and E, JMLR 20(40), 2019, §5: heavy ball is SGD at rate h/(1 − β))."""
+    (to first order heavy ball is SGD at rate h/(1 − β); compare Li, Tai and E, JMLR
+    20(40), 2019, on momentum SGD)."""
     m = sp.Matrix([[1 - h * lam, beta], [-h * lam, beta]])
     q = h**2 * sigma**2 * sp.ones(2, 2)
     s11, s12, s22 = sp.symbols("s11 s12 s22")

@@ -14,10 +14,12 @@ ball). Hence, over the rule's time T = c h per step,
                           D = c h Σ_{o, o'} a_o a_{o'} Cov(∇E_o, ∇E_{o'}),
 
 with weak error O(h^(N+1)) over a fixed time for N = 0, 1, started with the memory
-on its slow manifold (Li, Tai and E, JMLR 20(40), 2019, §5: heavy ball with fixed
-β is weakly SGD at learning rate h/(1 − β) to first order). What the memory changes
-beyond this, the lag of O(h) in time with which the noise is felt and the variance
-u carries, moves the first two moments by O(h²) only: the weak error of N = 1. At
+on its slow manifold: to first order, heavy ball with a fixed β is SGD at learning
+rate h/(1 − β) (compare Li, Tai and E, JMLR 20(40), 2019, on momentum SGD). What
+the memory changes beyond this, the lag of O(h) in time with which the noise is felt
+and the variance u carries, moves the first two moments by O(h²) only: the weak
+error of N = 1 (checked against the iterates by exact moments and, on a nonconvex
+finite sum, by Monte Carlo in `benchmarks/sde_weak.py`). At
 N = 1 a rule that evaluates its draw twice in one step (momentum over SAM) has a
 noise-induced drift (the O(h) correlation of the two evaluations) that this
 derivation does not carry, so it is refused, as is N ≥ 2, which needs the
