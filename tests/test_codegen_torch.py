@@ -341,3 +341,27 @@ def test_user_names_stay_text(tmp_path, monkeypatch):
     assert not (tmp_path / "hijacked").exists()
     assert coefficients[-1] != 0
     assert coefficients == [coefficients[-1]] * len(coefficients), coefficients
+
+
+def test_a_namedtuple_state_keeps_its_type():
+    """The module's tree helpers rebuild a namedtuple by its fields (a tuple subclass
+    takes them as arguments, not as one iterable)."""
+    import collections
+
+    src = bea.codegen(bea.modified_equation(bea.rules.gd, 1), backend="torch")
+    scope: dict = {}
+    exec(compile(src, "generated_torch", "exec"), scope)
+    Params = collections.namedtuple("Params", "w b")
+    state = Params(
+        torch.tensor([0.3, -0.2], dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64)
+    )
+
+    def loss(p):
+        return torch.sum(p.w**2) * p.b + torch.cos(p.b)
+
+    out = scope["make_field"]({"E": loss})(state, 0.1)
+    assert isinstance(out, Params)
+    g = torch.func.grad(loss)(state)
+    assert torch.allclose(
+        out.w, -g.w - 0.05 * torch.func.jvp(torch.func.grad(loss), (state,), (g,))[1].w
+    )

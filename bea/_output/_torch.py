@@ -51,11 +51,13 @@ __all__ = [
 HELPERS = '''
 
 def _tree_map(fn, tree, *rest):
-    """fn over the tensors of a tensor or of a (nested) tuple, list or dict of tensors."""
+    """fn over the tensors of a tensor or of a (nested) tuple, namedtuple, list or dict of
+    tensors."""
     if isinstance(tree, dict):
         return {k: _tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
     if isinstance(tree, (tuple, list)):
-        return type(tree)(_tree_map(fn, *parts) for parts in zip(tree, *rest, strict=True))
+        parts = [_tree_map(fn, *p) for p in zip(tree, *rest, strict=True)]
+        return type(tree)(*parts) if hasattr(tree, "_fields") else type(tree)(parts)
     return fn(tree, *rest)
 
 
