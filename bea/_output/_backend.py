@@ -29,7 +29,8 @@ class Backend:
 
     `grad` and `zeros` are templates (`{fn}`: the loss; the state is `state`); the
     `*_update` functions write the optimiser section of a field, modified-oracles or
-    regulariser module, `loop` its training loop, `entry` its entry-point line.
+    regulariser module (`field_update(..., timed=True)`: of a time-dependent field),
+    `loop` its training loop, `entry` its entry-point line.
     """
 
     name: str
@@ -46,7 +47,7 @@ class Backend:
     optimisers: str
     entry: Callable[[str], str]
     loop: Callable[..., list[str]]
-    field_update: Callable[[list[str], str], list[str]]
+    field_update: Callable[..., list[str]]
     oracles_update: Callable[[], list[str]]
     regulariser_update: Callable[[list[str]], list[str]]
 

@@ -81,6 +81,7 @@ from ._writer import (
     _wrap_latex,
     _wrap_text,
     _Writer,
+    field_terms,
 )
 
 __all__ = ["codegen"]
@@ -89,14 +90,7 @@ _WHATS = ("field", "loss", "regulariser", "modifying")
 
 
 def _field_source(eq, scale=1, oracles: bool = False, backend: Backend = JAX) -> str:
-    colours = {o.colour: o for o in eq.oracles}
-    w = _Writer(colours, eq.blocks, backend)
-    by_tree: dict[Tree, list[tuple[int, sp.Expr]]] = {}
-    for t, k, c in eq.terms:
-        coeff = eq.domain.to_sympy(c) * (scale if k >= 1 else 1)
-        if coeff != 0:
-            by_tree.setdefault(t, []).append((k, coeff))
-            w.need(t)
+    w, by_tree = field_terms(eq, scale, backend)
     symbols = sorted(
         {s.name for ts in by_tree.values() for _, c in ts for s in sp.sympify(c).free_symbols}
     )

@@ -35,12 +35,9 @@ from sympy.core.function import AppliedUndef
 
 from .._core._errors import BeaValueError
 from .._core._jets import TIME
-from .._core._trees import Tree
 from .._rules._rule import time_factor
 from ._backend import JAX, Backend
 from ._source import _constants_block, _doc, _ident, coefficient_source, float_source
-from ._torch import torch_class
-from ._updates import LOSSES_HELPER
 from ._writer import (
     _CONSTANTS_DOC,
     _call,
@@ -52,7 +49,7 @@ from ._writer import (
     _scaled,
     _wrap_latex,
     _wrap_text,
-    _Writer,
+    field_terms,
 )
 
 __all__ = ["timed_field_source"]
@@ -104,8 +101,9 @@ def _schedule_of(atom, rule: str) -> tuple[str, int]:
 
 
 def _jets(coefficients: list[sp.Expr], rule: str):
-    """The schedules' jets: `(order per name, {atom: variable}, {dummy: variable})`,
-    variables `s<i>_<n>` (the n-th derivative of the i-th schedule, sorted by name)."""
+    """The schedules' jets: `(highest derivative per name, index per name, {atom:
+    dummy}, {dummy or the time: variable})`, variables `s<i>_<n>` (the n-th derivative
+    of the i-th schedule, sorted by name) and `t`."""
     atoms = set()
     for c in coefficients:  # u(t) and its derivatives (xreplace takes a derivative whole)
         atoms |= c.atoms(sp.Derivative) | c.atoms(AppliedUndef)
@@ -122,14 +120,7 @@ def _jets(coefficients: list[sp.Expr], rule: str):
 
 def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
     """The module of a time-dependent field (see the module), for JAX or PyTorch."""
-    colours = {o.colour: o for o in eq.oracles}
-    w = _Writer(colours, eq.blocks, backend)
-    by_tree: dict[Tree, list[tuple[int, sp.Expr]]] = {}
-    for t, k, c in eq.terms:
-        coeff = eq.domain.to_sympy(c) * (scale if k >= 1 else 1)
-        if coeff != 0:
-            by_tree.setdefault(t, []).append((k, coeff))
-            w.need(t)
+    w, by_tree = field_terms(eq, scale, backend)
     top, index, dummies, variables = _jets([c for ts in by_tree.values() for _, c in ts], eq.rule)
     by_tree = {t: [(k, c.xreplace(dummies)) for k, c in ts] for t, ts in by_tree.items()}
     for ts in by_tree.values():
@@ -163,7 +154,8 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
         )
     loss_names = sorted({o.name for o in eq.oracles if o.kind == "grad"})
     tex = _wrap_latex(_latex_of(eq)) + _scale_note(scale)
-    loop = (_loop if backend is JAX else _torch_loop)(names[0] if names else "u") if update else ()
+    schedule = _doc(names[0] if names else "u")
+    loop = backend.loop("field", fields="field" in kinds, schedule=schedule) if update else ()
     lines = _header(title, tex, entry, update=update, names=loss_names, loop=loop, backend=backend)
     lines.append(backend.helpers.rstrip("\n"))
     lines.append(_JET[backend.name].rstrip("\n"))
@@ -211,137 +203,11 @@ def timed_field_source(eq, scale=1, backend: Backend = JAX) -> str:
     lines += w.evaluations("        ")
     lines.append(f"        out = {backend.zeros}")
     for t, ts in by_tree.items():
-        scal = " + ".join(
-            f"({float_source(c, _names(dummies, variables))}){_h_power(k)}" for k, c in ts
-        )
+        scal = " + ".join(f"({float_source(c, variables)}){_h_power(k)}" for k, c in ts)
         lines += _call("        ", "out", "_axpy", [scal, w.value(t), "out"])
     lines.append("        return out")
     lines += ["", "    return field", ""]
     if update:
         consts = _constants_block(sorted(s.name for s in factor.free_symbols), "    ")
-        step = _update if backend is JAX else _optimizer
-        lines += step(consts, coefficient_source(factor))
+        lines += backend.field_update(consts, coefficient_source(factor), timed=True)
     return _finish(lines)
-
-
-def _names(dummies: dict, variables: dict) -> dict:
-    """The per-call variables by symbol: the schedules' jets and the time."""
-    return {d: variables[d] for d in dummies.values()} | {TIME: "t"}
-
-
-def _loop(name: str) -> list[str]:
-    return [
-        "Training loop: make_update is a complete optimiser step at the step's time, one",
-        "explicit Euler step T h f~(params, t) along the field (nothing is chained after it):",
-        "",
-        "    import jax",
-        "    import jax.numpy as jnp",
-        "    import optax",
-        "",
-        f"    opt = make_update(0.1, schedules={{'{_doc(name)}': lambda t: jnp.cos(t) ** 2}})",
-        "    opt_state = opt.init(params)",
-        "",
-        "    @jax.jit",
-        "    def train_step(params, opt_state, batch):",
-        "        updates, opt_state = opt.update(None, opt_state, params, loss=loss, batch=batch)",
-        "        return optax.apply_updates(params, updates), opt_state",
-        "",
-        "    for batch in batches:",
-        "        params, opt_state = train_step(params, opt_state, batch)",
-    ]
-
-
-def _update(constants: list[str], time_src: str) -> list[str]:
-    """`make_update` of a time-dependent field: the k-th step at t = t0 + k T h."""
-    return [
-        "",
-        "def make_update(h, losses=None, fields=None, constants=None, schedules=None, t0=0.0):",
-        '    """A complete optimiser step along the modified field at the step\'s time.',
-        "",
-        "    The k-th update is T h field(params, h, t0 + k T h), T the rule's time over h, to",
-        "    add with optax.apply_updates; the incoming gradients are not used. `h` is a",
-        "    number (the schedule is the rule's own, in `schedules`); `loss` and `batch`",
-        "    replace `losses` per call, each loss called as loss(params, batch).",
-        '    """',
-        "    if callable(h):",
-        "        raise TypeError(",
-        "            'h must be a number: the schedule is the rule\\'s own, passed in schedules='",
-        "        )",
-        *constants,
-        f"    time = float({time_src})",
-        "",
-        "    def init(params):",
-        "        del params",
-        "        return optax.ScaleByScheduleState(count=jnp.zeros([], jnp.int32))",
-        "",
-        "    def update(grads, state, params=None, *, loss=None, batch=None, **extra):",
-        "        del grads, extra",
-        "        fns = _losses(losses, loss, batch)",
-        "        field = make_field(fns, fields, constants, schedules)",
-        "        t = t0 + state.count * time * h",
-        "        out = jax.tree_util.tree_map(",
-        "            lambda v, p: (time * h * v).astype(jnp.result_type(p)),",
-        "            field(params, h, t),",
-        "            params,",
-        "        )",
-        "        return out, _next(state)",
-        "",
-        "    return optax.GradientTransformationExtraArgs(init, update)",
-        "",
-        LOSSES_HELPER,
-    ]
-
-
-def _torch_loop(name: str) -> list[str]:
-    return [
-        "Training loop: make_optimizer steps along the field at each step's time, one",
-        "explicit Euler step T h f~(params, t) per step() (no backward needed):",
-        "",
-        "    import torch",
-        "",
-        f"    schedules = {{'{_doc(name)}': lambda t: torch.cos(t) ** 2}}",
-        "    opt = make_optimizer(params, 0.1, schedules=schedules)",
-        "    for batch in batches:",
-        "        opt.step(loss=loss, batch=batch)",
-    ]
-
-
-def _optimizer(constants: list[str], time_src: str) -> list[str]:
-    """`make_optimizer` of a time-dependent field: the k-th step at t = t0 + Σ T h."""
-    return [
-        "",
-        "def make_optimizer(",
-        "    params, h, losses=None, fields=None, constants=None, schedules=None, t0=0.0",
-        "):",
-        '    """A torch.optim.Optimizer stepping along the modified field at the step\'s time.',
-        "",
-        "    step(closure=None, *, loss=None, batch=None) moves the parameters by T * h *",
-        "    field(params, h, t), T the rule's time over h, and advances t by T h (t0 at the",
-        '    first step); gradients are not used. `h` is the group\'s "lr"; `loss` and',
-        "    `batch` replace `losses` for that step, each loss called as loss(params, batch).",
-        '    """',
-        *constants,
-        f"    time = float({time_src})",
-        "    return TimedEulerStep(params, h, losses, fields, constants, time, schedules, t0)",
-        *torch_class(
-            "TimedEulerStep",
-            "One explicit Euler step along the modified field at the step's time per step()",
-            ["time=1.0", "schedules=None", "t0=0.0"],
-            [
-                "    @torch.no_grad()",
-                "    def step(self, closure=None, *, loss=None, batch=None):",
-                '        """p <- p + T h field(p, h, t), then t <- t + T h; returns the closure\'s',
-                '        loss."""',
-                "        value = _closure(closure)",
-                '        h = self.param_groups[0]["lr"]',
-                "        fns = _losses(self.losses, loss, batch)",
-                "        field = make_field(fns, self.fields, self.constants, self.schedules)",
-                "        with torch.enable_grad():",
-                "            v = field(_tree_map(torch.Tensor.detach, self.tree), h, self.t0)",
-                "        for p, u in zip(_leaves(self.tree), _leaves(v), strict=True):",
-                "            p.add_(u.to(p.dtype), alpha=self.time * h)",
-                "        self.t0 = self.t0 + self.time * h",
-                "        return value",
-            ],
-        ),
-    ]

@@ -45,7 +45,6 @@ __all__ = [
     "optimizer_for_field",
     "optimizer_for_oracles",
     "optimizer_for_regulariser",
-    "torch_class",
 ]
 
 HELPERS = '''
@@ -113,14 +112,18 @@ _PARAMS_DOC = [
 ]
 
 
-def loop_lines(kind: str, fields: bool = False) -> list[str]:
+def loop_lines(kind: str, fields: bool = False, schedule: str | None = None) -> list[str]:
     """The training loop shown in a generated torch module's docstring, indented by 4.
 
     Arguments:
         kind: "field", "regulariser" or "modifying".
         fields: the rule calls generic fields (pass `fields=` to `make_optimizer`).
+        schedule: the (escaped) name of a schedule of a time-dependent field, passed
+            to `make_optimizer` as a function of t.
     """
     fields_arg = ", fields=fields" if fields else ""
+    if schedule is not None:
+        fields_arg += f", schedules={{'{schedule}': lambda t: torch.cos(t) ** 2}}"
     head = [
         "Training loop (`params`: tensors with requires_grad=True, or tuple(model.parameters())",
         "with a loss through torch.func.functional_call; `loss(params, batch)` a scalar):",
@@ -171,7 +174,7 @@ def _sgd(optimizer):
 )
 
 
-def torch_class(name: str, doc: str, init_extra: list[str], body: list[str]) -> list[str]:
+def _class(name: str, doc: str, init_extra: list[str], body: list[str]) -> list[str]:
     """Source of a `torch.optim.Optimizer` subclass over the module's parameters: its
     `__init__` stores the losses, fields, constants and `init_extra` (`"name=default"`),
     then `body` (its `step`), then the helpers it calls."""
@@ -206,36 +209,68 @@ _STEP_SGD = [
 ]
 
 
-def optimizer_for_field(constants: list[str], time_src: str) -> list[str]:
-    """`make_optimizer` of a field module: each step one Euler step T h field(params, h)."""
+def _field_at_params(timed: bool = False) -> list[str]:
+    """Source of an optimiser method's field at its parameters, `v`, and the loop over
+    (parameter, value) pairs that uses it; a time-dependent field is taken at self.t0
+    with the optimiser's schedules."""
+    schedules, at = (", self.schedules", ", self.t0") if timed else ("", "")
+    return [
+        '        h = self.param_groups[0]["lr"]',
+        "        fns = _losses(self.losses, loss, batch)",
+        f"        field = make_field(fns, self.fields, self.constants{schedules})",
+        "        with torch.enable_grad():",
+        f"            v = field(_tree_map(torch.Tensor.detach, self.tree), h{at})",
+        "        for p, u in zip(_leaves(self.tree), _leaves(v), strict=True):",
+    ]
+
+
+def optimizer_for_field(constants: list[str], time_src: str, timed: bool = False) -> list[str]:
+    """`make_optimizer` of a field module: each step one Euler step T h field(params, h);
+    for a time-dependent field (`timed`) T h field(params, h, t), t advancing by T h
+    from t0, with the schedules passed to `make_field`."""
+    args = ", schedules, t0" if timed else ""
+    doc = ["    field(params, h), T the rule's time over h; gradients are not used."]
+    if timed:
+        doc = [
+            "    field(params, h, t), T the rule's time over h, and advances t by T h (t0 at",
+            "    the first step); gradients are not used.",
+        ]
+    signature = ["def make_optimizer(params, h, losses=None, fields=None, constants=None):"]
+    if timed:
+        signature = [
+            "def make_optimizer(",
+            "    params, h, losses=None, fields=None, constants=None, schedules=None, t0=0.0",
+            "):",
+        ]
+    step_doc = '        """p <- p + T h field(p, h); returns the closure\'s loss."""'
+    if timed:
+        step_doc = (
+            '        """p <- p + T h field(p, h, t), t <- t + T h; returns the closure\'s loss."""'
+        )
     return [
         "",
-        "def make_optimizer(params, h, losses=None, fields=None, constants=None):",
+        *signature,
         '    """A torch.optim.Optimizer stepping along the modified field (explicit Euler).',
         "",
         "    step(closure=None, *, loss=None, batch=None) moves the parameters by T * h *",
-        "    field(params, h), T the rule's time over h; gradients are not used.",
+        *doc,
         *_PARAMS_DOC,
         '    """',
         *constants,
         f"    time = float({time_src})",
-        "    return EulerStep(params, h, losses, fields, constants, time)",
-        *torch_class(
+        f"    return EulerStep(params, h, losses, fields, constants, time{args})",
+        *_class(
             "EulerStep",
             "One explicit Euler step along the modified field per step()",
-            ["time=1.0"],
+            ["time=1.0", *(["schedules=None", "t0=0.0"] if timed else [])],
             [
                 "    @torch.no_grad()",
                 "    def step(self, closure=None, *, loss=None, batch=None):",
-                '        """p <- p + T h field(p, h); returns the closure\'s loss."""',
+                step_doc,
                 "        value = _closure(closure)",
-                '        h = self.param_groups[0]["lr"]',
-                "        fns = _losses(self.losses, loss, batch)",
-                "        field = make_field(fns, self.fields, self.constants)",
-                "        with torch.enable_grad():",
-                "            v = field(_tree_map(torch.Tensor.detach, self.tree), h)",
-                "        for p, u in zip(_leaves(self.tree), _leaves(v), strict=True):",
+                *_field_at_params(timed),
                 "            p.add_(u.to(p.dtype), alpha=self.time * h)",
+                *(["        self.t0 = self.t0 + self.time * h"] if timed else []),
                 "        return value",
             ],
         ),
@@ -257,7 +292,7 @@ def optimizer_for_oracles() -> list[str]:
         *_PARAMS_DOC,
         '    """',
         "    return ModifiedOraclesSGD(params, h, losses, fields, constants)",
-        *torch_class(
+        *_class(
             "ModifiedOraclesSGD",
             "Gradient descent with the gradients replaced by the modified oracles",
             [],
@@ -265,12 +300,7 @@ def optimizer_for_oracles() -> list[str]:
                 "    @torch.no_grad()",
                 "    def modify_grads(self, *, loss=None, batch=None):",
                 '        """Sets each p.grad to the modified oracle at the parameters."""',
-                '        h = self.param_groups[0]["lr"]',
-                "        fns = _losses(self.losses, loss, batch)",
-                "        field = make_field(fns, self.fields, self.constants)",
-                "        with torch.enable_grad():",
-                "            v = field(_tree_map(torch.Tensor.detach, self.tree), h)",
-                "        for p, u in zip(_leaves(self.tree), _leaves(v), strict=True):",
+                *_field_at_params(),
                 "            p.grad = u.to(p.dtype)",
                 "",
                 *_STEP_SGD,
@@ -294,7 +324,7 @@ def optimizer_for_regulariser(block_lines: list[str]) -> list[str]:
         *_PARAMS_DOC,
         '    """',
         "    return RegularisedSGD(params, h, losses, None, constants)",
-        *torch_class(
+        *_class(
             "RegularisedSGD",
             "Gradient descent on loss + R",
             [],

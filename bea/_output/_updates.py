@@ -43,20 +43,28 @@ __all__ = [
 ]
 
 
-def loop_lines(kind: str, fields: bool = False) -> list[str]:
+def loop_lines(kind: str, fields: bool = False, schedule: str | None = None) -> list[str]:
     """The training loop shown in a generated module's docstring, indented by 4.
 
     Arguments:
         kind: "field", "regulariser" or "modifying".
         fields: the rule calls generic fields (pass `fields=` to `make_update`).
+        schedule: the (escaped) name of a schedule of a time-dependent field, passed
+            to `make_update` as a function of t; the field is then taken at each
+            step's time.
     """
     fields_arg = ", fields=fields" if fields else ""
     if kind == "field":
+        at = " at the step's time t" if schedule is not None else ""
+        imports = ["    import jax.numpy as jnp"] if schedule is not None else []
+        if schedule is not None:
+            fields_arg += f", schedules={{'{schedule}': lambda t: jnp.cos(t) ** 2}}"
         head = [
             "Training loop: make_update is a complete optimiser step, one explicit Euler step",
-            "T h f~(params) along the field (nothing is chained after it):",
+            f"T h f~(params) along the field{at} (nothing is chained after it):",
             "",
             "    import jax",
+            *imports,
             "    import optax",
             "",
             "    h = 0.1",
@@ -113,11 +121,32 @@ _INIT = [
 ]
 
 
-def update_for_field(constants: list[str], time_src: str) -> list[str]:
-    """`make_update` of a field module: a complete step, T h field(params, h)."""
+_UNTIMED_DOC = [
+    "    then called as loss(params, batch). `h` is a number or a schedule of the count.",
+]
+
+_TIMED_DOC = [
+    "    then called as loss(params, batch). The field is taken at the step's time: the",
+    "    k-th update uses t = t0 + k T h. `h` is a number (the schedule is the rule's own,",
+    "    passed in `schedules`).",
+]
+
+_TIMED_H = [
+    "    if callable(h):",
+    "        raise TypeError(",
+    "            'h must be a number: the schedule is the rule\\'s own, passed in schedules='",
+    "        )",
+]
+
+
+def update_for_field(constants: list[str], time_src: str, timed: bool = False) -> list[str]:
+    """`make_update` of a field module: a complete step, T h field(params, h); for a
+    time-dependent field (`timed`), T h field(params, h, t) at the step's time
+    t = t0 + k T h, with the schedules passed to `make_field`."""
+    extra = ", schedules=None, t0=0.0" if timed else ""
     return [
         "",
-        "def make_update(h, losses=None, fields=None, constants=None):",
+        f"def make_update(h, losses=None, fields=None, constants=None{extra}):",
         '    """A complete optimiser step along the modified field (explicit Euler).',
         "",
         "    `update(grads, state, params, *, loss=None, batch=None)` returns T * h *",
@@ -125,8 +154,9 @@ def update_for_field(constants: list[str], time_src: str) -> list[str]:
         "    optax.apply_updates;",
         "    the incoming gradients are not used and nothing is chained after it. `loss` (a",
         "    function or {name: function}) and `batch` replace `losses` per call: each loss is",
-        "    then called as loss(params, batch). `h` is a number or a schedule of the count.",
+        *(_TIMED_DOC if timed else _UNTIMED_DOC),
         '    """',
+        *(_TIMED_H if timed else []),
         *constants,
         f"    time = float({time_src})",
         "",
@@ -134,11 +164,12 @@ def update_for_field(constants: list[str], time_src: str) -> list[str]:
         "    def update(grads, state, params=None, *, loss=None, batch=None, **extra):",
         "        del grads, extra",
         "        fns = _losses(losses, loss, batch)",
-        "        field = make_field(fns, fields, constants)",
+        "        field = make_field(fns, fields, constants" + (", schedules)" if timed else ")"),
         "        step = h(state.count) if callable(h) else h",
+        *(["        t = t0 + state.count * time * h"] if timed else []),
         "        out = jax.tree_util.tree_map(",
         "            lambda v, p: (time * step * v).astype(jnp.result_type(p)),",
-        "            field(params, step),",
+        "            field(params, step, t)," if timed else "            field(params, step),",
         "            params,",
         "        )",
         "        return out, _next(state)",

@@ -32,6 +32,7 @@ __all__ = [
     "_scaled",
     "_wrap_latex",
     "_wrap_text",
+    "field_terms",
 ]
 
 
@@ -272,3 +273,17 @@ def _latex_of(obj) -> str:
         return obj.latex()
     except BeaValueError:  # pragma: no cover - rendering is best effort in docstrings
         return str(obj)
+
+
+def field_terms(eq, scale, backend: Backend) -> tuple[_Writer, dict]:
+    """The writer of a field's differentials and its terms by tree, `{tree: [(power,
+    coefficient)]}`: coefficients as SymPy, the h-terms (power >= 1) multiplied by
+    `scale`, zero terms dropped, each remaining tree registered with the writer."""
+    w = _Writer({o.colour: o for o in eq.oracles}, eq.blocks, backend)
+    by_tree: dict[Tree, list[tuple[int, sp.Expr]]] = {}
+    for t, k, c in eq.terms:
+        coeff = eq.domain.to_sympy(c) * (scale if k >= 1 else 1)
+        if coeff != 0:
+            by_tree.setdefault(t, []).append((k, coeff))
+            w.need(t)
+    return w, by_tree
