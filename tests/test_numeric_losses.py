@@ -34,7 +34,7 @@ def _check(meq, block, losses, state, params, h=0.07, split="symmetric"):
     fn = loss_fn(loss, losses, params)
     field = numeric.vector_field(meq, losses=losses, params=params)(state, h)
     i = meq.blocks.index(block)
-    g = jax.grad(lambda s: fn.apply(s, h))(state)
+    g = jax.jit(jax.grad(lambda s: fn.apply(s, h)))(state)
     rate = float(loss.rate.subs({sp.Symbol(k): v for k, v in params.items()}))
     got = -rate * (g[i] if len(meq.blocks) > 1 else g)
     want = field[i] if len(meq.blocks) > 1 else field

@@ -110,8 +110,14 @@ def _evaluate(loss: ModifiedLoss, coeffs, state, h, losses):
             fns[c] = orc.tree_function(info[c], blocks)
         return fns[c]
 
+    memo: dict = {}
+
     def F(tree, s):
-        return derivative(colour(tree.root), s, [F(c, s) for c in tree.children])
+        # F(t) at s = state, each tree computed once (terms share their subtrees):
+        # invariant: memo[t] is the elementary differential of t at this call's state
+        if tree not in memo:
+            memo[tree] = derivative(colour(tree.root), s, [F(c, s) for c in tree.children])
+        return memo[tree]
 
     def scalar(name):
         return lambda s: orc._value(name, s)
