@@ -1,13 +1,16 @@
 """User mistakes on the command line: exit 2, ONE line on stderr, no traceback, no file
 left behind, answered in seconds, before any work starts.
 
-Each case runs the real `bea` script in a subprocess (in a fresh temporary folder) so
-that usage errors, Unicode digits, huge sizes, full disks and Ctrl-C are seen exactly
-as a shell user sees them.
+Each case runs outside the test process, in a fresh temporary folder, under a time
+limit. The refusals of arguments (usage errors, Unicode digits, huge sizes, plot paths)
+run one after another in one Python process through the `bea` script's `main`, each
+under its own alarm; full disks, read-only folders and Ctrl-C run the real script, one
+process each, so they are seen exactly as a shell user sees them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,14 +35,71 @@ def bea(*argv, cwd, stdout=subprocess.PIPE, timeout=SECONDS):
     return proc, time.monotonic() - start
 
 
-def assert_one_line_refusal(proc, cwd, *words):
-    err = proc.stderr
-    assert proc.returncode == 2, (proc.returncode, err)
+# Runs each argv (a JSON list on stdin) through `main` in a fresh folder, under an
+# alarm of SECONDS, and prints one JSON record per argv. An exception escaping `main`
+# is recorded with its type: the shell user would have seen a traceback.
+BATCH = """
+import contextlib, io, json, os, signal, sys, tempfile, time
+from bea.cli import main
+
+def too_long(*_):
+    raise TimeoutError("no answer within the time limit")
+
+signal.signal(signal.SIGALRM, too_long)
+records = []
+for argv in json.load(sys.stdin):
+    os.chdir(tempfile.mkdtemp())
+    out, err = io.StringIO(), io.StringIO()
+    start = time.monotonic()
+    signal.alarm(int(sys.argv[1]))
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:
+                code = e.code
+    except BaseException as e:
+        code = "raised " + type(e).__name__ + ": " + str(e)
+    finally:
+        signal.alarm(0)
+    records.append({
+        "code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
+        "seconds": time.monotonic() - start, "left": os.listdir("."),
+    })
+print(json.dumps(records))
+"""
+
+
+class Refusal:
+    """What one argv of the batch gave: exit status, streams, time and files left."""
+
+    def __init__(self, record):
+        self.returncode, self.stdout = record["code"], record["stdout"]
+        self.stderr, self.seconds, self.left = record["stderr"], record["seconds"], record["left"]
+
+
+def run_batch(argvs) -> list[Refusal]:
+    proc = subprocess.run(
+        [sys.executable, "-c", BATCH, str(SECONDS)], input=json.dumps(argvs),
+        capture_output=True, text=True, timeout=SECONDS * len(argvs), check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return [Refusal(r) for r in json.loads(proc.stdout)]
+
+
+def assert_refused_alone(result, *words):
+    """Exit 2, one line naming `words`, no traceback, nothing left, within the limit."""
+    err = result.stderr
+    assert result.returncode == 2, (result.returncode, err)
     assert err.startswith("bea: error: ") and err.count("\n") == 1, err
     assert "Traceback" not in err, err
     for w in words:
         assert w in err, (w, err)
-    assert os.listdir(cwd) == [], os.listdir(cwd)  # nothing left behind
+    assert result.left == [], result.left  # nothing left behind
+    assert result.seconds < SECONDS
+
+
+pytestmark = pytest.mark.xdist_group("cli_errors")  # one batch process per run
 
 
 @pytest.fixture
@@ -49,79 +109,88 @@ def cwd(tmp_path):
     return d
 
 
-@pytest.mark.parametrize(
-    "argv, words",
-    [
-        (["derive", "gd"], ["required: --order", "bea derive --help"]),
-        (["derive", "gd", "--order", "1", "--bogus"], ["--bogus"]),
-        (["verify", "gd", "--order", "1", "--format", "xml"], ["invalid choice: 'xml'"]),
-        (["nope"], ["invalid choice: 'nope'"]),
-        ([], ["required"]),
-    ],
-)
-def test_argparse_errors_are_one_sentence(cwd, argv, words):
-    proc, _ = bea(*argv, cwd=cwd)
-    assert_one_line_refusal(proc, cwd, *words)
-    assert "usage:" not in proc.stderr
+ARGPARSE = [
+    (["derive", "gd"], ["required: --order", "bea derive --help"]),
+    (["derive", "gd", "--order", "1", "--bogus"], ["--bogus"]),
+    (["verify", "gd", "--order", "1", "--format", "xml"], ["invalid choice: 'xml'"]),
+    (["nope"], ["invalid choice: 'nope'"]),
+    ([], ["required"]),
+]
 
 
-def test_errors_name_the_flag_not_the_python_keyword(cwd):
-    proc, _ = bea("loss", "gd", "--order", "2", cwd=cwd)
-    assert_one_line_refusal(proc, cwd, "pass --held-fixed")
-    assert "held_fixed=True" not in proc.stderr
-    proc, _ = bea("derive", "sgd", "--order", "9", "--param", "n=4", cwd=cwd)
-    assert_one_line_refusal(proc, cwd, "--force")
-    assert "force=True" not in proc.stderr
+@pytest.mark.parametrize("argv, words", ARGPARSE)
+def test_argparse_errors_are_one_sentence(refusals, argv, words):
+    result = refusals[json.dumps(argv)]
+    assert_refused_alone(result, *words)
+    assert "usage:" not in result.stderr
+
+
+def test_errors_name_the_flag_not_the_python_keyword(refusals):
+    result = refusals[json.dumps(["loss", "gd", "--order", "2"])]
+    assert_refused_alone(result, "pass --held-fixed")
+    assert "held_fixed=True" not in result.stderr
+    result = refusals[json.dumps(["derive", "sgd", "--order", "9", "--param", "n=4"])]
+    assert_refused_alone(result, "--force")
+    assert "force=True" not in result.stderr
 
 
 HUGE = "9" * 300
+SIZES = [
+    (["derive", "gd", "--order", "2000"], ["--order 2000", "limit of 20", "--force"]),
+    (["derive", "gd", "--order", "1000000000"], ["limit of 20", "--force"]),
+    (["derive", "gd", "--order", HUGE], ["300 digits", "--force"]),
+    (["derive", "gd", "--order", HUGE, "--force"], ["beyond what any machine"]),
+    # Unicode digits: Khmer, Oriya, NKo, Bamum, Kayah Li, Myanmar (int() reads 404192)
+    (["derive", "gd", "--order", "+៤୦߄𖩡꣙႒"], ["ASCII digits"]),
+    (["derive", "sam", "--order", "1", "--param", "rho=៤"], ["ASCII digits"]),
+    (["derive", "sam", "--order", "1", "--param", "rho=1e999999999"], ["digits", "--force"]),
+    (["derive", "sam", "--order", "1", "--param", "rho=1e-3000"], ["3001 digits", "--force"]),
+    (["derive", "sam", "--order", "1", "--param", "rho=" + "7" * 5000], ["5000 digits"]),
+    (["derive", "sgd", "--order", "1", "--param", "n=10000000000"], ["--param n=", "--force"]),
+    (["derive", "alternating", "--order", "1", "--param", "m=10000000000"], ["--force"]),
+    (["loss", "sgd", "--order", "8", "--expected", "--param", "n=7"], ["trees", "--force"]),
+    (["verify", "gd", "--order", "1", "--steps", "10000000000"], ["--steps", "--force"]),
+    (["derive", "rk4", "--order", "1", "--param", "A=1"], ["tableau"]),
+    (["derive", "euler", "--order", "1", "--param", "b=1"], ["tableau"]),
+    (["verify", "rk4", "--order", "1", "--param", "A=1"], ["tableau"]),
+    (["principal", "sam", "--param", "rho=z"], ["'z'", "reserves"]),
+    (["derive", "sam", "--order", "1", "--param", "rho=h"], ["'h'"]),
+]
 
 
-@pytest.mark.parametrize(
-    "argv, words",
-    [
-        (["derive", "gd", "--order", "2000"], ["--order 2000", "limit of 20", "--force"]),
-        (["derive", "gd", "--order", "1000000000"], ["limit of 20", "--force"]),
-        (["derive", "gd", "--order", HUGE], ["300 digits", "--force"]),
-        (["derive", "gd", "--order", HUGE, "--force"], ["beyond what any machine"]),
-        # Unicode digits: Khmer, Oriya, NKo, Bamum, Kayah Li, Myanmar (int() reads 404192)
-        (["derive", "gd", "--order", "+៤୦߄𖩡꣙႒"], ["ASCII digits"]),
-        (["derive", "sam", "--order", "1", "--param", "rho=៤"], ["ASCII digits"]),
-        (["derive", "sam", "--order", "1", "--param", "rho=1e999999999"], ["digits", "--force"]),
-        (["derive", "sam", "--order", "1", "--param", "rho=1e-3000"], ["3001 digits", "--force"]),
-        (["derive", "sam", "--order", "1", "--param", "rho=" + "7" * 5000], ["5000 digits"]),
-        (["derive", "sgd", "--order", "1", "--param", "n=10000000000"], ["--param n=", "--force"]),
-        (["derive", "alternating", "--order", "1", "--param", "m=10000000000"], ["--force"]),
-        (["loss", "sgd", "--order", "8", "--expected", "--param", "n=7"], ["trees", "--force"]),
-        (["verify", "gd", "--order", "1", "--steps", "10000000000"], ["--steps", "--force"]),
-        (["derive", "rk4", "--order", "1", "--param", "A=1"], ["tableau"]),
-        (["derive", "euler", "--order", "1", "--param", "b=1"], ["tableau"]),
-        (["verify", "rk4", "--order", "1", "--param", "A=1"], ["tableau"]),
-        (["principal", "sam", "--param", "rho=z"], ["'z'", "reserves"]),
-        (["derive", "sam", "--order", "1", "--param", "rho=h"], ["'h'"]),
-    ],
-)
-def test_sizes_are_bounded_before_any_work(cwd, argv, words):
-    proc, took = bea(*argv, cwd=cwd)
-    assert_one_line_refusal(proc, cwd, *words)
-    assert len(proc.stderr) < 300  # never echoes a 300- or 5000-digit number
-    assert took < SECONDS
+@pytest.mark.parametrize("argv, words", SIZES)
+def test_sizes_are_bounded_before_any_work(refusals, argv, words):
+    result = refusals[json.dumps(argv)]
+    assert_refused_alone(result, *words)
+    assert len(result.stderr) < 300  # never echoes a 300- or 5000-digit number
 
 
-@pytest.mark.parametrize(
-    "plot, words",
-    [
-        ("/proc/bea-no/check.png", ["not writable"]),
-        ("check.txt", ["extension"]),
-        ("check", ["extension"]),
-        ("sub/check.gif", ["extension"]),
-        ("x" * 300 + ".png", ["255 bytes"]),
-    ],
-)
-def test_plot_paths_are_checked_before_the_run(cwd, plot, words):
-    proc, _ = bea("verify", "gd", "--order", "1", "--plot", plot, cwd=cwd)
-    assert_one_line_refusal(proc, cwd, *words)
-    assert "verifying" not in proc.stdout  # refused before the run
+PLOTS = [
+    ("/proc/bea-no/check.png", ["not writable"]),
+    ("check.txt", ["extension"]),
+    ("check", ["extension"]),
+    ("sub/check.gif", ["extension"]),
+    ("x" * 300 + ".png", ["255 bytes"]),
+]
+
+
+def _plot_argv(plot):
+    return ["verify", "gd", "--order", "1", "--plot", plot]
+
+
+@pytest.mark.parametrize("plot, words", PLOTS)
+def test_plot_paths_are_checked_before_the_run(refusals, plot, words):
+    result = refusals[json.dumps(_plot_argv(plot))]
+    assert_refused_alone(result, *words)
+    assert "verifying" not in result.stdout  # refused before the run
+
+
+@pytest.fixture(scope="module")
+def refusals():
+    """Every argv above, run once in one process: json.dumps(argv) -> Refusal."""
+    argvs = [argv for argv, _ in ARGPARSE + SIZES] + [_plot_argv(p) for p, _ in PLOTS]
+    argvs += [["loss", "gd", "--order", "2"], ["derive", "sgd", "--order", "9", "--param", "n=4"]]
+    return dict(zip(map(json.dumps, argvs), run_batch(argvs), strict=True))
 
 
 def test_plot_under_a_file_is_refused(cwd):

@@ -124,7 +124,9 @@ def test_check_order_slopes_of_the_readme_rule(user_rmsprop, request, order):
     assert check.transient == math.ceil(math.log(1e-16) / math.log(0.25))
 
 
-@pytest.mark.parametrize("order", [1, 2])
+# order 2 of the same rule is checked through numeric.check_order above; the command
+# line's route is the same at every order
+@pytest.mark.parametrize("order", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_cli_verifies_the_readme_rule(rules_file, capsys, order):
     code = main(["verify", f"{rules_file}:rmsprop", *CLI_PARAMS, "--order", str(order)])
     out, err = capsys.readouterr()

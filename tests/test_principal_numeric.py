@@ -98,6 +98,7 @@ def test_lanczos_top_eigenpairs_match_dense():
     assert np.allclose(top.rest, -(np.asarray(A @ x0) - top.vectors @ top.projections), atol=1e-9)
 
 
+@pytest.mark.slow  # notebooks/03_principal_flow.ipynb runs and asserts the same comparison
 def test_mlp_principal_flow_tracks_gd_better_than_ngf_and_igr():
     # Rosca et al. (TMLR 2023), small neural nets: PF is closest to gd over a
     # few iterations. Stable regime: h lambda_max = 0.8. Measured (2-4-1 tanh MLP, K = 4):
