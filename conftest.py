@@ -48,3 +48,11 @@ try:  # bea's own tests do not need JAX; numeric's do
     jax.config.update("jax_enable_x64", True)
 except ImportError:  # pragma: no cover
     pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """The notebooks first: they are the longest tests (13 to 28 s each), and xdist
+    hands tests out in collection order, so started last they would leave one worker
+    idle while the other finishes them."""
+    first = [it for it in items if "test_notebook_runs" in it.nodeid]
+    items[:] = first + [it for it in items if "test_notebook_runs" not in it.nodeid]
