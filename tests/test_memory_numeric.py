@@ -101,6 +101,10 @@ def test_discrete_map_is_optax_sgd_with_momentum(name, nesterov):
     assert np.allclose(ours[1], mem, rtol=0, atol=1e-12)
 
 
+# notebooks/04_momentum.ipynb runs the same comparison (one optax.sgd step with
+# momentum 0.9, heavy ball and Nesterov, from the slow manifold, against the flows of
+# orders 0 to 3) and asserts the same slopes, so this copy is slow
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "nesterov"), [("heavy_ball", False), ("nesterov_optax", True)])
 def test_slopes_against_optax_iterates(equations, name, nesterov):
     # the derived equation describes the optimiser people run: one optax step from
