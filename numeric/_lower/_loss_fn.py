@@ -112,11 +112,11 @@ def _evaluate(loss: ModifiedLoss, coeffs, state, h, losses):
 
     memo: dict = {}
 
-    def F(tree, s):
-        # F(t) at s = state, each tree computed once (terms share their subtrees):
-        # invariant: memo[t] is the elementary differential of t at this call's state
+    def F(tree):
+        # each tree computed once (the terms share their subtrees); invariant: memo[t]
+        # is the elementary differential F(t) at `state`
         if tree not in memo:
-            memo[tree] = derivative(colour(tree.root), s, [F(c, s) for c in tree.children])
+            memo[tree] = derivative(colour(tree.root), state, [F(c) for c in tree.children])
         return memo[tree]
 
     def scalar(name):
@@ -130,10 +130,10 @@ def _evaluate(loss: ModifiedLoss, coeffs, state, h, losses):
             if not rep.children:
                 val = scalar(info[rep.root].name)(state)
             else:
-                val = _tree_vdot(colour(rep.root)(state), F(rep.children[0], state))
+                val = _tree_vdot(colour(rep.root)(state), F(rep.children[0]))
         else:
             rep = term.held_fixed
-            dirs = [jax.lax.stop_gradient(F(ch, state)) for ch in rep.children]
+            dirs = [jax.lax.stop_gradient(F(ch)) for ch in rep.children]
             val = derivative(scalar(info[rep.root].name), state, dirs)
         total = total + c * h**k * val
     return total
