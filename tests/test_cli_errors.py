@@ -39,7 +39,7 @@ def bea(*argv, cwd, stdout=subprocess.PIPE, timeout=SECONDS):
 # alarm of SECONDS, and prints one JSON record per argv. An exception escaping `main`
 # is recorded with its type: the shell user would have seen a traceback.
 BATCH = """
-import contextlib, io, json, os, signal, sys, tempfile, time
+import contextlib, io, json, os, shutil, signal, sys, tempfile, time
 from bea.cli import main
 
 def too_long(*_):
@@ -48,7 +48,8 @@ def too_long(*_):
 signal.signal(signal.SIGALRM, too_long)
 records = []
 for argv in json.load(sys.stdin):
-    os.chdir(tempfile.mkdtemp())
+    folder = tempfile.mkdtemp()
+    os.chdir(folder)
     out, err = io.StringIO(), io.StringIO()
     start = time.monotonic()
     signal.alarm(int(sys.argv[1]))
@@ -66,6 +67,8 @@ for argv in json.load(sys.stdin):
         "code": code, "stdout": out.getvalue(), "stderr": err.getvalue(),
         "seconds": time.monotonic() - start, "left": os.listdir("."),
     })
+    os.chdir("/")
+    shutil.rmtree(folder, ignore_errors=True)
 print(json.dumps(records))
 """
 
