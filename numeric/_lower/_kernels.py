@@ -45,7 +45,7 @@ from bea import BeaTypeError, BeaValueError
 from bea.trees import Tree
 
 from ._oracles import Oracles
-from ._params import check_keys, check_step, number, split_h, step_array
+from ._params import check_keys, check_step, number, split_h, step_size
 from ._state import Layout, check_direction, check_real_state
 from ._static import split
 
@@ -508,7 +508,7 @@ class ModifiedField:
     def __call__(self, state, h=None):
         parameters, static = split(state)
         check_real_state(parameters)
-        return self._jit(parameters, static, step_array(self._h(h)))
+        return self._jit(parameters, static, step_size(self._h(h)))
 
     def __repr__(self) -> str:
         return f"ModifiedField(rule={self.meq.rule!r}, order={self.meq.order})"

@@ -29,7 +29,7 @@ from bea.backend import grad_info as _grad_info
 
 from ._kernels import derivative
 from ._oracles import Oracles
-from ._params import check_step, number, split_h, step_array
+from ._params import check_step, number, split_h, step_size
 
 __all__ = ["ModifiedLossFn", "loss_fn", "loss_function"]
 
@@ -75,7 +75,7 @@ class ModifiedLossFn:
                     "the learning rate h is unbound; call fn(state, h) or pass params={'h': ...}"
                 )
             h = self.h
-        return self._jit(state, step_array(check_step(h)))
+        return self._jit(state, step_size(check_step(h)))
 
 
 def _tree_vdot(a, b):

@@ -175,15 +175,6 @@ def check_step(h):
     return h
 
 
-def step_array(h):
-    """A checked learning rate as a compiled kernel's argument, in JAX's default float
-    type: a NumPy scalar for a number (handed to the compiled function without a JAX
-    dispatch, about 0.1 ms less per call), a JAX array (or the tracer) otherwise."""
-    if isinstance(h, jax.Array | jax.core.Tracer):
-        return jnp.asarray(h, dtype=float)
-    return np.asarray(h, dtype=np.float64 if jax.config.jax_enable_x64 else np.float32)
-
-
 def split_h(params: Mapping | None) -> tuple[object | None, dict[str, object]]:
     """`(h or None, the other bound symbols)` from a `params` dict."""
     bound = bind_params(params)

@@ -29,7 +29,7 @@ from bea import BeaTypeError, BeaValueError
 from bea.backend import TIME
 
 from ._kernels import ModifiedField, TermSeries
-from ._params import check_keys, check_step, exact_number, number, split_h, step_array
+from ._params import check_keys, check_step, exact_number, number, split_h, step_size
 from ._state import Layout, check_real_state
 from ._static import split
 
@@ -287,7 +287,7 @@ class TimedField:
         parameters, static = split(state)
         check_real_state(parameters)
         t = _time(t, self.meq.rule)
-        return self._jit(parameters, static, step_array(self._h(h)), t)
+        return self._jit(parameters, static, step_size(self._h(h)), t)
 
     def __repr__(self) -> str:
         return f"TimedField(rule={self.meq.rule!r}, order={self.meq.order})"

@@ -20,7 +20,7 @@ from bea import BeaValueError
 from bea.backend import TIME, as_rule, call_rule, takes_time
 
 from .._lower._oracles import Oracles
-from .._lower._params import Step, Value, check_step, number, split_h, step_array, unwrap, wrap
+from .._lower._params import Step, Value, check_step, number, split_h, step_size, unwrap, wrap
 from .._lower._schedule import TimedBound, split_functions
 from .._lower._state import Layout
 from .._lower._static import Static, split
@@ -248,7 +248,7 @@ class DiscreteMap:
 
     def __call__(self, state, h=None, t=None):
         parameters, static = self._static_split(state)
-        h = step_array(self._h(h))
+        h = step_size(self._h(h))
         out = self._jit(parameters, static, h, 1, self._t(t))
         return self._static_join(out, static)
 
@@ -257,7 +257,7 @@ class DiscreteMap:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise BeaValueError(f"k={k!r} must be a positive integer number of steps")
         parameters, static = self._static_split(state)
-        h = step_array(self._h(h))
+        h = step_size(self._h(h))
         out = self._jit(parameters, static, h, k, self._t(t))
         return self._static_join(out, static)
 

@@ -30,6 +30,8 @@ from jax.flatten_util import ravel_pytree
 
 from bea import BeaTypeError, BeaValueError
 
+from .._lower._params import step_size
+
 __all__ = ["MAX_EXACT_ORDERINGS", "ShuffledSGD", "shuffled_sgd"]
 
 MAX_EXACT_ORDERINGS = 40_320
@@ -117,10 +119,10 @@ class ShuffledSGD:
 
     def ordered(self, theta, h):
         """The state after one epoch for each ordering (leading axis: orderings)."""
-        return self._ordered(theta, jnp.asarray(h, dtype=float))
+        return self._ordered(theta, step_size(h))
 
     def __call__(self, theta, h):
-        return self._mean(theta, jnp.asarray(h, dtype=float))
+        return self._mean(theta, step_size(h))
 
     def __repr__(self) -> str:
         kind = "all" if self.exact else "sampled"
